@@ -1,0 +1,90 @@
+//! Open one library file and check it before anything in it is called.
+//!
+//! Order of checks: the file is a loadable library; it exports the entry
+//! point of this host's ABI major (if not, whether it exports another
+//! major's, to say so); the table's `abi_version` and `size`; the manifest
+//! parses; its `api_version` is in [`SUPPORTED_API`]. Libraries are never
+//! unloaded: a plugin's runtime threads and statics live as long as the
+//! process.
+#![allow(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use polysync_provider_api::abi::host::{LoadError, PluginLibrary};
+use polysync_provider_api::abi::{ABI_VERSION, ENTRY_SYMBOL, EntryFn};
+
+/// Provider API versions this host can talk to: any 1.x, because every
+/// minor version only adds optional fields, enum values and operations.
+pub const SUPPORTED_API: &str = ">=1.0.0, <2.0.0";
+
+static SUPPORTED: LazyLock<semver::VersionReq> =
+    LazyLock::new(|| semver::VersionReq::parse(SUPPORTED_API).expect("SUPPORTED_API is a valid requirement"));
+
+/// Why a file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RefuseReason {
+    #[error("not a loadable library ({0}); remove it from the plugin directory")]
+    NotALibrary(String),
+    #[error("no polysync plugin entry point (polysync_provider_v{ABI_VERSION}); it is not a polysync plugin, remove it from the plugin directory")]
+    NoEntryPoint,
+    #[error("it is a plugin for ABI {found}, this host speaks ABI {ABI_VERSION}; install the plugin build that matches this host")]
+    OtherAbi { found: u32 },
+    #[error("refused: {0}")]
+    Check(#[from] LoadError),
+    #[error("another plugin named {name:?} was already loaded from {}; keep one of them", first.display())]
+    Duplicate { name: String, first: PathBuf },
+}
+
+impl RefuseReason {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotALibrary(_) => "not_a_library",
+            Self::NoEntryPoint => "no_entry_point",
+            Self::OtherAbi { .. } => "abi_mismatch",
+            Self::Check(e) => e.kind(),
+            Self::Duplicate { .. } => "duplicate",
+        }
+    }
+}
+
+pub(super) fn load(path: &Path) -> Result<PluginLibrary, RefuseReason> {
+    // SAFETY: loading a library runs its initializers. The plugin directory
+    // is trusted configuration, like a PATH entry; nothing else is called
+    // until the checks below pass.
+    let library = unsafe { libloading::Library::new(path) }.map_err(|e| RefuseReason::NotALibrary(one_line(&e)))?;
+    // SAFETY: the symbol's type is fixed by the ABI this name belongs to.
+    let entry = match unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) } {
+        Ok(entry) => *entry,
+        Err(_) => return Err(other_abi(&library).map_or(RefuseReason::NoEntryPoint, |found| RefuseReason::OtherAbi { found })),
+    };
+    // SAFETY: `entry` is this ABI's entry point; it takes no arguments and
+    // returns a pointer to a static table (or null, which `from_table` checks).
+    let table = unsafe { entry() };
+    // SAFETY: the library is leaked below, so the table lives forever.
+    let checked = unsafe { PluginLibrary::from_table(table, &SUPPORTED) }?;
+    std::mem::forget(library);
+    Ok(checked)
+}
+
+/// The ABI major of another version's entry point, if the library has one.
+fn other_abi(library: &libloading::Library) -> Option<u32> {
+    (1..=16).filter(|v| *v != ABI_VERSION).find(|v| {
+        let name = format!("polysync_provider_v{v}\0");
+        // SAFETY: only the symbol's presence is checked; it is never called.
+        unsafe { library.get::<*const ()>(name.as_bytes()) }.is_ok()
+    })
+}
+
+/// The error and its sources on one line (libloading keeps the dlerror text
+/// in the source).
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+}
