@@ -13,7 +13,8 @@
 mod config;
 mod runs;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use polysync_provider_api::abi::plugin::PluginFactory;
 use polysync_provider_api::{
@@ -34,8 +35,12 @@ pub struct FakeProvider {
 }
 
 impl FakeProvider {
+    /// Instances with the same namespace share their runs, as connections
+    /// to one real platform do.
     pub fn new(config: FakeConfig) -> Self {
-        let runs = Arc::new(Runs::new(config.tick));
+        static PLATFORMS: Mutex<BTreeMap<String, Arc<Runs>>> = Mutex::new(BTreeMap::new());
+        let mut platforms = PLATFORMS.lock().unwrap_or_else(|p| p.into_inner());
+        let runs = platforms.entry(config.namespace.clone()).or_insert_with(|| Arc::new(Runs::new(config.tick))).clone();
         Self { config, runs }
     }
 

@@ -1,0 +1,46 @@
+//! Find (building if needed) a workspace crate's dynamic library.
+//!
+//! Cargo builds a `cdylib` only for the package being built, not for a
+//! dependency, so tests that load plugins ask cargo for them: `cargo build
+//! -p NAME --message-format=json` is a no-op when up to date and reports the
+//! exact artifact path.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+/// Path of the `cdylib` of workspace package `package`, built with the same
+/// profile as the running test binary.
+pub fn cdylib(package: &str) -> PathBuf {
+    static CACHE: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = cache.get_or_insert_with(HashMap::new).get(package) {
+        return path.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--message-format=json", "-p", package]);
+    if is_release() {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("could not run cargo to build {package}: {e}"));
+    assert!(out.status.success(), "cargo build -p {package} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter(|m| m["target"]["crate_types"].as_array().is_some_and(|t| t.iter().any(|t| t == "cdylib")))
+        .find_map(|m| {
+            m["filenames"].as_array()?.iter().filter_map(|f| f.as_str()).find(|f| {
+                f.ends_with(&format!(".{}", std::env::consts::DLL_EXTENSION))
+            }).map(PathBuf::from)
+        })
+        .unwrap_or_else(|| panic!("cargo built {package} but reported no cdylib"));
+    cache.get_or_insert_with(HashMap::new).insert(package.to_owned(), path.clone());
+    path
+}
+
+fn is_release() -> bool {
+    std::env::current_exe().is_ok_and(|exe| exe.components().any(|c| c.as_os_str() == "release"))
+}
