@@ -38,14 +38,14 @@ static void on_emit(void *ctx, uint64_t id, uint32_t code, const uint8_t *body, 
     pthread_mutex_unlock(&lock);
 }
 
+/* The lock is not held across start(): the plugin may emit from inside it. */
 static uint32_t call(const PolysyncPluginTable *t, void *inst, uint64_t id, uint32_t op, const char *req) {
     pthread_mutex_lock(&lock);
     items = 0;
+    pthread_mutex_unlock(&lock);
     uint32_t s = t->start(inst, id, op, (const uint8_t *)req, strlen(req));
-    if (s != POLYSYNC_STATUS_OK) {
-        pthread_mutex_unlock(&lock);
-        return 100 + s;
-    }
+    if (s != POLYSYNC_STATUS_OK) return 100 + s;
+    pthread_mutex_lock(&lock);
     while (done_id != id) pthread_cond_wait(&changed, &lock);
     pthread_mutex_unlock(&lock);
     return done_code;

@@ -20,6 +20,22 @@ pub fn cdylib(package: &str) -> PathBuf {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
+    // The variables cargo sets for the running test crate would look like a
+    // changed environment to build scripts (ring tracks CARGO_MANIFEST_DIR)
+    // and force a rebuild on every call.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let per_crate = key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_")
+            || matches!(
+                &*key,
+                "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR" | "CARGO_RUSTC_CURRENT_DIR" | "OUT_DIR"
+            );
+        if per_crate {
+            cmd.env_remove(&*key);
+        }
+    }
     cmd.args(["build", "--quiet", "--message-format=json", "-p", package]);
     if is_release() {
         cmd.arg("--release");

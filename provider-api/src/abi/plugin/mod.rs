@@ -3,7 +3,8 @@
 //! A plugin crate implements [`PluginFactory`] and invokes
 //! [`export_provider!`](crate::export_provider). Everything else here is
 //! machinery the macro wires up: one tokio runtime per plugin library, one
-//! task per call, an emitter that guarantees exactly one terminal per
+//! task per call that has to wait (a call that can answer at once answers
+//! inside `start`), an emitter that guarantees exactly one terminal per
 //! accepted call, `catch_unwind` around every exported body and around every
 //! provider future, and `tracing` forwarding to the host.
 
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::task::{Context, Waker};
 
 use futures::FutureExt;
 use tokio::runtime::Runtime;
@@ -271,8 +273,18 @@ pub unsafe extern "C" fn start(instance: *mut c_void, call_id: u64, op: u32, req
             emitter.finish(result);
             emitter.instance.calls.lock().unwrap_or_else(|p| p.into_inner()).remove(&call_id);
         };
-        let handle = runtime().spawn(task);
-        let _ = call.abort.set(handle.abort_handle());
+        // Poll once right here, inside the plugin runtime's context: a call
+        // that can answer at once (a cached page, a validation error) emits
+        // its terminal before `start` returns and never pays for waking a
+        // runtime worker and then the host. Work that has to wait moves to
+        // the runtime; its next poll there registers the real waker.
+        let _context = runtime().enter();
+        let mut task = Box::pin(task);
+        let mut cx = Context::from_waker(Waker::noop());
+        if task.as_mut().poll(&mut cx).is_pending() {
+            let handle = runtime().spawn(task);
+            let _ = call.abort.set(handle.abort_handle());
+        }
     }));
     if started.is_ok() { STATUS_OK } else { STATUS_PANIC }
 }
