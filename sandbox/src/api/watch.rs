@@ -1,0 +1,180 @@
+//! Watches: newline-delimited `{"type", "object"}` events from a
+//! resourceVersion, with label/field selectors (an object that stops
+//! matching is reported DELETED, one that starts matching ADDED), BOOKMARKs
+//! on request, `timeoutSeconds`, and `410 Expired` for versions older than
+//! the kept history.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::Server;
+use super::request::{Query, Target};
+use super::response::{self, Body, BoxError};
+use crate::error::ApiError;
+use crate::store::selector::{FieldSelector, LabelSelector};
+use crate::store::{Change, EventType};
+
+/// Default watch length when the client sets no `timeoutSeconds`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+struct Filter {
+    kind: crate::resources::Kind,
+    namespace: Option<String>,
+    labels: Option<LabelSelector>,
+    fields: Option<FieldSelector>,
+}
+
+impl Filter {
+    fn matches(&self, object: &Value) -> bool {
+        self.namespace.as_deref().is_none_or(|ns| object["metadata"]["namespace"] == ns)
+            && self.labels.as_ref().is_none_or(|s| s.matches(object))
+            && self.fields.as_ref().is_none_or(|s| s.matches(object))
+    }
+
+    /// What a change looks like to this watch, if anything.
+    fn translate(&self, change: &Change) -> Option<&'static str> {
+        if change.kind != self.kind {
+            return None;
+        }
+        let now = self.matches(&change.object);
+        match change.event {
+            EventType::Added => now.then_some("ADDED"),
+            EventType::Deleted => now.then_some("DELETED"),
+            EventType::Modified => {
+                let before = change.previous.as_deref().is_some_and(|p| self.matches(p));
+                match (before, now) {
+                    (true, true) => Some("MODIFIED"),
+                    (false, true) => Some("ADDED"),
+                    (true, false) => Some("DELETED"),
+                    (false, false) => None,
+                }
+            }
+        }
+    }
+}
+
+fn line(event: &str, object: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(br#"{"type":""#);
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(br#"","object":"#);
+    let _ = serde_json::to_writer(&mut out, object);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+fn error_line(err: &ApiError) -> Bytes {
+    line("ERROR", &err.to_status())
+}
+
+#[derive(Debug)]
+struct Cut;
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("watch connection cut by fault injection")
+    }
+}
+
+impl std::error::Error for Cut {}
+
+pub(super) fn watch(server: &Arc<Server>, target: &Target, query: &Query) -> Result<Response<Body>, ApiError> {
+    let filter = Filter {
+        kind: target.kind,
+        namespace: target.namespace.clone(),
+        labels: query.get("labelSelector").map(LabelSelector::parse).transpose()?,
+        fields: query.get("fieldSelector").map(FieldSelector::parse).transpose()?,
+    };
+    let timeout = query.number("timeoutSeconds")?.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+    let bookmarks = query.flag("allowWatchBookmarks");
+    let cut_after = server.faults.get().watch_cut_after;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, BoxError>>(1024);
+
+    // Decide the starting point now, so a 410 is the first thing sent.
+    let (initial, start_rv, receiver) = match query.get("resourceVersion") {
+        None | Some("0") => {
+            let (objects, rv, receiver) = server.store.snapshot_and_subscribe(target.kind, target.namespace.as_deref());
+            let lines: Vec<Bytes> = objects.iter().filter(|o| filter.matches(o)).map(|o| line("ADDED", o)).collect();
+            (lines, rv, Some(receiver))
+        }
+        Some(rv) => {
+            let rv: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?;
+            match server.store.watch_from(rv) {
+                Ok((backlog, receiver)) => {
+                    let lines = backlog.iter().filter_map(|c| filter.translate(c).map(|t| line(t, &c.object))).collect();
+                    let last = backlog.last().map_or(rv, |c| c.rv);
+                    (lines, last, Some(receiver))
+                }
+                Err(oldest) => (vec![error_line(&ApiError::gone(rv, oldest))], rv, None),
+            }
+        }
+    };
+
+    let bookmark_interval = server.bookmark_interval;
+    tokio::spawn(async move {
+        let mut sent = 0u64;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let cut = |sent: u64| cut_after.is_some_and(|n| sent >= n);
+        for l in initial {
+            if tx.send(Ok(l)).await.is_err() {
+                return;
+            }
+            sent += 1;
+            if cut(sent) {
+                let _ = tx.send(Err(Box::new(Cut))).await;
+                return;
+            }
+        }
+        let Some(mut receiver) = receiver else { return };
+        let mut last_rv = start_rv;
+        let mut tick = tokio::time::interval(bookmark_interval);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                _ = tick.tick(), if bookmarks => {
+                    let mark = json!({
+                        "kind": filter.kind.kind(),
+                        "apiVersion": filter.kind.api_version(),
+                        "metadata": {"resourceVersion": last_rv.to_string()},
+                    });
+                    if tx.send(Ok(line("BOOKMARK", &mark))).await.is_err() {
+                        return;
+                    }
+                }
+                change = receiver.recv() => match change {
+                    Ok(change) => {
+                        if change.rv <= last_rv {
+                            continue;
+                        }
+                        last_rv = change.rv;
+                        if let Some(event) = filter.translate(&change) {
+                            if tx.send(Ok(line(event, &change.object))).await.is_err() {
+                                return;
+                            }
+                            sent += 1;
+                            if cut(sent) {
+                                let _ = tx.send(Err(Box::new(Cut))).await;
+                                return;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = tx.send(Ok(error_line(&ApiError::gone(last_rv, last_rv + 1)))).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Ok(response::stream("application/json", body))
+}

@@ -1,0 +1,305 @@
+//! A local Kubernetes API server that behaves like a real cluster for Jobs.
+//!
+//! No real kube-apiserver can be installed on our machines, and users need
+//! to try polysync without a cluster, so this crate is the embedded default
+//! cluster of the demo, the tests and the benchmarks. It serves the
+//! discovery documents, `namespaces`, `batch/v1` `jobs` and `cronjobs`, `v1`
+//! `pods` (with `log`) and `events` over HTTPS with a generated CA and
+//! bearer tokens, with the real verbs, object semantics, selectors, paging,
+//! watches and error `Status`es; and it runs the controllers that make Jobs
+//! move (job, cronjob, garbage collector) and a simulated kubelet. It is
+//! checked with the real `kubectl`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), polysync_sandbox::SandboxError> {
+//! let sandbox = polysync_sandbox::Sandbox::start(polysync_sandbox::SandboxConfig::default()).await?;
+//! std::fs::write("kubeconfig", sandbox.kubeconfig("default")).unwrap();
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod controllers;
+pub mod error;
+pub mod faults;
+pub mod kubelet;
+pub mod resources;
+pub mod seed;
+pub mod stats;
+pub mod store;
+pub mod time;
+mod tls;
+pub mod validation;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+pub use auth::{Access, Identity, TokenValidator};
+pub use faults::{FaultSettings, Faults};
+pub use stats::Stats;
+pub use store::Store;
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("could not listen on {addr}: {source}; pick another port or free this one")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("could not set up TLS: {0}")]
+    Tls(String),
+    #[error("seed file {}: {message}", path.display())]
+    Seed { path: PathBuf, message: String },
+}
+
+impl SandboxError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Bind { .. } => "bind",
+            Self::Tls(_) => "tls",
+            Self::Seed { .. } => "seed",
+        }
+    }
+}
+
+/// What to seed the cluster with.
+#[derive(Debug, Clone)]
+pub struct SeedConfig {
+    /// Namespace of generated objects (created if missing).
+    pub namespace: String,
+    /// Finished Jobs to generate.
+    pub jobs: usize,
+    /// CronJobs to generate (each with one finished Job it owns).
+    pub cronjobs: usize,
+    /// A multi-document YAML file of objects to create.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for SeedConfig {
+    fn default() -> Self {
+        Self { namespace: "default".into(), jobs: 0, cronjobs: 0, file: None }
+    }
+}
+
+/// How to run a sandbox. `Default` is HTTPS on an ephemeral 127.0.0.1
+/// port, one random admin token, real time, controllers on.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    pub bind: SocketAddr,
+    /// Serve HTTPS with a generated CA (plain HTTP when false).
+    pub tls: bool,
+    /// The admin token (random if `None`).
+    pub admin_token: Option<String>,
+    /// More tokens (read-only or namespace-limited users).
+    pub extra_tokens: Vec<(String, Identity)>,
+    pub token_validator: Option<TokenValidator>,
+    /// Simulated durations are multiplied by this (0.01: 10 s take 100 ms).
+    pub time_scale: f64,
+    pub cronjob_controller: bool,
+    /// How many changes a watch can resume across.
+    pub history: usize,
+    pub continue_ttl: Duration,
+    pub bookmark_interval: Duration,
+    /// Images whose name contains this fail to pull.
+    pub unpullable_image: String,
+    pub seed: SeedConfig,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("bind", &self.bind)
+            .field("tls", &self.tls)
+            .field("time_scale", &self.time_scale)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: true,
+            admin_token: None,
+            extra_tokens: Vec::new(),
+            token_validator: None,
+            time_scale: 1.0,
+            cronjob_controller: true,
+            history: 10_000,
+            continue_ttl: Duration::from_secs(300),
+            bookmark_interval: Duration::from_secs(5),
+            unpullable_image: "does-not-exist".into(),
+            seed: SeedConfig::default(),
+        }
+    }
+}
+
+/// A running sandbox. Dropping it stops the server and the controllers.
+#[derive(Debug)]
+pub struct Sandbox {
+    url: String,
+    token: String,
+    ca_pem: Option<String>,
+    store: Arc<Store>,
+    faults: Arc<Faults>,
+    stats: Arc<Stats>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Start on the current tokio runtime.
+    pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = Arc::new(Store::new(config.history));
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease", config.seed.namespace.as_str()] {
+            seed::ensure_namespace(&store, ns);
+        }
+        seed::generate(&store, &config.seed.namespace, config.seed.jobs, config.seed.cronjobs);
+        if let Some(file) = &config.seed.file {
+            seed::load_file(&store, file, &config.seed.namespace)?;
+        }
+        let token = config.admin_token.clone().unwrap_or_else(|| format!("sandbox-{}", uuid::Uuid::new_v4().simple()));
+        let mut auth = auth::Auth::default();
+        auth.add(token.clone(), Identity { user: "sandbox-admin".into(), access: Access::Admin });
+        for (t, identity) in &config.extra_tokens {
+            auth.add(t.clone(), identity.clone());
+        }
+        if let Some(v) = &config.token_validator {
+            auth.set_validator(v.clone());
+        }
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| SandboxError::Bind { addr: config.bind, source })?;
+        let addr = listener.local_addr().map_err(|source| SandboxError::Bind { addr: config.bind, source })?;
+        let (tls, ca_pem) = if config.tls {
+            let tls = tls::Tls::generate()?;
+            (Some(tokio_rustls::TlsAcceptor::from(tls.server.clone())), Some(tls.ca_pem))
+        } else {
+            (None, None)
+        };
+        let url = format!("{}://{addr}", if config.tls { "https" } else { "http" });
+        let faults = Arc::new(Faults::default());
+        let stats = Arc::new(Stats::default());
+        let logs = Arc::new(kubelet::LogStore::default());
+        let clock = time::Clock::new(config.time_scale);
+        let server = Arc::new(api::Server {
+            store: store.clone(),
+            auth,
+            faults: faults.clone(),
+            stats: stats.clone(),
+            logs: logs.clone(),
+            continue_ttl: config.continue_ttl,
+            bookmark_interval: config.bookmark_interval,
+        });
+        let mut tasks = vec![tokio::spawn(api::serve(listener, tls, server))];
+        tasks.push(tokio::spawn(controllers::gc::run(store.clone())));
+        if config.cronjob_controller {
+            tasks.push(tokio::spawn(controllers::cronjob::run(store.clone())));
+        }
+        controllers::job::JobController::spawn(store.clone(), clock);
+        kubelet::Kubelet { store: store.clone(), clock, logs, unpullable: config.unpullable_image.clone() }.spawn();
+        tracing::info!(%url, "sandbox listening");
+        Ok(Self { url, token, ca_pem, store, faults, stats, tasks })
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The admin bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The CA certificate (PEM), if serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A kubeconfig (YAML) for the admin, with `namespace` as the default.
+    pub fn kubeconfig(&self, namespace: &str) -> String {
+        tls::kubeconfig(&self.url, self.ca_pem.as_deref(), &self.token, namespace)
+    }
+
+    /// A kubeconfig for another token.
+    pub fn kubeconfig_for(&self, token: &str, namespace: &str) -> String {
+        tls::kubeconfig(&self.url, self.ca_pem.as_deref(), token, namespace)
+    }
+
+    /// Write the admin kubeconfig to `path`, readable by the owner only.
+    pub fn write_kubeconfig(&self, path: &std::path::Path, namespace: &str) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig(namespace))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A sandbox on its own runtime thread, for synchronous callers (tests that
+/// drive `kubectl`, the CLI's `sandbox` command).
+#[derive(Debug)]
+pub struct BackgroundSandbox {
+    sandbox: Option<Sandbox>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl BackgroundSandbox {
+    pub fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("polysync-sandbox")
+            .enable_all()
+            .build()
+            .map_err(|e| SandboxError::Bind { addr: config.bind, source: e })?;
+        let sandbox = runtime.block_on(Sandbox::start(config))?;
+        Ok(Self { sandbox: Some(sandbox), runtime: Some(runtime) })
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::Deref for BackgroundSandbox {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        self.sandbox.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for BackgroundSandbox {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            let _guard = rt.enter();
+            drop(self.sandbox.take());
+            rt.shutdown_background();
+        }
+    }
+}
