@@ -4,6 +4,7 @@
 mod admin;
 mod discovery;
 pub mod patch;
+mod protobuf;
 pub mod request;
 mod resource;
 pub mod response;
@@ -134,7 +135,13 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_owned();
-        let body = read_body(req).await?;
+        let mut body = read_body(req).await?;
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        if !body.is_empty() && media == "application/vnd.kubernetes.protobuf" {
+            body = Bytes::from(serde_json::to_vec(&protobuf::decode(&body)?).unwrap_or_default());
+        } else if !body.is_empty() && !media.ends_with("json") {
+            return Err(ApiError::unsupported_media_type(media));
+        }
         match verb {
             "get" if target.subresource.as_deref() == Some("log") => crate::kubelet::logs::handle(self, &target, &query),
             "get" => resource::get(self, &target),

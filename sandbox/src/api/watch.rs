@@ -121,13 +121,18 @@ pub(super) fn watch(server: &Arc<Server>, target: &Target, query: &Query) -> Res
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let cut = |sent: u64| cut_after.is_some_and(|n| sent >= n);
+        // Let the server flush what was sent, then drop the connection.
+        let cut_now = |tx: mpsc::Sender<Result<Bytes, BoxError>>| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send(Err(Box::new(Cut))).await;
+        };
         for l in initial {
             if tx.send(Ok(l)).await.is_err() {
                 return;
             }
             sent += 1;
             if cut(sent) {
-                let _ = tx.send(Err(Box::new(Cut))).await;
+                cut_now(tx).await;
                 return;
             }
         }
@@ -161,7 +166,7 @@ pub(super) fn watch(server: &Arc<Server>, target: &Target, query: &Query) -> Res
                             }
                             sent += 1;
                             if cut(sent) {
-                                let _ = tx.send(Err(Box::new(Cut))).await;
+                                cut_now(tx).await;
                                 return;
                             }
                         }

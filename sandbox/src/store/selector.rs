@@ -114,7 +114,8 @@ impl LabelSelector {
     }
 }
 
-/// A field selector over `metadata.name` / `metadata.namespace`.
+/// A field selector: `path=value` / `path!=value` over dotted field paths
+/// (`metadata.name`, `status.phase`, `involvedObject.name`, ...).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
@@ -132,10 +133,9 @@ impl FieldSelector {
                 return Err(ApiError::bad_request(format!("invalid selector: {part:?}; expected field=value")));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace") {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}; the sandbox supports metadata.name and metadata.namespace"
-                )));
+            let supported = ["metadata.", "spec.", "status.", "involvedObject.", "reason", "type", "source"];
+            if !supported.iter().any(|p| field.starts_with(p)) || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
             }
             reqs.push((field.to_owned(), equal, value.trim().to_owned()));
         }
@@ -149,13 +149,13 @@ impl FieldSelector {
 
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
-            let actual = match field.as_str() {
-                "metadata.name" => object.pointer("/metadata/name"),
-                _ => object.pointer("/metadata/namespace"),
-            }
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-            (actual == value) == *equal
+            let actual = field.split('.').try_fold(object, |v, key| v.get(key));
+            let actual = match actual {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            (actual == *value) == *equal
         })
     }
 }
@@ -193,6 +193,7 @@ mod tests {
         assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&o));
         assert!(!FieldSelector::parse("metadata.name!=a").unwrap().matches(&o));
         assert!(FieldSelector::parse("metadata.namespace==ns,metadata.name=a").unwrap().matches(&o));
-        assert!(FieldSelector::parse("status.phase=Running").is_err());
+        assert!(!FieldSelector::parse("status.phase=Running").unwrap().matches(&o));
+        assert!(FieldSelector::parse("bogus=1").is_err());
     }
 }
