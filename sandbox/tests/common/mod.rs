@@ -66,8 +66,15 @@ impl Api {
         (s, v)
     }
 
-    /// Read a streaming response for `within`, then return its lines.
+    /// Read a streaming response for `within` (or until it ends); return
+    /// its JSON lines.
     pub async fn stream_lines(&self, path: &str, within: Duration) -> Vec<Value> {
+        self.stream_text(path, within).await.0.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Read a streaming response for `within`; return its text and whether
+    /// the server ended it.
+    pub async fn stream_text(&self, path: &str, within: Duration) -> (String, bool) {
         let req = Request::get(format!("{}{path}", self.sandbox.url()))
             .header("authorization", format!("Bearer {}", self.token))
             .body(Full::new(Bytes::new()))
@@ -76,17 +83,18 @@ impl Api {
         let mut body = resp.into_body();
         let mut buf = Vec::new();
         let deadline = tokio::time::Instant::now() + within;
-        loop {
+        let ended = loop {
             match tokio::time::timeout_at(deadline, body.frame()).await {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         buf.extend_from_slice(&data);
                     }
                 }
-                _ => break,
+                Ok(None) => break true,
+                _ => break false,
             }
-        }
-        String::from_utf8_lossy(&buf).lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        };
+        (String::from_utf8_lossy(&buf).into_owned(), ended)
     }
 
     /// Poll `path` until `pred` holds on the object, or until it is gone
