@@ -1,0 +1,102 @@
+//! Jobs and CronJobs as catalog entries.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use polysync_provider_api::{CatalogEntry, EntryKind, FallbackAttributes, Parameter};
+
+use crate::labels::{MANAGED_BY, MANAGED_BY_VALUE};
+use crate::naming::fnv64;
+
+/// External id prefix of CronJob entries.
+pub const CRONJOB_PREFIX: &str = "cronjob/";
+
+/// Whether discovery must skip this Job: created by polysync, or by a CronJob.
+pub fn is_skipped(job: &Job) -> bool {
+    let meta = &job.metadata;
+    let managed = meta.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).is_some_and(|v| v == MANAGED_BY_VALUE);
+    let cron_owned = meta.owner_references.as_ref().is_some_and(|refs| refs.iter().any(|r| r.kind == "CronJob"));
+    managed || cron_owned
+}
+
+/// Parameters: container[0]'s env vars with a literal value. `valueFrom`
+/// entries stay in the spec but are not parameters.
+fn parameters(template: &PodTemplateSpec) -> Vec<Parameter> {
+    let Some(container) = template.spec.as_ref().and_then(|s| s.containers.first()) else { return Vec::new() };
+    let mut seen = std::collections::HashSet::new();
+    container
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.value_from.is_none())
+        .filter(|e| seen.insert(e.name.clone()))
+        .map(|e| Parameter::input(e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect()
+}
+
+fn fallback(template: &PodTemplateSpec) -> FallbackAttributes {
+    let container = template.spec.as_ref().and_then(|s| s.containers.first());
+    FallbackAttributes {
+        image: container.and_then(|c| c.image.clone()),
+        command: container.and_then(|c| c.command.clone()).unwrap_or_default(),
+        args: container.and_then(|c| c.args.clone()).unwrap_or_default(),
+    }
+}
+
+/// A hash of what a run is made from: the pod template's spec and the Job
+/// fields that shape execution. Labels, status and server metadata do not
+/// count, so a finished source keeps its fingerprint.
+fn fingerprint(template: &PodTemplateSpec, shape: serde_json::Value) -> String {
+    let spec = serde_json::to_vec(&(template.spec.as_ref(), shape)).unwrap_or_default();
+    format!("{:016x}", fnv64(&spec))
+}
+
+fn entry(
+    external_id: String,
+    kind: EntryKind,
+    name: &str,
+    namespace: &str,
+    labels: Option<&BTreeMap<String, String>>,
+    template: &PodTemplateSpec,
+    shape: serde_json::Value,
+) -> CatalogEntry {
+    CatalogEntry {
+        external_id,
+        kind,
+        display_name: name.to_owned(),
+        namespace: Some(namespace.to_owned()),
+        cluster: None,
+        parameters: parameters(template),
+        fallback: fallback(template),
+        fingerprint: fingerprint(template, shape),
+        labels: labels.cloned().unwrap_or_default(),
+    }
+}
+
+/// The entry of a Job, unless discovery skips it.
+pub fn from_job(job: &Job, namespace: &str) -> Option<CatalogEntry> {
+    if is_skipped(job) {
+        return None;
+    }
+    let name = job.metadata.name.as_deref()?;
+    let spec = job.spec.as_ref()?;
+    let shape = serde_json::json!([spec.backoff_limit, spec.completions, spec.parallelism, spec.active_deadline_seconds, spec.completion_mode]);
+    Some(entry(name.to_owned(), EntryKind::Job, name, namespace, job.metadata.labels.as_ref(), &spec.template, shape))
+}
+
+/// The entry of a CronJob (`cronjob/<name>`); runs use its `jobTemplate`.
+pub fn from_cronjob(cronjob: &CronJob, namespace: &str) -> Option<CatalogEntry> {
+    let name = cronjob.metadata.name.as_deref()?;
+    let job_spec = cronjob.spec.job_template.spec.as_ref()?;
+    let shape = serde_json::json!([job_spec.backoff_limit, job_spec.completions, job_spec.parallelism, job_spec.active_deadline_seconds]);
+    Some(entry(
+        format!("{CRONJOB_PREFIX}{name}"),
+        EntryKind::CronJob,
+        name,
+        namespace,
+        cronjob.metadata.labels.as_ref(),
+        &job_spec.template,
+        shape,
+    ))
+}

@@ -1,0 +1,69 @@
+//! kube errors as the contract's error kinds, with messages that say what
+//! to fix.
+
+use std::time::Duration;
+
+use polysync_provider_api::{ErrorKind, ProviderError};
+
+/// Map a kube error met while doing `what` (e.g. "listing Jobs in default").
+pub fn from_kube(err: kube::Error, what: &str) -> ProviderError {
+    match err {
+        kube::Error::Api(status) => {
+            let msg = if status.message.is_empty() { status.reason.clone() } else { status.message.clone() };
+            match status.code {
+                400 => ProviderError::new(ErrorKind::InvalidInput, format!("{what}: the cluster rejected the request: {msg}")),
+                401 => ProviderError::new(
+                    ErrorKind::Unauthorized,
+                    format!("{what}: the cluster rejected the credentials (401 {msg}); check the kubeconfig user, token or cloud credential"),
+                ),
+                403 => ProviderError::new(
+                    ErrorKind::Forbidden,
+                    format!("{what}: RBAC denied it ({msg}); grant the polysync Role (jobs, cronjobs, pods, pods/log, events) in this namespace"),
+                ),
+                404 => ProviderError::new(ErrorKind::NotFound, format!("{what}: {msg}")),
+                409 => ProviderError::new(ErrorKind::Conflict, format!("{what}: {msg}")),
+                410 => ProviderError::new(ErrorKind::Unavailable, format!("{what}: {msg}; retry")),
+                422 => ProviderError::new(ErrorKind::InvalidInput, format!("{what}: the cluster rejected the object: {msg}")),
+                429 => {
+                    let after = status.details.as_ref().map(|d| d.retry_after_seconds).filter(|s| *s > 0).unwrap_or(1);
+                    ProviderError::new(ErrorKind::Throttled, format!("{what}: the cluster is throttling requests ({msg})"))
+                        .with_retry_after(Duration::from_secs(u64::from(after)))
+                }
+                500..=599 => ProviderError::new(ErrorKind::Unavailable, format!("{what}: the API server failed ({} {msg}); retry later", status.code)),
+                code => ProviderError::new(ErrorKind::Internal, format!("{what}: unexpected answer {code} {msg}")),
+            }
+        }
+        kube::Error::HyperError(e) => unreachable_cluster(what, &e),
+        kube::Error::Service(e) => unreachable_cluster(what, &*e),
+        kube::Error::Auth(e) => ProviderError::new(ErrorKind::Unauthorized, format!("{what}: could not get credentials for the cluster: {e}")),
+        other => ProviderError::new(ErrorKind::Internal, format!("{what}: {other}")),
+    }
+}
+
+fn unreachable_cluster(what: &str, e: &dyn std::error::Error) -> ProviderError {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    ProviderError::new(ErrorKind::Unavailable, format!("{what}: could not reach the API server ({text}); check the server address, network and TLS settings"))
+}
+
+/// The HTTP code of an API error, if it is one.
+pub fn code(err: &kube::Error) -> Option<u16> {
+    match err {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Whether repeating the call may help: throttling, 5xx, transport errors.
+pub fn is_transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(s) => s.code == 429 || (500..=599).contains(&s.code),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,122 @@
+//! run, poll and cancel.
+
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use polysync_provider_api::{CancelOutcome, ErrorKind, ProviderError, RunHandle, RunRequest, RunSource, RunStatus};
+
+use crate::KubeJobs;
+use crate::entry::CRONJOB_PREFIX;
+use crate::error::{code, from_kube};
+use crate::labels::{IDEMPOTENCY_KEY, RUN};
+use crate::naming::run_name;
+use crate::spec::{self, RunIdentity, SourceKind};
+use crate::status;
+
+pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, ProviderError> {
+    spec::validate(&request)?;
+    let ns = k.namespace.as_str();
+    let (source, kind) = match request.external_id.strip_prefix(CRONJOB_PREFIX) {
+        Some(name) => (name, SourceKind::CronJob),
+        None => (request.external_id.as_str(), SourceKind::Job),
+    };
+    let name = run_name(source, &request.idempotency_key);
+    let id = RunIdentity { name: &name, namespace: ns, source, kind, idempotency_key: &request.idempotency_key };
+    let client = k.client().await?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+
+    let live = match kind {
+        SourceKind::Job => {
+            let what = format!("reading source Job {source} in namespace {ns}");
+            k.retry.call(&what, || jobs.get_opt(source)).await?.map(|job| spec::from_job(&job, &id, &request.parameters)).transpose()?
+        }
+        SourceKind::CronJob => {
+            let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
+            let what = format!("reading source CronJob {source} in namespace {ns}");
+            let cronjob = k.retry.call(&what, || cronjobs.get_opt(source)).await?;
+            cronjob.map(|c| spec::from_template(&c.spec.job_template, &id, &request.parameters)).transpose()?
+        }
+    };
+    let (job, source_kind) = match (live, &request.fallback) {
+        (Some(job), _) => (job, RunSource::Live),
+        (None, Some(fallback)) => {
+            tracing::info!(source, "the source is gone; running from the stored fallback attributes");
+            (spec::from_fallback(fallback, &id, &request.parameters)?, RunSource::Fallback)
+        }
+        (None, None) => {
+            return Err(ProviderError::not_found(format!(
+                "{} {source} no longer exists in namespace {ns} and no fallback attributes were stored; run discover again",
+                if kind == SourceKind::CronJob { "CronJob" } else { "Job" }
+            )));
+        }
+    };
+    let what = format!("creating Job {name} in namespace {ns}");
+    let post = PostParams::default();
+    let adopted = match k.retry.run(&what, || jobs.create(&post, &job)).await {
+        Ok(_) => false,
+        Err(e) if code(&e) == Some(409) => {
+            // A retried run: adopt the Job the first attempt made.
+            let existing = k.retry.call(&what, || jobs.get(&name)).await?;
+            let key = existing.metadata.annotations.as_ref().and_then(|a| a.get(IDEMPOTENCY_KEY));
+            if key != Some(&request.idempotency_key) {
+                return Err(ProviderError::new(
+                    ErrorKind::Conflict,
+                    format!("a Job named {name} already exists in namespace {ns} and was not created for this run; delete it or run with another idempotency key"),
+                ));
+            }
+            true
+        }
+        Err(e) => return Err(from_kube(e, &what)),
+    };
+    Ok(RunHandle {
+        run_id: name.clone(),
+        external_id: request.external_id.clone(),
+        source: source_kind,
+        adopted,
+        monitor_url: k.monitor.run(ns, &name),
+    })
+}
+
+pub(crate) fn not_found(run_id: &str, ns: &str) -> ProviderError {
+    ProviderError::not_found(format!("run {run_id} does not exist in namespace {ns} (it was deleted, or never created here)"))
+}
+
+/// The run's pods.
+pub(crate) async fn pods_of(k: &KubeJobs, client: &kube::Client, run_id: &str) -> Result<Vec<Pod>, ProviderError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &k.namespace);
+    let params = ListParams::default().labels(&format!("{RUN}={run_id}"));
+    let what = format!("listing the pods of run {run_id}");
+    let mut list = k.retry.call(&what, || pods.list(&params)).await?.items;
+    list.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp).then(a.metadata.name.cmp(&b.metadata.name)));
+    Ok(list)
+}
+
+pub(crate) async fn get_job(k: &KubeJobs, client: &kube::Client, run_id: &str) -> Result<Option<Job>, ProviderError> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &k.namespace);
+    k.retry.call(&format!("reading run {run_id}"), || jobs.get_opt(run_id)).await
+}
+
+pub(crate) async fn poll(k: &KubeJobs, run_id: &str) -> Result<RunStatus, ProviderError> {
+    let client = k.client().await?;
+    let job = get_job(k, &client, run_id).await?.ok_or_else(|| not_found(run_id, &k.namespace))?;
+    let pods = pods_of(k, &client, run_id).await?;
+    Ok(status::run_status(run_id, &job, &pods))
+}
+
+/// Delete the run's Job (pods follow in the background). A finished run is
+/// left alone, so its logs stay readable; a run already gone is success.
+pub(crate) async fn cancel(k: &KubeJobs, run_id: &str) -> Result<CancelOutcome, ProviderError> {
+    let client = k.client().await?;
+    let Some(job) = get_job(k, &client, run_id).await? else { return Ok(CancelOutcome::AlreadyDone) };
+    if status::job_state(&job).0.is_terminal() {
+        return Ok(CancelOutcome::AlreadyDone);
+    }
+    let jobs: Api<Job> = Api::namespaced(client, &k.namespace);
+    let what = format!("deleting run {run_id}");
+    let background = DeleteParams::background();
+    match k.retry.run(&what, || jobs.delete(run_id, &background)).await {
+        Ok(_) => Ok(CancelOutcome::Cancelled),
+        Err(e) if code(&e) == Some(404) => Ok(CancelOutcome::AlreadyDone),
+        Err(e) => Err(from_kube(e, &what)),
+    }
+}

@@ -1,0 +1,256 @@
+//! The spec of a run: a clone of the source with everything the server owns
+//! stripped, unsuspended, parameters overlaid on container[0]'s env, and
+//! polysync's labels; or, when the source is gone, a Job rebuilt from the
+//! stored fallback attributes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use polysync_provider_api::{FallbackAttributes, ProviderError, RunRequest};
+
+use crate::labels::{IDEMPOTENCY_KEY, MANAGED_BY, MANAGED_BY_VALUE, RUN, SERVER_OWNED, SERVER_OWNED_ANNOTATIONS, SOURCE, SOURCE_KIND};
+
+/// Image of a fallback run whose entry stored none.
+pub const FALLBACK_IMAGE: &str = "busybox";
+
+/// Reject what the cluster would reject anyway, before calling it.
+pub fn validate(request: &RunRequest) -> Result<(), ProviderError> {
+    if request.idempotency_key.trim().is_empty() {
+        return Err(ProviderError::invalid_input("the idempotency key is empty; the host must give every run one"));
+    }
+    if let Some(bad) = request.parameters.keys().find(|k| k.is_empty() || !k.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'=' && b != b' ')) {
+        return Err(ProviderError::invalid_input(format!(
+            "parameter name {bad:?} is not a valid environment variable name; use printable characters without spaces or '='"
+        )));
+    }
+    Ok(())
+}
+
+/// Where a run's spec comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Job,
+    CronJob,
+}
+
+impl SourceKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Job => "Job",
+            Self::CronJob => "CronJob",
+        }
+    }
+}
+
+/// What identifies a run: its Job name and the labels it carries.
+#[derive(Debug, Clone)]
+pub struct RunIdentity<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub source: &'a str,
+    pub kind: SourceKind,
+    pub idempotency_key: &'a str,
+}
+
+fn strip_labels(labels: Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    let mut labels = labels.unwrap_or_default();
+    for key in SERVER_OWNED {
+        labels.remove(key);
+    }
+    labels
+}
+
+fn our_labels(id: &RunIdentity<'_>, labels: &mut BTreeMap<String, String>) {
+    labels.insert(MANAGED_BY.into(), MANAGED_BY_VALUE.into());
+    labels.insert(RUN.into(), id.name.into());
+    labels.insert(SOURCE.into(), id.source.into());
+    labels.insert(SOURCE_KIND.into(), id.kind.as_str().into());
+}
+
+/// Only name, namespace, user labels and annotations survive; uid,
+/// resourceVersion, creationTimestamp, generation, managedFields,
+/// ownerReferences, finalizers and the rest are the server's.
+fn fresh_metadata(source: &ObjectMeta, id: &RunIdentity<'_>) -> ObjectMeta {
+    let mut labels = strip_labels(source.labels.clone());
+    our_labels(id, &mut labels);
+    let mut annotations = source.annotations.clone().unwrap_or_default();
+    for key in SERVER_OWNED_ANNOTATIONS {
+        annotations.remove(key);
+    }
+    annotations.insert(IDEMPOTENCY_KEY.into(), id.idempotency_key.into());
+    ObjectMeta {
+        name: Some(id.name.to_owned()),
+        namespace: Some(id.namespace.to_owned()),
+        labels: Some(labels),
+        annotations: Some(annotations),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Replace by name, append new ones (in name order); a replaced variable
+/// loses its `valueFrom`.
+pub fn overlay_env(container: &mut Container, parameters: &BTreeMap<String, String>) {
+    let env = container.env.get_or_insert_with(Vec::new);
+    for (name, value) in parameters {
+        match env.iter_mut().find(|e| &e.name == name) {
+            Some(existing) => {
+                existing.value = Some(value.clone());
+                existing.value_from = None;
+            }
+            None => env.push(EnvVar { name: name.clone(), value: Some(value.clone()), value_from: None }),
+        }
+    }
+}
+
+fn prepare_spec(mut spec: JobSpec, id: &RunIdentity<'_>, parameters: &BTreeMap<String, String>) -> Result<JobSpec, ProviderError> {
+    spec.selector = None;
+    spec.manual_selector = None;
+    spec.suspend = Some(false);
+    let template = &mut spec.template;
+    let mut meta = template.metadata.take().unwrap_or_default();
+    let mut labels = strip_labels(meta.labels.take());
+    our_labels(id, &mut labels);
+    let annotations = meta.annotations.take().map(|mut a| {
+        a.retain(|k, _| k != "batch.kubernetes.io/job-completion-index");
+        a
+    });
+    template.metadata = Some(ObjectMeta { labels: Some(labels), annotations, ..ObjectMeta::default() });
+    let container = template
+        .spec
+        .as_mut()
+        .and_then(|s| s.containers.first_mut())
+        .ok_or_else(|| ProviderError::invalid_input(format!("{} has no containers to run", id.source)))?;
+    overlay_env(container, parameters);
+    Ok(spec)
+}
+
+/// A run of a live Job.
+pub fn from_job(source: &Job, id: &RunIdentity<'_>, parameters: &BTreeMap<String, String>) -> Result<Job, ProviderError> {
+    let spec = source.spec.clone().ok_or_else(|| ProviderError::invalid_input(format!("Job {} has no spec", id.source)))?;
+    Ok(Job { metadata: fresh_metadata(&source.metadata, id), spec: Some(prepare_spec(spec, id, parameters)?), status: None })
+}
+
+/// A run of a CronJob's `jobTemplate`.
+pub fn from_template(template: &JobTemplateSpec, id: &RunIdentity<'_>, parameters: &BTreeMap<String, String>) -> Result<Job, ProviderError> {
+    let spec = template.spec.clone().ok_or_else(|| ProviderError::invalid_input(format!("CronJob {} has no jobTemplate.spec", id.source)))?;
+    let meta = template.metadata.clone().unwrap_or_default();
+    Ok(Job { metadata: fresh_metadata(&meta, id), spec: Some(prepare_spec(spec, id, parameters)?), status: None })
+}
+
+/// A run rebuilt from stored attributes, when the source no longer exists.
+pub fn from_fallback(fallback: &FallbackAttributes, id: &RunIdentity<'_>, parameters: &BTreeMap<String, String>) -> Result<Job, ProviderError> {
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let container = Container {
+        name: "main".into(),
+        image: Some(fallback.image.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| FALLBACK_IMAGE.into())),
+        command: non_empty(&fallback.command),
+        args: non_empty(&fallback.args),
+        ..Container::default()
+    };
+    let spec = JobSpec {
+        template: PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec { containers: vec![container], restart_policy: Some("Never".into()), ..PodSpec::default() }),
+        },
+        ..JobSpec::default()
+    };
+    Ok(Job { metadata: fresh_metadata(&ObjectMeta::default(), id), spec: Some(prepare_spec(spec, id, parameters)?), status: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A Job exactly as a live cluster returns it.
+    fn live_job() -> Job {
+        serde_json::from_value(json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {
+                "name": "nightly-report", "namespace": "prod", "uid": "1111", "resourceVersion": "42", "generation": 3,
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"team": "reports", "controller-uid": "1111", "batch.kubernetes.io/controller-uid": "1111", "job-name": "nightly-report", "batch.kubernetes.io/job-name": "nightly-report"},
+                "annotations": {"batch.kubernetes.io/job-tracking": "", "owner": "ops"},
+                "managedFields": [{"manager": "kubectl"}],
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Thing", "name": "t", "uid": "9"}],
+                "finalizers": ["example.com/keep"]
+            },
+            "spec": {
+                "suspend": true, "backoffLimit": 2, "manualSelector": false,
+                "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "1111"}},
+                "template": {
+                    "metadata": {"labels": {"app": "r", "controller-uid": "1111", "batch.kubernetes.io/controller-uid": "1111", "job-name": "nightly-report", "batch.kubernetes.io/job-name": "nightly-report"}},
+                    "spec": {"restartPolicy": "Never", "containers": [
+                        {"name": "main", "image": "busybox", "env": [
+                            {"name": "GREETING", "value": "hello"},
+                            {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+                        ]},
+                        {"name": "side", "image": "busybox", "env": [{"name": "GREETING", "value": "untouched"}]}
+                    ]}
+                }
+            },
+            "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+        }))
+        .unwrap()
+    }
+
+    fn id() -> RunIdentity<'static> {
+        RunIdentity { name: "nightly-report-abc", namespace: "prod", source: "nightly-report", kind: SourceKind::Job, idempotency_key: "k1" }
+    }
+
+    #[test]
+    fn a_clone_carries_nothing_the_server_owns() {
+        let params: BTreeMap<String, String> = [("GREETING".into(), "hi".into()), ("NEW".into(), "1".into()), ("SECRET".into(), "plain".into())].into();
+        let job = from_job(&live_job(), &id(), &params).unwrap();
+        let v = serde_json::to_value(&job).unwrap();
+        let meta = &v["metadata"];
+        for gone in ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "ownerReferences", "finalizers"] {
+            assert!(meta.get(gone).is_none(), "{gone} survived: {meta}");
+        }
+        assert!(v.get("status").is_none());
+        assert!(v["spec"].get("selector").is_none());
+        assert!(v["spec"].get("manualSelector").is_none());
+        assert_eq!(v["spec"]["suspend"], false);
+        for labels in [&meta["labels"], &v["spec"]["template"]["metadata"]["labels"]] {
+            for key in SERVER_OWNED {
+                assert!(labels.get(key).is_none(), "{key} survived in {labels}");
+            }
+            assert_eq!(labels[MANAGED_BY], "polysync");
+            assert_eq!(labels[RUN], "nightly-report-abc");
+            assert_eq!(labels[SOURCE], "nightly-report");
+        }
+        assert_eq!(meta["labels"]["team"], "reports");
+        assert_eq!(meta["annotations"], json!({"owner": "ops", IDEMPOTENCY_KEY: "k1"}));
+        let env = &v["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert_eq!(env, &json!([
+            {"name": "GREETING", "value": "hi"},
+            {"name": "SECRET", "value": "plain"},
+            {"name": "NEW", "value": "1"}
+        ]));
+        assert_eq!(v["spec"]["template"]["spec"]["containers"][1]["env"][0]["value"], "untouched", "only container[0] is overlaid");
+    }
+
+    #[test]
+    fn fallback_runs_busybox_with_the_parameters() {
+        let params: BTreeMap<String, String> = [("A".into(), "1".into())].into();
+        let fb = FallbackAttributes { image: None, command: vec!["sh".into(), "-c".into()], args: vec!["echo $A".into()] };
+        let job = from_fallback(&fb, &id(), &params).unwrap();
+        let c = &job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+        assert_eq!(c.image.as_deref(), Some("busybox"));
+        assert_eq!(c.args.as_deref(), Some(&["echo $A".to_owned()][..]));
+        assert_eq!(c.env.as_ref().unwrap()[0].value.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn bad_parameter_names_and_keys_are_rejected() {
+        let mut req = RunRequest { external_id: "x".into(), parameters: BTreeMap::new(), idempotency_key: "k".into(), fallback: None };
+        assert!(validate(&req).is_ok());
+        req.parameters.insert("A=B".into(), "x".into());
+        assert!(validate(&req).is_err());
+        req.parameters.clear();
+        req.idempotency_key = " ".into();
+        assert!(validate(&req).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! A Job and its pods as one normalized status.
+//!
+//! From `status.conditions[]`, counting only `status == "True"`:
+//! `Complete` / `SuccessCriteriaMet` → Success; `Failed` / `FailureTarget`
+//! → Failed; `Suspended` → Cancelled. A Job being deleted is Cancelled.
+//! Otherwise `active > 0` or `startTime` set → Running; no true condition and
+//! no `startTime` → Starting; anything else → Unknown. While a run is not
+//! finished, a pod stuck in ImagePullBackOff, ErrImagePull,
+//! CreateContainerConfigError, InvalidImageName (and friends) becomes the
+//! status reason, so the user sees why it does not start.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, Pod};
+use polysync_provider_api::{ContainerStatus, RunState, RunStatus, UnitStatus};
+
+/// Waiting reasons that mean the run will not start on its own.
+const STUCK: [&str; 6] =
+    ["ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName", "CreateContainerError", "CrashLoopBackOff"];
+
+/// The state, reason and message of a Job.
+pub fn job_state(job: &Job) -> (RunState, Option<String>, Option<String>) {
+    let status = job.status.as_ref();
+    let conditions: Vec<_> = status
+        .and_then(|s| s.conditions.as_ref())
+        .map(|c| c.iter().filter(|c| c.status == "True").collect())
+        .unwrap_or_default();
+    let find = |types: &[&str]| conditions.iter().find(|c| types.contains(&c.type_.as_str())).copied();
+    let detail = |c: &k8s_openapi::api::batch::v1::JobCondition| (c.reason.clone(), c.message.clone());
+    if let Some(c) = find(&["Failed", "FailureTarget"]) {
+        let (r, m) = detail(c);
+        return (RunState::Failed, r, m);
+    }
+    if let Some(c) = find(&["Complete", "SuccessCriteriaMet"]) {
+        let (r, m) = detail(c);
+        return (RunState::Success, r, m);
+    }
+    if let Some(c) = find(&["Suspended"]) {
+        let (r, m) = detail(c);
+        return (RunState::Cancelled, r.or(Some("Suspended".into())), m);
+    }
+    if job.metadata.deletion_timestamp.is_some() {
+        return (RunState::Cancelled, Some("Deleted".into()), Some("the Job is being deleted".into()));
+    }
+    let active = status.and_then(|s| s.active).unwrap_or(0);
+    let started = status.and_then(|s| s.start_time.as_ref()).is_some();
+    if active > 0 || started {
+        (RunState::Running, None, None)
+    } else if conditions.is_empty() {
+        (RunState::Starting, None, None)
+    } else {
+        (RunState::Unknown, None, None)
+    }
+}
+
+fn container(c: &K8sContainerStatus, init: bool) -> ContainerStatus {
+    let state = c.state.as_ref();
+    let (name, reason, message, exit_code) = if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+        ("waiting", w.reason.clone(), w.message.clone(), None)
+    } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+        ("terminated", t.reason.clone(), t.message.clone(), Some(t.exit_code))
+    } else if state.and_then(|s| s.running.as_ref()).is_some() {
+        ("running", None, None, None)
+    } else {
+        ("unknown", None, None, None)
+    };
+    ContainerStatus {
+        name: c.name.clone(),
+        state: name.into(),
+        reason,
+        message,
+        exit_code,
+        restarts: u32::try_from(c.restart_count).unwrap_or(0),
+        init,
+    }
+}
+
+/// A pod as a unit of a run.
+pub fn unit(pod: &Pod) -> UnitStatus {
+    let status = pod.status.as_ref();
+    let init = status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten().map(|c| container(c, true));
+    let main = status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten().map(|c| container(c, false));
+    UnitStatus {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        phase: status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into()),
+        containers: init.chain(main).collect(),
+    }
+}
+
+fn rfc3339(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> String {
+    t.0.to_string()
+}
+
+/// The normalized status of run `run_id` from its Job and pods.
+pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
+    let (state, mut reason, mut message) = job_state(job);
+    let mut units: Vec<UnitStatus> = pods.iter().map(unit).collect();
+    units.sort_by(|a, b| a.name.cmp(&b.name));
+    if !state.is_terminal() {
+        let stuck = units.iter().flat_map(|u| &u.containers).find(|c| c.state == "waiting" && c.reason.as_deref().is_some_and(|r| STUCK.contains(&r)));
+        if let Some(c) = stuck {
+            reason = c.reason.clone();
+            message = Some(match &c.message {
+                Some(m) => format!("container {}: {m}", c.name),
+                None => format!("container {} is waiting: {}", c.name, c.reason.as_deref().unwrap_or_default()),
+            });
+        }
+    }
+    let status = job.status.as_ref();
+    let finished_at = status.and_then(|s| s.completion_time.as_ref()).map(rfc3339).or_else(|| {
+        state.is_terminal().then(|| {
+            status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|c| c.status == "True" && matches!(c.type_.as_str(), "Failed" | "Complete" | "Suspended"))
+                .filter_map(|c| c.last_transition_time.as_ref().map(rfc3339))
+                .max()
+        })?
+    });
+    RunStatus {
+        run_id: run_id.to_owned(),
+        state,
+        reason,
+        message,
+        started_at: status.and_then(|s| s.start_time.as_ref()).map(rfc3339),
+        finished_at,
+        units,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn job(status: Value) -> Job {
+        serde_json::from_value(json!({"metadata": {"name": "j"}, "spec": {"template": {}}, "status": status})).unwrap()
+    }
+
+    fn cond(t: &str, s: &str) -> Value {
+        json!({"type": t, "status": s, "reason": format!("{t}Reason"), "message": format!("{t} message")})
+    }
+
+    #[test]
+    fn every_row_of_the_mapping() {
+        let rows: Vec<(Value, RunState, Option<&str>)> = vec![
+            (json!({}), RunState::Starting, None),
+            (json!({"conditions": []}), RunState::Starting, None),
+            (json!({"active": 1}), RunState::Running, None),
+            (json!({"startTime": "2026-01-01T00:00:00Z"}), RunState::Running, None),
+            (json!({"conditions": [cond("Complete", "True")]}), RunState::Success, Some("CompleteReason")),
+            (json!({"conditions": [cond("SuccessCriteriaMet", "True")]}), RunState::Success, Some("SuccessCriteriaMetReason")),
+            (json!({"conditions": [cond("SuccessCriteriaMet", "True"), cond("Complete", "True")]}), RunState::Success, Some("SuccessCriteriaMetReason")),
+            (json!({"conditions": [cond("Failed", "True")]}), RunState::Failed, Some("FailedReason")),
+            (json!({"conditions": [cond("FailureTarget", "True")]}), RunState::Failed, Some("FailureTargetReason")),
+            (json!({"conditions": [cond("Suspended", "True")]}), RunState::Cancelled, Some("SuspendedReason")),
+            // Conditions count only when True.
+            (json!({"conditions": [cond("Complete", "False")]}), RunState::Starting, None),
+            (json!({"conditions": [cond("Failed", "False")], "active": 1}), RunState::Running, None),
+            (json!({"conditions": [cond("Suspended", "False")], "startTime": "2026-01-01T00:00:00Z"}), RunState::Running, None),
+            (json!({"conditions": [cond("Failed", "Unknown")]}), RunState::Starting, None),
+            // A true condition of a type we do not know, not started: Unknown.
+            (json!({"conditions": [cond("SomethingNew", "True")]}), RunState::Unknown, None),
+            // Failure wins over success when both are true (FailureTarget while pods finish).
+            (json!({"conditions": [cond("Complete", "True"), cond("FailureTarget", "True")]}), RunState::Failed, Some("FailureTargetReason")),
+        ];
+        for (status, state, reason) in rows {
+            let (got, r, _) = job_state(&job(status.clone()));
+            assert_eq!(got, state, "{status}");
+            assert_eq!(r.as_deref(), reason, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_job_being_deleted_is_cancelled() {
+        let mut j = job(json!({"active": 1}));
+        j.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:00:00Z".parse().unwrap()));
+        assert_eq!(job_state(&j).0, RunState::Cancelled);
+    }
+
+    #[test]
+    fn a_stuck_pod_is_the_reason_while_starting() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "j-abcde"},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "main", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}
+            }]}
+        }))
+        .unwrap();
+        let s = run_status("j", &job(json!({})), &[pod.clone()]);
+        assert_eq!(s.state, RunState::Starting);
+        assert_eq!(s.reason.as_deref(), Some("ImagePullBackOff"));
+        assert!(s.message.unwrap().contains("Back-off pulling image"));
+        assert_eq!(s.units[0].containers[0].state, "waiting");
+        // Once finished, the job's own reason wins.
+        let s = run_status("j", &job(json!({"conditions": [cond("Failed", "True")]})), &[pod]);
+        assert_eq!(s.reason.as_deref(), Some("FailedReason"));
+    }
+
+    #[test]
+    fn exit_codes_and_restarts_are_reported() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "status": {"phase": "Failed",
+                "initContainerStatuses": [{"name": "init", "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
+                "containerStatuses": [{"name": "main", "image": "x", "imageID": "", "ready": false, "restartCount": 2, "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]}
+        }))
+        .unwrap();
+        let u = unit(&pod);
+        assert_eq!(u.phase, "Failed");
+        assert_eq!((u.containers[0].init, u.containers[0].exit_code), (true, Some(0)));
+        assert_eq!((u.containers[1].exit_code, u.containers[1].restarts), (Some(3), 2));
+    }
+}

@@ -1,0 +1,206 @@
+//! Watching many runs with one list+watch of Jobs and one of pods per call,
+//! both selected by the `managed-by=polysync` label — never a poll loop per
+//! run. kube-runtime's watcher resumes from the last resourceVersion,
+//! relists on 410, and reconnects with backoff; a change reaches the caller
+//! as soon as the API server sends the event.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use polysync_provider_api::{ProviderError, ResultStream, RunState, RunStatus};
+
+use crate::KubeJobs;
+use crate::channel::{self, Sink};
+use crate::error::{code, from_kube};
+use crate::labels::{RUN, managed_selector};
+use crate::status::run_status;
+
+/// What a watch knows about its runs.
+struct Tracker {
+    wanted: HashSet<String>,
+    jobs: HashMap<String, Job>,
+    pods: HashMap<String, BTreeMap<String, Pod>>,
+    last: HashMap<String, RunStatus>,
+    /// Runs finished (terminal status sent, or gone).
+    done: HashSet<String>,
+}
+
+impl Tracker {
+    fn run_of_pod(pod: &Pod) -> Option<String> {
+        pod.metadata.labels.as_ref()?.get(RUN).cloned()
+    }
+
+    /// Send the run's status if it changed.
+    async fn emit(&mut self, run: &str, sink: &Sink<RunStatus>) -> bool {
+        if self.done.contains(run) {
+            return true;
+        }
+        let Some(job) = self.jobs.get(run) else { return true };
+        let pods: Vec<Pod> = self.pods.get(run).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let status = run_status(run, job, &pods);
+        if self.last.get(run) == Some(&status) {
+            return true;
+        }
+        if status.state.is_terminal() {
+            self.done.insert(run.to_owned());
+        }
+        self.last.insert(run.to_owned(), status.clone());
+        sink.send(status).await
+    }
+
+    /// A run whose Job disappeared before it finished was cancelled.
+    async fn gone(&mut self, run: &str, sink: &Sink<RunStatus>) -> bool {
+        if self.done.contains(run) {
+            return true;
+        }
+        self.done.insert(run.to_owned());
+        self.jobs.remove(run);
+        let mut status = self.last.get(run).cloned().unwrap_or_else(|| RunStatus::new(run, RunState::Cancelled));
+        let seen = self.last.contains_key(run);
+        status.state = if seen { RunState::Cancelled } else { RunState::Unknown };
+        status.reason = Some(if seen { "Deleted" } else { "NotFound" }.into());
+        status.message = Some("the run's Job no longer exists on the cluster".into());
+        sink.send(status).await
+    }
+
+    fn finished(&self) -> bool {
+        self.wanted.iter().all(|r| self.done.contains(r))
+    }
+}
+
+enum Change {
+    Job(watcher::Event<Job>),
+    Pod(watcher::Event<Pod>),
+}
+
+/// Fatal watcher errors end the stream; others are retried by the watcher.
+fn fatal(err: &watcher::Error, what: &str) -> Option<ProviderError> {
+    let kube_err = match err {
+        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => e,
+        _ => return None,
+    };
+    matches!(code(kube_err), Some(401 | 403)).then(|| from_kube(clone_error(kube_err), what))
+}
+
+fn clone_error(e: &kube::Error) -> kube::Error {
+    match e {
+        kube::Error::Api(s) => kube::Error::Api(s.clone()),
+        other => kube::Error::Api(kube::core::Status { code: 500, message: other.to_string(), ..Default::default() }.boxed()),
+    }
+}
+
+pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultStream<RunStatus>, ProviderError> {
+    let wanted: HashSet<String> = run_ids.into_iter().collect();
+    if wanted.is_empty() {
+        return Ok(futures::stream::empty().boxed());
+    }
+    let client = k.client().await?;
+    let ns = k.namespace.clone();
+    let config = watcher::Config::default().labels(&managed_selector());
+    let jobs = watcher(Api::<Job>::namespaced(client.clone(), &ns), config.clone()).default_backoff().map(|e| e.map(Change::Job)).boxed();
+    let pods = watcher(Api::<Pod>::namespaced(client, &ns), config).default_backoff().map(|e| e.map(Change::Pod)).boxed();
+    let mut changes = futures::stream::select(jobs, pods);
+    Ok(channel::stream(move |sink| async move {
+        let mut t = Tracker { wanted, jobs: HashMap::new(), pods: HashMap::new(), last: HashMap::new(), done: HashSet::new() };
+        let mut listed_jobs = false;
+        let mut listed_pods = false;
+        let mut relist: Option<HashSet<String>> = None;
+        let what = format!("watching runs in namespace {ns}");
+        while let Some(change) = changes.next().await {
+            let change = match change {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(err) = fatal(&e, &what) {
+                        sink.fail(err).await;
+                        return;
+                    }
+                    tracing::debug!("{what}: {e}; the watcher retries");
+                    continue;
+                }
+            };
+            let mut touched: Vec<String> = Vec::new();
+            let ready_before = listed_jobs && listed_pods;
+            match change {
+                Change::Job(event) => match event {
+                    watcher::Event::Init => relist = Some(HashSet::new()),
+                    watcher::Event::InitApply(job) | watcher::Event::Apply(job) => {
+                        let Some(name) = job.metadata.name.clone() else { continue };
+                        if let Some(seen) = relist.as_mut() {
+                            seen.insert(name.clone());
+                        }
+                        if t.wanted.contains(&name) {
+                            t.jobs.insert(name.clone(), job);
+                            touched.push(name);
+                        }
+                    }
+                    watcher::Event::Delete(job) => {
+                        let name = job.metadata.name.clone().unwrap_or_default();
+                        if t.wanted.contains(&name) && !t.gone(&name, &sink).await {
+                            return;
+                        }
+                    }
+                    watcher::Event::InitDone => {
+                        let seen = relist.take().unwrap_or_default();
+                        let first = !listed_jobs;
+                        listed_jobs = true;
+                        let missing: Vec<String> = t.wanted.iter().filter(|r| !seen.contains(*r)).cloned().collect();
+                        if first && missing.len() == t.wanted.len() {
+                            let list: Vec<_> = missing.iter().map(String::as_str).collect();
+                            sink.fail(ProviderError::not_found(format!(
+                                "no run {} exists in namespace {ns} (deleted, or never created here)",
+                                list.join(", ")
+                            )))
+                            .await;
+                            return;
+                        }
+                        for run in missing {
+                            if !t.gone(&run, &sink).await {
+                                return;
+                            }
+                        }
+                        touched.extend(t.wanted.iter().cloned());
+                    }
+                },
+                Change::Pod(event) => match event {
+                    watcher::Event::Init | watcher::Event::InitDone => listed_pods |= matches!(event, watcher::Event::InitDone),
+                    watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
+                        if let Some(run) = Tracker::run_of_pod(&pod).filter(|r| t.wanted.contains(r)) {
+                            t.pods.entry(run.clone()).or_default().insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                            touched.push(run);
+                        }
+                    }
+                    watcher::Event::Delete(pod) => {
+                        if let Some(run) = Tracker::run_of_pod(&pod).filter(|r| t.wanted.contains(r)) {
+                            if let Some(m) = t.pods.get_mut(&run) {
+                                m.remove(pod.metadata.name.as_deref().unwrap_or_default());
+                            }
+                            touched.push(run);
+                        }
+                    }
+                },
+            }
+            // Report only once both listings are in, so the first status of
+            // each run already carries its pods.
+            if !(listed_jobs && listed_pods) {
+                continue;
+            }
+            if !ready_before {
+                touched.extend(t.wanted.iter().cloned());
+            }
+            touched.sort();
+            touched.dedup();
+            for run in touched {
+                if !t.emit(&run, &sink).await {
+                    return;
+                }
+            }
+            if t.finished() {
+                return;
+            }
+        }
+    }))
+}
