@@ -1,9 +1,12 @@
 //! Helpers shared by the cross-crate tests in `tests/`: paths into the
-//! workspace and compiling the C sources under `tests/c` with the system C
-//! compiler.
+//! workspace, compiling the C sources under `tests/c`, and a sandbox
+//! cluster shared by the tests of one test binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+
+use polysync_sandbox::{BackgroundSandbox, SandboxConfig, SeedConfig};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -28,4 +31,33 @@ pub fn compile_c(source: &str, out: &Path, args: &[&str]) {
         .status()
         .expect("a C compiler (cc) is needed for the C ABI tests; install gcc");
     assert!(status.success(), "compiling tests/c/{source} failed");
+}
+
+/// A sandbox cluster for a test binary, and a kubeconfig file for it.
+pub struct Cluster {
+    pub sandbox: BackgroundSandbox,
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn start(seed: SeedConfig, time_scale: f64) -> Self {
+        let namespace = seed.namespace.clone();
+        let sandbox = BackgroundSandbox::start(SandboxConfig { time_scale, seed, ..SandboxConfig::default() }).expect("sandbox starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        sandbox.write_kubeconfig(&kubeconfig, &namespace).expect("kubeconfig written");
+        Self { sandbox, kubeconfig, _dir: dir }
+    }
+
+    /// Connection settings of the `kubernetes` provider for `namespace`.
+    pub fn settings(&self, namespace: &str) -> serde_json::Value {
+        serde_json::json!({"kubeconfig": self.kubeconfig, "namespace": namespace})
+    }
+}
+
+/// One cluster per test binary, started on first use.
+pub fn shared_cluster(seed: impl FnOnce() -> SeedConfig, time_scale: f64) -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| Cluster::start(seed(), time_scale))
 }
