@@ -42,8 +42,12 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(seed: SeedConfig, time_scale: f64) -> Self {
-        let namespace = seed.namespace.clone();
-        let sandbox = BackgroundSandbox::start(SandboxConfig { time_scale, seed, ..SandboxConfig::default() }).expect("sandbox starts");
+        Self::start_with(SandboxConfig { time_scale, seed, ..SandboxConfig::default() })
+    }
+
+    pub fn start_with(config: SandboxConfig) -> Self {
+        let namespace = config.seed.namespace.clone();
+        let sandbox = BackgroundSandbox::start(config).expect("sandbox starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
         sandbox.write_kubeconfig(&kubeconfig, &namespace).expect("kubeconfig written");

@@ -1,0 +1,283 @@
+//! The `kubernetes` plugin end to end, through its dylib, against the
+//! sandbox: discovery at scale, reruns of Jobs as a live cluster returns
+//! them, parameters in the pod log, naming, idempotency, every terminal
+//! path, cancel, the fallback, and watches that survive cut connections
+//! and 410s.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use polysync::plugins::Registry;
+use polysync_conformance::artifacts;
+use polysync_provider_api::abi::host::PluginProvider;
+use polysync_provider_api::{
+    CancelRequest, DiscoverRequest, ErrorKind, FallbackAttributes, LogRequest, PollRequest, Provider, RunRequest, RunSource, RunState,
+    RunStatus, WatchRequest,
+};
+use polysync_sandbox::resources::Kind;
+use polysync_sandbox::store::Key;
+use polysync_sandbox::{FaultSettings, SandboxConfig, SeedConfig, seed};
+use polysync_tests::{Cluster, shared_cluster};
+use serde_json::{Value, json};
+
+fn cluster() -> &'static Cluster {
+    shared_cluster(|| SeedConfig { namespace: "discovery".into(), jobs: 1_050, cronjobs: 3, file: None }, 0.02)
+}
+
+fn provider(cluster: &Cluster, namespace: &str) -> PluginProvider {
+    let mut registry = Registry::default();
+    registry.add(artifacts::cdylib("polysync-provider-kubernetes"));
+    assert!(registry.refused().is_empty(), "{:?}", registry.refused());
+    registry.connect("kubernetes", &cluster.settings(namespace)).unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Put a Job into `namespace` exactly as a live cluster would return it
+/// (uid, selector, controller-uid labels, managedFields, status), running
+/// `script`.
+fn source_job(cluster: &Cluster, namespace: &str, name: &str, script: &str, tweak: impl FnOnce(&mut Value)) {
+    let store = cluster.sandbox.store();
+    seed::ensure_namespace(store, namespace);
+    let mut job = seed::finished_job(namespace, name, 1);
+    job["spec"]["template"]["spec"]["containers"][0]["args"] = json!([script]);
+    tweak(&mut job);
+    store.create(Kind::Job, job).unwrap();
+}
+
+fn request(external_id: &str, key: &str, params: &[(&str, &str)]) -> RunRequest {
+    RunRequest {
+        external_id: external_id.into(),
+        parameters: params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect::<BTreeMap<_, _>>(),
+        idempotency_key: key.into(),
+        fallback: None,
+    }
+}
+
+async fn wait_terminal(p: &PluginProvider, run_id: &str) -> Vec<RunStatus> {
+    let stream = p.watch(WatchRequest { run_ids: vec![run_id.into()] }).await.unwrap();
+    let all: Vec<RunStatus> = tokio::time::timeout(Duration::from_secs(60), stream.map(|s| s.unwrap()).collect()).await.expect("the run ends");
+    assert!(all.last().is_some_and(|s| s.state.is_terminal()), "{all:?}");
+    all
+}
+
+async fn logs(p: &PluginProvider, run_id: &str) -> String {
+    let chunks: Vec<_> = p.logs(LogRequest { run_id: run_id.into(), ..Default::default() }).await.unwrap().collect().await;
+    chunks.into_iter().map(|c| c.unwrap().text).collect()
+}
+
+#[test]
+fn discovery_of_1050_jobs_skips_managed_and_cronjob_owned() {
+    let cluster = cluster();
+    let p = provider(cluster, "discovery");
+    let rt = rt();
+    // A run made by polysync must not be discovered.
+    rt.block_on(async {
+        let run = p.run(request("batch-00001", "discovery-key", &[])).await.unwrap();
+        wait_terminal(&p, &run.run_id).await;
+    });
+    let mut ids = Vec::new();
+    let mut token = None;
+    loop {
+        let page = rt.block_on(p.discover(DiscoverRequest { page_token: token, page_size: None })).unwrap();
+        ids.extend(page.entries.iter().map(|e| e.external_id.clone()));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    let jobs = ids.iter().filter(|i| !i.starts_with("cronjob/")).count();
+    assert_eq!(jobs, 1_050, "every seeded Job, nothing else");
+    assert_eq!(ids.iter().filter(|i| i.starts_with("cronjob/")).count(), 3);
+    assert!(!ids.iter().any(|i| i.contains("nightly-") && !i.starts_with("cronjob/")), "CronJob-owned Jobs are skipped");
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len());
+    let page = rt.block_on(p.discover(DiscoverRequest { page_token: None, page_size: Some(3) })).unwrap();
+    let e = &page.entries[0];
+    let names: Vec<_> = e.parameters.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(e.external_id, "batch-00000");
+    assert_eq!(names, ["BATCH_ID", "GREETING", "REGION", "SLEEP_SECONDS"], "valueFrom env (POD_NAME) is not a parameter");
+    assert_eq!(e.fallback.image.as_deref(), Some("busybox:1.36"));
+    assert_eq!(e.fallback.command, ["sh", "-c"]);
+    assert_eq!(e.fingerprint.len(), 16);
+}
+
+#[test]
+fn discovery_restarts_after_an_expired_continue_token() {
+    let cluster = cluster();
+    let p = provider(cluster, "discovery");
+    let rt = rt();
+    let first = rt.block_on(p.discover(DiscoverRequest { page_token: None, page_size: Some(100) })).unwrap();
+    cluster.sandbox.faults().set(FaultSettings { expire_continue: true, ..Default::default() });
+    let second = rt.block_on(p.discover(DiscoverRequest { page_token: first.next_page_token, page_size: Some(100) }));
+    cluster.sandbox.faults().clear();
+    let second = second.unwrap();
+    assert!(second.restarted, "a 410 restarts the listing");
+    assert_eq!(second.entries[0].external_id, first.entries[0].external_id);
+}
+
+#[test]
+fn a_live_cluster_job_reruns_with_parameters_in_the_log() {
+    let cluster = cluster();
+    source_job(cluster, "reruns", "greeter", "echo \"$GREETING from $REGION\"; echo \"extra=$EXTRA\"", |_| {});
+    let p = provider(cluster, "reruns");
+    let rt = rt();
+    rt.block_on(async {
+        let run = p.run(request("greeter", "rerun-1", &[("GREETING", "bonjour"), ("EXTRA", "appended")])).await.unwrap();
+        assert_eq!(run.source, RunSource::Live);
+        assert!(!run.adopted);
+        let statuses = wait_terminal(&p, &run.run_id).await;
+        assert_eq!(statuses.last().unwrap().state, RunState::Success);
+        assert_eq!(logs(&p, &run.run_id).await, "bonjour from us-east-1\nextra=appended\n");
+    });
+}
+
+#[test]
+fn long_source_names_give_valid_unique_run_names_and_retries_adopt() {
+    let cluster = cluster();
+    let long = format!("nightly-{}", "x".repeat(52));
+    assert_eq!(long.len(), 60);
+    source_job(cluster, "naming", &long, "true", |_| {});
+    let p = provider(cluster, "naming");
+    let rt = rt();
+    rt.block_on(async {
+        let a = p.run(request(&long, "key-a", &[])).await.unwrap();
+        let b = p.run(request(&long, "key-b", &[])).await.unwrap();
+        let again = p.run(request(&long, "key-a", &[])).await.unwrap();
+        for name in [&a.run_id, &b.run_id] {
+            assert!(name.len() <= 63 && name.starts_with("nightly-x"), "{name}");
+            assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
+        }
+        assert_ne!(a.run_id, b.run_id);
+        assert_eq!(again.run_id, a.run_id);
+        assert!(again.adopted);
+        let store = cluster.sandbox.store();
+        let runs = store.list(Kind::Job, Some("naming"), None, None, Some(&|j: &Value| j["metadata"]["labels"]["polysync.io/run"] == a.run_id.as_str())).items;
+        assert_eq!(runs.len(), 1, "the retried run created no second Job");
+    });
+}
+
+#[test]
+fn every_way_a_run_ends() {
+    let cluster = cluster();
+    let ns = "endings";
+    source_job(cluster, ns, "fails", "exit 3", |j| j["spec"]["backoffLimit"] = json!(1));
+    source_job(cluster, ns, "slow", "sleep 100000", |j| j["spec"]["activeDeadlineSeconds"] = json!(2));
+    source_job(cluster, ns, "bad-image", "true", |j| j["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.local/does-not-exist:1"));
+    source_job(cluster, ns, "pausable", "sleep 100000", |_| {});
+    let p = provider(cluster, ns);
+    let rt = rt();
+    rt.block_on(async {
+        let failed = p.run(request("fails", "f", &[])).await.unwrap();
+        let last = wait_terminal(&p, &failed.run_id).await.pop().unwrap();
+        assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("BackoffLimitExceeded")));
+        assert!(last.units.iter().any(|u| u.containers.iter().any(|c| c.exit_code == Some(3))), "{last:?}");
+
+        let deadline = p.run(request("slow", "d", &[])).await.unwrap();
+        let last = wait_terminal(&p, &deadline.run_id).await.pop().unwrap();
+        assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("DeadlineExceeded")));
+
+        let stuck = p.run(request("bad-image", "i", &[])).await.unwrap();
+        let mut seen = None;
+        for _ in 0..200 {
+            let s = p.poll(PollRequest { run_id: stuck.run_id.clone() }).await.unwrap();
+            if s.reason.as_deref().is_some_and(|r| r == "ImagePullBackOff" || r == "ErrImagePull") {
+                seen = Some(s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let s = seen.expect("the pull failure shows in the status");
+        assert!(matches!(s.state, RunState::Starting | RunState::Running), "{s:?}");
+
+        let paused = p.run(request("pausable", "s", &[])).await.unwrap();
+        let jobs = Key::new(ns, &paused.run_id);
+        for _ in 0..200 {
+            if p.poll(PollRequest { run_id: paused.run_id.clone() }).await.unwrap().state == RunState::Running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        cluster.sandbox.store().mutate(Kind::Job, &jobs, |j| {
+            j["spec"]["suspend"] = json!(true);
+            Ok(polysync_sandbox::store::Mutation::Changed)
+        }).unwrap();
+        let last = wait_terminal(&p, &paused.run_id).await.pop().unwrap();
+        assert_eq!(last.state, RunState::Cancelled);
+
+        // Cancel removes the Job and its pods.
+        p.cancel(CancelRequest { run_id: stuck.run_id.clone(), reason: None }).await.unwrap();
+        let store = cluster.sandbox.store();
+        assert!(store.get(Kind::Job, &Key::new(ns, &stuck.run_id)).is_none());
+        for _ in 0..100 {
+            let pods = store.list(Kind::Pod, Some(ns), None, None, Some(&|p: &Value| p["metadata"]["labels"]["polysync.io/run"] == stuck.run_id.as_str())).items;
+            if pods.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the cancelled run's pods stayed");
+    });
+}
+
+#[test]
+fn a_deleted_source_runs_from_its_fallback() {
+    let cluster = cluster();
+    let p = provider(cluster, "fallback");
+    seed::ensure_namespace(cluster.sandbox.store(), "fallback");
+    let rt = rt();
+    rt.block_on(async {
+        let mut req = request("gone-job", "fb-1", &[("WHO", "fallback")]);
+        let err = p.run(req.clone()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "no fallback stored: {err}");
+        req.fallback = Some(FallbackAttributes { image: None, command: vec!["sh".into(), "-c".into()], args: vec!["echo hello $WHO".into()] });
+        let run = p.run(req).await.unwrap();
+        assert_eq!(run.source, RunSource::Fallback);
+        assert_eq!(wait_terminal(&p, &run.run_id).await.last().unwrap().state, RunState::Success);
+        assert_eq!(logs(&p, &run.run_id).await, "hello fallback\n");
+        let job = cluster.sandbox.store().get(Kind::Job, &Key::new("fallback", &run.run_id)).unwrap();
+        assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["image"], "busybox");
+    });
+}
+
+#[test]
+fn watch_survives_cut_connections_and_410() {
+    // Its own cluster: a short history so a reconnect gets 410.
+    let cluster = Cluster::start_with(SandboxConfig {
+        history: 500,
+        time_scale: 0.02,
+        seed: SeedConfig { namespace: "watch".into(), ..SeedConfig::default() },
+        ..SandboxConfig::default()
+    });
+    source_job(&cluster, "watch", "steps", "sleep 100; echo done", |_| {});
+    let p = provider(&cluster, "watch");
+    let rt = rt();
+    rt.block_on(async {
+        let run = p.run(request("steps", "w", &[])).await.unwrap();
+        // Cut every watch connection after one event, and churn the store
+        // past its history, so reconnects from the last version get 410.
+        // Requests take 300 ms, so the history has turned over by the time a
+        // reconnect arrives.
+        cluster.sandbox.faults().set(FaultSettings { watch_cut_after: Some(1), latency_ms: 300, ..Default::default() });
+        let stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await.unwrap();
+        let store = cluster.sandbox.store().clone();
+        // 2,500 changes every 100 ms: the 500-change history turns over
+        // far faster than the watcher's reconnect backoff.
+        let churn = tokio::spawn(async move {
+            for i in 0.. {
+                seed::ensure_namespace(&store, &format!("churn-{i}"));
+                if i % 2500 == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        let all: Vec<RunStatus> = tokio::time::timeout(Duration::from_secs(60), stream.map(|s| s.unwrap()).collect()).await.expect("the watch reaches the end");
+        churn.abort();
+        cluster.sandbox.faults().clear();
+        assert_eq!(all.last().unwrap().state, RunState::Success, "{all:?}");
+        assert!(cluster.sandbox.stats().get("list", "jobs") >= 2, "the watcher relisted: {:?}", cluster.sandbox.stats().snapshot());
+    });
+}
