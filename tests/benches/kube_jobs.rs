@@ -1,0 +1,215 @@
+//! The `kubernetes` provider against the sandbox, next to peers measured in
+//! the same run.
+//!
+//! 1. Discovery of 10,000 Jobs in pages of 100 by the plugin (through its
+//!    dylib, in a process of its own) next to `kubectl get jobs
+//!    --chunk-size=100 -o json`: wall time and peak RSS of each client
+//!    process. Targets: at most half of kubectl's time and memory.
+//! 2. The delay from a Job's terminal condition being written to the caller
+//!    seeing it, for 100 runs: the provider's watch next to a 1-second poll
+//!    loop. Target: watch p99 under 50 ms.
+//!
+//! Run: `cargo bench -p polysync-tests --bench kube_jobs`
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use polysync::plugins::Registry;
+use polysync_conformance::artifacts;
+use polysync_provider_api::{DiscoverRequest, PollRequest, Provider, RunRequest, WatchRequest};
+use polysync_sandbox::resources::Kind;
+use polysync_sandbox::store::EventType;
+use polysync_sandbox::{SandboxConfig, SeedConfig};
+use polysync_tests::Cluster;
+
+const JOBS: usize = 10_000;
+const RUNS: usize = 100;
+
+fn connect(settings: &serde_json::Value) -> polysync_provider_api::abi::host::PluginProvider {
+    let mut registry = Registry::default();
+    registry.add(artifacts::cdylib("polysync-provider-kubernetes"));
+    registry.connect("kubernetes", settings).expect("plugin connects")
+}
+
+/// Child mode: discover everything, print the count.
+fn child_discover(settings: &str) {
+    let settings: serde_json::Value = serde_json::from_str(settings).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let provider = connect(&settings);
+    let mut token = None;
+    let mut n = 0;
+    loop {
+        let page = rt.block_on(provider.discover(DiscoverRequest { page_token: token, page_size: Some(100) })).unwrap();
+        n += page.entries.len();
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    println!("{n}");
+}
+
+/// Wall time and peak RSS (KiB) of a command, via GNU time.
+fn measure(cmd: Command) -> (Duration, u64, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("rss");
+    let mut timed = Command::new("/usr/bin/time");
+    timed.arg("-f").arg("%M").arg("-o").arg(&report).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            timed.env(k, v);
+        }
+    }
+    timed.stderr(Stdio::inherit());
+    let start = Instant::now();
+    let out = timed.output().unwrap();
+    let elapsed = start.elapsed();
+    assert!(out.status.success(), "{:?} failed", cmd.get_program());
+    let rss = std::fs::read_to_string(&report).unwrap().trim().lines().last().unwrap().parse().unwrap();
+    (elapsed, rss, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn discovery(cluster: &Cluster) {
+    let settings = cluster.settings("bench").to_string();
+    let exe = std::env::current_exe().unwrap();
+    let mut ours = Command::new(&exe);
+    ours.env("POLYSYNC_BENCH_CHILD", &settings);
+    // Warm the dylib path (cargo build) outside the measurement.
+    artifacts::cdylib("polysync-provider-kubernetes");
+    let (t_ours, rss_ours, out) = measure(ours);
+    assert_eq!(out.trim(), JOBS.to_string());
+
+    let kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].into_iter().find(|p| std::path::Path::new(p).exists());
+    println!("| discovery of {JOBS} Jobs (pages of 100) | wall time | peak RSS |");
+    println!("|---|---|---|");
+    println!("| polysync kubernetes plugin (own process) | {:.2} s | {:.1} MiB |", t_ours.as_secs_f64(), rss_ours as f64 / 1024.0);
+    if let Some(kubectl) = kubectl {
+        let home = tempfile::tempdir().unwrap();
+        let mut k = Command::new(kubectl);
+        k.arg("--kubeconfig").arg(&cluster.kubeconfig).args(["get", "jobs", "--chunk-size=100", "-o", "json", "-n", "bench"]).env("HOME", home.path());
+        let (t_k, rss_k, out) = measure(k);
+        let items = serde_json::from_str::<serde_json::Value>(&out).unwrap()["items"].as_array().unwrap().len();
+        assert_eq!(items, JOBS);
+        println!("| kubectl get jobs --chunk-size=100 -o json | {:.2} s | {:.1} MiB |", t_k.as_secs_f64(), rss_k as f64 / 1024.0);
+        println!(
+            "| ratio (polysync / kubectl; target <= 0.5) | {:.2} | {:.2} |",
+            t_ours.as_secs_f64() / t_k.as_secs_f64(),
+            rss_ours as f64 / rss_k as f64
+        );
+    } else {
+        println!("| kubectl | not installed | |");
+    }
+}
+
+fn latency() {
+    let cluster = Cluster::start_with(SandboxConfig {
+        time_scale: 0.01,
+        seed: SeedConfig { namespace: "latency".into(), jobs: 1, ..SeedConfig::default() },
+        ..SandboxConfig::default()
+    });
+    // When each run's terminal condition was written, seen from the store.
+    let written: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut changes = cluster.sandbox.store().subscribe();
+    let record = written.clone();
+    cluster.sandbox.runtime().spawn(async move {
+        while let Ok(change) = changes.recv().await {
+            if change.kind != Kind::Job || change.event != EventType::Modified {
+                continue;
+            }
+            let done = change.object["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["status"] == "True" && (c["type"] == "SuccessCriteriaMet" || c["type"] == "FailureTarget")));
+            if done {
+                let name = change.object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                record.lock().unwrap().entry(name).or_insert_with(Instant::now);
+            }
+        }
+    });
+    let provider = Arc::new(connect(&cluster.settings("latency")));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (watch_seen, poll_seen) = rt.block_on(async {
+        let mut ids = Vec::new();
+        for i in 0..RUNS {
+            // Runs end between 1 and 3 simulated minutes apart: 0.6 - 1.8 s.
+            let params: BTreeMap<String, String> = [("SLEEP_SECONDS".to_owned(), (60 + (i * 7919) % 120).to_string())].into();
+            let req = RunRequest { external_id: "batch-00000".into(), parameters: params, idempotency_key: format!("lat-{i}"), fallback: None };
+            ids.push(provider.run(req).await.unwrap().run_id);
+        }
+        let watch_seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let poll_seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let w = watch_seen.clone();
+        let p2 = provider.clone();
+        let watch_ids = ids.clone();
+        let watcher = tokio::spawn(async move {
+            let mut stream = p2.watch(WatchRequest { run_ids: watch_ids }).await.unwrap();
+            while let Some(status) = stream.next().await {
+                let status = status.unwrap();
+                if status.state.is_terminal() {
+                    w.lock().unwrap().entry(status.run_id).or_insert_with(Instant::now);
+                }
+            }
+        });
+        let pollers: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (p, seen, id) = (provider.clone(), poll_seen.clone(), id.clone());
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    loop {
+                        tick.tick().await;
+                        if p.poll(PollRequest { run_id: id.clone() }).await.unwrap().state.is_terminal() {
+                            seen.lock().unwrap().insert(id, Instant::now());
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        watcher.await.unwrap();
+        for p in pollers {
+            p.await.unwrap();
+        }
+        (watch_seen, poll_seen)
+    });
+    let written = written.lock().unwrap().clone();
+    let delays = |seen: &Arc<Mutex<HashMap<String, Instant>>>| {
+        let mut d: Vec<Duration> = seen.lock().unwrap().iter().map(|(id, t)| t.saturating_duration_since(written[id])).collect();
+        d.sort();
+        d
+    };
+    let (w, p) = (delays(&watch_seen), delays(&poll_seen));
+    println!();
+    println!("| terminal condition written -> caller sees it ({RUNS} runs) | p50 | p99 | max |");
+    println!("|---|---|---|---|");
+    println!("| polysync watch (one list+watch of jobs and pods) | {:.1} ms | {:.1} ms | {:.1} ms |", ms(percentile(&w, 0.5)), ms(percentile(&w, 0.99)), ms(*w.last().unwrap()));
+    println!("| 1-second poll loop per run | {:.1} ms | {:.1} ms | {:.1} ms |", ms(percentile(&p, 0.5)), ms(percentile(&p, 0.99)), ms(*p.last().unwrap()));
+    println!("| ratio p99 (watch / poll) | | {:.3} | |", ms(percentile(&w, 0.99)) / ms(percentile(&p, 0.99)));
+}
+
+fn main() {
+    if let Ok(settings) = std::env::var("POLYSYNC_BENCH_CHILD") {
+        return child_discover(&settings);
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let cluster = Cluster::start_with(SandboxConfig {
+        cronjob_controller: false,
+        seed: SeedConfig { namespace: "bench".into(), jobs: JOBS, ..SeedConfig::default() },
+        ..SandboxConfig::default()
+    });
+    discovery(&cluster);
+    drop(cluster);
+    latency();
+}
