@@ -173,11 +173,16 @@ pub struct ContainerStatus {
 }
 
 /// Stop a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelRequest {
     pub run_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Also remove a run that already finished (its Job and pods), as
+    /// `--delete-after` does once logs are read. Without it a finished run
+    /// is left alone so its logs stay readable. (API 1.1)
+    #[serde(default)]
+    pub delete: bool,
 }
 
 /// What `cancel` did. Cancelling a run that is already gone or finished

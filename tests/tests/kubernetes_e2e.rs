@@ -209,7 +209,7 @@ fn every_way_a_run_ends() {
         assert_eq!(last.state, RunState::Cancelled);
 
         // Cancel removes the Job and its pods.
-        p.cancel(CancelRequest { run_id: stuck.run_id.clone(), reason: None }).await.unwrap();
+        p.cancel(CancelRequest { run_id: stuck.run_id.clone(), ..Default::default() }).await.unwrap();
         let store = cluster.sandbox.store();
         assert!(store.get(Kind::Job, &Key::new(ns, &stuck.run_id)).is_none());
         for _ in 0..100 {

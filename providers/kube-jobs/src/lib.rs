@@ -117,7 +117,7 @@ impl Provider for KubeJobs {
     }
 
     async fn cancel(&self, request: CancelRequest) -> Result<CancelOutcome> {
-        run::cancel(self, &request.run_id).await
+        run::cancel(self, &request.run_id, request.delete).await
     }
 
     async fn monitor_url(&self, request: UrlRequest) -> Result<MonitorUrl> {

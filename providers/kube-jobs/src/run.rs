@@ -104,17 +104,20 @@ pub(crate) async fn poll(k: &KubeJobs, run_id: &str) -> Result<RunStatus, Provid
 }
 
 /// Delete the run's Job (pods follow in the background). A finished run is
-/// left alone, so its logs stay readable; a run already gone is success.
-pub(crate) async fn cancel(k: &KubeJobs, run_id: &str) -> Result<CancelOutcome, ProviderError> {
+/// left alone unless `delete` asks for it, so its logs stay readable; a run
+/// already gone is success.
+pub(crate) async fn cancel(k: &KubeJobs, run_id: &str, delete: bool) -> Result<CancelOutcome, ProviderError> {
     let client = k.client().await?;
     let Some(job) = get_job(k, &client, run_id).await? else { return Ok(CancelOutcome::AlreadyDone) };
-    if status::job_state(&job).0.is_terminal() {
+    let finished = status::job_state(&job).0.is_terminal();
+    if finished && !delete {
         return Ok(CancelOutcome::AlreadyDone);
     }
     let jobs: Api<Job> = Api::namespaced(client, &k.namespace);
     let what = format!("deleting run {run_id}");
     let background = DeleteParams::background();
     match k.retry.run(&what, || jobs.delete(run_id, &background)).await {
+        Ok(_) if finished => Ok(CancelOutcome::AlreadyDone),
         Ok(_) => Ok(CancelOutcome::Cancelled),
         Err(e) if code(&e) == Some(404) => Ok(CancelOutcome::AlreadyDone),
         Err(e) => Err(from_kube(e, &what)),

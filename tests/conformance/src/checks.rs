@@ -64,7 +64,7 @@ impl Cx<'_> {
     }
 
     fn cleanup(&self, run_id: &str) {
-        let _ = self.block_on(self.provider.cancel(CancelRequest { run_id: run_id.to_owned(), reason: None }));
+        let _ = self.block_on(self.provider.cancel(CancelRequest { run_id: run_id.to_owned(), reason: None, delete: true }));
     }
 }
 
@@ -170,7 +170,7 @@ pub fn same_idempotency_key_gives_same_run(cx: &Cx<'_>) {
 
 pub fn cancel_is_idempotent(cx: &Cx<'_>) {
     let handle = cx.start_long();
-    let cancel = || cx.block_on(cx.provider.cancel(CancelRequest { run_id: handle.run_id.clone(), reason: Some("conformance".into()) }));
+    let cancel = || cx.block_on(cx.provider.cancel(CancelRequest { run_id: handle.run_id.clone(), reason: Some("conformance".into()), delete: false }));
     cancel().unwrap_or_else(|e| panic!("first cancel: {e}"));
     cancel().unwrap_or_else(|e| panic!("second cancel: {e}"));
     match cx.block_on(cx.provider.poll(PollRequest { run_id: handle.run_id.clone() })) {
@@ -179,7 +179,7 @@ pub fn cancel_is_idempotent(cx: &Cx<'_>) {
         Ok(s) => assert!(s.state.is_terminal(), "a cancelled run must be terminal, got {s:?}"),
         Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "poll after cancel: {e}"),
     }
-    cx.block_on(cx.provider.cancel(CancelRequest { run_id: "polysync-conformance-never-existed".into(), reason: None }))
+    cx.block_on(cx.provider.cancel(CancelRequest { run_id: "polysync-conformance-never-existed".into(), ..Default::default() }))
         .unwrap_or_else(|e| panic!("cancel of a run that is gone must succeed: {e}"));
 }
 

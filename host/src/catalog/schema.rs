@@ -1,0 +1,71 @@
+//! Schema migrations, applied in order and recorded in `user_version`.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: entries, syncs, runs.
+    "
+    CREATE TABLE entries (
+        connection   TEXT NOT NULL,
+        external_id  TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        namespace    TEXT,
+        cluster      TEXT,
+        parameters   TEXT NOT NULL,
+        fallback     TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        labels       TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        first_seen   TEXT NOT NULL,
+        last_seen    TEXT NOT NULL,
+        last_sync    INTEGER NOT NULL,
+        PRIMARY KEY (connection, external_id)
+    );
+    CREATE TABLE syncs (
+        id          INTEGER PRIMARY KEY,
+        connection  TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        status      TEXT NOT NULL,
+        pages       INTEGER NOT NULL DEFAULT 0,
+        seen        INTEGER NOT NULL DEFAULT 0,
+        added       INTEGER NOT NULL DEFAULT 0,
+        updated     INTEGER NOT NULL DEFAULT 0,
+        unchanged   INTEGER NOT NULL DEFAULT 0,
+        missing     INTEGER NOT NULL DEFAULT 0,
+        error       TEXT
+    );
+    CREATE TABLE runs (
+        id              INTEGER PRIMARY KEY,
+        connection      TEXT NOT NULL,
+        external_id     TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        parameters      TEXT NOT NULL,
+        run_id          TEXT,
+        state           TEXT NOT NULL,
+        reason          TEXT,
+        message         TEXT,
+        source          TEXT,
+        monitor_url     TEXT,
+        delete_after    TEXT NOT NULL DEFAULT 'never',
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        finished_at     TEXT
+    );
+    CREATE INDEX runs_by_state ON runs (state);
+    CREATE INDEX runs_by_run_id ON runs (connection, run_id);
+    ",
+];
+
+pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! `polysync demo` and `polysync sandbox`.
+//!
+//! The demo starts the sandbox cluster in this process with a namespace of
+//! sample Jobs, writes a kubeconfig and a config that points the
+//! `kubernetes` plugin at it, and walks through the everyday commands by
+//! calling the same code the commands run.
+
+use std::path::Path;
+use std::time::Instant;
+
+use polysync::config::Config;
+use polysync::error::EXIT_OK;
+use polysync::{Error, Host, Result};
+use polysync_sandbox::resources::Kind;
+use polysync_sandbox::{Sandbox, SandboxConfig, SeedConfig, seed};
+use serde_json::json;
+
+use super::args::{Command, DeleteAfter, RunArgs};
+use super::output::Out;
+
+const NAMESPACE: &str = "demo";
+
+/// Sample Jobs as a team's namespace would have them.
+fn sample_jobs(sandbox: &Sandbox) {
+    let store = sandbox.store();
+    let jobs = [
+        ("nightly-report", r#"echo "building the $REPORT_KIND report for $REPORT_DATE in $REGION"; sleep 3; echo "report written: 42 rows""#, 0),
+        ("invoice-export", r#"echo "exporting invoices to $TARGET"; sleep 2; echo done"#, 1),
+        ("flaky-export", r#"echo "connecting to $TARGET"; echo "error: connection refused" >&2; exit 1"#, 2),
+        ("long-backfill", r#"echo "backfilling $DAYS days"; sleep 3600"#, 3),
+    ];
+    for (name, script, i) in jobs {
+        let mut job = seed::finished_job(NAMESPACE, name, i);
+        let container = &mut job["spec"]["template"]["spec"]["containers"][0];
+        container["args"] = json!([script]);
+        container["env"] = match name {
+            "nightly-report" => json!([{"name": "REPORT_DATE", "value": "2026-10-31"}, {"name": "REPORT_KIND", "value": "sales"}, {"name": "REGION", "value": "eu-west-1"}, {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password", "optional": true}}}]),
+            "invoice-export" | "flaky-export" => json!([{"name": "TARGET", "value": "s3://invoices"}]),
+            _ => json!([{"name": "DAYS", "value": "30"}]),
+        };
+        if name == "flaky-export" {
+            job["spec"]["backoffLimit"] = json!(1);
+        }
+        let _ = store.create(Kind::Job, job);
+    }
+}
+
+fn step(out: Out, n: usize, title: &str, command: &str) {
+    out.say(format!("\n── {n}. {title}\n   $ polysync {command}"));
+}
+
+pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
+    let started = Instant::now();
+    let sandbox = Sandbox::start(SandboxConfig {
+        time_scale,
+        seed: SeedConfig { namespace: NAMESPACE.into(), jobs: 20, cronjobs: 2, file: None },
+        ..SandboxConfig::default()
+    })
+    .await
+    .map_err(|e| Error::Io(format!("the sandbox cluster did not start: {e}")))?;
+    sample_jobs(&sandbox);
+    let dir = tempfile_dir()?;
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig, NAMESPACE).map_err(|e| Error::Io(format!("cannot write the kubeconfig: {e}")))?;
+    let config_path = dir.join("config.toml");
+    let plugin_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
+    let config_text = format!(
+        "plugin_dir = {plugins:?}\ncatalog = {catalog:?}\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {kc:?}\nnamespace = \"{NAMESPACE}\"\n",
+        plugins = plugin_dir.display().to_string(),
+        catalog = dir.join("catalog.db").display().to_string(),
+        kc = kubeconfig.display().to_string(),
+    );
+    std::fs::write(&config_path, &config_text).map_err(|e| Error::Io(format!("cannot write the demo config: {e}")))?;
+    out.say(format!(
+        "polysync demo — a sandbox Kubernetes cluster is running at {} with namespace {NAMESPACE:?}\n(20 generated Jobs, 2 CronJobs and 4 sample Jobs; simulated time runs {:.0}x faster)\n\nconfig written to {}:\n{}",
+        sandbox.url(),
+        1.0 / time_scale,
+        config_path.display(),
+        config_text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    ));
+    let mut host = Host::new(Config::load(Some(&config_path))?)?;
+    if host.registry.get("kubernetes").is_none() {
+        return Err(Error::Config(format!(
+            "the demo needs the kubernetes plugin next to polysync in {}; build both with `bash scripts/demo` (or cargo build --release -p polysync -p polysync-provider-kubernetes)",
+            plugin_dir.display()
+        )));
+    }
+
+    step(out, 1, "the provider plugins the host loaded through the C ABI", "plugins");
+    super::commands::dispatch_with(&mut host, out, Command::Plugins).await?;
+
+    step(out, 2, "import the namespace's Jobs and CronJobs into the catalog", "discover sandbox");
+    super::commands::dispatch_with(&mut host, out, Command::Discover { connection: "sandbox".into(), page_size: None }).await?;
+
+    step(out, 3, "the catalog entry of a Job: its parameters are container[0]'s literal env", "catalog sandbox --entry nightly-report");
+    super::commands::dispatch_with(&mut host, out, Command::Catalog { connection: Some("sandbox".into()), missing: false, entry: Some("nightly-report".into()) }).await?;
+
+    step(out, 4, "a parameterized rerun, with live pod events and the logs", "run sandbox nightly-report -p REPORT_DATE=2026-11-01 -p REGION=us-east-1 --wait --events --logs");
+    let run = |entry: &str, params: &[(&str, &str)], wait: bool, events: bool, logs: bool| RunArgs {
+        connection: "sandbox".into(),
+        entry: entry.into(),
+        params: params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        idempotency_key: None,
+        wait,
+        timeout: Some(std::time::Duration::from_secs(60)),
+        logs,
+        events,
+        delete_after: DeleteAfter::Never,
+    };
+    super::commands::dispatch_with(&mut host, out, Command::Run(run("nightly-report", &[("REPORT_DATE", "2026-11-01"), ("REGION", "us-east-1")], true, true, true))).await?;
+
+    step(out, 5, "a run that fails: the reason comes from the Job's conditions", "run sandbox flaky-export --wait --logs");
+    let code = super::commands::dispatch_with(&mut host, out, Command::Run(run("flaky-export", &[], true, false, true))).await?;
+    out.say(format!("   (exit code {code}: the run failed)"));
+
+    step(out, 6, "start a long run, then cancel it", "run sandbox long-backfill -p DAYS=365   then   polysync cancel <run>");
+    super::commands::dispatch_with(&mut host, out, Command::Run(run("long-backfill", &[("DAYS", "365")], false, false, false))).await?;
+    let last = host.catalog()?.runs(&polysync::catalog::RunFilter { limit: Some(1), ..Default::default() })?;
+    let id = last.first().map(|r| r.id.to_string()).unwrap_or_default();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    super::commands::dispatch_with(&mut host, out, Command::Cancel { run: id }).await?;
+
+    step(out, 7, "run history", "runs");
+    super::commands::dispatch_with(&mut host, out, Command::Runs { connection: None, entry: None, state: None, limit: 10 }).await?;
+
+    out.say(format!(
+        "\nDemo finished in {:.1} s. Try it yourself: `polysync sandbox` keeps a cluster running for kubectl and polysync side by side.",
+        started.elapsed().as_secs_f64()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(EXIT_OK)
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("polysync-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+pub async fn sandbox(out: Out, port: u16, kubeconfig: &Path, namespace: &str, jobs: usize, cronjobs: usize, time_scale: f64) -> Result<u8> {
+    let sandbox = Sandbox::start(SandboxConfig {
+        bind: ([127, 0, 0, 1], port).into(),
+        time_scale,
+        seed: SeedConfig { namespace: namespace.into(), jobs, cronjobs, file: None },
+        ..SandboxConfig::default()
+    })
+    .await
+    .map_err(|e| Error::Io(e.to_string()))?;
+    sandbox.write_kubeconfig(kubeconfig, namespace).map_err(|e| Error::Io(format!("cannot write {}: {e}", kubeconfig.display())))?;
+    let kc = std::fs::canonicalize(kubeconfig).unwrap_or_else(|_| kubeconfig.to_path_buf());
+    if out.json {
+        out.json(&json!({"url": sandbox.url(), "kubeconfig": kc, "namespace": namespace}));
+    } else {
+        println!("sandbox cluster listening on {}", sandbox.url());
+        println!("kubeconfig: {}", kc.display());
+        println!("\n  kubectl --kubeconfig {} get jobs", kc.display());
+        println!("\nconfig for polysync:\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = {namespace:?}\n", kc.display().to_string());
+        println!("Ctrl-C stops it.");
+    }
+    tokio::signal::ctrl_c().await.map_err(|e| Error::Io(e.to_string()))?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,180 @@
+//! The configuration file: where plugins and the catalog live, and the
+//! named connections (a provider plus its settings).
+//!
+//! Found at `--config`, then `$POLYSYNC_CONFIG`, then
+//! `<config dir>/polysync/config.toml`. A missing default file is an empty
+//! configuration. Secrets do not belong here: providers read them from their
+//! platform's credential chain or the environment, and the catalog never
+//! stores connection settings at all.
+//!
+//! ```toml
+//! plugin_dir = "/opt/polysync/plugins"
+//! catalog = "/var/lib/polysync/catalog.db"
+//!
+//! [connections.prod-batch]
+//! provider = "kubernetes"
+//! kubeconfig = "~/.kube/config"
+//! namespace = "batch"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// One named connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub name: String,
+    pub provider: String,
+    /// Everything but `provider`, as the provider's settings.
+    pub settings: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (None: defaults only).
+    pub path: Option<PathBuf>,
+    pub plugin_dir: PathBuf,
+    pub catalog: PathBuf,
+    pub connections: BTreeMap<String, Connection>,
+}
+
+/// Where the config file is looked for.
+pub fn default_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("polysync").join("config.toml"))
+}
+
+fn default_catalog() -> PathBuf {
+    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("polysync").join("catalog.db")
+}
+
+fn default_plugin_dir() -> PathBuf {
+    std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Config {
+    /// Load from `explicit`, `$POLYSYNC_CONFIG`, or the default location.
+    pub fn load(explicit: Option<&Path>) -> Result<Self> {
+        let from_env = std::env::var_os("POLYSYNC_CONFIG").map(PathBuf::from);
+        let (path, required) = match (explicit, from_env) {
+            (Some(p), _) => (Some(p.to_path_buf()), true),
+            (None, Some(p)) => (Some(p), true),
+            (None, None) => (default_path(), false),
+        };
+        match path {
+            Some(p) if p.exists() || required => {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", p.display())))?;
+                Self::parse(&text, Some(p))
+            }
+            _ => Ok(Self { path: None, plugin_dir: default_plugin_dir(), catalog: default_catalog(), connections: BTreeMap::new() }),
+        }
+    }
+
+    /// Parse a config file's text; errors name the file and the field.
+    pub fn parse(text: &str, path: Option<PathBuf>) -> Result<Self> {
+        let shown = path.as_ref().map_or("the config".to_owned(), |p| p.display().to_string());
+        let table: toml::Table = text.parse().map_err(|e| Error::Config(format!("{shown} is not valid TOML: {e}")))?;
+        let base = path.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |v: &str| {
+            let expanded = match (v.strip_prefix("~/"), dirs::home_dir()) {
+                (Some(rest), Some(home)) => home.join(rest),
+                _ => PathBuf::from(v),
+            };
+            if expanded.is_relative() { base.join(expanded) } else { expanded }
+        };
+        let mut config = Self { path: path.clone(), plugin_dir: default_plugin_dir(), catalog: default_catalog(), connections: BTreeMap::new() };
+        for (key, value) in &table {
+            match key.as_str() {
+                "plugin_dir" => {
+                    let v = value.as_str().ok_or_else(|| Error::Config(format!("{shown}: `plugin_dir` must be a path string")))?;
+                    config.plugin_dir = resolve(v);
+                }
+                "catalog" => {
+                    let v = value.as_str().ok_or_else(|| Error::Config(format!("{shown}: `catalog` must be a path string")))?;
+                    config.catalog = resolve(v);
+                }
+                "connections" => {
+                    let conns = value.as_table().ok_or_else(|| {
+                        Error::Config(format!("{shown}: `connections` must be tables, like [connections.NAME]"))
+                    })?;
+                    for (name, conn) in conns {
+                        if !is_name(name) {
+                            return Err(Error::Config(format!(
+                                "{shown}: connection name {name:?} must be letters, digits, '-' or '_'"
+                            )));
+                        }
+                        let mut settings = conn
+                            .as_table()
+                            .ok_or_else(|| Error::Config(format!("{shown}: `connections.{name}` must be a table")))?
+                            .clone();
+                        let provider = match settings.remove("provider") {
+                            Some(toml::Value::String(p)) => p,
+                            Some(_) => return Err(Error::Config(format!("{shown}: `connections.{name}.provider` must be a string"))),
+                            None => {
+                                return Err(Error::Config(format!(
+                                    "{shown}: `connections.{name}.provider` is missing; set it to aks, eks, ecs or kubernetes"
+                                )));
+                            }
+                        };
+                        let settings = serde_json::to_value(&settings)
+                            .map_err(|e| Error::Config(format!("{shown}: `connections.{name}`: {e}")))?;
+                        config.connections.insert(name.clone(), Connection { name: name.clone(), provider, settings });
+                    }
+                }
+                other => {
+                    return Err(Error::Config(format!(
+                        "{shown}: unknown setting `{other}`; the settings are plugin_dir, catalog and [connections.NAME]"
+                    )));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn connection(&self, name: &str) -> Result<&Connection> {
+        self.connections.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.connections.keys().map(String::as_str).collect();
+            let file = self.path.as_ref().map_or("no config file was found".to_owned(), |p| format!("see {}", p.display()));
+            Error::Config(format!(
+                "no connection named {name:?} ({}; {file})",
+                if known.is_empty() { "none are configured".to_owned() } else { format!("configured: {}", known.join(", ")) }
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_connections_and_resolves_paths() {
+        let c = Config::parse(
+            "catalog = \"cat.db\"\n[connections.prod]\nprovider = \"kubernetes\"\nnamespace = \"batch\"\n",
+            Some(PathBuf::from("/etc/polysync/config.toml")),
+        )
+        .unwrap();
+        assert_eq!(c.catalog, PathBuf::from("/etc/polysync/cat.db"));
+        let prod = c.connection("prod").unwrap();
+        assert_eq!(prod.provider, "kubernetes");
+        assert_eq!(prod.settings, serde_json::json!({"namespace": "batch"}));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse("[connections.x]\nnamespace = \"a\"\n", None).unwrap_err().to_string();
+        assert!(e.contains("connections.x.provider"), "{e}");
+        let e = Config::parse("catalg = \"x\"\n", None).unwrap_err().to_string();
+        assert!(e.contains("catalg"), "{e}");
+        let e = Config::parse("[connections.\"bad name\"]\nprovider = \"k\"\n", None).unwrap_err().to_string();
+        assert!(e.contains("bad name"), "{e}");
+        let e = Config::parse("plugin_dir = 3\n", None).unwrap_err().to_string();
+        assert!(e.contains("plugin_dir"), "{e}");
+    }
+}

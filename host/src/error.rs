@@ -1,0 +1,65 @@
+//! The host's errors and the exit code each maps to.
+//!
+//! Exit codes are part of the CLI's contract with schedulers: 0 success,
+//! 1 failure, 2 authentication or authorization, 20 invalid input, 21 name
+//! conflict, 40 timeout.
+
+use polysync_provider_api::{ErrorKind, ProviderError};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_AUTH: u8 = 2;
+pub const EXIT_INVALID: u8 = 20;
+pub const EXIT_CONFLICT: u8 = 21;
+pub const EXIT_TIMEOUT: u8 = 40;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file or a connection in it is wrong.
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    #[error("the catalog at {path} failed: {source}; check the file is writable and not corrupt")]
+    Catalog { path: String, source: rusqlite::Error },
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A stable short name for `--output json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "config",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::NotFound(_) => "not_found",
+            Self::Provider(e) => e.kind().as_str(),
+            Self::Catalog { .. } => "catalog",
+            Self::Timeout(_) => "timeout",
+            Self::Io(_) => "io",
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) | Self::InvalidInput(_) | Self::NotFound(_) => EXIT_INVALID,
+            Self::Timeout(_) => EXIT_TIMEOUT,
+            Self::Catalog { .. } | Self::Io(_) => EXIT_FAILURE,
+            Self::Provider(e) => match e.kind() {
+                ErrorKind::Unauthorized | ErrorKind::Forbidden => EXIT_AUTH,
+                ErrorKind::InvalidInput | ErrorKind::NotFound => EXIT_INVALID,
+                ErrorKind::Conflict => EXIT_CONFLICT,
+                ErrorKind::Timeout => EXIT_TIMEOUT,
+                _ => EXIT_FAILURE,
+            },
+        }
+    }
+}
