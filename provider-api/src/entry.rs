@@ -102,6 +102,10 @@ pub struct FallbackAttributes {
     pub command: Vec<String>,
     #[serde(default)]
     pub args: Vec<String>,
+    /// The literal environment of the first container at discovery time,
+    /// so a rebuilt run starts from the same defaults. (API 1.1)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 /// Ask for one page of entries.

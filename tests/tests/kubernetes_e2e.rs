@@ -233,7 +233,7 @@ fn a_deleted_source_runs_from_its_fallback() {
         let mut req = request("gone-job", "fb-1", &[("WHO", "fallback")]);
         let err = p.run(req.clone()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "no fallback stored: {err}");
-        req.fallback = Some(FallbackAttributes { image: None, command: vec!["sh".into(), "-c".into()], args: vec!["echo hello $WHO".into()] });
+        req.fallback = Some(FallbackAttributes { image: None, command: vec!["sh".into(), "-c".into()], args: vec!["echo hello $WHO".into()], env: Default::default() });
         let run = p.run(req).await.unwrap();
         assert_eq!(run.source, RunSource::Fallback);
         assert_eq!(wait_terminal(&p, &run.run_id).await.last().unwrap().state, RunState::Success);

@@ -36,6 +36,18 @@ impl<C: Connector> Lazy<C> {
     }
 }
 
+/// A client for `config` with kube's own retry layer switched off.
+///
+/// kube 5 retries 429/503/504 up to 15 times with delays up to 1000 s by
+/// default: right for a long-lived controller, a multi-minute hang for a
+/// command or a scheduler call, and multiplied by our own retries. kube-jobs
+/// retries with its own bounded policy ([`RetryPolicy`](crate::RetryPolicy)),
+/// so every connector builds its client here.
+pub fn client(mut config: kube::Config) -> Result<kube::Client, ProviderError> {
+    config.default_retry = false;
+    kube::Client::try_from(config).map_err(|e| ProviderError::invalid_input(format!("could not build a Kubernetes client: {e}")))
+}
+
 /// Console pages of a platform; `None` where it has none.
 pub trait Monitor: Send + Sync + 'static {
     fn entry(&self, namespace: &str, external_id: &str) -> Option<String>;

@@ -41,6 +41,13 @@ fn fallback(template: &PodTemplateSpec) -> FallbackAttributes {
         image: container.and_then(|c| c.image.clone()),
         command: container.and_then(|c| c.command.clone()).unwrap_or_default(),
         args: container.and_then(|c| c.args.clone()).unwrap_or_default(),
+        env: container
+            .and_then(|c| c.env.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|e| e.value_from.is_none())
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect(),
     }
 }
 

@@ -142,11 +142,13 @@ pub fn from_template(template: &JobTemplateSpec, id: &RunIdentity<'_>, parameter
 /// A run rebuilt from stored attributes, when the source no longer exists.
 pub fn from_fallback(fallback: &FallbackAttributes, id: &RunIdentity<'_>, parameters: &BTreeMap<String, String>) -> Result<Job, ProviderError> {
     let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let env: Vec<EnvVar> = fallback.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), value_from: None }).collect();
     let container = Container {
         name: "main".into(),
         image: Some(fallback.image.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| FALLBACK_IMAGE.into())),
         command: non_empty(&fallback.command),
         args: non_empty(&fallback.args),
+        env: (!env.is_empty()).then_some(env),
         ..Container::default()
     };
     let spec = JobSpec {
@@ -235,12 +237,18 @@ mod tests {
     #[test]
     fn fallback_runs_busybox_with_the_parameters() {
         let params: BTreeMap<String, String> = [("A".into(), "1".into())].into();
-        let fb = FallbackAttributes { image: None, command: vec!["sh".into(), "-c".into()], args: vec!["echo $A".into()] };
+        let fb = FallbackAttributes {
+            image: None,
+            command: vec!["sh".into(), "-c".into()],
+            args: vec!["echo $A $B".into()],
+            env: [("A".to_owned(), "default".to_owned()), ("B".to_owned(), "kept".to_owned())].into(),
+        };
         let job = from_fallback(&fb, &id(), &params).unwrap();
         let c = &job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
         assert_eq!(c.image.as_deref(), Some("busybox"));
-        assert_eq!(c.args.as_deref(), Some(&["echo $A".to_owned()][..]));
-        assert_eq!(c.env.as_ref().unwrap()[0].value.as_deref(), Some("1"));
+        assert_eq!(c.args.as_deref(), Some(&["echo $A $B".to_owned()][..]));
+        let env: Vec<(&str, &str)> = c.env.as_ref().unwrap().iter().map(|e| (e.name.as_str(), e.value.as_deref().unwrap())).collect();
+        assert_eq!(env, [("A", "1"), ("B", "kept")], "stored defaults, then the parameters");
     }
 
     #[test]

@@ -60,8 +60,7 @@ impl Connector for KubeconfigConnector {
         let config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &self.options).await.map_err(|e| {
             ProviderError::new(ErrorKind::InvalidInput, format!("the kubeconfig cannot be used: {e}; check its cluster and user entries"))
         })?;
-        kube::Client::try_from(config)
-            .map_err(|e| ProviderError::new(ErrorKind::InvalidInput, format!("could not build a client from the kubeconfig: {e}")))
+        polysync_kube_jobs::connect::client(config)
     }
 }
 

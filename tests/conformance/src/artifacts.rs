@@ -13,9 +13,19 @@ use std::sync::Mutex;
 /// Path of the `cdylib` of workspace package `package`, built with the same
 /// profile as the running test binary.
 pub fn cdylib(package: &str) -> PathBuf {
+    build(package, None)
+}
+
+/// Path of executable `bin` of workspace package `package`.
+pub fn executable(package: &str, bin: &str) -> PathBuf {
+    build(package, Some(bin))
+}
+
+fn build(package: &str, bin: Option<&str>) -> PathBuf {
     static CACHE: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(path) = cache.get_or_insert_with(HashMap::new).get(package) {
+    let cache_key = format!("{package}/{}", bin.unwrap_or("cdylib"));
+    if let Some(path) = cache.get_or_insert_with(HashMap::new).get(&cache_key) {
         return path.clone();
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -37,14 +47,27 @@ pub fn cdylib(package: &str) -> PathBuf {
         }
     }
     cmd.args(["build", "--quiet", "--message-format=json", "-p", package]);
+    if let Some(bin) = bin {
+        cmd.args(["--bin", bin]);
+    }
     if is_release() {
         cmd.arg("--release");
     }
     let out = cmd.output().unwrap_or_else(|e| panic!("could not run cargo to build {package}: {e}"));
     assert!(out.status.success(), "cargo build -p {package} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let path = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let messages: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    if bin.is_some() {
+        let exe = messages
+            .iter()
+            .filter(|m| m["reason"] == "compiler-artifact")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .unwrap_or_else(|| panic!("cargo built {package} but reported no executable"));
+        cache.get_or_insert_with(HashMap::new).insert(cache_key, exe.clone());
+        return exe;
+    }
+    let path = messages
+        .iter()
         .filter(|m| m["reason"] == "compiler-artifact")
         .filter(|m| m["target"]["crate_types"].as_array().is_some_and(|t| t.iter().any(|t| t == "cdylib")))
         .find_map(|m| {
@@ -53,7 +76,7 @@ pub fn cdylib(package: &str) -> PathBuf {
             }).map(PathBuf::from)
         })
         .unwrap_or_else(|| panic!("cargo built {package} but reported no cdylib"));
-    cache.get_or_insert_with(HashMap::new).insert(package.to_owned(), path.clone());
+    cache.get_or_insert_with(HashMap::new).insert(cache_key, path.clone());
     path
 }
 

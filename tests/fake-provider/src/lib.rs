@@ -57,6 +57,7 @@ impl FakeProvider {
                 image: Some("busybox".into()),
                 command: vec!["sh".into(), "-c".into()],
                 args: vec!["echo $GREETING".into()],
+                env: Default::default(),
             },
             fingerprint: format!("fake-{index}-v1"),
             labels: Default::default(),

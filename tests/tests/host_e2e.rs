@@ -1,0 +1,305 @@
+//! The `polysync` binary end to end against the sandbox: config errors,
+//! idempotent syncs, missing entries that still run, interrupted syncs,
+//! parameters, exit codes, crash recovery, JSON output, and secrets kept
+//! out of the catalog and the logs.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use polysync_conformance::artifacts;
+use polysync_sandbox::resources::Kind;
+use polysync_sandbox::store::Key;
+use polysync_sandbox::{FaultSettings, SeedConfig, seed};
+use polysync_tests::Cluster;
+use serde_json::{Value, json};
+
+/// A sandbox, config and catalog of one test: tests inject faults, so none
+/// shares a cluster with another.
+struct Env {
+    cluster: Cluster,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    ns: String,
+}
+
+fn plugin_dir() -> PathBuf {
+    artifacts::cdylib("polysync-provider-kubernetes").parent().unwrap().to_path_buf()
+}
+
+impl Env {
+    fn new(ns: &str) -> Self {
+        let cluster = Cluster::start(SeedConfig { namespace: ns.into(), ..SeedConfig::default() }, 0.02);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "plugin_dir = {:?}\ncatalog = {:?}\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"\n",
+                plugin_dir().display().to_string(),
+                dir.path().join("catalog.db").display().to_string(),
+                cluster.kubeconfig.display().to_string()
+            ),
+        )
+        .unwrap();
+        Self { cluster, dir, config, ns: ns.to_owned() }
+    }
+
+    fn source(&self, name: &str, script: &str) {
+        let mut job = seed::finished_job(&self.ns, name, 1);
+        job["spec"]["template"]["spec"]["containers"][0]["args"] = json!([script]);
+        job["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "GREETING", "value": "hello"}, {"name": "TARGET", "value": "world"}]);
+        self.cluster.sandbox.store().create(Kind::Job, job).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(artifacts::executable("polysync", "polysync"));
+        cmd.arg("--config").arg(&self.config).args(args).env_remove("POLYSYNC_CONFIG").env("NO_COLOR", "1");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "polysync {args:?} exited {:?}:\n{}\n{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["-o", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap_or_else(|e| panic!("polysync {args:?} -o json is not JSON: {e}"))
+    }
+
+    fn jobs_of_source(&self, source: &str) -> usize {
+        let ns = self.ns.clone();
+        let source = source.to_owned();
+        self.cluster
+            .sandbox
+            .store()
+            .list(Kind::Job, Some(&ns), None, None, Some(&|j: &Value| j["metadata"]["labels"]["polysync.io/source"] == source.as_str()))
+            .items
+            .len()
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn config_errors_name_the_field_and_exit_20() {
+    let env = Env::new("host-config");
+    std::fs::write(&env.config, "catalg = \"x.db\"\n").unwrap();
+    let out = env.run(&["runs"]);
+    assert_eq!(code(&out), 20);
+    assert!(stderr(&out).contains("catalg"), "{}", stderr(&out));
+
+    std::fs::write(&env.config, "[connections.sandbox]\nnamespace = \"x\"\n").unwrap();
+    let out = env.run(&["discover", "sandbox"]);
+    assert_eq!(code(&out), 20);
+    assert!(stderr(&out).contains("connections.sandbox.provider"), "{}", stderr(&out));
+
+    std::fs::write(
+        &env.config,
+        format!("plugin_dir = {:?}\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = \"/nonexistent/kubeconfig\"\n", plugin_dir().display().to_string()),
+    )
+    .unwrap();
+    let out = env.run(&["discover", "sandbox"]);
+    assert_eq!(code(&out), 20);
+    assert!(stderr(&out).contains("`kubeconfig`"), "{}", stderr(&out));
+
+    std::fs::write(&env.config, format!("plugin_dir = {:?}\n[connections.sandbox]\nprovider = \"kubernetes\"\nnamspace = \"x\"\n", plugin_dir().display().to_string())).unwrap();
+    let out = env.run(&["discover", "sandbox"]);
+    assert_eq!(code(&out), 20);
+    assert!(stderr(&out).contains("namspace"), "{}", stderr(&out));
+
+    let out = env.run(&["discover", "nope"]);
+    assert_eq!(code(&out), 20);
+    assert!(stderr(&out).contains("sandbox"), "lists the configured connections: {}", stderr(&out));
+}
+
+#[test]
+fn syncs_are_idempotent_and_missing_entries_still_run() {
+    let env = Env::new("host-sync");
+    env.source("alpha", "echo alpha $GREETING");
+    env.source("beta", "echo beta says $GREETING to $TARGET");
+    let first = env.json(&["discover", "sandbox"]);
+    assert_eq!((first["added"].as_u64(), first["missing"].as_u64()), (Some(2), Some(0)), "{first}");
+    let second = env.json(&["discover", "sandbox"]);
+    assert_eq!((second["added"].as_u64(), second["unchanged"].as_u64(), second["updated"].as_u64()), (Some(0), Some(2), Some(0)), "{second}");
+
+    env.cluster.sandbox.store().remove(Kind::Job, &Key::new(&env.ns, "beta")).unwrap();
+    let third = env.json(&["discover", "sandbox"]);
+    assert_eq!(third["missing"], 1, "{third}");
+    let missing = env.json(&["catalog", "sandbox", "--missing"]);
+    assert_eq!(missing.as_array().unwrap().len(), 1);
+    assert_eq!(missing[0]["external_id"], "beta");
+    assert_eq!(missing[0]["state"], "missing");
+
+    // It still runs, from the stored fallback attributes.
+    let out = env.ok(&["run", "sandbox", "beta", "-p", "TARGET=the fallback", "--wait", "--logs", "--timeout", "60s"]);
+    assert!(out.contains("beta says hello to the fallback"), "{out}");
+    assert!(out.contains("Success"), "{out}");
+}
+
+#[test]
+fn an_interrupted_sync_marks_nothing_missing() {
+    let env = Env::new("host-interrupted");
+    for name in ["a1", "a2", "a3", "a4", "a5"] {
+        env.source(name, "true");
+    }
+    env.json(&["discover", "sandbox", "--page-size", "2"]);
+    env.cluster.sandbox.store().remove(Kind::Job, &Key::new(&env.ns, "a5")).unwrap();
+    env.cluster.sandbox.faults().set(FaultSettings { fail_list_after_pages: Some(1), ..Default::default() });
+    let out = env.run(&["discover", "sandbox", "--page-size", "2"]);
+    env.cluster.sandbox.faults().clear();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("after 1 pages (2 entries)") && stderr(&out).contains("nothing was marked missing"), "{}", stderr(&out));
+    let missing = env.json(&["catalog", "sandbox", "--missing"]);
+    assert_eq!(missing.as_array().unwrap().len(), 0, "an interrupted sync marks nothing missing");
+    let done = env.json(&["discover", "sandbox", "--page-size", "2"]);
+    assert_eq!(done["missing"], 1, "the next complete sync does");
+}
+
+#[test]
+fn parameters_exit_codes_and_timeouts() {
+    let env = Env::new("host-params");
+    env.source("greeter", "echo \"$GREETING, $TARGET\"");
+    env.source("sleeper", "sleep 100000");
+    env.json(&["discover", "sandbox"]);
+    let out = env.ok(&["run", "sandbox", "greeter", "-p", "GREETING=bonjour", "--wait", "--logs", "--timeout", "60s"]);
+    assert!(out.contains("bonjour, world"), "{out}");
+
+    let out = env.run(&["run", "sandbox", "greeter", "-p", "NOPE=1"]);
+    assert_eq!(code(&out), 20);
+    assert!(stderr(&out).contains("NOPE") && stderr(&out).contains("GREETING, TARGET"), "lists the valid names: {}", stderr(&out));
+    let out = env.run(&["run", "sandbox", "no-such-entry"]);
+    assert_eq!(code(&out), 20);
+    assert!(stderr(&out).contains("polysync discover sandbox"), "{}", stderr(&out));
+
+    let out = env.run(&["run", "sandbox", "sleeper", "--wait", "--timeout", "1s"]);
+    assert_eq!(code(&out), 40, "{}", stderr(&out));
+    assert!(stderr(&out).contains("polysync cancel"), "{}", stderr(&out));
+    let runs = env.json(&["runs", "--entry", "sleeper"]);
+    let id = runs[0]["id"].to_string();
+    let cancelled = env.json(&["cancel", &id]);
+    assert_eq!(cancelled["outcome"], "Cancelled");
+    assert_eq!(cancelled["run"]["state"], "Cancelled");
+}
+
+#[test]
+fn a_killed_host_resumes_and_creates_exactly_one_job() {
+    let env = Env::new("host-crash");
+    env.source("steady", "echo working; sleep 50; echo finished");
+    env.json(&["discover", "sandbox"]);
+    let mut child = env.command(&["run", "sandbox", "steady", "--wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..500 {
+        if env.jobs_of_source("steady") > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(env.jobs_of_source("steady"), 1);
+    let out = env.ok(&["watch"]);
+    assert!(out.contains("Success"), "{out}");
+    assert_eq!(env.jobs_of_source("steady"), 1, "nothing created twice");
+    let runs = env.json(&["runs"]);
+    assert_eq!(runs[0]["state"], "Success");
+
+    // A crash before the platform answered: the run stays Submitting and
+    // `watch` submits it with the same idempotency key.
+    env.source("later", "echo later");
+    env.json(&["discover", "sandbox"]);
+    env.cluster.sandbox.faults().set(FaultSettings { error_rate: 1.0, error_codes: vec![503], ..Default::default() });
+    let out = env.run(&["run", "sandbox", "later"]);
+    env.cluster.sandbox.faults().clear();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let pending = env.json(&["runs", "--entry", "later"]);
+    assert_eq!(pending[0]["state"], "Submitting", "{pending}");
+    env.ok(&["watch"]);
+    assert_eq!(env.jobs_of_source("later"), 1);
+    assert_eq!(env.json(&["runs", "--entry", "later"])[0]["state"], "Success");
+}
+
+#[test]
+fn json_output_parses_for_every_command() {
+    let env = Env::new("host-json");
+    env.source("json-job", "echo json");
+    for args in [vec!["plugins"], vec!["connections"], vec!["connections", "test", "sandbox"], vec!["discover", "sandbox"], vec!["catalog"], vec!["catalog", "sandbox", "--entry", "json-job"]] {
+        env.json(&args);
+    }
+    let run = env.json(&["run", "sandbox", "json-job", "--wait", "--timeout", "60s"]);
+    let id = run["id"].to_string();
+    assert_eq!(run["state"], "Success");
+    for args in [vec!["status", id.as_str()], vec!["runs"], vec!["url", "sandbox", "json-job"], vec!["url", "--run", id.as_str()], vec!["watch"], vec!["cancel", id.as_str()]] {
+        env.json(&args);
+    }
+    for args in [vec!["logs", id.as_str()], vec!["events", id.as_str()]] {
+        let mut all = vec!["-o", "json"];
+        all.extend(args.iter().copied());
+        let out = env.ok(&all);
+        assert!(!out.trim().is_empty());
+        for line in out.lines() {
+            serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{args:?}: {line}: {e}"));
+        }
+    }
+    let out = env.run(&["-o", "json", "status", "9999"]);
+    assert_eq!(code(&out), 20);
+    let err: Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(err["error"]["kind"], "not_found");
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn no_secret_reaches_the_catalog_or_the_logs() {
+    let env = Env::new("host-secrets");
+    env.source("quiet", "echo quiet");
+    // The kubeconfig (with the cluster's bearer token) inline in the config.
+    let kubeconfig = std::fs::read_to_string(&env.cluster.kubeconfig).unwrap();
+    let token = env.cluster.sandbox.token().to_owned();
+    assert!(kubeconfig.contains(&token));
+    let planted = "planted-secret-9f8e7d6c";
+    std::fs::write(
+        &env.config,
+        format!(
+            "plugin_dir = {:?}\ncatalog = {:?}\n[connections.sandbox]\nprovider = \"kubernetes\"\nnamespace = \"{}\"\nkubeconfig_inline = '''\n{kubeconfig}'''\n",
+            plugin_dir().display().to_string(),
+            env.dir.path().join("catalog.db").display().to_string(),
+            env.ns
+        ),
+    )
+    .unwrap();
+    let mut outputs = Vec::new();
+    for args in [vec!["discover", "sandbox"], vec!["run", "sandbox", "quiet", "--wait", "--logs", "--events", "--timeout", "60s"], vec!["runs"], vec!["connections"]] {
+        let out = env.command(&args).env("POLYSYNC_LOG", "trace").env("AWS_SECRET_ACCESS_KEY", planted).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        outputs.push(out.stdout);
+        outputs.push(out.stderr);
+    }
+    assert!(outputs.iter().any(|o| !o.is_empty()), "the commands logged something at trace level");
+    for file in std::fs::read_dir(env.dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()) {
+        if file.file_name().unwrap().to_string_lossy().starts_with("catalog.db") {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(!contains(&bytes, &token), "{} holds the cluster token", file.display());
+            assert!(!contains(&bytes, planted), "{} holds the planted secret", file.display());
+        }
+    }
+    for o in &outputs {
+        assert!(!contains(o, &token), "a log or output line shows the cluster token");
+        assert!(!contains(o, planted), "a log or output line shows the planted secret");
+    }
+}
+
