@@ -131,6 +131,19 @@ impl ProviderError {
     }
 }
 
+/// An error and all its sources on one line (`a: b: c`). Transport
+/// libraries keep the useful part (the OS or TLS reason) in the sources.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod api;
+mod args;
 pub mod auth;
 pub mod controllers;
 pub mod error;
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub use args::SandboxArgs;
 pub use auth::{Access, Identity, TokenValidator};
 pub use faults::{FaultSettings, Faults};
 pub use stats::Stats;

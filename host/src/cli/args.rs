@@ -180,20 +180,7 @@ pub enum Command {
     /// Run the sandbox cluster in the foreground, for kubectl and polysync side by side.
     ///
     /// Example: polysync sandbox --jobs 200 --kubeconfig sandbox.kubeconfig
-    Sandbox {
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-        #[arg(long, default_value = "sandbox.kubeconfig")]
-        kubeconfig: PathBuf,
-        #[arg(long, default_value = "default")]
-        namespace: String,
-        #[arg(long, default_value_t = 50)]
-        jobs: usize,
-        #[arg(long, default_value_t = 2)]
-        cronjobs: usize,
-        #[arg(long, default_value_t = 1.0)]
-        time_scale: f64,
-    },
+    Sandbox(polysync_sandbox::SandboxArgs),
     /// Print shell completions.
     ///
     /// Example: polysync completions bash > /etc/bash_completion.d/polysync

@@ -19,9 +19,7 @@ use super::output::Out;
 pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
     match cli.command {
         Command::Demo { time_scale } => return super::demo::run(out, time_scale).await,
-        Command::Sandbox { port, kubeconfig, namespace, jobs, cronjobs, time_scale } => {
-            return super::demo::sandbox(out, port, &kubeconfig, &namespace, jobs, cronjobs, time_scale).await;
-        }
+        Command::Sandbox(args) => return super::demo::sandbox(out, &args).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "polysync", &mut std::io::stdout());
@@ -54,7 +52,7 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
         Command::Events { run, follow } => events(host, out, &run, follow).await,
         Command::Url { connection, entry, run } => url(host, out, connection, entry, run).await,
         Command::Runs { connection, entry, state, limit } => runs(host, out, RunFilter { connection, external_id: entry, state, limit: Some(limit) }),
-        Command::Demo { .. } | Command::Sandbox { .. } | Command::Completions { .. } => {
+        Command::Demo { .. } | Command::Sandbox(_) | Command::Completions { .. } => {
             Err(Error::InvalidInput("this command cannot run inside another one".into()))
         }
     }

@@ -137,15 +137,9 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-pub async fn sandbox(out: Out, port: u16, kubeconfig: &Path, namespace: &str, jobs: usize, cronjobs: usize, time_scale: f64) -> Result<u8> {
-    let sandbox = Sandbox::start(SandboxConfig {
-        bind: ([127, 0, 0, 1], port).into(),
-        time_scale,
-        seed: SeedConfig { namespace: namespace.into(), jobs, cronjobs, file: None },
-        ..SandboxConfig::default()
-    })
-    .await
-    .map_err(|e| Error::Io(e.to_string()))?;
+pub async fn sandbox(out: Out, args: &polysync_sandbox::SandboxArgs) -> Result<u8> {
+    let sandbox = Sandbox::start(args.config()).await.map_err(|e| Error::Io(e.to_string()))?;
+    let (kubeconfig, namespace) = (&args.kubeconfig, args.namespace.as_str());
     sandbox.write_kubeconfig(kubeconfig, namespace).map_err(|e| Error::Io(format!("cannot write {}: {e}", kubeconfig.display())))?;
     let kc = std::fs::canonicalize(kubeconfig).unwrap_or_else(|_| kubeconfig.to_path_buf());
     if out.json {

@@ -52,7 +52,7 @@ pub(super) fn load(path: &Path) -> Result<PluginLibrary, RefuseReason> {
     // SAFETY: loading a library runs its initializers. The plugin directory
     // is trusted configuration, like a PATH entry; nothing else is called
     // until the checks below pass.
-    let library = unsafe { libloading::Library::new(path) }.map_err(|e| RefuseReason::NotALibrary(one_line(&e)))?;
+    let library = unsafe { libloading::Library::new(path) }.map_err(|e| RefuseReason::NotALibrary(polysync_provider_api::error::chain(&e)))?;
     // SAFETY: the symbol's type is fixed by the ABI this name belongs to.
     let entry = match unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) } {
         Ok(entry) => *entry,
@@ -76,15 +76,4 @@ fn other_abi(library: &libloading::Library) -> Option<u32> {
     })
 }
 
-/// The error and its sources on one line (libloading keeps the dlerror text
-/// in the source).
-fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text.lines().map(str::trim).collect::<Vec<_>>().join(" ")
-}
+

@@ -41,13 +41,7 @@ pub fn from_kube(err: kube::Error, what: &str) -> ProviderError {
 }
 
 fn unreachable_cluster(what: &str, e: &dyn std::error::Error) -> ProviderError {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    let text = polysync_provider_api::error::chain(e);
     ProviderError::new(ErrorKind::Unavailable, format!("{what}: could not reach the API server ({text}); check the server address, network and TLS settings"))
 }
 
