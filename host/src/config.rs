@@ -72,7 +72,12 @@ impl Config {
                     .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", p.display())))?;
                 Self::parse(&text, Some(p))
             }
-            _ => Ok(Self { path: None, plugin_dir: default_plugin_dir(), catalog: default_catalog(), connections: BTreeMap::new() }),
+            _ => Ok(Self {
+                path: None,
+                plugin_dir: default_plugin_dir(),
+                catalog: default_catalog(),
+                connections: BTreeMap::new(),
+            }),
         }
     }
 
@@ -88,15 +93,24 @@ impl Config {
             };
             if expanded.is_relative() { base.join(expanded) } else { expanded }
         };
-        let mut config = Self { path: path.clone(), plugin_dir: default_plugin_dir(), catalog: default_catalog(), connections: BTreeMap::new() };
+        let mut config = Self {
+            path: path.clone(),
+            plugin_dir: default_plugin_dir(),
+            catalog: default_catalog(),
+            connections: BTreeMap::new(),
+        };
         for (key, value) in &table {
             match key.as_str() {
                 "plugin_dir" => {
-                    let v = value.as_str().ok_or_else(|| Error::Config(format!("{shown}: `plugin_dir` must be a path string")))?;
+                    let v = value
+                        .as_str()
+                        .ok_or_else(|| Error::Config(format!("{shown}: `plugin_dir` must be a path string")))?;
                     config.plugin_dir = resolve(v);
                 }
                 "catalog" => {
-                    let v = value.as_str().ok_or_else(|| Error::Config(format!("{shown}: `catalog` must be a path string")))?;
+                    let v = value
+                        .as_str()
+                        .ok_or_else(|| Error::Config(format!("{shown}: `catalog` must be a path string")))?;
                     config.catalog = resolve(v);
                 }
                 "connections" => {
@@ -115,7 +129,11 @@ impl Config {
                             .clone();
                         let provider = match settings.remove("provider") {
                             Some(toml::Value::String(p)) => p,
-                            Some(_) => return Err(Error::Config(format!("{shown}: `connections.{name}.provider` must be a string"))),
+                            Some(_) => {
+                                return Err(Error::Config(format!(
+                                    "{shown}: `connections.{name}.provider` must be a string"
+                                )));
+                            }
                             None => {
                                 return Err(Error::Config(format!(
                                     "{shown}: `connections.{name}.provider` is missing; set it to aks, eks, ecs or kubernetes"
@@ -140,10 +158,15 @@ impl Config {
     pub fn connection(&self, name: &str) -> Result<&Connection> {
         self.connections.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.connections.keys().map(String::as_str).collect();
-            let file = self.path.as_ref().map_or("no config file was found".to_owned(), |p| format!("see {}", p.display()));
+            let file =
+                self.path.as_ref().map_or("no config file was found".to_owned(), |p| format!("see {}", p.display()));
             Error::Config(format!(
                 "no connection named {name:?} ({}; {file})",
-                if known.is_empty() { "none are configured".to_owned() } else { format!("configured: {}", known.join(", ")) }
+                if known.is_empty() {
+                    "none are configured".to_owned()
+                } else {
+                    format!("configured: {}", known.join(", "))
+                }
             ))
         })
     }

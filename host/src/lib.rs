@@ -37,8 +37,9 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// Load the plugins from the configured directory.
     pub fn new(config: config::Config) -> Result<Self> {
-        let registry = plugins::Registry::scan(&config.plugin_dir)
-            .map_err(|e| Error::Config(format!("cannot read the plugin directory {}: {e}", config.plugin_dir.display())))?;
+        let registry = plugins::Registry::scan(&config.plugin_dir).map_err(|e| {
+            Error::Config(format!("cannot read the plugin directory {}: {e}", config.plugin_dir.display()))
+        })?;
         Ok(Self { config, registry, providers: HashMap::new() })
     }
 
@@ -50,7 +51,8 @@ impl Host {
         let conn = self.config.connection(connection)?.clone();
         if self.registry.get(&conn.provider).is_none() {
             let loaded: Vec<&str> = self.registry.manifests().map(|m| m.name.as_str()).collect();
-            let refused: Vec<String> = self.registry.refused().iter().map(|r| format!("{} ({})", r.path.display(), r.reason)).collect();
+            let refused: Vec<String> =
+                self.registry.refused().iter().map(|r| format!("{} ({})", r.path.display(), r.reason)).collect();
             return Err(Error::Config(format!(
                 "connection {connection}: no plugin for provider {:?} in {} (loaded: {}{})",
                 conn.provider,
@@ -60,7 +62,9 @@ impl Host {
             )));
         }
         let provider = self.registry.connect(&conn.provider, &conn.settings).map_err(|e| match e.kind() {
-            ErrorKind::InvalidInput => Error::Config(format!("connection {connection} ({}): {}", conn.provider, e.message())),
+            ErrorKind::InvalidInput => {
+                Error::Config(format!("connection {connection} ({}): {}", conn.provider, e.message()))
+            }
             _ => Error::Provider(e),
         })?;
         let provider: Arc<dyn Provider> = Arc::new(provider);

@@ -14,7 +14,8 @@ fn main() -> ExitCode {
     let default_level = if cli.quiet { "error" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("POLYSYNC_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+            tracing_subscriber::EnvFilter::try_from_env("POLYSYNC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -31,7 +32,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if out.json {
-                eprintln!("{}", json!({"error": {"kind": err.kind(), "message": err.to_string(), "exit_code": err.exit_code()}}));
+                eprintln!(
+                    "{}",
+                    json!({"error": {"kind": err.kind(), "message": err.to_string(), "exit_code": err.exit_code()}})
+                );
             } else {
                 eprintln!("error: {err}");
             }

@@ -23,7 +23,10 @@ pub async fn sync(
         let page = match provider.discover(DiscoverRequest { page_token: token.clone(), page_size }).await {
             Ok(page) => page,
             Err(e) => {
-                let message = format!("discovery of {connection} failed after {pages} pages ({seen} entries): {}; nothing was marked missing", e.message());
+                let message = format!(
+                    "discovery of {connection} failed after {pages} pages ({seen} entries): {}; nothing was marked missing",
+                    e.message()
+                );
                 catalog.finish_sync(connection, sync_id, false, Some(&message))?;
                 return Err(Error::Provider(polysync_provider_api::ProviderError::new(e.kind(), message)));
             }

@@ -30,7 +30,12 @@ pub fn check_parameters(entry: &StoredEntry, parameters: &BTreeMap<String, Strin
 /// Record the run, then ask the provider for it. A retryable provider error
 /// leaves the run `Submitting`, so [`recover`] finishes it later with the
 /// same idempotency key.
-pub async fn submit(catalog: &Catalog, provider: &dyn Provider, run: &StoredRun, entry: Option<&StoredEntry>) -> Result<StoredRun> {
+pub async fn submit(
+    catalog: &Catalog,
+    provider: &dyn Provider,
+    run: &StoredRun,
+    entry: Option<&StoredEntry>,
+) -> Result<StoredRun> {
     let request = RunRequest {
         external_id: run.external_id.clone(),
         parameters: run.parameters.clone(),
@@ -72,7 +77,8 @@ pub async fn follow(
     runs: &[StoredRun],
     mut on_status: impl FnMut(&StoredRun, &RunStatus),
 ) -> Result<()> {
-    let by_run_id: HashMap<String, &StoredRun> = runs.iter().filter_map(|r| r.run_id.clone().map(|id| (id, r))).collect();
+    let by_run_id: HashMap<String, &StoredRun> =
+        runs.iter().filter_map(|r| r.run_id.clone().map(|id| (id, r))).collect();
     if by_run_id.is_empty() {
         return Ok(());
     }

@@ -150,16 +150,14 @@ mod tests {
 
     #[test]
     fn unknown_kind_from_a_newer_peer_decodes() {
-        let e: ProviderError =
-            serde_json::from_str(r#"{"kind":"QuotaExceeded","message":"m","extra":1}"#).unwrap();
+        let e: ProviderError = serde_json::from_str(r#"{"kind":"QuotaExceeded","message":"m","extra":1}"#).unwrap();
         assert_eq!(e.kind(), ErrorKind::Unknown);
         assert_eq!(e.message(), "m");
     }
 
     #[test]
     fn retry_after_round_trips() {
-        let e = ProviderError::new(ErrorKind::Throttled, "slow down")
-            .with_retry_after(Duration::from_millis(1500));
+        let e = ProviderError::new(ErrorKind::Throttled, "slow down").with_retry_after(Duration::from_millis(1500));
         let back: ProviderError = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back.retry_after(), Some(Duration::from_millis(1500)));
         assert!(back.is_retryable());

@@ -22,7 +22,9 @@ pub mod provider;
 pub mod run;
 pub mod stream;
 
-pub use entry::{CatalogEntry, DataType, Direction, DiscoverPage, DiscoverRequest, EntryKind, FallbackAttributes, Parameter};
+pub use entry::{
+    CatalogEntry, DataType, Direction, DiscoverPage, DiscoverRequest, EntryKind, FallbackAttributes, Parameter,
+};
 pub use error::{ErrorKind, ProviderError, Result};
 pub use manifest::{API_VERSION, Capability, Manifest, SettingDoc};
 pub use provider::{Provider, ResultStream};

@@ -109,7 +109,11 @@ fn main() {
             .unwrap();
         let elapsed = start.elapsed();
         assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), JOBS);
-        println!("| kubectl get jobs --chunk-size=500 (HTTPS), same server | {:.2} s ({:.1} pages/s) |", elapsed.as_secs_f64(), pages as f64 / elapsed.as_secs_f64());
+        println!(
+            "| kubectl get jobs --chunk-size=500 (HTTPS), same server | {:.2} s ({:.1} pages/s) |",
+            elapsed.as_secs_f64(),
+            pages as f64 / elapsed.as_secs_f64()
+        );
     }
     println!("| peak RSS of the benchmark process | {} MiB |", status_kib("VmHWM:") / 1024);
 }

@@ -37,7 +37,10 @@ pub struct Auth {
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the tokens themselves.
-        f.debug_struct("Auth").field("tokens", &self.tokens.len()).field("validator", &self.validator.is_some()).finish()
+        f.debug_struct("Auth")
+            .field("tokens", &self.tokens.len())
+            .field("validator", &self.validator.is_some())
+            .finish()
     }
 }
 

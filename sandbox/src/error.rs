@@ -53,12 +53,8 @@ impl ApiError {
     }
 
     pub fn conflict(kind: Kind, name: &str, why: &str) -> Self {
-        Self::new(
-            409,
-            "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", kind.qualified()),
-        )
-        .with_details(json!({"name": name, "group": kind.group(), "kind": kind.plural()}))
+        Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": {why}", kind.qualified()))
+            .with_details(json!({"name": name, "group": kind.group(), "kind": kind.plural()}))
     }
 
     /// 422 with `details.causes`, one per `(field, message)`.
@@ -69,17 +65,19 @@ impl ApiError {
         } else {
             format!("{} \"{name}\" is invalid: [{}]", kind.qualified_kind(), summary.join(", "))
         };
-        let causes: Vec<Value> = causes
-            .into_iter()
-            .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
-            .collect();
+        let causes: Vec<Value> =
+            causes.into_iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
         Self::new(422, "Invalid", message)
             .with_details(json!({"name": name, "group": kind.group(), "kind": kind.kind(), "causes": causes}))
     }
 
     /// A JSON patch `test` operation that did not hold.
     pub fn invalid_patch_test(path: &str) -> Self {
-        Self::new(422, "Invalid", format!("the server rejected our request due to an error in our request: testing value {path} failed"))
+        Self::new(
+            422,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: testing value {path} failed"),
+        )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -123,7 +121,11 @@ impl ApiError {
     }
 
     pub fn too_many_requests(retry_after: u64) -> Self {
-        let mut e = Self::new(429, "TooManyRequests", "the server has received too many requests and has asked us to try again later");
+        let mut e = Self::new(
+            429,
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later",
+        );
         e.retry_after = Some(retry_after);
         e.details = Some(json!({"retryAfterSeconds": retry_after}));
         e
@@ -138,11 +140,21 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(method: &str) -> Self {
-        Self::new(405, "MethodNotAllowed", format!("the server does not allow this method on the requested resource ({method})"))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+        )
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json (got {content_type:?})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
+        )
     }
 
     pub fn too_large() -> Self {

@@ -67,7 +67,9 @@ impl Faults {
             return Err(match code {
                 429 => ApiError::too_many_requests(settings.retry_after_seconds.max(1)),
                 503 => ApiError::unavailable("injected fault: the server is currently unable to handle the request"),
-                _ => ApiError::internal("injected fault: an error on the server (\"\") has prevented the request from succeeding"),
+                _ => ApiError::internal(
+                    "injected fault: an error on the server (\"\") has prevented the request from succeeding",
+                ),
             });
         }
         Ok(())

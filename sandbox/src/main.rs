@@ -4,7 +4,11 @@ use clap::Parser;
 use polysync_sandbox::{Sandbox, SandboxArgs};
 
 #[derive(Parser, Debug)]
-#[command(name = "polysync-sandbox", version, about = "A local Kubernetes API server for Jobs, for trying kubectl and polysync")]
+#[command(
+    name = "polysync-sandbox",
+    version,
+    about = "A local Kubernetes API server for Jobs, for trying kubectl and polysync"
+)]
 struct Args {
     #[command(flatten)]
     sandbox: SandboxArgs,

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use crate::SandboxError;
 use crate::resources::Kind;
 use crate::store::{Key, Mutation, Store};
-use crate::validation::{BATCH_CONTROLLER_UID, BATCH_JOB_NAME, CONTROLLER_UID, JOB_NAME, controller_ref, prepare_create};
+use crate::validation::{
+    BATCH_CONTROLLER_UID, BATCH_JOB_NAME, CONTROLLER_UID, JOB_NAME, controller_ref, prepare_create,
+};
 
 /// A finished Job named `name` in `namespace`, as a real cluster shows it.
 pub fn finished_job(namespace: &str, name: &str, index: usize) -> Value {
@@ -28,7 +30,7 @@ pub fn finished_job(namespace: &str, name: &str, index: usize) -> Value {
         json!({"name": "REGION", "value": region}),
         json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}),
     ];
-    if index % 5 == 0 {
+    if index.is_multiple_of(5) {
         env.push(json!({"name": "SLEEP_SECONDS", "value": "2"}));
     }
     json!({
@@ -141,10 +143,9 @@ pub fn load_file(store: &Store, path: &Path, default_namespace: &str) -> Result<
             continue;
         }
         let kind_name = serde_json::from_value::<Doc>(value.clone()).ok().and_then(|d| d.kind).unwrap_or_default();
-        let kind = Kind::ALL
-            .into_iter()
-            .find(|k| k.kind() == kind_name)
-            .ok_or_else(|| seed_error(format!("document {}: kind {kind_name:?} is not served by the sandbox", i + 1)))?;
+        let kind = Kind::ALL.into_iter().find(|k| k.kind() == kind_name).ok_or_else(|| {
+            seed_error(format!("document {}: kind {kind_name:?} is not served by the sandbox", i + 1))
+        })?;
         let status = value.get("status").cloned();
         let ns = value["metadata"]["namespace"].as_str().unwrap_or(default_namespace).to_owned();
         if kind.namespaced() {

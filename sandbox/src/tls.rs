@@ -29,7 +29,8 @@ impl Tls {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_error)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.distinguished_name.push(DnType::CommonName, "polysync-sandbox-ca");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
         let ca_key = KeyPair::generate().map_err(tls_error)?;
         let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_error)?;
         let issuer = Issuer::new(ca_params, ca_key);

@@ -80,13 +80,13 @@ pub fn prepare_create(kind: Kind, namespace: Option<&str>, object: &mut Value) -
     if !object.is_object() {
         return Err(ApiError::bad_request("the request body is not a JSON object"));
     }
-    if let Some(body_kind) = object.get("kind").and_then(Value::as_str) {
-        if body_kind != kind.kind() {
-            return Err(ApiError::bad_request(format!(
-                "the kind of the object ({body_kind}) does not match the resource ({})",
-                kind.plural()
-            )));
-        }
+    if let Some(body_kind) = object.get("kind").and_then(Value::as_str)
+        && body_kind != kind.kind()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind of the object ({body_kind}) does not match the resource ({})",
+            kind.plural()
+        )));
     }
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
@@ -114,12 +114,24 @@ pub fn prepare_create(kind: Kind, namespace: Option<&str>, object: &mut Value) -
             format!("{prefix}{}", random_suffix(5))
         }
         _ => {
-            return Err(ApiError::invalid(kind, "", vec![Cause::required("metadata.name", "name or generateName is required")]));
+            return Err(ApiError::invalid(
+                kind,
+                "",
+                vec![Cause::required("metadata.name", "name or generateName is required")],
+            ));
         }
     };
     meta.insert("name".into(), json!(name));
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
-    for server_owned in ["resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "managedFields", "selfLink"] {
+    for server_owned in [
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "managedFields",
+        "selfLink",
+    ] {
         meta.remove(server_owned);
     }
     let mut causes = Vec::new();
@@ -172,7 +184,11 @@ fn validate_labels(object: &Value, causes: &mut Vec<Cause>) {
             ));
         }
         if k.is_empty() || k.len() > 316 {
-            causes.push(Cause::invalid("metadata.labels", &json!(k), "label keys must be 1 to 63 characters (plus an optional DNS prefix)"));
+            causes.push(Cause::invalid(
+                "metadata.labels",
+                &json!(k),
+                "label keys must be 1 to 63 characters (plus an optional DNS prefix)",
+            ));
         }
     }
 }
@@ -263,16 +279,16 @@ fn generate_selector(job: &mut Value) {
 fn validate_job(job: &Value, causes: &mut Vec<Cause>) {
     let spec = &job["spec"];
     for field in ["parallelism", "completions", "backoffLimit"] {
-        if let Some(n) = spec.get(field).and_then(Value::as_i64) {
-            if n < 0 {
-                causes.push(Cause::invalid(&format!("spec.{field}"), &json!(n), "must be greater than or equal to 0"));
-            }
+        if let Some(n) = spec.get(field).and_then(Value::as_i64)
+            && n < 0
+        {
+            causes.push(Cause::invalid(&format!("spec.{field}"), &json!(n), "must be greater than or equal to 0"));
         }
     }
-    if let Some(n) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64) {
-        if n <= 0 {
-            causes.push(Cause::invalid("spec.activeDeadlineSeconds", &json!(n), "must be greater than 0"));
-        }
+    if let Some(n) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64)
+        && n <= 0
+    {
+        causes.push(Cause::invalid("spec.activeDeadlineSeconds", &json!(n), "must be greater than 0"));
     }
     match spec["completionMode"].as_str() {
         Some("NonIndexed") => {}
@@ -281,7 +297,9 @@ fn validate_job(job: &Value, causes: &mut Vec<Cause>) {
                 causes.push(Cause::required("spec.completions", "when completion mode is Indexed"));
             }
         }
-        _ => causes.push(Cause::unsupported("spec.completionMode", &spec["completionMode"], &["NonIndexed", "Indexed"])),
+        _ => {
+            causes.push(Cause::unsupported("spec.completionMode", &spec["completionMode"], &["NonIndexed", "Indexed"]))
+        }
     }
     validate_generated_selector(job, causes);
     let template = &spec["template"];
@@ -300,7 +318,11 @@ fn validate_generated_selector(job: &Value, causes: &mut Vec<Cause>) {
         if selector.is_empty() {
             causes.push(Cause::required("spec.selector", ""));
         } else if !selector.matches(&spec["template"]) {
-            causes.push(Cause::invalid("spec.template.metadata.labels", &spec["template"]["metadata"]["labels"], "`selector` does not match template `labels`"));
+            causes.push(Cause::invalid(
+                "spec.template.metadata.labels",
+                &spec["template"]["metadata"]["labels"],
+                "`selector` does not match template `labels`",
+            ));
         }
         return;
     }
@@ -339,7 +361,10 @@ fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
     if containers.is_empty() {
         causes.push(Cause::required(&format!("{path}.containers"), ""));
     }
-    for (list, items) in [("initContainers", spec["initContainers"].as_array().map(Vec::as_slice).unwrap_or_default()), ("containers", containers)] {
+    for (list, items) in [
+        ("initContainers", spec["initContainers"].as_array().map(Vec::as_slice).unwrap_or_default()),
+        ("containers", containers),
+    ] {
         let mut names = std::collections::HashSet::new();
         for (i, c) in items.iter().enumerate() {
             let at = format!("{path}.{list}[{i}]");
@@ -347,10 +372,18 @@ fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
                 None | Some("") => causes.push(Cause::required(&format!("{at}.name"), "")),
                 Some(n) => {
                     if !is_dns_label(n) {
-                        causes.push(Cause::invalid(&format!("{at}.name"), &c["name"], "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"));
+                        causes.push(Cause::invalid(
+                            &format!("{at}.name"),
+                            &c["name"],
+                            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'",
+                        ));
                     }
                     if !names.insert(n.to_owned()) {
-                        causes.push(Cause { reason: "FieldValueDuplicate", field: format!("{at}.name"), message: format!("Duplicate value: {:?}", n) });
+                        causes.push(Cause {
+                            reason: "FieldValueDuplicate",
+                            field: format!("{at}.name"),
+                            message: format!("Duplicate value: {:?}", n),
+                        });
                     }
                 }
             }
@@ -408,7 +441,11 @@ fn validate_cronjob(cronjob: &Value, causes: &mut Vec<Cause>) {
         }
     }
     if !matches!(spec["concurrencyPolicy"].as_str(), Some("Allow" | "Forbid" | "Replace")) {
-        causes.push(Cause::unsupported("spec.concurrencyPolicy", &spec["concurrencyPolicy"], &["Allow", "Forbid", "Replace"]));
+        causes.push(Cause::unsupported(
+            "spec.concurrencyPolicy",
+            &spec["concurrencyPolicy"],
+            &["Allow", "Forbid", "Replace"],
+        ));
     }
     let template = &spec["jobTemplate"]["spec"]["template"];
     if !matches!(template["spec"]["restartPolicy"].as_str(), Some("OnFailure" | "Never")) {
@@ -431,7 +468,11 @@ pub fn validate_update(kind: Kind, old: &Value, new: &mut Value) -> Result<(), A
         for field in ["selector", "template", "completionMode", "completions"] {
             let (before, after) = (old["spec"].get(field), new["spec"].get(field));
             if before != after {
-                causes.push(Cause::invalid(&format!("spec.{field}"), after.unwrap_or(&Value::Null), "field is immutable"));
+                causes.push(Cause::invalid(
+                    &format!("spec.{field}"),
+                    after.unwrap_or(&Value::Null),
+                    "field is immutable",
+                ));
             }
         }
     }

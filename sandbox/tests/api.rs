@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, job, start};
+use common::{job, start};
 use http::{Method, StatusCode};
 use polysync_sandbox::{Access, FaultSettings, Identity, SandboxConfig, SeedConfig};
 use serde_json::{Value, json};
@@ -54,7 +54,12 @@ async fn invalid_jobs_get_422_with_causes() {
     let cause = &body["details"]["causes"][0];
     assert_eq!(cause["field"], "spec.template.spec.restartPolicy");
     assert_eq!(cause["reason"], "FieldValueNotSupported");
-    assert!(body["message"].as_str().unwrap().starts_with("Job.batch \"bad-restart\" is invalid: spec.template.spec.restartPolicy"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Job.batch \"bad-restart\" is invalid: spec.template.spec.restartPolicy")
+    );
 
     // A Job copied from a live cluster: selector and controller-uid labels of
     // another Job, no manualSelector.
@@ -63,11 +68,13 @@ async fn invalid_jobs_get_422_with_causes() {
     copied["spec"]["template"]["metadata"] = json!({"labels": {"controller-uid": "0000-old", "batch.kubernetes.io/controller-uid": "0000-old", "job-name": "original", "batch.kubernetes.io/job-name": "original"}});
     let (s, body) = api.post(JOBS, copied).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<&str> = body["details"]["causes"].as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> =
+        body["details"]["causes"].as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
     assert!(fields.contains(&"spec.selector"), "{fields:?}");
     assert!(fields.contains(&"spec.template.metadata.labels[controller-uid]"), "{fields:?}");
     assert!(fields.contains(&"spec.template.metadata.labels[batch.kubernetes.io/job-name]"), "{fields:?}");
-    let selector_cause = body["details"]["causes"].as_array().unwrap().iter().find(|c| c["field"] == "spec.selector").unwrap();
+    let selector_cause =
+        body["details"]["causes"].as_array().unwrap().iter().find(|c| c["field"] == "spec.selector").unwrap();
     assert!(selector_cause["message"].as_str().unwrap().contains("`selector` not auto-generated"));
 
     // A selector alone, without manualSelector.
@@ -89,13 +96,17 @@ async fn invalid_jobs_get_422_with_causes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_defaulted_and_get_generated_selectors() {
     let api = start(SandboxConfig::default()).await;
-    let (s, created) = api.post(JOBS, json!({"metadata": {"generateName": "gen-"}, "spec": job("x", "true")["spec"]})).await;
+    let (s, created) =
+        api.post(JOBS, json!({"metadata": {"generateName": "gen-"}, "spec": job("x", "true")["spec"]})).await;
     assert_eq!(s, StatusCode::CREATED);
     let name = created["metadata"]["name"].as_str().unwrap();
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
     let uid = created["metadata"]["uid"].as_str().unwrap();
     let spec = &created["spec"];
-    assert_eq!((spec["backoffLimit"].as_i64(), spec["completions"].as_i64(), spec["parallelism"].as_i64()), (Some(6), Some(1), Some(1)));
+    assert_eq!(
+        (spec["backoffLimit"].as_i64(), spec["completions"].as_i64(), spec["parallelism"].as_i64()),
+        (Some(6), Some(1), Some(1))
+    );
     assert_eq!(spec["completionMode"], "NonIndexed");
     assert_eq!(spec["podReplacementPolicy"], "TerminatingOrFailed");
     assert_eq!(spec["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], uid);
@@ -126,7 +137,8 @@ async fn unauthorized_forbidden_and_throttled() {
 
     let (s, _, _) = api.call_as("viewer-token", Method::GET, JOBS, "application/json", None).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, body, _) = api.call_as("viewer-token", Method::POST, JOBS, "application/json", Some(job("x", "true"))).await;
+    let (s, body, _) =
+        api.call_as("viewer-token", Method::POST, JOBS, "application/json", Some(job("x", "true"))).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_status(&body, 403, "Forbidden");
     assert_eq!(
@@ -134,7 +146,12 @@ async fn unauthorized_forbidden_and_throttled() {
         "jobs.batch is forbidden: User \"viewer\" cannot create resource \"jobs\" in API group \"batch\" in the namespace \"default\""
     );
 
-    api.sandbox.faults().set(FaultSettings { error_rate: 1.0, error_codes: vec![429], retry_after_seconds: 3, ..Default::default() });
+    api.sandbox.faults().set(FaultSettings {
+        error_rate: 1.0,
+        error_codes: vec![429],
+        retry_after_seconds: 3,
+        ..Default::default()
+    });
     let (s, body, headers) = api.call(Method::GET, JOBS, "application/json", None).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     assert_status(&body, 429, "TooManyRequests");
@@ -165,7 +182,9 @@ async fn paging_selectors_and_stale_continue_tokens() {
         assert_eq!(page["kind"], "JobList");
         let rv = page["metadata"]["resourceVersion"].clone();
         assert_eq!(*first_rv.get_or_insert(rv.clone()), rv, "every page reports the list's resourceVersion");
-        names.extend(page["items"].as_array().unwrap().iter().map(|j| j["metadata"]["name"].as_str().unwrap().to_owned()));
+        names.extend(
+            page["items"].as_array().unwrap().iter().map(|j| j["metadata"]["name"].as_str().unwrap().to_owned()),
+        );
         match page["metadata"]["continue"].as_str() {
             Some(t) => {
                 let remaining = page["metadata"]["remainingItemCount"].as_u64().unwrap();
@@ -183,7 +202,13 @@ async fn paging_selectors_and_stale_continue_tokens() {
     let (_, selected) = api.get(&format!("{JOBS}?labelSelector=team%3Dpayments")).await;
     assert!(selected["items"].as_array().unwrap().iter().all(|j| j["metadata"]["labels"]["team"] == "payments"));
     let (_, notin) = api.get(&format!("{JOBS}?labelSelector=team%20notin%20(payments,search),!nope")).await;
-    assert!(notin["items"].as_array().unwrap().iter().all(|j| !["payments", "search"].contains(&j["metadata"]["labels"]["team"].as_str().unwrap())));
+    assert!(
+        notin["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| !["payments", "search"].contains(&j["metadata"]["labels"]["team"].as_str().unwrap()))
+    );
     let (_, one) = api.get(&format!("{JOBS}?fieldSelector=metadata.name%3Dbatch-00007")).await;
     assert_eq!(one["items"].as_array().unwrap().len(), 1);
 
@@ -200,21 +225,31 @@ async fn paging_selectors_and_stale_continue_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_a_version_and_410_for_old_ones() {
-    let api = start(SandboxConfig { history: 50, bookmark_interval: Duration::from_millis(100), ..SandboxConfig::default() }).await;
+    let api =
+        start(SandboxConfig { history: 50, bookmark_interval: Duration::from_millis(100), ..SandboxConfig::default() })
+            .await;
     let (_, list) = api.get(JOBS).await;
     let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
     let mut suspended = job("watched", "sleep 1");
     suspended["spec"]["suspend"] = json!(true);
     api.post(JOBS, suspended).await;
     api.delete(&format!("{JOBS}/watched"), None).await;
-    let events = api.stream_lines(&format!("{JOBS}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true"), Duration::from_millis(400)).await;
+    let events = api
+        .stream_lines(
+            &format!("{JOBS}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true"),
+            Duration::from_millis(400),
+        )
+        .await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types.first(), Some(&"ADDED"), "{types:?}");
     assert!(types.contains(&"MODIFIED"), "the controller's status writes are seen: {types:?}");
     assert!(types.contains(&"DELETED"), "{types:?}");
     assert!(types.contains(&"BOOKMARK"), "{types:?}");
     let bookmark = events.iter().find(|e| e["type"] == "BOOKMARK").unwrap();
-    assert!(bookmark["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap() > rv.parse().unwrap());
+    assert!(
+        bookmark["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap()
+            > rv.parse().unwrap()
+    );
 
     // Push the starting version out of the kept history.
     for i in 0..60 {
@@ -233,8 +268,18 @@ async fn watch_from_a_version_and_410_for_old_ones() {
     labelled["metadata"]["labels"] = json!({"watch": "me"});
     labelled["spec"]["suspend"] = json!(true);
     api.post(JOBS, labelled).await;
-    api.patch(&format!("{JOBS}/labelled"), "application/merge-patch+json", json!({"metadata": {"labels": {"watch": null}}})).await;
-    let events = api.stream_lines(&format!("{JOBS}?watch=1&resourceVersion={rv}&labelSelector=watch%3Dme"), Duration::from_millis(300)).await;
+    api.patch(
+        &format!("{JOBS}/labelled"),
+        "application/merge-patch+json",
+        json!({"metadata": {"labels": {"watch": null}}}),
+    )
+    .await;
+    let events = api
+        .stream_lines(
+            &format!("{JOBS}?watch=1&resourceVersion={rv}&labelSelector=watch%3Dme"),
+            Duration::from_millis(300),
+        )
+        .await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types.first(), Some(&"ADDED"));
     assert_eq!(types.last(), Some(&"DELETED"), "{types:?}");

@@ -29,12 +29,16 @@ async fn success_sets_success_criteria_met_then_complete() {
     let complete = &done["status"]["conditions"][1];
     assert_eq!(complete["reason"], "CompletionsReached");
     let status = &done["status"];
-    assert_eq!((status["succeeded"].as_i64(), status["active"].as_i64(), status["failed"].as_i64()), (Some(1), Some(0), Some(0)));
+    assert_eq!(
+        (status["succeeded"].as_i64(), status["active"].as_i64(), status["failed"].as_i64()),
+        (Some(1), Some(0), Some(0))
+    );
     assert!(status["startTime"].is_string() && status["completionTime"].is_string());
     assert_eq!(status["uncountedTerminatedPods"], json!({}));
     // The watch saw SuccessCriteriaMet before Complete.
     let events = api.stream_lines(&format!("{JOBS}?watch=true&resourceVersion={rv}"), Duration::from_millis(200)).await;
-    let seen: Vec<Vec<String>> = events.iter().map(|e| condition_types(&e["object"])).filter(|c| !c.is_empty()).collect();
+    let seen: Vec<Vec<String>> =
+        events.iter().map(|e| condition_types(&e["object"])).filter(|c| !c.is_empty()).collect();
     assert_eq!(seen.first().unwrap(), &["SuccessCriteriaMet".to_owned()], "{seen:?}");
     // The pod carries the job's labels and a real-looking final state.
     let pod = api.pods_of("default", "ok").await.pop().unwrap();
@@ -45,7 +49,8 @@ async fn success_sets_success_criteria_met_then_complete() {
     let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!((terminated["exitCode"].as_i64(), terminated["reason"].as_str()), (Some(0), Some("Completed")));
     let (_, events) = api.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dok").await;
-    let reasons: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    let reasons: Vec<&str> =
+        events["items"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
     assert!(reasons.contains(&"SuccessfulCreate") && reasons.contains(&"Completed"), "{reasons:?}");
 }
 
@@ -85,8 +90,16 @@ async fn suspend_removes_pods_and_resume_restarts() {
     api.post(JOBS, job("pausable", "sleep 600")).await;
     api.wait_for(&format!("{JOBS}/pausable"), "active pod", |j| j["status"]["active"] == 1).await;
     api.patch(&format!("{JOBS}/pausable"), "application/merge-patch+json", json!({"spec": {"suspend": true}})).await;
-    let suspended = api.wait_for(&format!("{JOBS}/pausable"), "suspension", |j| condition_types(j).contains(&"Suspended".to_owned())).await;
-    let c = suspended["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Suspended").unwrap().clone();
+    let suspended = api
+        .wait_for(&format!("{JOBS}/pausable"), "suspension", |j| condition_types(j).contains(&"Suspended".to_owned()))
+        .await;
+    let c = suspended["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Suspended")
+        .unwrap()
+        .clone();
     assert_eq!((c["reason"].as_str(), c["message"].as_str()), (Some("JobSuspended"), Some("Job suspended")));
     assert_eq!(suspended["status"]["active"], 0);
     assert!(suspended["status"].get("startTime").is_none());
@@ -99,9 +112,15 @@ async fn suspend_removes_pods_and_resume_restarts() {
     assert!(api.pods_of("default", "pausable").await.is_empty());
     assert_eq!(suspended["metadata"]["generation"], 2, "a spec change bumps the generation");
 
-    api.patch(&format!("{JOBS}/pausable"), "application/json-patch+json", json!([{"op": "replace", "path": "/spec/suspend", "value": false}])).await;
+    api.patch(
+        &format!("{JOBS}/pausable"),
+        "application/json-patch+json",
+        json!([{"op": "replace", "path": "/spec/suspend", "value": false}]),
+    )
+    .await;
     let resumed = api.wait_for(&format!("{JOBS}/pausable"), "resume", |j| j["status"]["active"] == 1).await;
-    let c = resumed["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Suspended").unwrap().clone();
+    let c =
+        resumed["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Suspended").unwrap().clone();
     assert_eq!((c["status"].as_str(), c["reason"].as_str()), (Some("False"), Some("JobResumed")));
     assert!(resumed["status"]["startTime"].is_string());
 }
@@ -137,18 +156,20 @@ async fn unpullable_images_and_missing_secrets_keep_pods_waiting() {
     j["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example/does-not-exist:1");
     api.post(JOBS, j).await;
     let mut j = job("bad-secret", "true");
-    j["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]);
+    j["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]);
     api.post(JOBS, j).await;
-    for (name, reasons) in [("bad-image", vec!["ErrImagePull", "ImagePullBackOff"]), ("bad-secret", vec!["CreateContainerConfigError"])] {
+    for (name, reasons) in
+        [("bad-image", vec!["ErrImagePull", "ImagePullBackOff"]), ("bad-secret", vec!["CreateContainerConfigError"])]
+    {
         let mut seen = None;
         for _ in 0..200 {
-            if let Some(p) = api.pods_of("default", name).await.pop() {
-                if let Some(r) = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str() {
-                    if reasons.contains(&r) {
-                        seen = Some((r.to_owned(), p));
-                        break;
-                    }
-                }
+            if let Some(p) = api.pods_of("default", name).await.pop()
+                && let Some(r) = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str()
+                && reasons.contains(&r)
+            {
+                seen = Some((r.to_owned(), p));
+                break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -196,10 +217,10 @@ async fn logs_tail_limit_follow_and_container_errors() {
     j["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "side", "image": "busybox", "command": ["echo", "$(MSG)"], "env": [{"name": "MSG", "value": "from side"}]}));
     api.post(JOBS, j).await;
     let pod = loop {
-        if let Some(p) = api.pods_of("default", "talker").await.pop() {
-            if p["status"]["phase"] == "Running" {
-                break p;
-            }
+        if let Some(p) = api.pods_of("default", "talker").await.pop()
+            && p["status"]["phase"] == "Running"
+        {
+            break p;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
@@ -207,10 +228,14 @@ async fn logs_tail_limit_follow_and_container_errors() {
     let base = format!("/api/v1/namespaces/default/pods/{name}/log");
     let (s, body) = api.get(&base).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(body["message"], format!("a container name must be specified for pod {name}, choose one of: [main side]"));
+    assert_eq!(
+        body["message"],
+        format!("a container name must be specified for pod {name}, choose one of: [main side]")
+    );
     let (s, _) = api.get(&format!("{base}?container=nope")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (followed, ended) = api.stream_text(&format!("{base}?container=main&follow=true"), Duration::from_secs(5)).await;
+    let (followed, ended) =
+        api.stream_text(&format!("{base}?container=main&follow=true"), Duration::from_secs(5)).await;
     assert_eq!(followed, "one\ntwo\nthree\n", "follow delivers every line, including those after it started");
     assert!(ended, "follow ends when the container exits");
     let (_, all) = api.get(&format!("{base}?container=main")).await;
@@ -227,17 +252,22 @@ async fn logs_tail_limit_follow_and_container_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cronjobs_create_jobs_when_due() {
-    let api = polysync_sandbox::Sandbox::start(SandboxConfig { tls: false, time_scale: 0.02, ..SandboxConfig::default() }).await.unwrap();
+    let api =
+        polysync_sandbox::Sandbox::start(SandboxConfig { tls: false, time_scale: 0.02, ..SandboxConfig::default() })
+            .await
+            .unwrap();
     let store = api.store();
     let mut cj = json!({
         "apiVersion": "batch/v1", "kind": "CronJob",
         "metadata": {"name": "every-minute", "namespace": "default"},
         "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["echo", "tick"]}]}}}}},
     });
-    polysync_sandbox::validation::prepare_create(polysync_sandbox::resources::Kind::CronJob, Some("default"), &mut cj).unwrap();
+    polysync_sandbox::validation::prepare_create(polysync_sandbox::resources::Kind::CronJob, Some("default"), &mut cj)
+        .unwrap();
     let created = store.create(polysync_sandbox::resources::Kind::CronJob, cj).unwrap();
     // Pretend it was last scheduled two minutes ago, so a run is due now.
-    let two_minutes_ago = polysync_sandbox::time::format_ts(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(120));
+    let two_minutes_ago =
+        polysync_sandbox::time::format_ts(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(120));
     store
         .mutate(polysync_sandbox::resources::Kind::CronJob, &polysync_sandbox::store::Key::of(&created), |c| {
             c["status"] = json!({"lastScheduleTime": two_minutes_ago});

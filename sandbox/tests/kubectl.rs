@@ -25,10 +25,13 @@ struct Kubectl {
 impl Kubectl {
     fn start(seed: SeedConfig) -> Option<Self> {
         let Some(binary) = kubectl_binary() else {
-            eprintln!("\n\n*** SKIPPED: no kubectl found (install Debian's kubernetes-client); the sandbox was not checked with kubectl ***\n");
+            eprintln!(
+                "\n\n*** SKIPPED: no kubectl found (install Debian's kubernetes-client); the sandbox was not checked with kubectl ***\n"
+            );
             return None;
         };
-        let sandbox = BackgroundSandbox::start(SandboxConfig { time_scale: 0.02, seed, ..SandboxConfig::default() }).unwrap();
+        let sandbox =
+            BackgroundSandbox::start(SandboxConfig { time_scale: 0.02, seed, ..SandboxConfig::default() }).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         sandbox.write_kubeconfig(&kubeconfig, "default").unwrap();
@@ -113,15 +116,30 @@ fn job_from_cronjob_and_status_patch() {
     let Some(k) = Kubectl::start(SeedConfig { cronjobs: 1, ..SeedConfig::default() }) else { return };
     let out = k.ok(&["create", "job", "manual-run", "--from=cronjob/nightly-000"]);
     assert_eq!(out.trim(), "job.batch/manual-run created");
-    let owner = k.ok(&["get", "job", "manual-run", "-o", "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"]);
+    let owner = k.ok(&[
+        "get",
+        "job",
+        "manual-run",
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
+    ]);
     assert_eq!(owner, "CronJob/nightly-000");
     k.ok(&["wait", "--for=condition=complete", "job/manual-run", "--timeout=30s"]);
     assert_eq!(k.ok(&["logs", "job/manual-run"]), "building report for today\n");
 
-    let patched = k.ok(&["patch", "job", "manual-run", "--subresource=status", "--type=merge", "-p", r#"{"status":{"ready":3}}"#]);
+    let patched = k.ok(&[
+        "patch",
+        "job",
+        "manual-run",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"ready":3}}"#,
+    ]);
     assert_eq!(patched.trim(), "job.batch/manual-run patched");
     assert_eq!(k.ok(&["get", "job", "manual-run", "-o", "jsonpath={.status.ready}"]), "3");
-    let spec_patch = k.ok(&["patch", "job", "manual-run", "--type=strategic", "-p", r#"{"metadata":{"labels":{"patched":"yes"}}}"#]);
+    let spec_patch =
+        k.ok(&["patch", "job", "manual-run", "--type=strategic", "-p", r#"{"metadata":{"labels":{"patched":"yes"}}}"#]);
     assert_eq!(spec_patch.trim(), "job.batch/manual-run patched");
     assert_eq!(k.ok(&["get", "job", "manual-run", "-o", "jsonpath={.metadata.labels.patched}"]), "yes");
 }
@@ -130,7 +148,14 @@ fn job_from_cronjob_and_status_patch() {
 fn watch_shows_the_transitions() {
     let Some(k) = Kubectl::start(SeedConfig::default()) else { return };
     let mut watcher = k
-        .command(&["get", "jobs", "--watch", "--output-watch-events", "-o", "custom-columns=EVENT:.type,NAME:.object.metadata.name,DONE:.object.status.succeeded"])
+        .command(&[
+            "get",
+            "jobs",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "custom-columns=EVENT:.type,NAME:.object.metadata.name,DONE:.object.status.succeeded",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -11,7 +11,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, black_box};
+use std::hint::black_box;
+
+use criterion::Criterion;
 use polysync::plugins::Registry;
 use polysync_conformance::artifacts;
 use polysync_fake_provider::{FakeConfig, FakeProvider};

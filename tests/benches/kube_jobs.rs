@@ -93,15 +93,26 @@ fn discovery(cluster: &Cluster) {
     let kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].into_iter().find(|p| std::path::Path::new(p).exists());
     println!("| discovery of {JOBS} Jobs (pages of 100) | wall time | peak RSS |");
     println!("|---|---|---|");
-    println!("| polysync kubernetes plugin (own process) | {:.2} s | {:.1} MiB |", t_ours.as_secs_f64(), rss_ours as f64 / 1024.0);
+    println!(
+        "| polysync kubernetes plugin (own process) | {:.2} s | {:.1} MiB |",
+        t_ours.as_secs_f64(),
+        rss_ours as f64 / 1024.0
+    );
     if let Some(kubectl) = kubectl {
         let home = tempfile::tempdir().unwrap();
         let mut k = Command::new(kubectl);
-        k.arg("--kubeconfig").arg(&cluster.kubeconfig).args(["get", "jobs", "--chunk-size=100", "-o", "json", "-n", "bench"]).env("HOME", home.path());
+        k.arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .args(["get", "jobs", "--chunk-size=100", "-o", "json", "-n", "bench"])
+            .env("HOME", home.path());
         let (t_k, rss_k, out) = measure(k);
         let items = serde_json::from_str::<serde_json::Value>(&out).unwrap()["items"].as_array().unwrap().len();
         assert_eq!(items, JOBS);
-        println!("| kubectl get jobs --chunk-size=100 -o json | {:.2} s | {:.1} MiB |", t_k.as_secs_f64(), rss_k as f64 / 1024.0);
+        println!(
+            "| kubectl get jobs --chunk-size=100 -o json | {:.2} s | {:.1} MiB |",
+            t_k.as_secs_f64(),
+            rss_k as f64 / 1024.0
+        );
         println!(
             "| ratio (polysync / kubectl; target <= 0.5) | {:.2} | {:.2} |",
             t_ours.as_secs_f64() / t_k.as_secs_f64(),
@@ -127,9 +138,11 @@ fn latency() {
             if change.kind != Kind::Job || change.event != EventType::Modified {
                 continue;
             }
-            let done = change.object["status"]["conditions"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c["status"] == "True" && (c["type"] == "SuccessCriteriaMet" || c["type"] == "FailureTarget")));
+            let done = change.object["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["status"] == "True" && (c["type"] == "SuccessCriteriaMet" || c["type"] == "FailureTarget")
+                })
+            });
             if done {
                 let name = change.object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
                 record.lock().unwrap().entry(name).or_insert_with(Instant::now);
@@ -142,8 +155,14 @@ fn latency() {
         let mut ids = Vec::new();
         for i in 0..RUNS {
             // Runs end between 1 and 3 simulated minutes apart: 0.6 - 1.8 s.
-            let params: BTreeMap<String, String> = [("SLEEP_SECONDS".to_owned(), (60 + (i * 7919) % 120).to_string())].into();
-            let req = RunRequest { external_id: "batch-00000".into(), parameters: params, idempotency_key: format!("lat-{i}"), fallback: None };
+            let params: BTreeMap<String, String> =
+                [("SLEEP_SECONDS".to_owned(), (60 + (i * 7919) % 120).to_string())].into();
+            let req = RunRequest {
+                external_id: "batch-00000".into(),
+                parameters: params,
+                idempotency_key: format!("lat-{i}"),
+                fallback: None,
+            };
             ids.push(provider.run(req).await.unwrap().run_id);
         }
         let watch_seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -184,7 +203,8 @@ fn latency() {
     });
     let written = written.lock().unwrap().clone();
     let delays = |seen: &Arc<Mutex<HashMap<String, Instant>>>| {
-        let mut d: Vec<Duration> = seen.lock().unwrap().iter().map(|(id, t)| t.saturating_duration_since(written[id])).collect();
+        let mut d: Vec<Duration> =
+            seen.lock().unwrap().iter().map(|(id, t)| t.saturating_duration_since(written[id])).collect();
         d.sort();
         d
     };
@@ -192,8 +212,18 @@ fn latency() {
     println!();
     println!("| terminal condition written -> caller sees it ({RUNS} runs) | p50 | p99 | max |");
     println!("|---|---|---|---|");
-    println!("| polysync watch (one list+watch of jobs and pods) | {:.1} ms | {:.1} ms | {:.1} ms |", ms(percentile(&w, 0.5)), ms(percentile(&w, 0.99)), ms(*w.last().unwrap()));
-    println!("| 1-second poll loop per run | {:.1} ms | {:.1} ms | {:.1} ms |", ms(percentile(&p, 0.5)), ms(percentile(&p, 0.99)), ms(*p.last().unwrap()));
+    println!(
+        "| polysync watch (one list+watch of jobs and pods) | {:.1} ms | {:.1} ms | {:.1} ms |",
+        ms(percentile(&w, 0.5)),
+        ms(percentile(&w, 0.99)),
+        ms(*w.last().unwrap())
+    );
+    println!(
+        "| 1-second poll loop per run | {:.1} ms | {:.1} ms | {:.1} ms |",
+        ms(percentile(&p, 0.5)),
+        ms(percentile(&p, 0.99)),
+        ms(*p.last().unwrap())
+    );
     println!("| ratio p99 (watch / poll) | | {:.3} | |", ms(percentile(&w, 0.99)) / ms(percentile(&p, 0.99)));
 }
 

@@ -34,6 +34,7 @@ pub fn compile_c(source: &str, out: &Path, args: &[&str]) {
 }
 
 /// A sandbox cluster for a test binary, and a kubeconfig file for it.
+#[derive(Debug)]
 pub struct Cluster {
     pub sandbox: BackgroundSandbox,
     pub kubeconfig: PathBuf,

@@ -28,7 +28,10 @@ fn a_c_host_drives_a_real_plugin_through_the_header() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "C host failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let line = |step: &str| {
-        stdout.lines().find(|l| l.starts_with(&format!("{step} "))).unwrap_or_else(|| panic!("no {step} line in {stdout}"))
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{step} ")))
+            .unwrap_or_else(|| panic!("no {step} line in {stdout}"))
     };
     assert!(line("manifest").contains(r#""name":"fake""#));
     let discover = line("discover");

@@ -48,7 +48,8 @@ impl Env {
     fn source(&self, name: &str, script: &str) {
         let mut job = seed::finished_job(&self.ns, name, 1);
         job["spec"]["template"]["spec"]["containers"][0]["args"] = json!([script]);
-        job["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "GREETING", "value": "hello"}, {"name": "TARGET", "value": "world"}]);
+        job["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "GREETING", "value": "hello"}, {"name": "TARGET", "value": "world"}]);
         self.cluster.sandbox.store().create(Kind::Job, job).unwrap();
     }
 
@@ -64,7 +65,13 @@ impl Env {
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "polysync {args:?} exited {:?}:\n{}\n{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "polysync {args:?} exited {:?}:\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -80,7 +87,13 @@ impl Env {
         self.cluster
             .sandbox
             .store()
-            .list(Kind::Job, Some(&ns), None, None, Some(&|j: &Value| j["metadata"]["labels"]["polysync.io/source"] == source.as_str()))
+            .list(
+                Kind::Job,
+                Some(&ns),
+                None,
+                None,
+                Some(&|j: &Value| j["metadata"]["labels"]["polysync.io/source"] == source.as_str()),
+            )
             .items
             .len()
     }
@@ -116,7 +129,14 @@ fn config_errors_name_the_field_and_exit_20() {
     assert_eq!(code(&out), 20);
     assert!(stderr(&out).contains("`kubeconfig`"), "{}", stderr(&out));
 
-    std::fs::write(&env.config, format!("plugin_dir = {:?}\n[connections.sandbox]\nprovider = \"kubernetes\"\nnamspace = \"x\"\n", plugin_dir().display().to_string())).unwrap();
+    std::fs::write(
+        &env.config,
+        format!(
+            "plugin_dir = {:?}\n[connections.sandbox]\nprovider = \"kubernetes\"\nnamspace = \"x\"\n",
+            plugin_dir().display().to_string()
+        ),
+    )
+    .unwrap();
     let out = env.run(&["discover", "sandbox"]);
     assert_eq!(code(&out), 20);
     assert!(stderr(&out).contains("namspace"), "{}", stderr(&out));
@@ -134,7 +154,11 @@ fn syncs_are_idempotent_and_missing_entries_still_run() {
     let first = env.json(&["discover", "sandbox"]);
     assert_eq!((first["added"].as_u64(), first["missing"].as_u64()), (Some(2), Some(0)), "{first}");
     let second = env.json(&["discover", "sandbox"]);
-    assert_eq!((second["added"].as_u64(), second["unchanged"].as_u64(), second["updated"].as_u64()), (Some(0), Some(2), Some(0)), "{second}");
+    assert_eq!(
+        (second["added"].as_u64(), second["unchanged"].as_u64(), second["updated"].as_u64()),
+        (Some(0), Some(2), Some(0)),
+        "{second}"
+    );
 
     env.cluster.sandbox.store().remove(Kind::Job, &Key::new(&env.ns, "beta")).unwrap();
     let third = env.json(&["discover", "sandbox"]);
@@ -162,7 +186,11 @@ fn an_interrupted_sync_marks_nothing_missing() {
     let out = env.run(&["discover", "sandbox", "--page-size", "2"]);
     env.cluster.sandbox.faults().clear();
     assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("after 1 pages (2 entries)") && stderr(&out).contains("nothing was marked missing"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("after 1 pages (2 entries)") && stderr(&out).contains("nothing was marked missing"),
+        "{}",
+        stderr(&out)
+    );
     let missing = env.json(&["catalog", "sandbox", "--missing"]);
     assert_eq!(missing.as_array().unwrap().len(), 0, "an interrupted sync marks nothing missing");
     let done = env.json(&["discover", "sandbox", "--page-size", "2"]);
@@ -180,7 +208,11 @@ fn parameters_exit_codes_and_timeouts() {
 
     let out = env.run(&["run", "sandbox", "greeter", "-p", "NOPE=1"]);
     assert_eq!(code(&out), 20);
-    assert!(stderr(&out).contains("NOPE") && stderr(&out).contains("GREETING, TARGET"), "lists the valid names: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("NOPE") && stderr(&out).contains("GREETING, TARGET"),
+        "lists the valid names: {}",
+        stderr(&out)
+    );
     let out = env.run(&["run", "sandbox", "no-such-entry"]);
     assert_eq!(code(&out), 20);
     assert!(stderr(&out).contains("polysync discover sandbox"), "{}", stderr(&out));
@@ -200,7 +232,12 @@ fn a_killed_host_resumes_and_creates_exactly_one_job() {
     let env = Env::new("host-crash");
     env.source("steady", "echo working; sleep 50; echo finished");
     env.json(&["discover", "sandbox"]);
-    let mut child = env.command(&["run", "sandbox", "steady", "--wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = env
+        .command(&["run", "sandbox", "steady", "--wait"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     for _ in 0..500 {
         if env.jobs_of_source("steady") > 0 {
             break;
@@ -235,13 +272,27 @@ fn a_killed_host_resumes_and_creates_exactly_one_job() {
 fn json_output_parses_for_every_command() {
     let env = Env::new("host-json");
     env.source("json-job", "echo json");
-    for args in [vec!["plugins"], vec!["connections"], vec!["connections", "test", "sandbox"], vec!["discover", "sandbox"], vec!["catalog"], vec!["catalog", "sandbox", "--entry", "json-job"]] {
+    for args in [
+        vec!["plugins"],
+        vec!["connections"],
+        vec!["connections", "test", "sandbox"],
+        vec!["discover", "sandbox"],
+        vec!["catalog"],
+        vec!["catalog", "sandbox", "--entry", "json-job"],
+    ] {
         env.json(&args);
     }
     let run = env.json(&["run", "sandbox", "json-job", "--wait", "--timeout", "60s"]);
     let id = run["id"].to_string();
     assert_eq!(run["state"], "Success");
-    for args in [vec!["status", id.as_str()], vec!["runs"], vec!["url", "sandbox", "json-job"], vec!["url", "--run", id.as_str()], vec!["watch"], vec!["cancel", id.as_str()]] {
+    for args in [
+        vec!["status", id.as_str()],
+        vec!["runs"],
+        vec!["url", "sandbox", "json-job"],
+        vec!["url", "--run", id.as_str()],
+        vec!["watch"],
+        vec!["cancel", id.as_str()],
+    ] {
         env.json(&args);
     }
     for args in [vec!["logs", id.as_str()], vec!["events", id.as_str()]] {
@@ -283,8 +334,14 @@ fn no_secret_reaches_the_catalog_or_the_logs() {
     )
     .unwrap();
     let mut outputs = Vec::new();
-    for args in [vec!["discover", "sandbox"], vec!["run", "sandbox", "quiet", "--wait", "--logs", "--events", "--timeout", "60s"], vec!["runs"], vec!["connections"]] {
-        let out = env.command(&args).env("POLYSYNC_LOG", "trace").env("AWS_SECRET_ACCESS_KEY", planted).output().unwrap();
+    for args in [
+        vec!["discover", "sandbox"],
+        vec!["run", "sandbox", "quiet", "--wait", "--logs", "--events", "--timeout", "60s"],
+        vec!["runs"],
+        vec!["connections"],
+    ] {
+        let out =
+            env.command(&args).env("POLYSYNC_LOG", "trace").env("AWS_SECRET_ACCESS_KEY", planted).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         outputs.push(out.stdout);
         outputs.push(out.stderr);
@@ -302,4 +359,3 @@ fn no_secret_reaches_the_catalog_or_the_logs() {
         assert!(!contains(o, planted), "a log or output line shows the planted secret");
     }
 }
-

@@ -6,7 +6,8 @@ use polysync_sandbox::SeedConfig;
 use polysync_tests::shared_cluster;
 
 fn target() -> Target {
-    let cluster = shared_cluster(|| SeedConfig { namespace: "conformance".into(), jobs: 40, cronjobs: 2, file: None }, 0.02);
+    let cluster =
+        shared_cluster(|| SeedConfig { namespace: "conformance".into(), jobs: 40, cronjobs: 2, file: None }, 0.02);
     Target::new(
         "kubernetes",
         artifacts::cdylib("polysync-provider-kubernetes"),

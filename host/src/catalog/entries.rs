@@ -58,6 +58,9 @@ pub struct SyncRecord {
     pub error: Option<String>,
 }
 
+/// The stored columns of an entry that a sync compares.
+type Row = (String, String, Option<String>, Option<String>, String, String, String, String);
+
 fn kind_str(kind: EntryKind) -> String {
     serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "Unknown".into())
 }
@@ -96,7 +99,10 @@ impl Catalog {
     /// Start a sync of `connection`; returns its id.
     pub fn begin_sync(&self, connection: &str) -> Result<i64> {
         self.conn
-            .execute("INSERT INTO syncs (connection, started_at, status) VALUES (?1, ?2, 'running')", params![connection, now()])
+            .execute(
+                "INSERT INTO syncs (connection, started_at, status) VALUES (?1, ?2, 'running')",
+                params![connection, now()],
+            )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -104,7 +110,8 @@ impl Catalog {
     /// Upsert one page in one transaction.
     pub fn upsert_page(&mut self, connection: &str, sync_id: i64, entries: &[CatalogEntry]) -> Result<PageCounts> {
         let at = now();
-        let tx = self.conn.transaction().map_err(|e| Error::Catalog { path: self.path.display().to_string(), source: e })?;
+        let tx =
+            self.conn.transaction().map_err(|e| Error::Catalog { path: self.path.display().to_string(), source: e })?;
         let mut counts = PageCounts::default();
         {
             let mut existing = tx
@@ -132,21 +139,37 @@ impl Catalog {
                     e.fingerprint.clone(),
                     json(&e.labels),
                 );
-                let before: Option<(String, String, Option<String>, Option<String>, String, String, String, String, String)> = existing
+                let before: Option<(Row, String)> = existing
                     .query_row(params![connection, e.external_id], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+                        Ok((
+                            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?),
+                            r.get(8)?,
+                        ))
                     })
                     .optional()
                     .map_err(|err| Error::Catalog { path: self.path.display().to_string(), source: err })?;
                 match before {
                     None => counts.added += 1,
-                    Some(b) => {
-                        let same = (b.0, b.1, b.2, b.3, b.4, b.5, b.6, b.7) == row.clone() && b.8 == "active";
+                    Some((stored, state)) => {
+                        let same = stored == row && state == "active";
                         if same { counts.unchanged += 1 } else { counts.updated += 1 }
                     }
                 }
                 upsert
-                    .execute(params![connection, e.external_id, row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, at, sync_id])
+                    .execute(params![
+                        connection,
+                        e.external_id,
+                        row.0,
+                        row.1,
+                        row.2,
+                        row.3,
+                        row.4,
+                        row.5,
+                        row.6,
+                        row.7,
+                        at,
+                        sync_id
+                    ])
                     .map_err(|err| Error::Catalog { path: self.path.display().to_string(), source: err })?;
             }
         }
@@ -161,8 +184,15 @@ impl Catalog {
 
     /// Close a sync. Only a complete sync marks entries it did not see as
     /// missing; a failed one records how far it got and marks nothing.
-    pub fn finish_sync(&mut self, connection: &str, sync_id: i64, complete: bool, error: Option<&str>) -> Result<SyncRecord> {
-        let tx = self.conn.transaction().map_err(|e| Error::Catalog { path: self.path.display().to_string(), source: e })?;
+    pub fn finish_sync(
+        &mut self,
+        connection: &str,
+        sync_id: i64,
+        complete: bool,
+        error: Option<&str>,
+    ) -> Result<SyncRecord> {
+        let tx =
+            self.conn.transaction().map_err(|e| Error::Catalog { path: self.path.display().to_string(), source: e })?;
         let missing = if complete {
             tx.execute(
                 "UPDATE entries SET state = 'missing' WHERE connection = ?1 AND last_sync != ?2 AND state = 'active'",

@@ -37,7 +37,8 @@ impl Catalog {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Io(format!("cannot create the catalog directory {}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(|source| Error::Catalog { path: path.display().to_string(), source })?;
+        let conn =
+            Connection::open(path).map_err(|source| Error::Catalog { path: path.display().to_string(), source })?;
         let mut catalog = Self { conn, path: path.to_path_buf() };
         catalog.setup()?;
         Ok(catalog)

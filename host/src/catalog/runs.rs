@@ -98,7 +98,8 @@ impl Catalog {
                 params![connection, external_id, idempotency_key, serde_json::to_string(parameters).unwrap_or_default(), SUBMITTING, delete_after, at],
             )
             .map_err(|e| self.err(e))?;
-        self.run_by_key(idempotency_key)?.ok_or_else(|| crate::error::Error::Io("the run vanished right after it was recorded".into()))
+        self.run_by_key(idempotency_key)?
+            .ok_or_else(|| crate::error::Error::Io("the run vanished right after it was recorded".into()))
     }
 
     pub fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<()> {
@@ -146,18 +147,21 @@ impl Catalog {
 
     /// A run by the catalog's number (`12` or `#12`) or the platform's run id.
     pub fn find_run(&self, reference: &str) -> Result<Option<StoredRun>> {
-        if let Ok(id) = reference.trim_start_matches('#').parse::<i64>() {
-            if let Some(run) = self
+        if let Ok(id) = reference.trim_start_matches('#').parse::<i64>()
+            && let Some(run) = self
                 .conn
                 .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), [id], row_to_run)
                 .optional()
                 .map_err(|e| self.err(e))?
-            {
-                return Ok(Some(run));
-            }
+        {
+            return Ok(Some(run));
         }
         self.conn
-            .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1 ORDER BY id DESC LIMIT 1"), [reference], row_to_run)
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1 ORDER BY id DESC LIMIT 1"),
+                [reference],
+                row_to_run,
+            )
             .optional()
             .map_err(|e| self.err(e))
     }

@@ -10,7 +10,9 @@ use polysync::catalog::{EntryState, RunFilter, StoredRun};
 use polysync::config::Config;
 use polysync::error::{EXIT_FAILURE, EXIT_OK};
 use polysync::{Error, Host, Result, tracking};
-use polysync_provider_api::{CancelRequest, DiscoverRequest, EventsRequest, LogRequest, PollRequest, Provider, RunState, UrlRequest};
+use polysync_provider_api::{
+    CancelRequest, DiscoverRequest, EventsRequest, LogRequest, PollRequest, Provider, RunState, UrlRequest,
+};
 use serde_json::json;
 
 use super::args::{Cli, Command, ConnectionsAction, DeleteAfter, RunArgs};
@@ -41,9 +43,13 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
     match command {
         Command::Plugins => plugins(host, out),
         Command::Connections { action: None } => connections(host, out),
-        Command::Connections { action: Some(ConnectionsAction::Test { name }) } => test_connection(host, out, &name).await,
+        Command::Connections { action: Some(ConnectionsAction::Test { name }) } => {
+            test_connection(host, out, &name).await
+        }
         Command::Discover { connection, page_size } => discover(host, out, &connection, page_size).await,
-        Command::Catalog { connection, missing, entry } => catalog(host, out, connection.as_deref(), missing, entry.as_deref()),
+        Command::Catalog { connection, missing, entry } => {
+            catalog(host, out, connection.as_deref(), missing, entry.as_deref())
+        }
         Command::Run(args) => run(host, out, args).await,
         Command::Status { run } => status(host, out, &run).await,
         Command::Watch { connection } => watch(host, out, connection.as_deref()).await,
@@ -51,7 +57,9 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
         Command::Logs { run, follow, container, tail } => logs(host, out, &run, follow, container, tail).await,
         Command::Events { run, follow } => events(host, out, &run, follow).await,
         Command::Url { connection, entry, run } => url(host, out, connection, entry, run).await,
-        Command::Runs { connection, entry, state, limit } => runs(host, out, RunFilter { connection, external_id: entry, state, limit: Some(limit) }),
+        Command::Runs { connection, entry, state, limit } => {
+            runs(host, out, RunFilter { connection, external_id: entry, state, limit: Some(limit) })
+        }
         Command::Demo { .. } | Command::Sandbox(_) | Command::Completions { .. } => {
             Err(Error::InvalidInput("this command cannot run inside another one".into()))
         }
@@ -60,7 +68,8 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
 
 fn plugins(host: &Host, out: Out) -> Result<u8> {
     if out.json {
-        let loaded: Vec<_> = host.registry.plugins().map(|p| json!({"path": p.path, "manifest": p.library.manifest()})).collect();
+        let loaded: Vec<_> =
+            host.registry.plugins().map(|p| json!({"path": p.path, "manifest": p.library.manifest()})).collect();
         out.json(&json!({"plugin_dir": host.config.plugin_dir, "plugins": loaded, "refused": host.registry.refused()}));
         return Ok(EXIT_OK);
     }
@@ -84,11 +93,13 @@ fn plugins(host: &Host, out: Out) -> Result<u8> {
 
 fn connections(host: &Host, out: Out) -> Result<u8> {
     // Only names and providers: settings may hold paths users consider private.
-    let list: Vec<_> = host.config.connections.values().map(|c| json!({"name": c.name, "provider": c.provider})).collect();
+    let list: Vec<_> =
+        host.config.connections.values().map(|c| json!({"name": c.name, "provider": c.provider})).collect();
     if out.json {
         out.json(&json!({"config": host.config.path, "connections": list}));
     } else {
-        let rows: Vec<Vec<String>> = host.config.connections.values().map(|c| vec![c.name.clone(), c.provider.clone()]).collect();
+        let rows: Vec<Vec<String>> =
+            host.config.connections.values().map(|c| vec![c.name.clone(), c.provider.clone()]).collect();
         out.table(&["NAME", "PROVIDER"], &rows);
     }
     Ok(EXIT_OK)
@@ -100,7 +111,10 @@ async fn test_connection(host: &mut Host, out: Out, name: &str) -> Result<u8> {
     if out.json {
         out.json(&json!({"connection": name, "ok": true, "sample": page.entries.iter().map(|e| &e.external_id).collect::<Vec<_>>()}));
     } else {
-        out.say(format!("{name}: connected; first entries: {}", page.entries.iter().map(|e| e.external_id.as_str()).collect::<Vec<_>>().join(", ")));
+        out.say(format!(
+            "{name}: connected; first entries: {}",
+            page.entries.iter().map(|e| e.external_id.as_str()).collect::<Vec<_>>().join(", ")
+        ));
     }
     Ok(EXIT_OK)
 }
@@ -110,7 +124,10 @@ async fn discover(host: &mut Host, out: Out, connection: &str, page_size: Option
     let mut catalog = host.catalog()?;
     let bar = (!out.json && !out.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
         bar.enable_steady_tick(Duration::from_millis(120));
         bar.set_message(format!("discovering {connection}"));
         bar
@@ -139,13 +156,20 @@ async fn discover(host: &mut Host, out: Out, connection: &str, page_size: Option
 fn catalog(host: &Host, out: Out, connection: Option<&str>, missing: bool, entry: Option<&str>) -> Result<u8> {
     let catalog = host.catalog()?;
     if let Some(id) = entry {
-        let connection = connection.ok_or_else(|| Error::InvalidInput("--entry needs the connection: polysync catalog CONNECTION --entry ID".into()))?;
+        let connection = connection.ok_or_else(|| {
+            Error::InvalidInput("--entry needs the connection: polysync catalog CONNECTION --entry ID".into())
+        })?;
         let e = catalog.entry(connection, id)?.ok_or_else(|| missing_entry(connection, id))?;
         if out.json {
             out.json(&e);
         } else {
             out.say(format!("{} ({:?}, {:?}) in {}", e.entry.external_id, e.entry.kind, e.state, e.connection));
-            let rows: Vec<Vec<String>> = e.entry.parameters.iter().map(|p| vec![p.name.clone(), p.default.clone().unwrap_or_default()]).collect();
+            let rows: Vec<Vec<String>> = e
+                .entry
+                .parameters
+                .iter()
+                .map(|p| vec![p.name.clone(), p.default.clone().unwrap_or_default()])
+                .collect();
             out.table(&["PARAMETER", "DEFAULT"], &rows);
         }
         return Ok(EXIT_OK);
@@ -158,7 +182,13 @@ fn catalog(host: &Host, out: Out, connection: Option<&str>, missing: bool, entry
             .iter()
             .map(|e| {
                 let params: Vec<&str> = e.entry.parameters.iter().map(|p| p.name.as_str()).collect();
-                vec![e.connection.clone(), e.entry.external_id.clone(), format!("{:?}", e.entry.kind), format!("{:?}", e.state).to_lowercase(), params.join(",")]
+                vec![
+                    e.connection.clone(),
+                    e.entry.external_id.clone(),
+                    format!("{:?}", e.entry.kind),
+                    format!("{:?}", e.state).to_lowercase(),
+                    params.join(","),
+                ]
             })
             .collect();
         out.table(&["CONNECTION", "ENTRY", "KIND", "STATE", "PARAMETERS"], &rows);
@@ -167,7 +197,9 @@ fn catalog(host: &Host, out: Out, connection: Option<&str>, missing: bool, entry
 }
 
 fn missing_entry(connection: &str, id: &str) -> Error {
-    Error::NotFound(format!("no entry {id:?} in the catalog of {connection}; run `polysync discover {connection}` first"))
+    Error::NotFound(format!(
+        "no entry {id:?} in the catalog of {connection}; run `polysync discover {connection}` first"
+    ))
 }
 
 fn print_run(out: Out, run: &StoredRun) {
@@ -185,13 +217,18 @@ fn print_run(out: Out, run: &StoredRun) {
 
 async fn run(host: &mut Host, out: Out, args: RunArgs) -> Result<u8> {
     let catalog = host.catalog()?;
-    let entry = catalog.entry(&args.connection, &args.entry)?.ok_or_else(|| missing_entry(&args.connection, &args.entry))?;
+    let entry =
+        catalog.entry(&args.connection, &args.entry)?.ok_or_else(|| missing_entry(&args.connection, &args.entry))?;
     let params: BTreeMap<String, String> = args.params.iter().cloned().collect();
     tracking::check_parameters(&entry, &params)?;
     let provider = host.provider(&args.connection)?;
     let key = args.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let recorded = catalog.record_intent(&args.connection, &args.entry, &key, &params, args.delete_after.as_str())?;
-    let mut run = if recorded.run_id.is_some() { recorded } else { tracking::submit(&catalog, provider.as_ref(), &recorded, Some(&entry)).await? };
+    let mut run = if recorded.run_id.is_some() {
+        recorded
+    } else {
+        tracking::submit(&catalog, provider.as_ref(), &recorded, Some(&entry)).await?
+    };
     if !args.wait {
         print_run(out, &run);
         return Ok(EXIT_OK);
@@ -243,7 +280,9 @@ async fn run(host: &mut Host, out: Out, args: RunArgs) -> Result<u8> {
         DeleteAfter::Always => true,
     };
     if delete {
-        provider.cancel(CancelRequest { run_id: run_id.clone(), reason: Some("delete-after".into()), delete: true }).await?;
+        provider
+            .cancel(CancelRequest { run_id: run_id.clone(), reason: Some("delete-after".into()), delete: true })
+            .await?;
         out.say(format!("#{} deleted {run_id}", run.id));
     }
     print_run(out, &run);
@@ -270,18 +309,21 @@ fn find_run(host: &Host, reference: &str) -> Result<StoredRun> {
 
 fn submitted_id(run: &StoredRun) -> Result<String> {
     run.run_id.clone().ok_or_else(|| {
-        Error::InvalidInput(format!("run #{} was never submitted to the platform (state {}); `polysync watch` finishes submissions", run.id, run.state))
+        Error::InvalidInput(format!(
+            "run #{} was never submitted to the platform (state {}); `polysync watch` finishes submissions",
+            run.id, run.state
+        ))
     })
 }
 
 async fn status(host: &mut Host, out: Out, reference: &str) -> Result<u8> {
     let run = find_run(host, reference)?;
-    if let Some(run_id) = &run.run_id {
-        if !run.is_final() {
-            let provider = host.provider(&run.connection)?;
-            let s = provider.poll(PollRequest { run_id: run_id.clone() }).await?;
-            host.catalog()?.record_status(run.id, &s)?;
-        }
+    if let Some(run_id) = &run.run_id
+        && !run.is_final()
+    {
+        let provider = host.provider(&run.connection)?;
+        let s = provider.poll(PollRequest { run_id: run_id.clone() }).await?;
+        host.catalog()?.record_status(run.id, &s)?;
     }
     let run = find_run(host, reference)?;
     print_run(out, &run);
@@ -290,7 +332,8 @@ async fn status(host: &mut Host, out: Out, reference: &str) -> Result<u8> {
 
 async fn watch(host: &mut Host, out: Out, only: Option<&str>) -> Result<u8> {
     let catalog = host.catalog()?;
-    let connections: std::collections::BTreeSet<String> = catalog.active_runs(only)?.into_iter().map(|r| r.connection).collect();
+    let connections: std::collections::BTreeSet<String> =
+        catalog.active_runs(only)?.into_iter().map(|r| r.connection).collect();
     if connections.is_empty() {
         out.say("no unfinished runs");
         if out.json {
@@ -317,7 +360,13 @@ async fn watch(host: &mut Host, out: Out, only: Option<&str>) -> Result<u8> {
             tracking::follow(&catalog, p.as_ref(), &runs, |r, s| {
                 if shown.changed(s) {
                     let why = s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-                    out.say(format!("#{} {:<12} {:<40} {}{why}", r.id, r.connection, s.run_id, out.state(s.state.as_str())));
+                    out.say(format!(
+                        "#{} {:<12} {:<40} {}{why}",
+                        r.id,
+                        r.connection,
+                        s.run_id,
+                        out.state(s.state.as_str())
+                    ));
                 }
             })
             .await
@@ -327,7 +376,11 @@ async fn watch(host: &mut Host, out: Out, only: Option<&str>) -> Result<u8> {
         result?;
     }
     if out.json {
-        let ids: Vec<StoredRun> = catalog.runs(&RunFilter { connection: only.map(str::to_owned), limit: Some(100), ..RunFilter::default() })?;
+        let ids: Vec<StoredRun> = catalog.runs(&RunFilter {
+            connection: only.map(str::to_owned),
+            limit: Some(100),
+            ..RunFilter::default()
+        })?;
         out.json(&json!({"runs": ids}));
     }
     Ok(EXIT_OK)
@@ -337,7 +390,13 @@ async fn cancel(host: &mut Host, out: Out, reference: &str) -> Result<u8> {
     let run = find_run(host, reference)?;
     let run_id = submitted_id(&run)?;
     let provider = host.provider(&run.connection)?;
-    let outcome = provider.cancel(CancelRequest { run_id: run_id.clone(), reason: Some("cancelled from the polysync CLI".into()), delete: false }).await?;
+    let outcome = provider
+        .cancel(CancelRequest {
+            run_id: run_id.clone(),
+            reason: Some("cancelled from the polysync CLI".into()),
+            delete: false,
+        })
+        .await?;
     let catalog = host.catalog()?;
     if outcome == polysync_provider_api::CancelOutcome::Cancelled {
         let mut s = polysync_provider_api::RunStatus::new(run_id.clone(), RunState::Cancelled);
@@ -353,8 +412,17 @@ async fn cancel(host: &mut Host, out: Out, reference: &str) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-async fn print_logs(provider: &dyn Provider, out: Out, run_id: &str, follow: bool, container: Option<String>, tail: Option<u64>) -> Result<()> {
-    let mut stream = provider.logs(LogRequest { run_id: run_id.into(), container, tail_lines: tail, limit_bytes: None, follow }).await?;
+async fn print_logs(
+    provider: &dyn Provider,
+    out: Out,
+    run_id: &str,
+    follow: bool,
+    container: Option<String>,
+    tail: Option<u64>,
+) -> Result<()> {
+    let mut stream = provider
+        .logs(LogRequest { run_id: run_id.into(), container, tail_lines: tail, limit_bytes: None, follow })
+        .await?;
     let multi = std::cell::Cell::new(None::<String>);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -371,7 +439,14 @@ async fn print_logs(provider: &dyn Provider, out: Out, run_id: &str, follow: boo
     Ok(())
 }
 
-async fn logs(host: &mut Host, out: Out, reference: &str, follow: bool, container: Option<String>, tail: Option<u64>) -> Result<u8> {
+async fn logs(
+    host: &mut Host,
+    out: Out,
+    reference: &str,
+    follow: bool,
+    container: Option<String>,
+    tail: Option<u64>,
+) -> Result<u8> {
     let run = find_run(host, reference)?;
     let run_id = submitted_id(&run)?;
     let provider = host.provider(&run.connection)?;
@@ -392,14 +467,26 @@ async fn events(host: &mut Host, out: Out, reference: &str, follow: bool) -> Res
         } else if follow {
             out.say(format!("{:?} {} {} {}", e.kind, e.unit, e.phase, e.reason.clone().unwrap_or_default()));
         } else {
-            rows.push(vec![format!("{:?}", e.kind), e.unit, e.phase, e.reason.unwrap_or_default(), e.message.unwrap_or_default()]);
+            rows.push(vec![
+                format!("{:?}", e.kind),
+                e.unit,
+                e.phase,
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            ]);
         }
     }
     out.table(&["KIND", "UNIT", "PHASE", "REASON", "MESSAGE"], &rows);
     Ok(EXIT_OK)
 }
 
-async fn url(host: &mut Host, out: Out, connection: Option<String>, entry: Option<String>, run: Option<String>) -> Result<u8> {
+async fn url(
+    host: &mut Host,
+    out: Out,
+    connection: Option<String>,
+    entry: Option<String>,
+    run: Option<String>,
+) -> Result<u8> {
     let (connection, request) = match (connection, entry, run) {
         (_, _, Some(reference)) => {
             let run = find_run(host, &reference)?;
@@ -416,7 +503,8 @@ async fn url(host: &mut Host, out: Out, connection: Option<String>, entry: Optio
     } else {
         match url.url {
             Some(u) => out.say(u),
-            None => out.say(format!("{connection} has no console URL (set monitor_url_template for a kubernetes connection)")),
+            None => out
+                .say(format!("{connection} has no console URL (set monitor_url_template for a kubernetes connection)")),
         }
     }
     Ok(EXIT_OK)

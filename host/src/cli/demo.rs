@@ -24,7 +24,11 @@ const NAMESPACE: &str = "demo";
 fn sample_jobs(sandbox: &Sandbox) {
     let store = sandbox.store();
     let jobs = [
-        ("nightly-report", r#"echo "building the $REPORT_KIND report for $REPORT_DATE in $REGION"; sleep 3; echo "report written: 42 rows""#, 0),
+        (
+            "nightly-report",
+            r#"echo "building the $REPORT_KIND report for $REPORT_DATE in $REGION"; sleep 3; echo "report written: 42 rows""#,
+            0,
+        ),
         ("invoice-export", r#"echo "exporting invoices to $TARGET"; sleep 2; echo done"#, 1),
         ("flaky-export", r#"echo "connecting to $TARGET"; echo "error: connection refused" >&2; exit 1"#, 2),
         ("long-backfill", r#"echo "backfilling $DAYS days"; sleep 3600"#, 3),
@@ -34,7 +38,9 @@ fn sample_jobs(sandbox: &Sandbox) {
         let container = &mut job["spec"]["template"]["spec"]["containers"][0];
         container["args"] = json!([script]);
         container["env"] = match name {
-            "nightly-report" => json!([{"name": "REPORT_DATE", "value": "2026-10-31"}, {"name": "REPORT_KIND", "value": "sales"}, {"name": "REGION", "value": "eu-west-1"}, {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password", "optional": true}}}]),
+            "nightly-report" => {
+                json!([{"name": "REPORT_DATE", "value": "2026-10-31"}, {"name": "REPORT_KIND", "value": "sales"}, {"name": "REGION", "value": "eu-west-1"}, {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password", "optional": true}}}])
+            }
             "invoice-export" | "flaky-export" => json!([{"name": "TARGET", "value": "s3://invoices"}]),
             _ => json!([{"name": "DAYS", "value": "30"}]),
         };
@@ -61,7 +67,9 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
     sample_jobs(&sandbox);
     let dir = tempfile_dir()?;
     let kubeconfig = dir.join("kubeconfig");
-    sandbox.write_kubeconfig(&kubeconfig, NAMESPACE).map_err(|e| Error::Io(format!("cannot write the kubeconfig: {e}")))?;
+    sandbox
+        .write_kubeconfig(&kubeconfig, NAMESPACE)
+        .map_err(|e| Error::Io(format!("cannot write the kubeconfig: {e}")))?;
     let config_path = dir.join("config.toml");
     let plugin_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
     let config_text = format!(
@@ -90,12 +98,28 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
     super::commands::dispatch_with(&mut host, out, Command::Plugins).await?;
 
     step(out, 2, "import the namespace's Jobs and CronJobs into the catalog", "discover sandbox");
-    super::commands::dispatch_with(&mut host, out, Command::Discover { connection: "sandbox".into(), page_size: None }).await?;
+    super::commands::dispatch_with(&mut host, out, Command::Discover { connection: "sandbox".into(), page_size: None })
+        .await?;
 
-    step(out, 3, "the catalog entry of a Job: its parameters are container[0]'s literal env", "catalog sandbox --entry nightly-report");
-    super::commands::dispatch_with(&mut host, out, Command::Catalog { connection: Some("sandbox".into()), missing: false, entry: Some("nightly-report".into()) }).await?;
+    step(
+        out,
+        3,
+        "the catalog entry of a Job: its parameters are container[0]'s literal env",
+        "catalog sandbox --entry nightly-report",
+    );
+    super::commands::dispatch_with(
+        &mut host,
+        out,
+        Command::Catalog { connection: Some("sandbox".into()), missing: false, entry: Some("nightly-report".into()) },
+    )
+    .await?;
 
-    step(out, 4, "a parameterized rerun, with live pod events and the logs", "run sandbox nightly-report -p REPORT_DATE=2026-11-01 -p REGION=us-east-1 --wait --events --logs");
+    step(
+        out,
+        4,
+        "a parameterized rerun, with live pod events and the logs",
+        "run sandbox nightly-report -p REPORT_DATE=2026-11-01 -p REGION=us-east-1 --wait --events --logs",
+    );
     let run = |entry: &str, params: &[(&str, &str)], wait: bool, events: bool, logs: bool| RunArgs {
         connection: "sandbox".into(),
         entry: entry.into(),
@@ -107,21 +131,54 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         events,
         delete_after: DeleteAfter::Never,
     };
-    super::commands::dispatch_with(&mut host, out, Command::Run(run("nightly-report", &[("REPORT_DATE", "2026-11-01"), ("REGION", "us-east-1")], true, true, true))).await?;
+    super::commands::dispatch_with(
+        &mut host,
+        out,
+        Command::Run(run(
+            "nightly-report",
+            &[("REPORT_DATE", "2026-11-01"), ("REGION", "us-east-1")],
+            true,
+            true,
+            true,
+        )),
+    )
+    .await?;
 
-    step(out, 5, "a run that fails: the reason comes from the Job's conditions", "run sandbox flaky-export --wait --logs");
-    let code = super::commands::dispatch_with(&mut host, out, Command::Run(run("flaky-export", &[], true, false, true))).await?;
+    step(
+        out,
+        5,
+        "a run that fails: the reason comes from the Job's conditions",
+        "run sandbox flaky-export --wait --logs",
+    );
+    let code =
+        super::commands::dispatch_with(&mut host, out, Command::Run(run("flaky-export", &[], true, false, true)))
+            .await?;
     out.say(format!("   (exit code {code}: the run failed)"));
 
-    step(out, 6, "start a long run, then cancel it", "run sandbox long-backfill -p DAYS=365   then   polysync cancel <run>");
-    super::commands::dispatch_with(&mut host, out, Command::Run(run("long-backfill", &[("DAYS", "365")], false, false, false))).await?;
+    step(
+        out,
+        6,
+        "start a long run, then cancel it",
+        "run sandbox long-backfill -p DAYS=365   then   polysync cancel <run>",
+    );
+    super::commands::dispatch_with(
+        &mut host,
+        out,
+        Command::Run(run("long-backfill", &[("DAYS", "365")], false, false, false)),
+    )
+    .await?;
     let last = host.catalog()?.runs(&polysync::catalog::RunFilter { limit: Some(1), ..Default::default() })?;
     let id = last.first().map(|r| r.id.to_string()).unwrap_or_default();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     super::commands::dispatch_with(&mut host, out, Command::Cancel { run: id }).await?;
 
     step(out, 7, "run history", "runs");
-    super::commands::dispatch_with(&mut host, out, Command::Runs { connection: None, entry: None, state: None, limit: 10 }).await?;
+    super::commands::dispatch_with(
+        &mut host,
+        out,
+        Command::Runs { connection: None, entry: None, state: None, limit: 10 },
+    )
+    .await?;
 
     out.say(format!(
         "\nDemo finished in {:.1} s. Try it yourself: `polysync sandbox` keeps a cluster running for kubectl and polysync side by side.",
@@ -140,7 +197,9 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
 pub async fn sandbox(out: Out, args: &polysync_sandbox::SandboxArgs) -> Result<u8> {
     let sandbox = Sandbox::start(args.config()).await.map_err(|e| Error::Io(e.to_string()))?;
     let (kubeconfig, namespace) = (&args.kubeconfig, args.namespace.as_str());
-    sandbox.write_kubeconfig(kubeconfig, namespace).map_err(|e| Error::Io(format!("cannot write {}: {e}", kubeconfig.display())))?;
+    sandbox
+        .write_kubeconfig(kubeconfig, namespace)
+        .map_err(|e| Error::Io(format!("cannot write {}: {e}", kubeconfig.display())))?;
     let kc = std::fs::canonicalize(kubeconfig).unwrap_or_else(|_| kubeconfig.to_path_buf());
     if out.json {
         out.json(&json!({"url": sandbox.url(), "kubeconfig": kc, "namespace": namespace}));
@@ -148,7 +207,10 @@ pub async fn sandbox(out: Out, args: &polysync_sandbox::SandboxArgs) -> Result<u
         println!("sandbox cluster listening on {}", sandbox.url());
         println!("kubeconfig: {}", kc.display());
         println!("\n  kubectl --kubeconfig {} get jobs", kc.display());
-        println!("\nconfig for polysync:\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = {namespace:?}\n", kc.display().to_string());
+        println!(
+            "\nconfig for polysync:\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = {namespace:?}\n",
+            kc.display().to_string()
+        );
         println!("Ctrl-C stops it.");
     }
     tokio::signal::ctrl_c().await.map_err(|e| Error::Io(e.to_string()))?;

@@ -26,9 +26,13 @@ static SUPPORTED: LazyLock<semver::VersionReq> =
 pub enum RefuseReason {
     #[error("not a loadable library ({0}); remove it from the plugin directory")]
     NotALibrary(String),
-    #[error("no polysync plugin entry point (polysync_provider_v{ABI_VERSION}); it is not a polysync plugin, remove it from the plugin directory")]
+    #[error(
+        "no polysync plugin entry point (polysync_provider_v{ABI_VERSION}); it is not a polysync plugin, remove it from the plugin directory"
+    )]
     NoEntryPoint,
-    #[error("it is a plugin for ABI {found}, this host speaks ABI {ABI_VERSION}; install the plugin build that matches this host")]
+    #[error(
+        "it is a plugin for ABI {found}, this host speaks ABI {ABI_VERSION}; install the plugin build that matches this host"
+    )]
     OtherAbi { found: u32 },
     #[error("refused: {0}")]
     Check(#[from] LoadError),
@@ -52,11 +56,14 @@ pub(super) fn load(path: &Path) -> Result<PluginLibrary, RefuseReason> {
     // SAFETY: loading a library runs its initializers. The plugin directory
     // is trusted configuration, like a PATH entry; nothing else is called
     // until the checks below pass.
-    let library = unsafe { libloading::Library::new(path) }.map_err(|e| RefuseReason::NotALibrary(polysync_provider_api::error::chain(&e)))?;
+    let library = unsafe { libloading::Library::new(path) }
+        .map_err(|e| RefuseReason::NotALibrary(polysync_provider_api::error::chain(&e)))?;
     // SAFETY: the symbol's type is fixed by the ABI this name belongs to.
     let entry = match unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) } {
         Ok(entry) => *entry,
-        Err(_) => return Err(other_abi(&library).map_or(RefuseReason::NoEntryPoint, |found| RefuseReason::OtherAbi { found })),
+        Err(_) => {
+            return Err(other_abi(&library).map_or(RefuseReason::NoEntryPoint, |found| RefuseReason::OtherAbi { found }));
+        }
     };
     // SAFETY: `entry` is this ABI's entry point; it takes no arguments and
     // returns a pointer to a static table (or null, which `from_table` checks).
@@ -75,5 +82,3 @@ fn other_abi(library: &libloading::Library) -> Option<u32> {
         unsafe { library.get::<*const ()>(name.as_bytes()) }.is_ok()
     })
 }
-
-

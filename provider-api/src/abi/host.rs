@@ -23,21 +23,27 @@ use super::{
 };
 use crate::{
     CancelOutcome, CancelRequest, DiscoverPage, DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest,
-    MonitorUrl, PollRequest, Provider, ProviderError, Result, ResultStream, RunEvent, RunHandle, RunRequest,
-    RunStatus, UrlRequest, WatchRequest,
+    MonitorUrl, PollRequest, Provider, ProviderError, Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus,
+    UrlRequest, WatchRequest,
 };
 
 /// Why a library was refused. Each message is one line that says what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    #[error("it speaks plugin ABI {found}, this host speaks ABI {expected}; rebuild the plugin against this host's provider-api")]
+    #[error(
+        "it speaks plugin ABI {found}, this host speaks ABI {expected}; rebuild the plugin against this host's provider-api"
+    )]
     AbiMismatch { found: u32, expected: u32 },
-    #[error("its function table is {found} bytes, smaller than the {needed} ABI {ABI_VERSION} requires; the library is corrupt or not a polysync plugin")]
+    #[error(
+        "its function table is {found} bytes, smaller than the {needed} ABI {ABI_VERSION} requires; the library is corrupt or not a polysync plugin"
+    )]
     TableTooSmall { found: u32, needed: usize },
     #[error("its manifest is not valid ({0}); the library is corrupt or not a polysync plugin")]
     BadManifest(String),
-    #[error("it was built for provider API {found}, this host supports {supported}; install a plugin build for this host")]
+    #[error(
+        "it was built for provider API {found}, this host supports {supported}; install a plugin build for this host"
+    )]
     ApiMismatch { found: String, supported: String },
     #[error("its entry point returned no function table; the library is not a polysync plugin")]
     NullTable,
@@ -97,7 +103,10 @@ impl PluginLibrary {
         let api = semver::Version::parse(&manifest.api_version)
             .map_err(|e| LoadError::BadManifest(format!("api_version {:?}: {e}", manifest.api_version)))?;
         if !supported.matches(&api) {
-            return Err(LoadError::ApiMismatch { found: manifest.api_version.clone(), supported: supported.to_string() });
+            return Err(LoadError::ApiMismatch {
+                found: manifest.api_version.clone(),
+                supported: supported.to_string(),
+            });
         }
         Ok(Self { table, manifest })
     }
@@ -403,7 +412,6 @@ impl PluginProvider {
         Ok(head.chain(rest).boxed())
     }
 }
-
 
 #[async_trait]
 impl Provider for PluginProvider {

@@ -137,7 +137,8 @@ pub struct PluginTable {
     /// operation `op` (an [`Op`] number) with a JSON request. On
     /// `STATUS_OK` exactly one terminal code follows through `emit`; on
     /// anything else nothing does.
-    pub start: unsafe extern "C" fn(instance: *mut c_void, call_id: u64, op: u32, request: *const u8, len: usize) -> u32,
+    pub start:
+        unsafe extern "C" fn(instance: *mut c_void, call_id: u64, op: u32, request: *const u8, len: usize) -> u32,
     /// End a call early. Its terminal, if not yet sent, is `EMIT_ERROR`
     /// with kind `Cancelled`. Unknown or finished call ids are ignored.
     pub abort_call: unsafe extern "C" fn(instance: *mut c_void, call_id: u64),

@@ -36,5 +36,9 @@ where
     let (tx, rx) = mpsc::channel(64);
     let task = tokio::spawn(produce(Sink(tx)));
     let guard = AbortOnDrop(task.abort_handle());
-    futures::stream::unfold((rx, guard), |(mut rx, guard)| async move { rx.recv().await.map(|item| (item, (rx, guard))) }).boxed()
+    futures::stream::unfold(
+        (rx, guard),
+        |(mut rx, guard)| async move { rx.recv().await.map(|item| (item, (rx, guard))) },
+    )
+    .boxed()
 }

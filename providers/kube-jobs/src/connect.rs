@@ -45,7 +45,8 @@ impl<C: Connector> Lazy<C> {
 /// so every connector builds its client here.
 pub fn client(mut config: kube::Config) -> Result<kube::Client, ProviderError> {
     config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| ProviderError::invalid_input(format!("could not build a Kubernetes client: {e}")))
+    kube::Client::try_from(config)
+        .map_err(|e| ProviderError::invalid_input(format!("could not build a Kubernetes client: {e}")))
 }
 
 /// Console pages of a platform; `None` where it has none.
@@ -89,4 +90,3 @@ impl Monitor for UrlTemplate {
         Some(self.fill(namespace, run_id, "job"))
     }
 }
-

@@ -16,7 +16,13 @@ use crate::error::{code, from_kube};
 const JOBS: &str = "jobs:";
 const CRONJOBS: &str = "cronjobs:";
 
-async fn page<K>(k: &KubeJobs, api: &Api<K>, limit: u32, token: Option<&str>, what: &str) -> Result<(ObjectList<K>, bool), ProviderError>
+async fn page<K>(
+    k: &KubeJobs,
+    api: &Api<K>,
+    limit: u32,
+    token: Option<&str>,
+    what: &str,
+) -> Result<(ObjectList<K>, bool), ProviderError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -64,7 +70,8 @@ pub(crate) async fn discover(k: &KubeJobs, request: DiscoverRequest) -> Result<D
         let api: Api<Job> = Api::namespaced(client, ns);
         let (list, restarted) = page(k, &api, limit, token, &format!("listing Jobs in namespace {ns}")).await?;
         let entries = list.items.iter().filter_map(|j| entry::from_job(j, ns)).collect();
-        let next_page_token = next(list.metadata.continue_.as_ref(), JOBS).or_else(|| k.include_cronjobs.then(|| CRONJOBS.to_owned()));
+        let next_page_token =
+            next(list.metadata.continue_.as_ref(), JOBS).or_else(|| k.include_cronjobs.then(|| CRONJOBS.to_owned()));
         return Ok(DiscoverPage { entries, next_page_token, restarted });
     }
     let api: Api<CronJob> = Api::namespaced(client, ns);

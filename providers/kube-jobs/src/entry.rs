@@ -88,7 +88,13 @@ pub fn from_job(job: &Job, namespace: &str) -> Option<CatalogEntry> {
     }
     let name = job.metadata.name.as_deref()?;
     let spec = job.spec.as_ref()?;
-    let shape = serde_json::json!([spec.backoff_limit, spec.completions, spec.parallelism, spec.active_deadline_seconds, spec.completion_mode]);
+    let shape = serde_json::json!([
+        spec.backoff_limit,
+        spec.completions,
+        spec.parallelism,
+        spec.active_deadline_seconds,
+        spec.completion_mode
+    ]);
     Some(entry(name.to_owned(), EntryKind::Job, name, namespace, job.metadata.labels.as_ref(), &spec.template, shape))
 }
 
@@ -96,7 +102,12 @@ pub fn from_job(job: &Job, namespace: &str) -> Option<CatalogEntry> {
 pub fn from_cronjob(cronjob: &CronJob, namespace: &str) -> Option<CatalogEntry> {
     let name = cronjob.metadata.name.as_deref()?;
     let job_spec = cronjob.spec.job_template.spec.as_ref()?;
-    let shape = serde_json::json!([job_spec.backoff_limit, job_spec.completions, job_spec.parallelism, job_spec.active_deadline_seconds]);
+    let shape = serde_json::json!([
+        job_spec.backoff_limit,
+        job_spec.completions,
+        job_spec.parallelism,
+        job_spec.active_deadline_seconds
+    ]);
     Some(entry(
         format!("{CRONJOB_PREFIX}{name}"),
         EntryKind::CronJob,

@@ -11,38 +11,60 @@ pub fn from_kube(err: kube::Error, what: &str) -> ProviderError {
         kube::Error::Api(status) => {
             let msg = if status.message.is_empty() { status.reason.clone() } else { status.message.clone() };
             match status.code {
-                400 => ProviderError::new(ErrorKind::InvalidInput, format!("{what}: the cluster rejected the request: {msg}")),
+                400 => ProviderError::new(
+                    ErrorKind::InvalidInput,
+                    format!("{what}: the cluster rejected the request: {msg}"),
+                ),
                 401 => ProviderError::new(
                     ErrorKind::Unauthorized,
-                    format!("{what}: the cluster rejected the credentials (401 {msg}); check the kubeconfig user, token or cloud credential"),
+                    format!(
+                        "{what}: the cluster rejected the credentials (401 {msg}); check the kubeconfig user, token or cloud credential"
+                    ),
                 ),
                 403 => ProviderError::new(
                     ErrorKind::Forbidden,
-                    format!("{what}: RBAC denied it ({msg}); grant the polysync Role (jobs, cronjobs, pods, pods/log, events) in this namespace"),
+                    format!(
+                        "{what}: RBAC denied it ({msg}); grant the polysync Role (jobs, cronjobs, pods, pods/log, events) in this namespace"
+                    ),
                 ),
                 404 => ProviderError::new(ErrorKind::NotFound, format!("{what}: {msg}")),
                 409 => ProviderError::new(ErrorKind::Conflict, format!("{what}: {msg}")),
                 410 => ProviderError::new(ErrorKind::Unavailable, format!("{what}: {msg}; retry")),
-                422 => ProviderError::new(ErrorKind::InvalidInput, format!("{what}: the cluster rejected the object: {msg}")),
+                422 => ProviderError::new(
+                    ErrorKind::InvalidInput,
+                    format!("{what}: the cluster rejected the object: {msg}"),
+                ),
                 429 => {
                     let after = status.details.as_ref().map(|d| d.retry_after_seconds).filter(|s| *s > 0).unwrap_or(1);
-                    ProviderError::new(ErrorKind::Throttled, format!("{what}: the cluster is throttling requests ({msg})"))
-                        .with_retry_after(Duration::from_secs(u64::from(after)))
+                    ProviderError::new(
+                        ErrorKind::Throttled,
+                        format!("{what}: the cluster is throttling requests ({msg})"),
+                    )
+                    .with_retry_after(Duration::from_secs(u64::from(after)))
                 }
-                500..=599 => ProviderError::new(ErrorKind::Unavailable, format!("{what}: the API server failed ({} {msg}); retry later", status.code)),
+                500..=599 => ProviderError::new(
+                    ErrorKind::Unavailable,
+                    format!("{what}: the API server failed ({} {msg}); retry later", status.code),
+                ),
                 code => ProviderError::new(ErrorKind::Internal, format!("{what}: unexpected answer {code} {msg}")),
             }
         }
         kube::Error::HyperError(e) => unreachable_cluster(what, &e),
         kube::Error::Service(e) => unreachable_cluster(what, &*e),
-        kube::Error::Auth(e) => ProviderError::new(ErrorKind::Unauthorized, format!("{what}: could not get credentials for the cluster: {e}")),
+        kube::Error::Auth(e) => ProviderError::new(
+            ErrorKind::Unauthorized,
+            format!("{what}: could not get credentials for the cluster: {e}"),
+        ),
         other => ProviderError::new(ErrorKind::Internal, format!("{what}: {other}")),
     }
 }
 
 fn unreachable_cluster(what: &str, e: &dyn std::error::Error) -> ProviderError {
     let text = polysync_provider_api::error::chain(e);
-    ProviderError::new(ErrorKind::Unavailable, format!("{what}: could not reach the API server ({text}); check the server address, network and TLS settings"))
+    ProviderError::new(
+        ErrorKind::Unavailable,
+        format!("{what}: could not reach the API server ({text}); check the server address, network and TLS settings"),
+    )
 }
 
 /// The HTTP code of an API error, if it is one.

@@ -56,7 +56,8 @@ pub(crate) async fn events(k: &KubeJobs, request: EventsRequest) -> Result<Resul
         let pods = pods_of(k, &client, &run_id).await?;
         let mut out: Vec<RunEvent> = pods.iter().map(|p| pod_event(&run_id, EventKind::Added, p)).collect();
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);
-        let names: HashSet<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).chain([run_id.clone()]).collect();
+        let names: HashSet<String> =
+            pods.iter().filter_map(|p| p.metadata.name.clone()).chain([run_id.clone()]).collect();
         let what = format!("listing events of run {run_id}");
         for name in names {
             let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
@@ -65,14 +66,20 @@ pub(crate) async fn events(k: &KubeJobs, request: EventsRequest) -> Result<Resul
         }
         return Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed());
     }
-    let pods = watcher(Api::<Pod>::namespaced(client.clone(), &ns), watcher::Config::default().labels(&format!("{RUN}={run_id}")))
-        .default_backoff()
-        .map(|e| e.map(Either::Left))
-        .boxed();
-    let job = watcher(Api::<Job>::namespaced(client, &ns), watcher::Config::default().fields(&format!("metadata.name={run_id}")))
-        .default_backoff()
-        .map(|e| e.map(Either::Right))
-        .boxed();
+    let pods = watcher(
+        Api::<Pod>::namespaced(client.clone(), &ns),
+        watcher::Config::default().labels(&format!("{RUN}={run_id}")),
+    )
+    .default_backoff()
+    .map(|e| e.map(Either::Left))
+    .boxed();
+    let job = watcher(
+        Api::<Job>::namespaced(client, &ns),
+        watcher::Config::default().fields(&format!("metadata.name={run_id}")),
+    )
+    .default_backoff()
+    .map(|e| e.map(Either::Right))
+    .boxed();
     let mut changes = futures::stream::select(pods, job);
     Ok(channel::stream(move |sink| async move {
         let mut seen: HashSet<String> = HashSet::new();

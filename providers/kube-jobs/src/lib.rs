@@ -35,8 +35,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use polysync_provider_api::{
     CancelOutcome, CancelRequest, DiscoverPage, DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest,
-    MonitorUrl, PollRequest, Provider, Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus,
-    UrlRequest, WatchRequest,
+    MonitorUrl, PollRequest, Provider, Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, UrlRequest,
+    WatchRequest,
 };
 
 pub use connect::{Connector, Lazy, Monitor, NoMonitor, UrlTemplate};
@@ -62,12 +62,20 @@ pub struct KubeJobs {
 
 impl std::fmt::Debug for KubeJobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeJobs").field("provider", &self.manifest.name).field("namespace", &self.namespace).finish_non_exhaustive()
+        f.debug_struct("KubeJobs")
+            .field("provider", &self.manifest.name)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
     }
 }
 
 impl KubeJobs {
-    pub fn new(manifest: Manifest, namespace: impl Into<String>, connector: impl Connector, monitor: impl Monitor) -> Self {
+    pub fn new(
+        manifest: Manifest,
+        namespace: impl Into<String>,
+        connector: impl Connector,
+        monitor: impl Monitor,
+    ) -> Self {
         Self {
             manifest,
             namespace: namespace.into(),
@@ -142,4 +150,3 @@ pub fn capabilities() -> Vec<polysync_provider_api::Capability> {
     use polysync_provider_api::Capability;
     vec![Capability::PushWatch, Capability::FollowLogs, Capability::FallbackRun]
 }
-

@@ -39,10 +39,11 @@ pub(crate) async fn logs(k: &KubeJobs, request: LogRequest) -> Result<ResultStre
     if pods.is_empty() && get_job(k, &client, &run_id).await?.is_none() {
         return Err(not_found(&run_id, &k.namespace));
     }
-    if let Some(only) = request.container.as_deref() {
-        if !pods.is_empty() && pods.iter().all(|p| containers(p, Some(only)).is_empty()) {
-            return Err(ProviderError::not_found(format!("run {run_id} has no container named {only}")));
-        }
+    if let Some(only) = request.container.as_deref()
+        && !pods.is_empty()
+        && pods.iter().all(|p| containers(p, Some(only)).is_empty())
+    {
+        return Err(ProviderError::not_found(format!("run {run_id} has no container named {only}")));
     }
     let api: Api<Pod> = Api::namespaced(client.clone(), &k.namespace);
     let k = k.clone();
@@ -128,9 +129,10 @@ async fn pump(api: &Api<Pod>, pod: &str, container: &str, request: &LogRequest, 
             }
             // Waiting to start: try again shortly, unless the pod is done.
             Err(e) if code(&e) == Some(400) => {
-                let finished = api.get_opt(pod).await.ok().flatten().is_none_or(|p| {
-                    matches!(p.status.and_then(|s| s.phase).as_deref(), Some("Succeeded" | "Failed"))
-                });
+                let finished =
+                    api.get_opt(pod).await.ok().flatten().is_none_or(|p| {
+                        matches!(p.status.and_then(|s| s.phase).as_deref(), Some("Succeeded" | "Failed"))
+                    });
                 if finished {
                     return true;
                 }

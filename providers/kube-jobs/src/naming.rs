@@ -47,7 +47,9 @@ mod tests {
 
     #[test]
     fn names_are_valid_labels_whatever_the_source() {
-        for source in ["a", &"x".repeat(60), &"y".repeat(63), &format!("{}-z", "w".repeat(53)), "Mixed.Case_name", "---"] {
+        for source in
+            ["a", &"x".repeat(60), &"y".repeat(63), &format!("{}-z", "w".repeat(53)), "Mixed.Case_name", "---"]
+        {
             let name = run_name(source, "key-1");
             assert!(is_dns_label(&name), "{source} -> {name}");
         }

@@ -73,16 +73,28 @@ mod tests {
     async fn retries_transient_errors_then_gives_up() {
         let calls = AtomicU32::new(0);
         let policy = RetryPolicy::default();
-        let result: Result<(), _> = policy.call("listing", || async { calls.fetch_add(1, Ordering::Relaxed); Err(api_error(503)) }).await;
+        let result: Result<(), _> = policy
+            .call("listing", || async {
+                calls.fetch_add(1, Ordering::Relaxed);
+                Err(api_error(503))
+            })
+            .await;
         assert_eq!(calls.load(Ordering::Relaxed), policy.attempts);
         assert_eq!(result.unwrap_err().kind(), polysync_provider_api::ErrorKind::Unavailable);
     }
 
     #[tokio::test(start_paused = true)]
     async fn never_retries_auth_errors() {
-        for (code, kind) in [(401, polysync_provider_api::ErrorKind::Unauthorized), (403, polysync_provider_api::ErrorKind::Forbidden)] {
+        for (code, kind) in
+            [(401, polysync_provider_api::ErrorKind::Unauthorized), (403, polysync_provider_api::ErrorKind::Forbidden)]
+        {
             let calls = AtomicU32::new(0);
-            let result: Result<(), _> = RetryPolicy::default().call("x", || async { calls.fetch_add(1, Ordering::Relaxed); Err(api_error(code)) }).await;
+            let result: Result<(), _> = RetryPolicy::default()
+                .call("x", || async {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    Err(api_error(code))
+                })
+                .await;
             assert_eq!(calls.load(Ordering::Relaxed), 1);
             assert_eq!(result.unwrap_err().kind(), kind);
         }
@@ -92,9 +104,7 @@ mod tests {
     async fn recovers_after_throttling() {
         let calls = AtomicU32::new(0);
         let result = RetryPolicy::default()
-            .call("x", || async {
-                if calls.fetch_add(1, Ordering::Relaxed) < 2 { Err(api_error(429)) } else { Ok(7) }
-            })
+            .call("x", || async { if calls.fetch_add(1, Ordering::Relaxed) < 2 { Err(api_error(429)) } else { Ok(7) } })
             .await;
         assert_eq!(result.unwrap(), 7);
     }

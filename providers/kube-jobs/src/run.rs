@@ -28,7 +28,11 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
     let live = match kind {
         SourceKind::Job => {
             let what = format!("reading source Job {source} in namespace {ns}");
-            k.retry.call(&what, || jobs.get_opt(source)).await?.map(|job| spec::from_job(&job, &id, &request.parameters)).transpose()?
+            k.retry
+                .call(&what, || jobs.get_opt(source))
+                .await?
+                .map(|job| spec::from_job(&job, &id, &request.parameters))
+                .transpose()?
         }
         SourceKind::CronJob => {
             let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
@@ -61,7 +65,9 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
             if key != Some(&request.idempotency_key) {
                 return Err(ProviderError::new(
                     ErrorKind::Conflict,
-                    format!("a Job named {name} already exists in namespace {ns} and was not created for this run; delete it or run with another idempotency key"),
+                    format!(
+                        "a Job named {name} already exists in namespace {ns} and was not created for this run; delete it or run with another idempotency key"
+                    ),
                 ));
             }
             true
@@ -78,7 +84,9 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
 }
 
 pub(crate) fn not_found(run_id: &str, ns: &str) -> ProviderError {
-    ProviderError::not_found(format!("run {run_id} does not exist in namespace {ns} (it was deleted, or never created here)"))
+    ProviderError::not_found(format!(
+        "run {run_id} does not exist in namespace {ns} (it was deleted, or never created here)"
+    ))
 }
 
 /// The run's pods.
@@ -87,7 +95,9 @@ pub(crate) async fn pods_of(k: &KubeJobs, client: &kube::Client, run_id: &str) -
     let params = ListParams::default().labels(&format!("{RUN}={run_id}"));
     let what = format!("listing the pods of run {run_id}");
     let mut list = k.retry.call(&what, || pods.list(&params)).await?.items;
-    list.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp).then(a.metadata.name.cmp(&b.metadata.name)));
+    list.sort_by(|a, b| {
+        a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp).then(a.metadata.name.cmp(&b.metadata.name))
+    });
     Ok(list)
 }
 

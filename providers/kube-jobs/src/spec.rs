@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use polysync_provider_api::{FallbackAttributes, ProviderError, RunRequest};
 
-use crate::labels::{IDEMPOTENCY_KEY, MANAGED_BY, MANAGED_BY_VALUE, RUN, SERVER_OWNED, SERVER_OWNED_ANNOTATIONS, SOURCE, SOURCE_KIND};
+use crate::labels::{
+    IDEMPOTENCY_KEY, MANAGED_BY, MANAGED_BY_VALUE, RUN, SERVER_OWNED, SERVER_OWNED_ANNOTATIONS, SOURCE, SOURCE_KIND,
+};
 
 /// Image of a fallback run whose entry stored none.
 pub const FALLBACK_IMAGE: &str = "busybox";
@@ -20,7 +22,11 @@ pub fn validate(request: &RunRequest) -> Result<(), ProviderError> {
     if request.idempotency_key.trim().is_empty() {
         return Err(ProviderError::invalid_input("the idempotency key is empty; the host must give every run one"));
     }
-    if let Some(bad) = request.parameters.keys().find(|k| k.is_empty() || !k.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'=' && b != b' ')) {
+    if let Some(bad) = request
+        .parameters
+        .keys()
+        .find(|k| k.is_empty() || !k.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'=' && b != b' '))
+    {
         return Err(ProviderError::invalid_input(format!(
             "parameter name {bad:?} is not a valid environment variable name; use printable characters without spaces or '='"
         )));
@@ -104,7 +110,11 @@ pub fn overlay_env(container: &mut Container, parameters: &BTreeMap<String, Stri
     }
 }
 
-fn prepare_spec(mut spec: JobSpec, id: &RunIdentity<'_>, parameters: &BTreeMap<String, String>) -> Result<JobSpec, ProviderError> {
+fn prepare_spec(
+    mut spec: JobSpec,
+    id: &RunIdentity<'_>,
+    parameters: &BTreeMap<String, String>,
+) -> Result<JobSpec, ProviderError> {
     spec.selector = None;
     spec.manual_selector = None;
     spec.suspend = Some(false);
@@ -127,22 +137,46 @@ fn prepare_spec(mut spec: JobSpec, id: &RunIdentity<'_>, parameters: &BTreeMap<S
 }
 
 /// A run of a live Job.
-pub fn from_job(source: &Job, id: &RunIdentity<'_>, parameters: &BTreeMap<String, String>) -> Result<Job, ProviderError> {
-    let spec = source.spec.clone().ok_or_else(|| ProviderError::invalid_input(format!("Job {} has no spec", id.source)))?;
-    Ok(Job { metadata: fresh_metadata(&source.metadata, id), spec: Some(prepare_spec(spec, id, parameters)?), status: None })
+pub fn from_job(
+    source: &Job,
+    id: &RunIdentity<'_>,
+    parameters: &BTreeMap<String, String>,
+) -> Result<Job, ProviderError> {
+    let spec =
+        source.spec.clone().ok_or_else(|| ProviderError::invalid_input(format!("Job {} has no spec", id.source)))?;
+    Ok(Job {
+        metadata: fresh_metadata(&source.metadata, id),
+        spec: Some(prepare_spec(spec, id, parameters)?),
+        status: None,
+    })
 }
 
 /// A run of a CronJob's `jobTemplate`.
-pub fn from_template(template: &JobTemplateSpec, id: &RunIdentity<'_>, parameters: &BTreeMap<String, String>) -> Result<Job, ProviderError> {
-    let spec = template.spec.clone().ok_or_else(|| ProviderError::invalid_input(format!("CronJob {} has no jobTemplate.spec", id.source)))?;
+pub fn from_template(
+    template: &JobTemplateSpec,
+    id: &RunIdentity<'_>,
+    parameters: &BTreeMap<String, String>,
+) -> Result<Job, ProviderError> {
+    let spec = template
+        .spec
+        .clone()
+        .ok_or_else(|| ProviderError::invalid_input(format!("CronJob {} has no jobTemplate.spec", id.source)))?;
     let meta = template.metadata.clone().unwrap_or_default();
     Ok(Job { metadata: fresh_metadata(&meta, id), spec: Some(prepare_spec(spec, id, parameters)?), status: None })
 }
 
 /// A run rebuilt from stored attributes, when the source no longer exists.
-pub fn from_fallback(fallback: &FallbackAttributes, id: &RunIdentity<'_>, parameters: &BTreeMap<String, String>) -> Result<Job, ProviderError> {
+pub fn from_fallback(
+    fallback: &FallbackAttributes,
+    id: &RunIdentity<'_>,
+    parameters: &BTreeMap<String, String>,
+) -> Result<Job, ProviderError> {
     let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-    let env: Vec<EnvVar> = fallback.env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), value_from: None }).collect();
+    let env: Vec<EnvVar> = fallback
+        .env
+        .iter()
+        .map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), value_from: None })
+        .collect();
     let container = Container {
         name: "main".into(),
         image: Some(fallback.image.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| FALLBACK_IMAGE.into())),
@@ -154,11 +188,19 @@ pub fn from_fallback(fallback: &FallbackAttributes, id: &RunIdentity<'_>, parame
     let spec = JobSpec {
         template: PodTemplateSpec {
             metadata: None,
-            spec: Some(PodSpec { containers: vec![container], restart_policy: Some("Never".into()), ..PodSpec::default() }),
+            spec: Some(PodSpec {
+                containers: vec![container],
+                restart_policy: Some("Never".into()),
+                ..PodSpec::default()
+            }),
         },
         ..JobSpec::default()
     };
-    Ok(Job { metadata: fresh_metadata(&ObjectMeta::default(), id), spec: Some(prepare_spec(spec, id, parameters)?), status: None })
+    Ok(Job {
+        metadata: fresh_metadata(&ObjectMeta::default(), id),
+        spec: Some(prepare_spec(spec, id, parameters)?),
+        status: None,
+    })
 }
 
 #[cfg(test)]
@@ -199,16 +241,31 @@ mod tests {
     }
 
     fn id() -> RunIdentity<'static> {
-        RunIdentity { name: "nightly-report-abc", namespace: "prod", source: "nightly-report", kind: SourceKind::Job, idempotency_key: "k1" }
+        RunIdentity {
+            name: "nightly-report-abc",
+            namespace: "prod",
+            source: "nightly-report",
+            kind: SourceKind::Job,
+            idempotency_key: "k1",
+        }
     }
 
     #[test]
     fn a_clone_carries_nothing_the_server_owns() {
-        let params: BTreeMap<String, String> = [("GREETING".into(), "hi".into()), ("NEW".into(), "1".into()), ("SECRET".into(), "plain".into())].into();
+        let params: BTreeMap<String, String> =
+            [("GREETING".into(), "hi".into()), ("NEW".into(), "1".into()), ("SECRET".into(), "plain".into())].into();
         let job = from_job(&live_job(), &id(), &params).unwrap();
         let v = serde_json::to_value(&job).unwrap();
         let meta = &v["metadata"];
-        for gone in ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "ownerReferences", "finalizers"] {
+        for gone in [
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "managedFields",
+            "ownerReferences",
+            "finalizers",
+        ] {
             assert!(meta.get(gone).is_none(), "{gone} survived: {meta}");
         }
         assert!(v.get("status").is_none());
@@ -226,12 +283,18 @@ mod tests {
         assert_eq!(meta["labels"]["team"], "reports");
         assert_eq!(meta["annotations"], json!({"owner": "ops", IDEMPOTENCY_KEY: "k1"}));
         let env = &v["spec"]["template"]["spec"]["containers"][0]["env"];
-        assert_eq!(env, &json!([
-            {"name": "GREETING", "value": "hi"},
-            {"name": "SECRET", "value": "plain"},
-            {"name": "NEW", "value": "1"}
-        ]));
-        assert_eq!(v["spec"]["template"]["spec"]["containers"][1]["env"][0]["value"], "untouched", "only container[0] is overlaid");
+        assert_eq!(
+            env,
+            &json!([
+                {"name": "GREETING", "value": "hi"},
+                {"name": "SECRET", "value": "plain"},
+                {"name": "NEW", "value": "1"}
+            ])
+        );
+        assert_eq!(
+            v["spec"]["template"]["spec"]["containers"][1]["env"][0]["value"], "untouched",
+            "only container[0] is overlaid"
+        );
     }
 
     #[test]
@@ -247,13 +310,19 @@ mod tests {
         let c = &job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
         assert_eq!(c.image.as_deref(), Some("busybox"));
         assert_eq!(c.args.as_deref(), Some(&["echo $A $B".to_owned()][..]));
-        let env: Vec<(&str, &str)> = c.env.as_ref().unwrap().iter().map(|e| (e.name.as_str(), e.value.as_deref().unwrap())).collect();
+        let env: Vec<(&str, &str)> =
+            c.env.as_ref().unwrap().iter().map(|e| (e.name.as_str(), e.value.as_deref().unwrap())).collect();
         assert_eq!(env, [("A", "1"), ("B", "kept")], "stored defaults, then the parameters");
     }
 
     #[test]
     fn bad_parameter_names_and_keys_are_rejected() {
-        let mut req = RunRequest { external_id: "x".into(), parameters: BTreeMap::new(), idempotency_key: "k".into(), fallback: None };
+        let mut req = RunRequest {
+            external_id: "x".into(),
+            parameters: BTreeMap::new(),
+            idempotency_key: "k".into(),
+            fallback: None,
+        };
         assert!(validate(&req).is_ok());
         req.parameters.insert("A=B".into(), "x".into());
         assert!(validate(&req).is_err());

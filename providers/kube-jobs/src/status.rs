@@ -14,8 +14,14 @@ use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, Pod};
 use polysync_provider_api::{ContainerStatus, RunState, RunStatus, UnitStatus};
 
 /// Waiting reasons that mean the run will not start on its own.
-const STUCK: [&str; 6] =
-    ["ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName", "CreateContainerError", "CrashLoopBackOff"];
+const STUCK: [&str; 6] = [
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "InvalidImageName",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+];
 
 /// The state, reason and message of a Job.
 pub fn job_state(job: &Job) -> (RunState, Option<String>, Option<String>) {
@@ -77,7 +83,8 @@ fn container(c: &K8sContainerStatus, init: bool) -> ContainerStatus {
 /// A pod as a unit of a run.
 pub fn unit(pod: &Pod) -> UnitStatus {
     let status = pod.status.as_ref();
-    let init = status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten().map(|c| container(c, true));
+    let init =
+        status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten().map(|c| container(c, true));
     let main = status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten().map(|c| container(c, false));
     UnitStatus {
         name: pod.metadata.name.clone().unwrap_or_default(),
@@ -96,7 +103,10 @@ pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
     let mut units: Vec<UnitStatus> = pods.iter().map(unit).collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));
     if !state.is_terminal() {
-        let stuck = units.iter().flat_map(|u| &u.containers).find(|c| c.state == "waiting" && c.reason.as_deref().is_some_and(|r| STUCK.contains(&r)));
+        let stuck = units
+            .iter()
+            .flat_map(|u| &u.containers)
+            .find(|c| c.state == "waiting" && c.reason.as_deref().is_some_and(|r| STUCK.contains(&r)));
         if let Some(c) = stuck {
             reason = c.reason.clone();
             message = Some(match &c.message {
@@ -149,20 +159,36 @@ mod tests {
             (json!({"active": 1}), RunState::Running, None),
             (json!({"startTime": "2026-01-01T00:00:00Z"}), RunState::Running, None),
             (json!({"conditions": [cond("Complete", "True")]}), RunState::Success, Some("CompleteReason")),
-            (json!({"conditions": [cond("SuccessCriteriaMet", "True")]}), RunState::Success, Some("SuccessCriteriaMetReason")),
-            (json!({"conditions": [cond("SuccessCriteriaMet", "True"), cond("Complete", "True")]}), RunState::Success, Some("SuccessCriteriaMetReason")),
+            (
+                json!({"conditions": [cond("SuccessCriteriaMet", "True")]}),
+                RunState::Success,
+                Some("SuccessCriteriaMetReason"),
+            ),
+            (
+                json!({"conditions": [cond("SuccessCriteriaMet", "True"), cond("Complete", "True")]}),
+                RunState::Success,
+                Some("SuccessCriteriaMetReason"),
+            ),
             (json!({"conditions": [cond("Failed", "True")]}), RunState::Failed, Some("FailedReason")),
             (json!({"conditions": [cond("FailureTarget", "True")]}), RunState::Failed, Some("FailureTargetReason")),
             (json!({"conditions": [cond("Suspended", "True")]}), RunState::Cancelled, Some("SuspendedReason")),
             // Conditions count only when True.
             (json!({"conditions": [cond("Complete", "False")]}), RunState::Starting, None),
             (json!({"conditions": [cond("Failed", "False")], "active": 1}), RunState::Running, None),
-            (json!({"conditions": [cond("Suspended", "False")], "startTime": "2026-01-01T00:00:00Z"}), RunState::Running, None),
+            (
+                json!({"conditions": [cond("Suspended", "False")], "startTime": "2026-01-01T00:00:00Z"}),
+                RunState::Running,
+                None,
+            ),
             (json!({"conditions": [cond("Failed", "Unknown")]}), RunState::Starting, None),
             // A true condition of a type we do not know, not started: Unknown.
             (json!({"conditions": [cond("SomethingNew", "True")]}), RunState::Unknown, None),
             // Failure wins over success when both are true (FailureTarget while pods finish).
-            (json!({"conditions": [cond("Complete", "True"), cond("FailureTarget", "True")]}), RunState::Failed, Some("FailureTargetReason")),
+            (
+                json!({"conditions": [cond("Complete", "True"), cond("FailureTarget", "True")]}),
+                RunState::Failed,
+                Some("FailureTargetReason"),
+            ),
         ];
         for (status, state, reason) in rows {
             let (got, r, _) = job_state(&job(status.clone()));
@@ -174,7 +200,8 @@ mod tests {
     #[test]
     fn a_job_being_deleted_is_cancelled() {
         let mut j = job(json!({"active": 1}));
-        j.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:00:00Z".parse().unwrap()));
+        j.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-01T00:00:00Z".parse().unwrap()));
         assert_eq!(job_state(&j).0, RunState::Cancelled);
     }
 
@@ -188,7 +215,7 @@ mod tests {
             }]}
         }))
         .unwrap();
-        let s = run_status("j", &job(json!({})), &[pod.clone()]);
+        let s = run_status("j", &job(json!({})), std::slice::from_ref(&pod));
         assert_eq!(s.state, RunState::Starting);
         assert_eq!(s.reason.as_deref(), Some("ImagePullBackOff"));
         assert!(s.message.unwrap().contains("Back-off pulling image"));

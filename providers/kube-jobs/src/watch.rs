@@ -73,14 +73,16 @@ impl Tracker {
 }
 
 enum Change {
-    Job(watcher::Event<Job>),
-    Pod(watcher::Event<Pod>),
+    Job(Box<watcher::Event<Job>>),
+    Pod(Box<watcher::Event<Pod>>),
 }
 
 /// Fatal watcher errors end the stream; others are retried by the watcher.
 fn fatal(err: &watcher::Error, what: &str) -> Option<ProviderError> {
     let kube_err = match err {
-        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => e,
+        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
+            e
+        }
         _ => return None,
     };
     matches!(code(kube_err), Some(401 | 403)).then(|| from_kube(clone_error(kube_err), what))
@@ -89,7 +91,9 @@ fn fatal(err: &watcher::Error, what: &str) -> Option<ProviderError> {
 fn clone_error(e: &kube::Error) -> kube::Error {
     match e {
         kube::Error::Api(s) => kube::Error::Api(s.clone()),
-        other => kube::Error::Api(kube::core::Status { code: 500, message: other.to_string(), ..Default::default() }.boxed()),
+        other => {
+            kube::Error::Api(kube::core::Status { code: 500, message: other.to_string(), ..Default::default() }.boxed())
+        }
     }
 }
 
@@ -101,11 +105,18 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
     let client = k.client().await?;
     let ns = k.namespace.clone();
     let config = watcher::Config::default().labels(&managed_selector());
-    let jobs = watcher(Api::<Job>::namespaced(client.clone(), &ns), config.clone()).default_backoff().map(|e| e.map(Change::Job)).boxed();
-    let pods = watcher(Api::<Pod>::namespaced(client, &ns), config).default_backoff().map(|e| e.map(Change::Pod)).boxed();
+    let jobs = watcher(Api::<Job>::namespaced(client.clone(), &ns), config.clone())
+        .default_backoff()
+        .map(|e| e.map(|e| Change::Job(Box::new(e))))
+        .boxed();
+    let pods = watcher(Api::<Pod>::namespaced(client, &ns), config)
+        .default_backoff()
+        .map(|e| e.map(|e| Change::Pod(Box::new(e))))
+        .boxed();
     let mut changes = futures::stream::select(jobs, pods);
     Ok(channel::stream(move |sink| async move {
-        let mut t = Tracker { wanted, jobs: HashMap::new(), pods: HashMap::new(), last: HashMap::new(), done: HashSet::new() };
+        let mut t =
+            Tracker { wanted, jobs: HashMap::new(), pods: HashMap::new(), last: HashMap::new(), done: HashSet::new() };
         let mut listed_jobs = false;
         let mut listed_pods = false;
         let mut relist: Option<HashSet<String>> = None;
@@ -125,7 +136,7 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
             let mut touched: Vec<String> = Vec::new();
             let ready_before = listed_jobs && listed_pods;
             match change {
-                Change::Job(event) => match event {
+                Change::Job(event) => match *event {
                     watcher::Event::Init => relist = Some(HashSet::new()),
                     watcher::Event::InitApply(job) | watcher::Event::Apply(job) => {
                         let Some(name) = job.metadata.name.clone() else { continue };
@@ -165,11 +176,15 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
                         touched.extend(t.wanted.iter().cloned());
                     }
                 },
-                Change::Pod(event) => match event {
-                    watcher::Event::Init | watcher::Event::InitDone => listed_pods |= matches!(event, watcher::Event::InitDone),
+                Change::Pod(event) => match *event {
+                    watcher::Event::Init => {}
+                    watcher::Event::InitDone => listed_pods = true,
                     watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
                         if let Some(run) = Tracker::run_of_pod(&pod).filter(|r| t.wanted.contains(r)) {
-                            t.pods.entry(run.clone()).or_default().insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                            t.pods
+                                .entry(run.clone())
+                                .or_default()
+                                .insert(pod.metadata.name.clone().unwrap_or_default(), pod);
                             touched.push(run);
                         }
                     }

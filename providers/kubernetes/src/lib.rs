@@ -35,7 +35,11 @@ fn invalid(message: String) -> ProviderError {
 fn manifest() -> Manifest {
     let mut m = Manifest::new("kubernetes", env!("CARGO_PKG_VERSION"));
     m.description = "Kubernetes Jobs and CronJobs on any cluster reachable through a kubeconfig".into();
-    let doc = |name: &str, description: &str| SettingDoc { name: name.into(), required: false, description: description.into() };
+    let doc = |name: &str, description: &str| SettingDoc {
+        name: name.into(),
+        required: false,
+        description: description.into(),
+    };
     m.settings = vec![
         doc("kubeconfig", "path to a kubeconfig (default: $KUBECONFIG, then ~/.kube/config)"),
         doc("kubeconfig_inline", "the kubeconfig YAML itself, instead of a path"),
@@ -57,9 +61,13 @@ struct KubeconfigConnector {
 #[async_trait]
 impl Connector for KubeconfigConnector {
     async fn connect(&self) -> Result<kube::Client> {
-        let config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &self.options).await.map_err(|e| {
-            ProviderError::new(ErrorKind::InvalidInput, format!("the kubeconfig cannot be used: {e}; check its cluster and user entries"))
-        })?;
+        let config =
+            kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &self.options).await.map_err(|e| {
+                ProviderError::new(
+                    ErrorKind::InvalidInput,
+                    format!("the kubeconfig cannot be used: {e}; check its cluster and user entries"),
+                )
+            })?;
         polysync_kube_jobs::connect::client(config)
     }
 }
@@ -75,11 +83,15 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
         (Some(_), Some(_)) => return Err(invalid("set either `kubeconfig` or `kubeconfig_inline`, not both".into())),
         (Some(path), None) => {
             let path = expand_home(path);
-            Kubeconfig::read_from(&path).map_err(|e| invalid(format!("setting `kubeconfig`: cannot read {path}: {e}")))?
+            Kubeconfig::read_from(&path)
+                .map_err(|e| invalid(format!("setting `kubeconfig`: cannot read {path}: {e}")))?
         }
-        (None, Some(yaml)) => Kubeconfig::from_yaml(yaml).map_err(|e| invalid(format!("setting `kubeconfig_inline` is not a kubeconfig: {e}")))?,
+        (None, Some(yaml)) => Kubeconfig::from_yaml(yaml)
+            .map_err(|e| invalid(format!("setting `kubeconfig_inline` is not a kubeconfig: {e}")))?,
         (None, None) => Kubeconfig::read().map_err(|e| {
-            invalid(format!("no `kubeconfig` setting and none found in $KUBECONFIG or ~/.kube/config ({e}); set `kubeconfig`"))
+            invalid(format!(
+                "no `kubeconfig` setting and none found in $KUBECONFIG or ~/.kube/config ({e}); set `kubeconfig`"
+            ))
         })?,
     };
     let context_name = s.context.clone().or_else(|| kubeconfig.current_context.clone());
@@ -88,14 +100,21 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
             let found = kubeconfig.contexts.iter().find(|c| &c.name == name);
             if found.is_none() {
                 let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
-                return Err(invalid(format!("setting `context`: {name:?} is not in the kubeconfig (it has: {})", known.join(", "))));
+                return Err(invalid(format!(
+                    "setting `context`: {name:?} is not in the kubeconfig (it has: {})",
+                    known.join(", ")
+                )));
             }
             found.and_then(|c| c.context.clone())
         }
         None => return Err(invalid("the kubeconfig has no current-context; set `context`".into())),
     };
-    let namespace = s.namespace.clone().or_else(|| context.and_then(|c| c.namespace)).unwrap_or_else(|| "default".into());
-    if namespace.is_empty() || namespace.len() > 63 || !namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    let namespace =
+        s.namespace.clone().or_else(|| context.and_then(|c| c.namespace)).unwrap_or_else(|| "default".into());
+    if namespace.is_empty()
+        || namespace.len() > 63
+        || !namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return Err(invalid(format!("setting `namespace`: {namespace:?} is not a valid namespace name")));
     }
     let connector = KubeconfigConnector {

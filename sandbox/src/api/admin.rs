@@ -23,10 +23,12 @@ pub(super) fn handle(server: &Server, method: &Method, path: &str, body: &Bytes)
             server.stats.reset();
             Ok(response::json(StatusCode::OK, &json!({})))
         }
-        ("GET", "faults") => Ok(response::json(StatusCode::OK, &serde_json::to_value(server.faults.get()).unwrap_or_default())),
+        ("GET", "faults") => {
+            Ok(response::json(StatusCode::OK, &serde_json::to_value(server.faults.get()).unwrap_or_default()))
+        }
         ("PUT", "faults") => {
-            let settings: FaultSettings = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("fault settings: {e}")))?;
+            let settings: FaultSettings =
+                serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("fault settings: {e}")))?;
             server.faults.set(settings.clone());
             Ok(response::json(StatusCode::OK, &serde_json::to_value(settings).unwrap_or_default()))
         }

@@ -47,6 +47,7 @@ pub fn document(path: &str) -> Option<Value> {
 }
 
 fn resource_list(group_version: &str, group: &str) -> Value {
-    let resources: Vec<Value> = Kind::ALL.into_iter().filter(|k| k.group() == group).flat_map(Kind::api_resource).collect();
+    let resources: Vec<Value> =
+        Kind::ALL.into_iter().filter(|k| k.group() == group).flat_map(Kind::api_resource).collect();
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
 }

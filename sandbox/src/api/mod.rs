@@ -143,7 +143,9 @@ impl Server {
             return Err(ApiError::unsupported_media_type(media));
         }
         match verb {
-            "get" if target.subresource.as_deref() == Some("log") => crate::kubelet::logs::handle(self, &target, &query),
+            "get" if target.subresource.as_deref() == Some("log") => {
+                crate::kubelet::logs::handle(self, &target, &query)
+            }
             "get" => resource::get(self, &target),
             "list" => resource::list(self, &target, &query),
             "watch" => watch::watch(self, &target, &query),
@@ -157,7 +159,12 @@ impl Server {
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    if req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()).is_some_and(|n| n > MAX_BODY) {
+    if req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|n| n > MAX_BODY)
+    {
         return Err(ApiError::too_large());
     }
     let bytes = req

@@ -25,7 +25,12 @@ pub fn apply(content_type: &str, target: &mut Value, patch: &Value) -> Result<()
 /// The key lists of a strategic merge are merged by; `None` replaces the list.
 fn merge_key(field: &str) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "volumeMounts"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "volumeMounts"
         | "imagePullSecrets" => Some("name"),
         "ports" => Some("containerPort"),
         "conditions" => Some("type"),
@@ -110,7 +115,8 @@ fn tokens(path: &str) -> Result<Vec<String>, ApiError> {
     if path.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = path.strip_prefix('/').ok_or_else(|| invalid(format!("json patch path {path:?} must start with '/'")))?;
+    let rest =
+        path.strip_prefix('/').ok_or_else(|| invalid(format!("json patch path {path:?} must start with '/'")))?;
     Ok(rest.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect())
 }
 
@@ -138,7 +144,11 @@ fn add(root: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
             m.insert(last.clone(), value);
         }
         Value::Array(a) => {
-            let index = if last == "-" { a.len() } else { last.parse().map_err(|_| invalid(format!("bad array index in {path:?}")))? };
+            let index = if last == "-" {
+                a.len()
+            } else {
+                last.parse().map_err(|_| invalid(format!("bad array index in {path:?}")))?
+            };
             if index > a.len() {
                 return Err(invalid(format!("json patch: index out of range in {path:?}")));
             }
@@ -183,7 +193,8 @@ fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
             }
             Some("copy") => {
                 let from = op["from"].as_str().ok_or_else(|| invalid("copy without from"))?;
-                let value = target.pointer(from).cloned().ok_or_else(|| invalid(format!("path {from:?} does not exist")))?;
+                let value =
+                    target.pointer(from).cloned().ok_or_else(|| invalid(format!("path {from:?} does not exist")))?;
                 add(target, path, value)?;
             }
             Some("test") => {
@@ -214,7 +225,10 @@ mod tests {
         let mut doc = json!({"spec": {"containers": [{"name": "main", "env": [{"name": "A", "value": "1"}]}]}});
         let patch = json!({"spec": {"containers": [{"name": "main", "env": [{"name": "A", "value": "2"}, {"name": "B", "value": "3"}]}]}});
         apply("application/strategic-merge-patch+json", &mut doc, &patch).unwrap();
-        assert_eq!(doc["spec"]["containers"][0]["env"], json!([{"name": "A", "value": "2"}, {"name": "B", "value": "3"}]));
+        assert_eq!(
+            doc["spec"]["containers"][0]["env"],
+            json!([{"name": "A", "value": "2"}, {"name": "B", "value": "3"}])
+        );
     }
 
     #[test]

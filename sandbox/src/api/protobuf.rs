@@ -318,7 +318,10 @@ mod tests {
         assert_eq!(v["metadata"]["labels"]["app"], "x");
         assert_eq!(v["spec"]["backoffLimit"], 2);
         let c = &v["spec"]["template"]["spec"]["containers"][0];
-        assert_eq!((c["name"].as_str(), c["image"].as_str(), c["command"][0].as_str()), (Some("main"), Some("busybox"), Some("sh")));
+        assert_eq!(
+            (c["name"].as_str(), c["image"].as_str(), c["command"][0].as_str()),
+            (Some("main"), Some("busybox"), Some("sh"))
+        );
         assert_eq!(c["env"][0], json!({"name": "GREETING", "value": "hi"}));
         assert_eq!(v["spec"]["template"]["spec"]["restartPolicy"], "Never");
     }

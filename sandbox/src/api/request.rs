@@ -28,7 +28,8 @@ pub fn parse_path(path: &str) -> Result<Option<Target>, ApiError> {
     // `/namespaces/{ns}/{resource}/...` addresses a namespaced resource,
     // except the Namespace's own subresources (`/api/v1/namespaces/{ns}/status`).
     let own_subresource = group.is_empty() && rest.len() == 3 && matches!(rest[2], "status" | "finalize");
-    let (namespace, rest): (Option<String>, &[&str]) = if rest[0] == "namespaces" && rest.len() >= 3 && !own_subresource {
+    let (namespace, rest): (Option<String>, &[&str]) = if rest[0] == "namespaces" && rest.len() >= 3 && !own_subresource
+    {
         (Some(rest[1].to_owned()), &rest[2..])
     } else {
         (None, rest)
@@ -46,10 +47,10 @@ pub fn parse_path(path: &str) -> Result<Option<Target>, ApiError> {
     if rest.len() > 3 {
         return Err(unknown());
     }
-    if let Some(sub) = &subresource {
-        if !kind.subresources().contains(&sub.as_str()) {
-            return Err(unknown());
-        }
+    if let Some(sub) = &subresource
+        && !kind.subresources().contains(&sub.as_str())
+    {
+        return Err(unknown());
     }
     Ok(Some(Target { kind, namespace, name, subresource }))
 }
@@ -73,7 +74,11 @@ impl Query {
 
     pub fn number(&self, key: &str) -> Result<Option<u64>, ApiError> {
         self.get(key)
-            .map(|v| v.parse().map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}; expected a whole number"))))
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid value for {key}: {v:?}; expected a whole number"))
+                })
+            })
             .transpose()
     }
 }

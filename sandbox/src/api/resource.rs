@@ -25,7 +25,8 @@ fn key(target: &Target) -> Key {
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
 }
 
 pub(super) fn get(server: &Server, target: &Target) -> Result<Response<Body>, ApiError> {
@@ -50,9 +51,8 @@ fn now_ms() -> u64 {
 }
 
 fn decode_continue(server: &Server, token: &str) -> Result<Continue, ApiError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|e| ApiError::bad_request(format!("continue key is not valid: {e}")))?;
+    let bytes =
+        URL_SAFE_NO_PAD.decode(token).map_err(|e| ApiError::bad_request(format!("continue key is not valid: {e}")))?;
     let token: Continue =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("continue key is not valid: {e}")))?;
     let age = now_ms().saturating_sub(token.issued_ms);
@@ -71,7 +71,8 @@ pub(super) fn list(server: &Server, target: &Target, query: &Query) -> Result<Re
     let limit = query.number("limit")?.map(|l| l as usize);
     let token = query.get("continue").map(|t| decode_continue(server, t)).transpose()?;
     let after = token.as_ref().map(|t| Key::new(&t.ns, &t.name));
-    let filter = |o: &Value| labels.as_ref().is_none_or(|s| s.matches(o)) && fields.as_ref().is_none_or(|s| s.matches(o));
+    let filter =
+        |o: &Value| labels.as_ref().is_none_or(|s| s.matches(o)) && fields.as_ref().is_none_or(|s| s.matches(o));
     let filtered = labels.is_some() || fields.is_some();
     let page = server.store.list(
         target.kind,
@@ -115,7 +116,12 @@ pub(super) fn list(server: &Server, target: &Target, query: &Query) -> Result<Re
     Ok(response::bytes(StatusCode::OK, "application/json", out))
 }
 
-pub(super) fn create(server: &Server, target: &Target, query: &Query, body: &Bytes) -> Result<Response<Body>, ApiError> {
+pub(super) fn create(
+    server: &Server,
+    target: &Target,
+    query: &Query,
+    body: &Bytes,
+) -> Result<Response<Body>, ApiError> {
     if target.subresource.is_some() {
         return Err(ApiError::method_not_allowed("POST"));
     }
@@ -132,11 +138,13 @@ pub(super) fn create(server: &Server, target: &Target, query: &Query, body: &Byt
 
 fn check_resource_version(kind: Kind, current: &Value, requested: &Value) -> Result<(), ApiError> {
     match requested.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
-        Some(rv) if !rv.is_empty() && Some(rv) != current["metadata"]["resourceVersion"].as_str() => Err(ApiError::conflict(
-            kind,
-            current["metadata"]["name"].as_str().unwrap_or_default(),
-            "the object has been modified; please apply your changes to the latest version and try again",
-        )),
+        Some(rv) if !rv.is_empty() && Some(rv) != current["metadata"]["resourceVersion"].as_str() => {
+            Err(ApiError::conflict(
+                kind,
+                current["metadata"]["name"].as_str().unwrap_or_default(),
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -183,7 +191,12 @@ fn after_write(server: &Server, kind: Kind, object: Arc<Value>) -> Result<Respon
     Ok(response::json(StatusCode::OK, finalized.as_deref().unwrap_or(&object)))
 }
 
-pub(super) fn update(server: &Server, target: &Target, _query: &Query, body: &Bytes) -> Result<Response<Body>, ApiError> {
+pub(super) fn update(
+    server: &Server,
+    target: &Target,
+    _query: &Query,
+    body: &Bytes,
+) -> Result<Response<Body>, ApiError> {
     let new = parse_json(body)?;
     let name = target.name.as_deref().unwrap_or_default();
     if new.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| n != name) {
@@ -226,14 +239,21 @@ fn delete_options(target: &Target, query: &Query, body: &Bytes) -> Result<(Propa
         Some(p) => Propagation::parse(p).ok_or_else(|| {
             ApiError::bad_request(format!("propagationPolicy {p:?} is not one of Background, Foreground, Orphan"))
         })?,
-        None if options["orphanDependents"] == json!(true) || query.get("orphanDependents") == Some("true") => Propagation::Orphan,
+        None if options["orphanDependents"] == json!(true) || query.get("orphanDependents") == Some("true") => {
+            Propagation::Orphan
+        }
         None if options["orphanDependents"] == json!(false) => Propagation::Background,
         None => target.kind.default_propagation(),
     };
     Ok((propagation, options["preconditions"].clone()))
 }
 
-pub(super) fn delete(server: &Server, target: &Target, query: &Query, body: &Bytes) -> Result<Response<Body>, ApiError> {
+pub(super) fn delete(
+    server: &Server,
+    target: &Target,
+    query: &Query,
+    body: &Bytes,
+) -> Result<Response<Body>, ApiError> {
     if target.subresource.is_some() {
         return Err(ApiError::method_not_allowed("DELETE"));
     }
@@ -255,11 +275,17 @@ pub(super) fn delete(server: &Server, target: &Target, query: &Query, body: &Byt
     Ok(response::json(StatusCode::OK, &object))
 }
 
-pub(super) fn delete_collection(server: &Server, target: &Target, query: &Query, body: &Bytes) -> Result<Response<Body>, ApiError> {
+pub(super) fn delete_collection(
+    server: &Server,
+    target: &Target,
+    query: &Query,
+    body: &Bytes,
+) -> Result<Response<Body>, ApiError> {
     let (propagation, _) = delete_options(target, query, body)?;
     let labels = query.get("labelSelector").map(LabelSelector::parse).transpose()?;
     let fields = query.get("fieldSelector").map(FieldSelector::parse).transpose()?;
-    let filter = |o: &Value| labels.as_ref().is_none_or(|s| s.matches(o)) && fields.as_ref().is_none_or(|s| s.matches(o));
+    let filter =
+        |o: &Value| labels.as_ref().is_none_or(|s| s.matches(o)) && fields.as_ref().is_none_or(|s| s.matches(o));
     let page = server.store.list(target.kind, target.namespace.as_deref(), None, None, Some(&filter));
     let mut deleted = Vec::new();
     for object in page.items {

@@ -25,7 +25,8 @@ pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
 }
 
 pub fn error(err: &ApiError) -> Response<Body> {
-    let mut response = json(StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &err.to_status());
+    let mut response =
+        json(StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &err.to_status());
     if let Some(after) = err.retry_after {
         response.headers_mut().insert(header::RETRY_AFTER, after.into());
     }

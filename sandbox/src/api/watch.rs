@@ -106,7 +106,8 @@ pub(super) fn watch(server: &Arc<Server>, target: &Target, query: &Query) -> Res
             let rv: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?;
             match server.store.watch_from(rv) {
                 Ok((backlog, receiver)) => {
-                    let lines = backlog.iter().filter_map(|c| filter.translate(c).map(|t| line(t, &c.object))).collect();
+                    let lines =
+                        backlog.iter().filter_map(|c| filter.translate(c).map(|t| line(t, &c.object))).collect();
                     let last = backlog.last().map_or(rv, |c| c.rv);
                     (lines, last, Some(receiver))
                 }

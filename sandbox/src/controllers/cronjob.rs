@@ -40,7 +40,8 @@ pub fn parse_schedule(schedule: &str) -> Result<Cron, String> {
 fn owned_jobs(store: &Store, cronjob: &Value) -> Vec<Arc<Value>> {
     let ns = cronjob["metadata"]["namespace"].as_str().unwrap_or_default();
     let uid = cronjob["metadata"]["uid"].clone();
-    let owned = |j: &Value| j["metadata"]["ownerReferences"].as_array().is_some_and(|r| r.iter().any(|r| r["uid"] == uid));
+    let owned =
+        |j: &Value| j["metadata"]["ownerReferences"].as_array().is_some_and(|r| r.iter().any(|r| r["uid"] == uid));
     store.list(Kind::Job, Some(ns), None, None, Some(&owned)).items
 }
 
@@ -72,10 +73,7 @@ fn sync(store: &Store, cronjob: &Value) {
     let jobs = owned_jobs(store, cronjob);
     let active: Vec<_> = jobs.iter().filter(|j| finished(j).is_none()).collect();
     trim_history(store, cronjob, &jobs);
-    let last_success = jobs
-        .iter()
-        .filter_map(|j| finished(j).filter(|(k, _)| *k == "Complete").map(|(_, t)| t))
-        .max();
+    let last_success = jobs.iter().filter_map(|j| finished(j).filter(|(k, _)| *k == "Complete").map(|(_, t)| t)).max();
     let active_refs: Vec<Value> = active
         .iter()
         .map(|j| json!({"kind": "Job", "namespace": j["metadata"]["namespace"], "name": j["metadata"]["name"], "uid": j["metadata"]["uid"], "apiVersion": "batch/v1", "resourceVersion": j["metadata"]["resourceVersion"]}))
@@ -118,12 +116,12 @@ fn sync(store: &Store, cronjob: &Value) {
         due = Some(t.timestamp());
     }
     let Some(scheduled) = due else { return };
-    if let Some(deadline) = cronjob["spec"]["startingDeadlineSeconds"].as_i64() {
-        if now.duration_since(scheduled).as_secs() > deadline {
-            record(store, COMPONENT, cronjob, true, "MissSchedule", "Missed scheduled time to start a job");
-            set_last_schedule(store, &key, scheduled);
-            return;
-        }
+    if let Some(deadline) = cronjob["spec"]["startingDeadlineSeconds"].as_i64()
+        && now.duration_since(scheduled).as_secs() > deadline
+    {
+        record(store, COMPONENT, cronjob, true, "MissSchedule", "Missed scheduled time to start a job");
+        set_last_schedule(store, &key, scheduled);
+        return;
     }
     match cronjob["spec"]["concurrencyPolicy"].as_str() {
         Some("Forbid") if !active.is_empty() => return,
@@ -145,7 +143,9 @@ fn sync(store: &Store, cronjob: &Value) {
     match validation::prepare_create(Kind::Job, Some(ns), &mut job).and_then(|()| store.create(Kind::Job, job)) {
         Ok(_) => record(store, COMPONENT, cronjob, false, "SuccessfulCreate", &format!("Created job {name}")),
         Err(e) if e.code == 409 => {}
-        Err(e) => record(store, COMPONENT, cronjob, true, "FailedCreate", &format!("Error creating job: {}", e.message)),
+        Err(e) => {
+            record(store, COMPONENT, cronjob, true, "FailedCreate", &format!("Error creating job: {}", e.message))
+        }
     }
     set_last_schedule(store, &key, scheduled);
 }
@@ -161,9 +161,12 @@ fn set_last_schedule(store: &Store, key: &Key, at: jiff::Timestamp) {
 }
 
 fn trim_history(store: &Store, cronjob: &Value, jobs: &[Arc<Value>]) {
-    for (kind, limit_field, default) in [("Complete", "successfulJobsHistoryLimit", 3), ("Failed", "failedJobsHistoryLimit", 1)] {
+    for (kind, limit_field, default) in
+        [("Complete", "successfulJobsHistoryLimit", 3), ("Failed", "failedJobsHistoryLimit", 1)]
+    {
         let limit = cronjob["spec"][limit_field].as_u64().unwrap_or(default) as usize;
-        let mut done: Vec<_> = jobs.iter().filter_map(|j| finished(j).filter(|(k, _)| *k == kind).map(|(_, t)| (t, j))).collect();
+        let mut done: Vec<_> =
+            jobs.iter().filter_map(|j| finished(j).filter(|(k, _)| *k == kind).map(|(_, t)| (t, j))).collect();
         if done.len() <= limit {
             continue;
         }

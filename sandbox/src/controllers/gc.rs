@@ -183,7 +183,8 @@ fn remove_finalizer(store: &Store, kind: Kind, key: &Key, finalizer: &str) {
 /// Re-check everything marked for deletion (after a missed change).
 fn resync(store: &Store) {
     for kind in Kind::ALL {
-        let marked = store.list(kind, None, None, None, Some(&|o: &Value| o["metadata"].get("deletionTimestamp").is_some()));
+        let marked =
+            store.list(kind, None, None, None, Some(&|o: &Value| o["metadata"].get("deletionTimestamp").is_some()));
         for object in marked.items {
             process(store, kind, &object);
         }
@@ -201,7 +202,11 @@ pub async fn run(store: Arc<Store>) {
                     // An owner waiting in the foreground may be free now.
                     for owner in change.object["metadata"]["ownerReferences"].as_array().into_iter().flatten() {
                         let Some(kind) = Kind::ALL.into_iter().find(|k| owner["kind"] == k.kind()) else { continue };
-                        let ns = if kind.namespaced() { change.object["metadata"]["namespace"].as_str().unwrap_or_default() } else { "" };
+                        let ns = if kind.namespaced() {
+                            change.object["metadata"]["namespace"].as_str().unwrap_or_default()
+                        } else {
+                            ""
+                        };
                         let key = Key::new(ns, owner["name"].as_str().unwrap_or_default());
                         if let Some(o) = store.get(kind, &key) {
                             process(&store, kind, &o);

@@ -202,7 +202,9 @@ impl JobController {
                         _ => {}
                     },
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        for job in feed_store.list(Kind::Job, None, None, None, Some(&|j: &Value| !is_finished(j))).items {
+                        for job in
+                            feed_store.list(Kind::Job, None, None, None, Some(&|j: &Value| !is_finished(j))).items
+                        {
                             feeder.push(Key::of(&job));
                         }
                     }
@@ -296,13 +298,25 @@ impl JobController {
             let allowed = self.clock.real(Duration::from_secs(deadline));
             let elapsed = now.duration_since(start).unsigned_abs();
             if elapsed >= allowed {
-                return self.fail(key, &job, &counts, "DeadlineExceeded", "Job was active longer than specified deadline");
+                return self.fail(
+                    key,
+                    &job,
+                    &counts,
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                );
             }
             self.queue.push_after(key.clone(), allowed - elapsed + Duration::from_millis(5));
         }
         let backoff_limit = spec["backoffLimit"].as_u64().unwrap_or(6) as usize;
         if counts.failed > backoff_limit {
-            return self.fail(key, &job, &counts, "BackoffLimitExceeded", "Job has reached the specified backoff limit");
+            return self.fail(
+                key,
+                &job,
+                &counts,
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            );
         }
 
         let indexed = spec["completionMode"] == "Indexed";
@@ -328,14 +342,18 @@ impl JobController {
                 .map(Some)
                 .collect();
         } else {
-            let remaining = completions.map_or(if counts.succeeded > 0 { 0 } else { parallelism }, |c| c.saturating_sub(counts.succeeded as u64));
+            let remaining = completions.map_or(if counts.succeeded > 0 { 0 } else { parallelism }, |c| {
+                c.saturating_sub(counts.succeeded as u64)
+            });
             let want = parallelism.min(remaining);
             let n = want.saturating_sub(counts.active.len() as u64);
             to_create.resize(n as usize, None);
         }
         let mut delay = None;
         if !to_create.is_empty() && counts.failed > 0 {
-            let backoff = Duration::from_secs(10).saturating_mul(1 << (counts.failed - 1).min(6) as u32).min(Duration::from_secs(360));
+            let backoff = Duration::from_secs(10)
+                .saturating_mul(1 << (counts.failed - 1).min(6) as u32)
+                .min(Duration::from_secs(360));
             let wait = self.clock.real(backoff);
             let since = counts.last_failure.map_or(Duration::MAX, |t| now.duration_since(t).unsigned_abs());
             if since < wait {
@@ -393,7 +411,10 @@ impl JobController {
                     if !c["env"].is_array() {
                         c["env"] = json!([]);
                     }
-                    c["env"].as_array_mut().expect("set above").push(json!({"name": "JOB_COMPLETION_INDEX", "value": i.to_string()}));
+                    c["env"]
+                        .as_array_mut()
+                        .expect("set above")
+                        .push(json!({"name": "JOB_COMPLETION_INDEX", "value": i.to_string()}));
                 }
             }
         }

@@ -14,12 +14,21 @@ use crate::error::ApiError;
 use crate::resources::Kind;
 use crate::store::Key;
 
-pub(crate) fn handle(server: &Arc<crate::api::Server>, target: &Target, query: &Query) -> Result<Response<Body>, ApiError> {
+pub(crate) fn handle(
+    server: &Arc<crate::api::Server>,
+    target: &Target,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
     let ns = target.namespace.as_deref().unwrap_or_default();
     let name = target.name.as_deref().unwrap_or_default();
     let pod = server.store.get(Kind::Pod, &Key::new(ns, name)).ok_or_else(|| ApiError::not_found(Kind::Pod, name))?;
     let names = |list: &str| -> Vec<String> {
-        pod["spec"][list].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_owned)).collect()
+        pod["spec"][list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect()
     };
     let (main, init) = (names("containers"), names("initContainers"));
     let container = match query.get("container") {
@@ -31,7 +40,8 @@ pub(crate) fn handle(server: &Arc<crate::api::Server>, target: &Target, query: &
         }
         None if main.len() == 1 => main[0].clone(),
         None => {
-            let mut msg = format!("a container name must be specified for pod {name}, choose one of: [{}]", main.join(" "));
+            let mut msg =
+                format!("a container name must be specified for pod {name}, choose one of: [{}]", main.join(" "));
             if !init.is_empty() {
                 msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
             }
@@ -49,7 +59,9 @@ pub(crate) fn handle(server: &Arc<crate::api::Server>, target: &Target, query: &
             "ErrImagePull" | "ImagePullBackOff" => "trying and failing to pull image".to_owned(),
             other => other.to_owned(),
         };
-        return Err(ApiError::bad_request(format!("container \"{container}\" in pod \"{name}\" is waiting to start: {detail}")));
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {detail}"
+        )));
     };
     let tail = query.number("tailLines")?;
     let mut limit = query.number("limitBytes")?;
@@ -74,32 +86,35 @@ pub(crate) fn handle(server: &Arc<crate::api::Server>, target: &Target, query: &
     let progress = log.subscribe();
     let sent = lines.len();
     let head = futures::stream::once(async move { Ok::<_, BoxError>(Bytes::from(first)) });
-    let rest = futures::stream::unfold((log, sent, limit, progress), move |(log, mut from, mut limit, mut progress)| async move {
-        loop {
-            if limit == Some(0) {
-                return None;
-            }
-            // Read after looking at `finished`, so lines written just before
-            // the container ended are never lost.
-            let finished = progress.borrow_and_update().1;
-            let new = log.read(from);
-            if !new.is_empty() {
-                from += new.len();
-                let mut chunk: String = new.iter().map(format).collect();
-                if let Some(l) = limit {
-                    chunk.truncate(floor_char_boundary(&chunk, l as usize));
-                    limit = Some(l.saturating_sub(chunk.len() as u64));
+    let rest = futures::stream::unfold(
+        (log, sent, limit, progress),
+        move |(log, mut from, mut limit, mut progress)| async move {
+            loop {
+                if limit == Some(0) {
+                    return None;
                 }
-                return Some((Ok(Bytes::from(chunk)), (log, from, limit, progress)));
+                // Read after looking at `finished`, so lines written just before
+                // the container ended are never lost.
+                let finished = progress.borrow_and_update().1;
+                let new = log.read(from);
+                if !new.is_empty() {
+                    from += new.len();
+                    let mut chunk: String = new.iter().map(format).collect();
+                    if let Some(l) = limit {
+                        chunk.truncate(floor_char_boundary(&chunk, l as usize));
+                        limit = Some(l.saturating_sub(chunk.len() as u64));
+                    }
+                    return Some((Ok(Bytes::from(chunk)), (log, from, limit, progress)));
+                }
+                if finished {
+                    return None;
+                }
+                if progress.changed().await.is_err() {
+                    return None;
+                }
             }
-            if finished {
-                return None;
-            }
-            if progress.changed().await.is_err() {
-                return None;
-            }
-        }
-    });
+        },
+    );
     Ok(response::stream("text/plain", futures::StreamExt::chain(head, rest)))
 }
 

@@ -80,7 +80,11 @@ impl LogStore {
     }
 
     pub fn get(&self, ns: &str, pod: &str, container: &str) -> Option<Arc<ContainerLog>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&(ns.to_owned(), pod.to_owned(), container.to_owned())).cloned()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(ns.to_owned(), pod.to_owned(), container.to_owned()))
+            .cloned()
     }
 
     /// Forget a deleted pod's logs (followers finish).

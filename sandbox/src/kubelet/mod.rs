@@ -177,7 +177,9 @@ impl Kubelet {
         let (init_envs, main_envs) = envs.split_at(init.len());
 
         for (i, c) in init.iter().enumerate() {
-            let code = self.run_container(key, "initContainerStatuses", i, c, init_envs[i].clone(), restart_on_failure).await?;
+            let code = self
+                .run_container(key, "initContainerStatuses", i, c, init_envs[i].clone(), restart_on_failure)
+                .await?;
             if code != 0 {
                 return self.finish(key, "Failed");
             }
@@ -210,12 +212,19 @@ impl Kubelet {
         }
         let mut backoff = 10.0;
         loop {
-            let message = format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found");
+            let message =
+                format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found");
             self.set_waiting(key, list, &name, "ErrImagePull", Some(&message))?;
             self.event(key, true, "Failed", &format!("Failed to pull image \"{image}\": {message}"));
             self.event(key, true, "Failed", "Error: ErrImagePull");
             self.pause(1.0).await;
-            self.set_waiting(key, list, &name, "ImagePullBackOff", Some(&format!("Back-off pulling image \"{image}\"")))?;
+            self.set_waiting(
+                key,
+                list,
+                &name,
+                "ImagePullBackOff",
+                Some(&format!("Back-off pulling image \"{image}\"")),
+            )?;
             self.event(key, false, "BackOff", &format!("Back-off pulling image \"{image}\""));
             self.event(key, true, "Failed", "Error: ImagePullBackOff");
             self.pause(backoff).await;
@@ -283,7 +292,9 @@ impl Kubelet {
                 status["imageID"] = json!(image_id(status["image"].as_str().unwrap_or_default()));
                 if is_main {
                     p["status"]["phase"] = json!("Running");
-                    let all_ready = p["status"]["containerStatuses"].as_array().is_some_and(|l| l.iter().all(|s| s["ready"] == true));
+                    let all_ready = p["status"]["containerStatuses"]
+                        .as_array()
+                        .is_some_and(|l| l.iter().all(|s| s["ready"] == true));
                     if all_ready {
                         set_pod_condition(p, "Initialized", "True", None);
                         set_pod_condition(p, "ContainersReady", "True", None);
@@ -328,7 +339,12 @@ impl Kubelet {
                     set_pod_condition(p, "Ready", "False", Some("ContainersNotReady"));
                 }
             })?;
-            self.event(key, true, "BackOff", &format!("Back-off restarting failed container {name} in pod {}", key.name));
+            self.event(
+                key,
+                true,
+                "BackOff",
+                &format!("Back-off restarting failed container {name} in pod {}", key.name),
+            );
             self.pause(wait).await;
         }
     }
@@ -370,10 +386,10 @@ fn container_env(pod: &Value, c: &Value) -> Result<BTreeMap<String, String>, Str
     env.insert("HOSTNAME".to_owned(), meta["name"].as_str().unwrap_or_default().to_owned());
     for from in c["envFrom"].as_array().into_iter().flatten() {
         for (field, what) in [("secretRef", "secret"), ("configMapRef", "configmap")] {
-            if let Some(r) = from.get(field) {
-                if r["optional"] != true {
-                    return Err(format!("{what} \"{}\" not found", r["name"].as_str().unwrap_or_default()));
-                }
+            if let Some(r) = from.get(field)
+                && r["optional"] != true
+            {
+                return Err(format!("{what} \"{}\" not found", r["name"].as_str().unwrap_or_default()));
             }
         }
     }
@@ -402,10 +418,10 @@ fn container_env(pod: &Value, c: &Value) -> Result<BTreeMap<String, String>, Str
             continue;
         }
         for (field, what) in [("secretKeyRef", "secret"), ("configMapKeyRef", "configmap")] {
-            if let Some(r) = from.get(field) {
-                if r["optional"] != true {
-                    return Err(format!("{what} \"{}\" not found", r["name"].as_str().unwrap_or_default()));
-                }
+            if let Some(r) = from.get(field)
+                && r["optional"] != true
+            {
+                return Err(format!("{what} \"{}\" not found", r["name"].as_str().unwrap_or_default()));
             }
         }
     }

@@ -98,12 +98,12 @@ fn parse(script: &str) -> Vec<(Join, Vec<Word>)> {
                     match c {
                         '"' => break,
                         '\\' => {
-                            if let Some(&n) = chars.peek() {
-                                if matches!(n, '"' | '\\' | '$' | '`') {
-                                    plain.push(if n == '$' { '\u{0}' } else { n });
-                                    chars.next();
-                                    continue;
-                                }
+                            if let Some(&n) = chars.peek()
+                                && matches!(n, '"' | '\\' | '$' | '`')
+                            {
+                                plain.push(if n == '$' { '\u{0}' } else { n });
+                                chars.next();
+                                continue;
                             }
                             plain.push('\\');
                         }
@@ -113,10 +113,10 @@ fn parse(script: &str) -> Vec<(Join, Vec<Word>)> {
             }
             '\\' => {
                 in_word = true;
-                if let Some(n) = chars.next() {
-                    if n != '\n' {
-                        plain.push(if n == '$' { '\u{0}' } else { n });
-                    }
+                if let Some(n) = chars.next()
+                    && n != '\n'
+                {
+                    plain.push(if n == '$' { '\u{0}' } else { n });
                 }
             }
             ';' | '\n' => {
@@ -325,7 +325,11 @@ async fn builtin(
                 Ok(0)
             }
             None => {
-                emit(out, &format!("sleep: invalid number '{}'", args.first().map(String::as_str).unwrap_or_default()), true);
+                emit(
+                    out,
+                    &format!("sleep: invalid number '{}'", args.first().map(String::as_str).unwrap_or_default()),
+                    true,
+                );
                 Ok(1)
             }
         },
@@ -397,7 +401,8 @@ pub async fn run_script(
         }
         // Leading assignments.
         while rendered.first().is_some_and(|w| {
-            w.split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            w.split_once('=')
+                .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         }) {
             let w = rendered.remove(0);
             let (k, v) = w.split_once('=').expect("checked");
@@ -476,7 +481,11 @@ mod tests {
     #[test]
     fn echo_with_env_and_operators() {
         let (code, out, slept) = run(
-            &["sh", "-c", "echo \"hello $GREETING\" && sleep 2; echo '${NOPE}' ${MISSING:-fallback}; exit 3; echo never"],
+            &[
+                "sh",
+                "-c",
+                "echo \"hello $GREETING\" && sleep 2; echo '${NOPE}' ${MISSING:-fallback}; exit 3; echo never",
+            ],
             &[("GREETING", "world")],
         );
         assert_eq!(code, 3);
@@ -501,7 +510,8 @@ mod tests {
 
     #[test]
     fn redirects_assignments_and_printf() {
-        let (code, out, _) = run(&["sh", "-c", "X=1; echo quiet > /dev/null; echo loud >&2; printf '%s-%s\\n' $X b"], &[]);
+        let (code, out, _) =
+            run(&["sh", "-c", "X=1; echo quiet > /dev/null; echo loud >&2; printf '%s-%s\\n' $X b"], &[]);
         assert_eq!(code, 0);
         assert_eq!(out, ["loud\n", "1-b\n"]);
     }

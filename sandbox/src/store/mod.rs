@@ -24,6 +24,9 @@ use crate::time::now_rfc3339;
 /// An immutable stored object.
 pub type Object = Arc<Value>;
 
+/// A subscription to every change from some point on.
+pub type Changes = broadcast::Receiver<Arc<Change>>;
+
 /// (namespace, name); the namespace is "" for cluster-scoped objects.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
@@ -323,7 +326,7 @@ impl Store {
     /// Subscribe to changes after `rv`: the kept changes since then, and a
     /// receiver for every later one (no gap, no overlap). `Err` with the
     /// oldest replayable version when `rv` is older than the history.
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), u64> {
+    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Change>>, Changes), u64> {
         let inner = self.read();
         if rv < inner.compacted {
             return Err(inner.compacted);

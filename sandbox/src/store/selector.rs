@@ -40,11 +40,9 @@ fn split_top(s: &str) -> Vec<&str> {
 }
 
 fn set_values(rest: &str, raw: &str) -> Result<Vec<String>, ApiError> {
-    let inner = rest
-        .trim()
-        .strip_prefix('(')
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: {raw:?}: expected a set like (a,b)")))?;
+    let inner = rest.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(|| {
+        ApiError::bad_request(format!("unable to parse requirement: {raw:?}: expected a set like (a,b)"))
+    })?;
     Ok(inner.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect())
 }
 
@@ -134,7 +132,9 @@ impl FieldSelector {
             };
             let field = field.trim();
             let supported = ["metadata.", "spec.", "status.", "involvedObject.", "reason", "type", "source"];
-            if !supported.iter().any(|p| field.starts_with(p)) || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+            if !supported.iter().any(|p| field.starts_with(p))
+                || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+            {
                 return Err(ApiError::bad_request(format!("field label not supported: {field}")));
             }
             reqs.push((field.to_owned(), equal, value.trim().to_owned()));

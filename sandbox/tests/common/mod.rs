@@ -28,13 +28,29 @@ pub async fn start(config: SandboxConfig) -> Api {
 }
 
 impl Api {
-    pub async fn call(&self, method: Method, path: &str, content_type: &str, body: Option<Value>) -> (StatusCode, Value, http::HeaderMap) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, http::HeaderMap) {
         self.call_as(&self.token.clone(), method, path, content_type, body).await
     }
 
-    pub async fn call_as(&self, token: &str, method: Method, path: &str, content_type: &str, body: Option<Value>) -> (StatusCode, Value, http::HeaderMap) {
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, http::HeaderMap) {
         let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
-        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.sandbox.url())).header("content-type", content_type);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.sandbox.url()))
+            .header("content-type", content_type);
         if !token.is_empty() {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -42,7 +58,8 @@ impl Api {
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        let value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
         (status, value, headers)
     }
 
@@ -69,7 +86,13 @@ impl Api {
     /// Read a streaming response for `within` (or until it ends); return
     /// its JSON lines.
     pub async fn stream_lines(&self, path: &str, within: Duration) -> Vec<Value> {
-        self.stream_text(path, within).await.0.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        self.stream_text(path, within)
+            .await
+            .0
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// Read a streaming response for `within`; return its text and whether
@@ -111,7 +134,8 @@ impl Api {
     }
 
     pub async fn pods_of(&self, ns: &str, job: &str) -> Vec<Value> {
-        let (_, list) = self.get(&format!("/api/v1/namespaces/{ns}/pods?labelSelector=batch.kubernetes.io/job-name%3D{job}")).await;
+        let (_, list) =
+            self.get(&format!("/api/v1/namespaces/{ns}/pods?labelSelector=batch.kubernetes.io/job-name%3D{job}")).await;
         list["items"].as_array().cloned().unwrap_or_default()
     }
 }

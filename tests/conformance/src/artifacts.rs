@@ -39,8 +39,13 @@ fn build(package: &str, bin: Option<&str>) -> PathBuf {
             || key.starts_with("CARGO_BIN_")
             || matches!(
                 &*key,
-                "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE"
-                    | "CARGO_TARGET_TMPDIR" | "CARGO_RUSTC_CURRENT_DIR" | "OUT_DIR"
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
             );
         if per_crate {
             cmd.env_remove(&*key);
@@ -71,9 +76,12 @@ fn build(package: &str, bin: Option<&str>) -> PathBuf {
         .filter(|m| m["reason"] == "compiler-artifact")
         .filter(|m| m["target"]["crate_types"].as_array().is_some_and(|t| t.iter().any(|t| t == "cdylib")))
         .find_map(|m| {
-            m["filenames"].as_array()?.iter().filter_map(|f| f.as_str()).find(|f| {
-                f.ends_with(&format!(".{}", std::env::consts::DLL_EXTENSION))
-            }).map(PathBuf::from)
+            m["filenames"]
+                .as_array()?
+                .iter()
+                .filter_map(|f| f.as_str())
+                .find(|f| f.ends_with(&format!(".{}", std::env::consts::DLL_EXTENSION)))
+                .map(PathBuf::from)
         })
         .unwrap_or_else(|| panic!("cargo built {package} but reported no cdylib"));
     cache.get_or_insert_with(HashMap::new).insert(cache_key, path.clone());

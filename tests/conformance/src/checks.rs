@@ -64,7 +64,11 @@ impl Cx<'_> {
     }
 
     fn cleanup(&self, run_id: &str) {
-        let _ = self.block_on(self.provider.cancel(CancelRequest { run_id: run_id.to_owned(), reason: None, delete: true }));
+        let _ = self.block_on(self.provider.cancel(CancelRequest {
+            run_id: run_id.to_owned(),
+            reason: None,
+            delete: true,
+        }));
     }
 }
 
@@ -121,7 +125,9 @@ pub fn paging_terminates_without_duplicates(cx: &Cx<'_>) {
     }
     expect_kind(
         "a page token the provider never issued",
-        cx.block_on(cx.provider.discover(DiscoverRequest { page_token: Some("\u{1}not-a-token".into()), page_size: None })),
+        cx.block_on(
+            cx.provider.discover(DiscoverRequest { page_token: Some("\u{1}not-a-token".into()), page_size: None }),
+        ),
         ErrorKind::InvalidInput,
     );
 }
@@ -137,7 +143,11 @@ pub fn bad_parameters_are_invalid_input(cx: &Cx<'_>) {
 
 pub fn unknown_run_is_not_found(cx: &Cx<'_>) {
     let run_id = "polysync-conformance-no-such-run".to_owned();
-    expect_kind("poll of an unknown run", cx.block_on(cx.provider.poll(PollRequest { run_id: run_id.clone() })), ErrorKind::NotFound);
+    expect_kind(
+        "poll of an unknown run",
+        cx.block_on(cx.provider.poll(PollRequest { run_id: run_id.clone() })),
+        ErrorKind::NotFound,
+    );
     let logs = cx.block_on(cx.provider.logs(LogRequest { run_id: run_id.clone(), ..Default::default() }));
     expect_kind("logs of an unknown run", logs.map(|_| ()), ErrorKind::NotFound);
     let watch = cx.block_on(cx.provider.watch(WatchRequest { run_ids: vec![run_id] }));
@@ -151,7 +161,11 @@ pub fn run_moves_only_toward_terminal(cx: &Cx<'_>) {
     let seen = cx.follow_to_terminal(&handle.run_id);
     let ranks: Vec<_> = seen.iter().map(|s| s.state.rank()).collect();
     assert!(ranks.iter().all(Option::is_some), "watch reported Unknown: {seen:?}");
-    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "status moved backwards: {:?}", seen.iter().map(|s| s.state).collect::<Vec<_>>());
+    assert!(
+        ranks.windows(2).all(|w| w[0] <= w[1]),
+        "status moved backwards: {:?}",
+        seen.iter().map(|s| s.state).collect::<Vec<_>>()
+    );
     let last = seen.last().expect("watch reported nothing");
     assert_eq!(last.state, RunState::Success, "the quick run did not succeed: {last:?}");
     let polled = cx.block_on(cx.provider.poll(PollRequest { run_id: handle.run_id.clone() })).unwrap();
@@ -170,7 +184,13 @@ pub fn same_idempotency_key_gives_same_run(cx: &Cx<'_>) {
 
 pub fn cancel_is_idempotent(cx: &Cx<'_>) {
     let handle = cx.start_long();
-    let cancel = || cx.block_on(cx.provider.cancel(CancelRequest { run_id: handle.run_id.clone(), reason: Some("conformance".into()), delete: false }));
+    let cancel = || {
+        cx.block_on(cx.provider.cancel(CancelRequest {
+            run_id: handle.run_id.clone(),
+            reason: Some("conformance".into()),
+            delete: false,
+        }))
+    };
     cancel().unwrap_or_else(|e| panic!("first cancel: {e}"));
     cancel().unwrap_or_else(|e| panic!("second cancel: {e}"));
     match cx.block_on(cx.provider.poll(PollRequest { run_id: handle.run_id.clone() })) {
@@ -179,12 +199,15 @@ pub fn cancel_is_idempotent(cx: &Cx<'_>) {
         Ok(s) => assert!(s.state.is_terminal(), "a cancelled run must be terminal, got {s:?}"),
         Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "poll after cancel: {e}"),
     }
-    cx.block_on(cx.provider.cancel(CancelRequest { run_id: "polysync-conformance-never-existed".into(), ..Default::default() }))
-        .unwrap_or_else(|e| panic!("cancel of a run that is gone must succeed: {e}"));
+    cx.block_on(
+        cx.provider.cancel(CancelRequest { run_id: "polysync-conformance-never-existed".into(), ..Default::default() }),
+    )
+    .unwrap_or_else(|e| panic!("cancel of a run that is gone must succeed: {e}"));
 }
 
 pub fn monitor_url_answers(cx: &Cx<'_>) {
-    let url = cx.block_on(cx.provider.monitor_url(UrlRequest::Entry { external_id: cx.target.quick_run.external_id.clone() }));
+    let url = cx
+        .block_on(cx.provider.monitor_url(UrlRequest::Entry { external_id: cx.target.quick_run.external_id.clone() }));
     let url = url.unwrap_or_else(|e| panic!("monitor_url: {e}"));
     if let Some(u) = url.url {
         assert!(u.starts_with("https://"), "a monitor URL is an https URL: {u}");
@@ -287,10 +310,11 @@ pub fn every_call_gets_exactly_one_terminal(cx: &Cx<'_>) {
     for (id, op) in &ids {
         let all = raw.emissions(*id);
         assert_one_terminal_last(*id, &all);
-        if *op == Op::Run as u32 {
-            if let Ok(v) = raw.call(Op::Poll as u32, &json!({"run_id": all.last().unwrap().json()["run_id"]}), cx.target.timeout) {
-                let _ = raw.call(Op::Cancel as u32, &json!({"run_id": v["run_id"]}), cx.target.timeout);
-            }
+        if *op == Op::Run as u32
+            && let Ok(v) =
+                raw.call(Op::Poll as u32, &json!({"run_id": all.last().unwrap().json()["run_id"]}), cx.target.timeout)
+        {
+            let _ = raw.call(Op::Cancel as u32, &json!({"run_id": v["run_id"]}), cx.target.timeout);
         }
     }
 }
@@ -326,7 +350,9 @@ pub fn two_hundred_concurrent_calls(cx: &Cx<'_>) {
             let run_id = handle.run_id.clone();
             async move {
                 match i % 3 {
-                    0 => cx.provider.discover(DiscoverRequest { page_token: None, page_size: Some(5) }).await.map(|_| ()),
+                    0 => {
+                        cx.provider.discover(DiscoverRequest { page_token: None, page_size: Some(5) }).await.map(|_| ())
+                    }
                     1 => cx.provider.poll(PollRequest { run_id }).await.map(|_| ()),
                     _ => cx.provider.monitor_url(UrlRequest::Run { run_id }).await.map(|_| ()),
                 }

@@ -34,7 +34,8 @@ impl Emission {
 
     /// The error of an `EMIT_ERROR`.
     pub fn error(&self) -> Option<ProviderError> {
-        (self.code == EMIT_ERROR).then(|| serde_json::from_slice(&self.body).expect("EMIT_ERROR body is a ProviderError"))
+        (self.code == EMIT_ERROR)
+            .then(|| serde_json::from_slice(&self.body).expect("EMIT_ERROR body is a ProviderError"))
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -152,7 +153,12 @@ impl RawInstance {
     }
 
     /// The result of a unary call, or its error.
-    pub fn call(&self, op: u32, request: &serde_json::Value, timeout: Duration) -> Result<serde_json::Value, ProviderError> {
+    pub fn call(
+        &self,
+        op: u32,
+        request: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, ProviderError> {
         let id = self.start(op, request);
         let terminal = self.wait_terminal(id, timeout);
         terminal.error().map_or_else(|| Ok(terminal.json()), Err)
@@ -175,7 +181,10 @@ pub fn assert_one_terminal_last(id: u64, emissions: &[Emission]) {
     let terminals = emissions.iter().filter(|e| e.is_terminal()).count();
     assert_eq!(terminals, 1, "call {id} got {terminals} terminal callbacks: {emissions:?}");
     assert!(emissions.last().is_some_and(Emission::is_terminal), "call {id} got a callback after its terminal");
-    assert!(emissions.iter().all(|e| [EMIT_ITEM, EMIT_DONE, EMIT_ERROR].contains(&e.code)), "unknown code in {emissions:?}");
+    assert!(
+        emissions.iter().all(|e| [EMIT_ITEM, EMIT_DONE, EMIT_ERROR].contains(&e.code)),
+        "unknown code in {emissions:?}"
+    );
 }
 
 /// The error kind of a terminal, if it is an error.

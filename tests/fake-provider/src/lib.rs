@@ -40,7 +40,8 @@ impl FakeProvider {
     pub fn new(config: FakeConfig) -> Self {
         static PLATFORMS: Mutex<BTreeMap<String, Arc<Runs>>> = Mutex::new(BTreeMap::new());
         let mut platforms = PLATFORMS.lock().unwrap_or_else(|p| p.into_inner());
-        let runs = platforms.entry(config.namespace.clone()).or_insert_with(|| Arc::new(Runs::new(config.tick))).clone();
+        let runs =
+            platforms.entry(config.namespace.clone()).or_insert_with(|| Arc::new(Runs::new(config.tick))).clone();
         Self { config, runs }
     }
 
@@ -92,7 +93,9 @@ impl Provider for FakeProvider {
         let start = match request.page_token.as_deref() {
             None => 0,
             Some(token) => token.parse::<usize>().map_err(|_| {
-                ProviderError::invalid_input(format!("page token {token:?} was not issued by this provider; start over"))
+                ProviderError::invalid_input(format!(
+                    "page token {token:?} was not issued by this provider; start over"
+                ))
             })?,
         };
         let size = request.page_size.unwrap_or(100).clamp(1, 1000) as usize;

@@ -81,7 +81,11 @@ impl FakeRun {
             running_at: Some(running_at),
         };
         if now >= natural_end && self.cancelled_at.is_none_or(|c| c >= natural_end) {
-            return if self.exit_code == 0 { natural(RunState::Success, None) } else { natural(RunState::Failed, Some("Error")) };
+            return if self.exit_code == 0 {
+                natural(RunState::Success, None)
+            } else {
+                natural(RunState::Failed, Some("Error"))
+            };
         }
         if let Some(c) = self.cancelled_at {
             return Snapshot {
@@ -278,7 +282,7 @@ impl Runs {
                 }
                 let (items, terminal) = {
                     let guard = runs.lock();
-                    let Some(run) = guard.get(&run_id) else { return None };
+                    let run = guard.get(&run_id)?;
                     let snap = run.snapshot(runs.tick, Instant::now());
                     (derive(run, &run_id, &snap), snap.state.is_terminal())
                 };
@@ -296,7 +300,10 @@ impl Runs {
 
     pub(crate) fn logs(self: &Arc<Self>, request: LogRequest) -> Result<ResultStream<LogChunk>> {
         if let Some(c) = request.container.as_deref().filter(|c| *c != "main") {
-            return Err(ProviderError::not_found(format!("run {} has no container {c:?}; it has \"main\"", request.run_id)));
+            return Err(ProviderError::not_found(format!(
+                "run {} has no container {c:?}; it has \"main\"",
+                request.run_id
+            )));
         }
         let stream = self.follow(request.run_id, request.follow, |run, run_id, snap| {
             run.log_lines(run_id, snap)

@@ -54,9 +54,7 @@ impl<S: Subscriber> Layer<S> for Forward {
         let target = meta.target();
         // SAFETY: `log` and `ctx` come from the host's `HostCallbacks`; the
         // strings outlive the call.
-        unsafe {
-            log(ctx.0, level_to_u32(meta.level()), target.as_ptr(), target.len(), text.0.as_ptr(), text.0.len())
-        }
+        unsafe { log(ctx.0, level_to_u32(meta.level()), target.as_ptr(), target.len(), text.0.as_ptr(), text.0.len()) }
     }
 }
 

@@ -21,7 +21,9 @@ use futures::FutureExt;
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
-use super::{Buf, EMIT_DONE, EMIT_ERROR, EMIT_ITEM, HostCallbacks, STATUS_BAD_ARGUMENT, STATUS_ERROR, STATUS_OK, STATUS_PANIC};
+use super::{
+    Buf, EMIT_DONE, EMIT_ERROR, EMIT_ITEM, HostCallbacks, STATUS_BAD_ARGUMENT, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+};
 use crate::{Manifest, Provider, ProviderError};
 
 /// How a plugin crate describes and builds its provider.
@@ -176,7 +178,9 @@ pub unsafe fn create<F: PluginFactory>(
         install_process_wide_state();
         log::set_sink(host.log, HostPtr(host.ctx), host.max_log_level);
         let config: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            ProviderError::invalid_input(format!("the connection settings are not valid JSON ({e}); pass a JSON object"))
+            ProviderError::invalid_input(format!(
+                "the connection settings are not valid JSON ({e}); pass a JSON object"
+            ))
         })?;
         let _rt = runtime().enter();
         F::create(config)
