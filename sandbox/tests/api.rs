@@ -330,3 +330,82 @@ async fn deleting_a_job_orphans_its_pods_by_default() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_files_and_the_sandbox_switches_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("seed.yaml");
+    std::fs::write(
+        &file,
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-a}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: finished-report, namespace: team-a}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox, command: ["echo", "old"]}]
+status:
+  succeeded: 1
+  conditions: [{type: Complete, status: "True"}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: hourly, namespace: team-a}
+spec:
+  schedule: "@hourly"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: main, image: busybox}]
+"#,
+    )
+    .unwrap();
+    let seed = SeedConfig { file: Some(file.clone()), ..SeedConfig::default() };
+    let api = start(SandboxConfig { seed, ..SandboxConfig::default() }).await;
+    let (s, job) = api.get("/apis/batch/v1/namespaces/team-a/jobs/finished-report").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(job["status"]["succeeded"], 1, "a seeded Job keeps its status");
+    assert!(
+        job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"].is_string(),
+        "and went through defaulting"
+    );
+    assert_eq!(api.get("/apis/batch/v1/namespaces/team-a/cronjobs/hourly").await.0, StatusCode::OK);
+
+    // A bad seed file names the file and the document.
+    std::fs::write(&file, "kind: Widget\nmetadata: {name: x}\n").unwrap();
+    let err = polysync_sandbox::Sandbox::start(SandboxConfig {
+        tls: false,
+        seed: SeedConfig { file: Some(file), ..SeedConfig::default() },
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("document 1") && err.to_string().contains("Widget"), "{err}");
+
+    // The switches, over HTTP with the admin token.
+    let (s, _, _) = api
+        .call(
+            Method::PUT,
+            "/sandbox/faults",
+            "application/json",
+            Some(json!({"error_rate": 1.0, "error_codes": [500]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(api.get(JOBS).await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    api.call(Method::PUT, "/sandbox/faults", "application/json", Some(json!({}))).await;
+    assert_eq!(api.get(JOBS).await.0, StatusCode::OK);
+    let (_, stats) = api.get("/sandbox/stats").await;
+    assert!(stats["requests"]["list jobs"].as_u64().unwrap() >= 2, "{stats}");
+    api.delete("/sandbox/stats", None).await;
+    let (_, stats) = api.get("/sandbox/stats").await;
+    assert_eq!(stats["total"], 0);
+}

@@ -330,3 +330,45 @@ fn watch_survives_cut_connections_and_410() {
         );
     });
 }
+
+#[test]
+fn logs_cover_init_containers_first_and_follow_to_the_end() {
+    let cluster = cluster();
+    source_job(cluster, "logs", "two-steps", "echo main one; sleep 20; echo main two", |j| {
+        j["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "prepare", "image": "busybox", "command": ["sh", "-c", "echo preparing $GREETING"], "env": [{"name": "GREETING", "value": "init"}]}]);
+    });
+    let p = provider(cluster, "logs");
+    let rt = rt();
+    rt.block_on(async {
+        let run = p.run(request("two-steps", "logs-1", &[])).await.unwrap();
+        // Follow from the start: every line, init first, and the stream ends with the run.
+        let follow =
+            p.logs(LogRequest { run_id: run.run_id.clone(), follow: true, ..Default::default() }).await.unwrap();
+        let chunks: Vec<_> = tokio::time::timeout(Duration::from_secs(60), follow.collect::<Vec<_>>())
+            .await
+            .expect("follow ends with the run");
+        let chunks: Vec<_> = chunks.into_iter().map(|c| c.unwrap()).collect();
+        let text: String = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(text, "preparing init\nmain one\nmain two\n");
+        assert_eq!(chunks[0].container, "prepare");
+        assert_eq!(chunks.last().unwrap().container, "main");
+        let tail: Vec<_> = p
+            .logs(LogRequest {
+                run_id: run.run_id.clone(),
+                container: Some("main".into()),
+                tail_lines: Some(1),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(tail.into_iter().map(|c| c.unwrap().text).collect::<String>(), "main two\n");
+        let err = p
+            .logs(LogRequest { run_id: run.run_id.clone(), container: Some("nope".into()), ..Default::default() })
+            .await
+            .err()
+            .expect("unknown container");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+    });
+}

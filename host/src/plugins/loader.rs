@@ -62,7 +62,9 @@ pub(super) fn load(path: &Path) -> Result<PluginLibrary, RefuseReason> {
     let entry = match unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) } {
         Ok(entry) => *entry,
         Err(_) => {
-            return Err(other_abi(&library).map_or(RefuseReason::NoEntryPoint, |found| RefuseReason::OtherAbi { found }));
+            return Err(
+                other_abi(&library).map_or(RefuseReason::NoEntryPoint, |found| RefuseReason::OtherAbi { found })
+            );
         }
     };
     // SAFETY: `entry` is this ABI's entry point; it takes no arguments and
