@@ -120,6 +120,11 @@ impl ApiError {
         .with_details(json!({"group": kind.group(), "kind": kind.plural()}))
     }
 
+    /// 403 for a non-resource path (the `/sandbox/` switches need an admin).
+    pub fn forbidden_path(user: &str, path: &str) -> Self {
+        Self::new(403, "Forbidden", format!("forbidden: User \"{user}\" cannot get path \"{path}\""))
+    }
+
     pub fn too_many_requests(retry_after: u64) -> Self {
         let mut e = Self::new(
             429,

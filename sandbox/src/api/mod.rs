@@ -111,7 +111,7 @@ impl Server {
         let query = Query::parse(req.uri().query());
         if let Some(rest) = path.strip_prefix("/sandbox/") {
             if identity.access != crate::auth::Access::Admin {
-                return Err(ApiError::bad_request("the /sandbox/ switches need an admin token"));
+                return Err(ApiError::forbidden_path(&identity.user, &path));
             }
             let method = req.method().clone();
             let body = read_body(req).await?;

@@ -211,6 +211,10 @@ fn install_process_wide_state() {
         // Another copy may have installed one already; either is ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         log::install();
+        // This library has its own copy of std's panic hook. A panic is
+        // already reported to the caller as an `Internal` error; its detail
+        // goes to the host's log, not straight onto the host's stderr.
+        std::panic::set_hook(Box::new(|info| tracing::error!(target: "polysync::panic", "{info}")));
     });
 }
 
@@ -322,8 +326,10 @@ pub unsafe extern "C" fn free_buf(buf: Buf) {
     if buf.ptr.is_null() {
         return;
     }
-    // SAFETY: `buf` was made by `into_buf` from a Vec with exactly these parts.
-    drop(unsafe { Vec::from_raw_parts(buf.ptr, buf.len, buf.cap) });
+    let _ = catch_unwind(|| {
+        // SAFETY: `buf` was made by `into_buf` from a Vec with exactly these parts.
+        drop(unsafe { Vec::from_raw_parts(buf.ptr, buf.len, buf.cap) });
+    });
 }
 
 /// Export a [`PluginFactory`] as this library's provider: defines the
