@@ -98,6 +98,17 @@ fn create_wait_logs_delete() {
     assert_eq!(waited.trim(), "job.batch/greeter condition met");
     let logs = k.ok(&["logs", "job/greeter"]);
     assert_eq!(logs, "hello from-the-sandbox\nbye\n");
+    // Default output is the server's table, with a real cluster's columns.
+    let table = k.ok(&["get", "jobs"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    assert!(table.lines().any(|l| l.starts_with("greeter") && l.contains("Complete") && l.contains("1/1")), "{table}");
+    let pods = k.ok(&["get", "pods"]);
+    assert!(
+        pods.lines().next().unwrap().starts_with("NAME") && pods.contains("READY") && pods.contains("RESTARTS"),
+        "{pods}"
+    );
+    assert!(pods.lines().any(|l| l.starts_with("greeter-") && l.contains("Completed")), "{pods}");
     let pods = k.ok(&["get", "pods", "-l", "job-name=greeter", "-o", "name"]);
     assert_eq!(pods.lines().count(), 1);
     let deleted = k.ok(&["delete", "job", "greeter"]);

@@ -8,6 +8,7 @@ mod protobuf;
 pub mod request;
 mod resource;
 pub mod response;
+mod table;
 mod watch;
 
 use std::convert::Infallible;
@@ -129,6 +130,7 @@ impl Server {
         authorize(&identity, verb, target.kind, target.namespace.as_deref())?;
         self.stats.count(verb, &resource);
         self.faults.before_request().await?;
+        let as_table = table::wanted(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -146,9 +148,9 @@ impl Server {
             "get" if target.subresource.as_deref() == Some("log") => {
                 crate::kubelet::logs::handle(self, &target, &query)
             }
-            "get" => resource::get(self, &target),
-            "list" => resource::list(self, &target, &query),
-            "watch" => watch::watch(self, &target, &query),
+            "get" => resource::get(self, &target, as_table),
+            "list" => resource::list(self, &target, &query, as_table),
+            "watch" => watch::watch(self, &target, &query, as_table),
             "create" => resource::create(self, &target, &query, &body),
             "update" => resource::update(self, &target, &query, &body),
             "patch" => resource::patch(self, &target, &query, &content_type, &body),

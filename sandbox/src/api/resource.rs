@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::request::{Query, Target};
 use super::response::{self, Body};
-use super::{Server, patch};
+use super::{Server, patch, table};
 use crate::controllers::gc;
 use crate::error::ApiError;
 use crate::resources::{Kind, Propagation};
@@ -29,9 +29,14 @@ fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
 }
 
-pub(super) fn get(server: &Server, target: &Target) -> Result<Response<Body>, ApiError> {
+pub(super) fn get(server: &Server, target: &Target, as_table: bool) -> Result<Response<Body>, ApiError> {
     let name = target.name.as_deref().unwrap_or_default();
     let object = server.store.get(target.kind, &key(target)).ok_or_else(|| ApiError::not_found(target.kind, name))?;
+    if as_table && target.subresource.is_none() {
+        let rv = object["metadata"]["resourceVersion"].clone();
+        let t = table::table(target.kind, &[&object], json!({"resourceVersion": rv}), true);
+        return Ok(response::bytes(StatusCode::OK, table::CONTENT_TYPE, serde_json::to_vec(&t).unwrap_or_default()));
+    }
     Ok(response::json(StatusCode::OK, &object))
 }
 
@@ -65,7 +70,12 @@ fn decode_continue(server: &Server, token: &str) -> Result<Continue, ApiError> {
     Ok(token)
 }
 
-pub(super) fn list(server: &Server, target: &Target, query: &Query) -> Result<Response<Body>, ApiError> {
+pub(super) fn list(
+    server: &Server,
+    target: &Target,
+    query: &Query,
+    as_table: bool,
+) -> Result<Response<Body>, ApiError> {
     let labels = query.get("labelSelector").map(LabelSelector::parse).transpose()?;
     let fields = query.get("fieldSelector").map(FieldSelector::parse).transpose()?;
     let limit = query.number("limit")?.map(|l| l as usize);
@@ -92,6 +102,18 @@ pub(super) fn list(server: &Server, target: &Target, query: &Query) -> Result<Re
         };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default())
     });
+    if as_table {
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
+        if let Some(next) = &next {
+            metadata["continue"] = json!(next);
+            if let Some(remaining) = page.remaining {
+                metadata["remainingItemCount"] = json!(remaining);
+            }
+        }
+        let items: Vec<&Value> = page.items.iter().map(|o| &**o).collect();
+        let t = table::table(target.kind, &items, metadata, true);
+        return Ok(response::bytes(StatusCode::OK, table::CONTENT_TYPE, serde_json::to_vec(&t).unwrap_or_default()));
+    }
     let mut out = Vec::with_capacity(page.items.len() * 2048 + 256);
     let _ = write!(
         out,

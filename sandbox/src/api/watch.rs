@@ -68,6 +68,25 @@ fn line(event: &str, object: &Value) -> Bytes {
     Bytes::from(out)
 }
 
+/// Renders object events as objects, or as one-row Tables (column
+/// definitions only in the first, as the real server sends them).
+struct Render {
+    kind: crate::resources::Kind,
+    table: bool,
+    first: std::cell::Cell<bool>,
+}
+
+impl Render {
+    fn event(&self, event: &str, object: &Value) -> Bytes {
+        if !self.table {
+            return line(event, object);
+        }
+        let rv = object["metadata"]["resourceVersion"].clone();
+        let t = super::table::table(self.kind, &[object], json!({"resourceVersion": rv}), self.first.replace(false));
+        line(event, &t)
+    }
+}
+
 fn error_line(err: &ApiError) -> Bytes {
     line("ERROR", &err.to_status())
 }
@@ -83,7 +102,13 @@ impl std::fmt::Display for Cut {
 
 impl std::error::Error for Cut {}
 
-pub(super) fn watch(server: &Arc<Server>, target: &Target, query: &Query) -> Result<Response<Body>, ApiError> {
+pub(super) fn watch(
+    server: &Arc<Server>,
+    target: &Target,
+    query: &Query,
+    as_table: bool,
+) -> Result<Response<Body>, ApiError> {
+    let render = Render { kind: target.kind, table: as_table, first: std::cell::Cell::new(true) };
     let filter = Filter {
         kind: target.kind,
         namespace: target.namespace.clone(),
@@ -99,15 +124,18 @@ pub(super) fn watch(server: &Arc<Server>, target: &Target, query: &Query) -> Res
     let (initial, start_rv, receiver) = match query.get("resourceVersion") {
         None | Some("0") => {
             let (objects, rv, receiver) = server.store.snapshot_and_subscribe(target.kind, target.namespace.as_deref());
-            let lines: Vec<Bytes> = objects.iter().filter(|o| filter.matches(o)).map(|o| line("ADDED", o)).collect();
+            let lines: Vec<Bytes> =
+                objects.iter().filter(|o| filter.matches(o)).map(|o| render.event("ADDED", o)).collect();
             (lines, rv, Some(receiver))
         }
         Some(rv) => {
             let rv: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?;
             match server.store.watch_from(rv) {
                 Ok((backlog, receiver)) => {
-                    let lines =
-                        backlog.iter().filter_map(|c| filter.translate(c).map(|t| line(t, &c.object))).collect();
+                    let lines = backlog
+                        .iter()
+                        .filter_map(|c| filter.translate(c).map(|t| render.event(t, &c.object)))
+                        .collect();
                     let last = backlog.last().map_or(rv, |c| c.rv);
                     (lines, last, Some(receiver))
                 }
@@ -162,7 +190,7 @@ pub(super) fn watch(server: &Arc<Server>, target: &Target, query: &Query) -> Res
                         }
                         last_rv = change.rv;
                         if let Some(event) = filter.translate(&change) {
-                            if tx.send(Ok(line(event, &change.object))).await.is_err() {
+                            if tx.send(Ok(render.event(event, &change.object))).await.is_err() {
                                 return;
                             }
                             sent += 1;
@@ -182,5 +210,5 @@ pub(super) fn watch(server: &Arc<Server>, target: &Target, query: &Query) -> Res
         }
     });
     let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Ok(response::stream("application/json", body))
+    Ok(response::stream(if as_table { super::table::CONTENT_TYPE } else { "application/json" }, body))
 }
