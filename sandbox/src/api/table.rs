@@ -77,7 +77,7 @@ fn since(ts: &Value) -> String {
         .map_or_else(|| "<unknown>".to_owned(), |t| human(jiff::Timestamp::now().duration_since(t).as_secs()))
 }
 
-fn true_condition<'a>(o: &'a Value, kind: &str) -> bool {
+fn true_condition(o: &Value, kind: &str) -> bool {
     o["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == kind && c["status"] == "True"))
 }
 

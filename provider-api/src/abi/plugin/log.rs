@@ -19,13 +19,38 @@ use super::HostPtr;
 use crate::abi::{LOG_OFF, LogFn, level_to_u32};
 
 static MAX_LEVEL: AtomicU32 = AtomicU32::new(LOG_OFF);
-static SINK: RwLock<Option<(LogFn, HostPtr)>> = RwLock::new(None);
 
-/// Route events to this host callback (the latest `create` wins: one host per
-/// process).
-pub(super) fn set_sink(log: Option<LogFn>, ctx: HostPtr, max_level: u32) {
-    *SINK.write().unwrap_or_else(|p| p.into_inner()) = log.map(|f| (f, ctx));
-    MAX_LEVEL.store(if log.is_some() { max_level } else { LOG_OFF }, Ordering::Relaxed);
+/// One live instance's log callback.
+#[derive(Clone, Copy)]
+struct Sink {
+    instance: usize,
+    log: LogFn,
+    ctx: HostPtr,
+    level: u32,
+}
+
+/// The sinks of live instances; events go to the newest. An instance's sink
+/// is removed (under the write lock, so no callback is in flight) before
+/// `destroy` returns: the host may free `ctx` right after.
+static SINKS: RwLock<Vec<Sink>> = RwLock::new(Vec::new());
+
+fn refresh_level(sinks: &[Sink]) {
+    MAX_LEVEL.store(sinks.last().map_or(LOG_OFF, |s| s.level), Ordering::Relaxed);
+}
+
+/// Route events to `instance`'s host callback while it lives.
+pub(super) fn add_sink(instance: usize, log: Option<LogFn>, ctx: HostPtr, level: u32) {
+    let Some(log) = log else { return };
+    let mut sinks = SINKS.write().unwrap_or_else(|p| p.into_inner());
+    sinks.push(Sink { instance, log, ctx, level });
+    refresh_level(&sinks);
+}
+
+/// Stop using `instance`'s callback; returns once no event is being sent to it.
+pub(super) fn remove_sink(instance: usize) {
+    let mut sinks = SINKS.write().unwrap_or_else(|p| p.into_inner());
+    sinks.retain(|s| s.instance != instance);
+    refresh_level(&sinks);
 }
 
 pub(super) fn install() {
@@ -46,15 +71,26 @@ impl<S: Subscriber> Layer<S> for Forward {
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        let sink = *SINK.read().unwrap_or_else(|p| p.into_inner());
-        let Some((log, ctx)) = sink else { return };
         let mut text = Text(String::new());
         event.record(&mut text);
         let meta = event.metadata();
         let target = meta.target();
-        // SAFETY: `log` and `ctx` come from the host's `HostCallbacks`; the
-        // strings outlive the call.
-        unsafe { log(ctx.0, level_to_u32(meta.level()), target.as_ptr(), target.len(), text.0.as_ptr(), text.0.len()) }
+        // Hold the read lock while calling, so `remove_sink` waits for us.
+        let sinks = SINKS.read().unwrap_or_else(|p| p.into_inner());
+        let Some(sink) = sinks.last() else { return };
+        // SAFETY: the sink's `log` and `ctx` come from a live instance's
+        // `HostCallbacks` (removed before `destroy` returns, and not while we
+        // hold the lock); the strings outlive the call.
+        unsafe {
+            (sink.log)(
+                sink.ctx.0,
+                level_to_u32(meta.level()),
+                target.as_ptr(),
+                target.len(),
+                text.0.as_ptr(),
+                text.0.len(),
+            )
+        }
     }
 }
 

@@ -176,7 +176,6 @@ pub unsafe fn create<F: PluginFactory>(
     };
     let result = catch_unwind(AssertUnwindSafe(|| {
         install_process_wide_state();
-        log::set_sink(host.log, HostPtr(host.ctx), host.max_log_level);
         let config: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
             ProviderError::invalid_input(format!(
                 "the connection settings are not valid JSON ({e}); pass a JSON object"
@@ -198,8 +197,10 @@ pub unsafe fn create<F: PluginFactory>(
     };
     let instance =
         Arc::new(Instance { provider, emit: host.emit, ctx: HostPtr(host.ctx), calls: Mutex::new(HashMap::new()) });
+    let raw = Arc::into_raw(instance);
+    log::add_sink(raw as usize, host.log, HostPtr(host.ctx), host.max_log_level);
     // SAFETY: checked non-null above.
-    unsafe { instance_out.write(Arc::into_raw(instance) as *mut c_void) };
+    unsafe { instance_out.write(raw as *mut c_void) };
     STATUS_OK
 }
 
@@ -241,6 +242,7 @@ pub unsafe extern "C" fn destroy(instance: *mut c_void) {
         return;
     }
     let _ = catch_unwind(|| {
+        log::remove_sink(instance as usize);
         // SAFETY: the host gives back the pointer `create` made, once.
         let instance = unsafe { Arc::from_raw(instance as *const Instance) };
         let calls: Vec<_> = instance.calls.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
