@@ -76,3 +76,29 @@ fn connection_settings_errors_name_the_setting() {
     let err = registry.connect("nope", &serde_json::json!({})).unwrap_err();
     assert!(err.message().contains("fake"), "lists the loaded plugins: {err}");
 }
+
+/// The ABI promises no callback with an instance's `ctx` once `destroy`
+/// returned; the host frees it right after. Another instance keeps the
+/// plugin busy (and logging) after the first is gone.
+#[test]
+fn no_log_callback_reaches_a_destroyed_instance() {
+    use polysync_conformance::raw::RawInstance;
+    use polysync_provider_api::abi::Op;
+    use serde_json::json;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    let plugin = artifacts::cdylib("polysync-fake-provider");
+    // An instance that outlives the logging one (created before it).
+    let survivor = RawInstance::open(&plugin, &json!({"namespace": "log-survivor"}));
+    let (first, logs) = RawInstance::open_with_log(&plugin, &json!({"namespace": "log-first"}));
+    let run = json!({"external_id": "job-0001", "parameters": {}, "idempotency_key": "log-1"});
+    first.call(Op::Run as u32, &run, Duration::from_secs(10)).unwrap();
+    assert!(logs.before_destroy.load(Ordering::SeqCst) > 0, "the plugin's debug log reached the host");
+    drop(first);
+    for i in 0..20 {
+        let run = json!({"external_id": "job-0002", "parameters": {}, "idempotency_key": format!("log-{i}")});
+        survivor.call(Op::Run as u32, &run, Duration::from_secs(10)).unwrap();
+    }
+    assert_eq!(logs.after_destroy.load(Ordering::SeqCst), 0, "a destroyed instance's log callback was called");
+}

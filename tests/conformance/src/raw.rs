@@ -47,6 +47,26 @@ impl Emission {
 struct Recorder {
     calls: Mutex<HashMap<u64, Vec<Emission>>>,
     changed: Condvar,
+    logs: std::sync::Arc<LogCounter>,
+}
+
+/// Log callbacks one instance received, before and after its `destroy`.
+#[derive(Debug, Default)]
+pub struct LogCounter {
+    pub before_destroy: AtomicU64,
+    pub after_destroy: AtomicU64,
+    destroyed: std::sync::atomic::AtomicBool,
+}
+
+unsafe extern "C" fn count_log(ctx: *mut c_void, _: u32, _: *const u8, _: usize, _: *const u8, _: usize) {
+    // SAFETY: `ctx` is a Recorder that `open_with_log` never frees.
+    let recorder = unsafe { &*(ctx as *const Recorder) };
+    let counter = if recorder.logs.destroyed.load(Ordering::SeqCst) {
+        &recorder.logs.after_destroy
+    } else {
+        &recorder.logs.before_destroy
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
 }
 
 unsafe extern "C" fn record(ctx: *mut c_void, call_id: u64, code: u32, body: *const u8, len: usize) {
@@ -69,6 +89,9 @@ pub struct RawInstance {
     instance: *mut c_void,
     recorder: *mut Recorder,
     next_id: AtomicU64,
+    /// Keep the recorder after destroy, so a late log callback is counted
+    /// instead of touching freed memory.
+    keep_recorder: bool,
 }
 
 // SAFETY: the ABI makes the table callable from any thread; the Recorder is Sync.
@@ -79,6 +102,19 @@ unsafe impl Sync for RawInstance {}
 impl RawInstance {
     /// Load `path` (never unloaded) and create an instance with `settings`.
     pub fn open(path: &Path, settings: &serde_json::Value) -> Self {
+        Self::create(path, settings, None)
+    }
+
+    /// Like [`open`](Self::open), with a log callback at TRACE that counts
+    /// calls. The recorder outlives the instance (it is leaked), so the
+    /// counter also sees callbacks made after `destroy`, which the ABI forbids.
+    pub fn open_with_log(path: &Path, settings: &serde_json::Value) -> (Self, std::sync::Arc<LogCounter>) {
+        let raw = Self::create(path, settings, Some(count_log));
+        let logs = raw.recorder().logs.clone();
+        (raw, logs)
+    }
+
+    fn create(path: &Path, settings: &serde_json::Value, log: Option<polysync_provider_api::abi::LogFn>) -> Self {
         // SAFETY: a test loads the plugin under test; it is leaked below.
         let library = unsafe { libloading::Library::new(path) }.expect("the plugin loads");
         // SAFETY: the entry symbol's type is fixed by the ABI.
@@ -89,10 +125,10 @@ impl RawInstance {
         let recorder = Box::into_raw(Box::<Recorder>::default());
         let host = HostCallbacks {
             size: std::mem::size_of::<HostCallbacks>() as u32,
-            max_log_level: LOG_OFF,
+            max_log_level: if log.is_some() { polysync_provider_api::abi::LOG_TRACE } else { LOG_OFF },
             ctx: recorder as *mut c_void,
             emit: record,
-            log: None,
+            log,
         };
         let config = serde_json::to_vec(settings).unwrap();
         let mut instance = std::ptr::null_mut();
@@ -100,7 +136,7 @@ impl RawInstance {
         // SAFETY: valid pointers for the call; the recorder outlives the instance.
         let status = unsafe { (table.create)(config.as_ptr(), config.len(), &host, &mut instance, &mut error) };
         assert_eq!(status, STATUS_OK, "create failed");
-        Self { table, instance, recorder, next_id: AtomicU64::new(1) }
+        Self { table, instance, recorder, next_id: AtomicU64::new(1), keep_recorder: log.is_some() }
     }
 
     fn recorder(&self) -> &Recorder {
@@ -171,7 +207,10 @@ impl Drop for RawInstance {
         // recorder, which is then freed.
         unsafe {
             (self.table.destroy)(self.instance);
-            drop(Box::from_raw(self.recorder));
+            (&(*self.recorder).logs).destroyed.store(true, Ordering::SeqCst);
+            if !self.keep_recorder {
+                drop(Box::from_raw(self.recorder));
+            }
         }
     }
 }
