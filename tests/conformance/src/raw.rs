@@ -207,7 +207,8 @@ impl Drop for RawInstance {
         // recorder, which is then freed.
         unsafe {
             (self.table.destroy)(self.instance);
-            (&(*self.recorder).logs).destroyed.store(true, Ordering::SeqCst);
+            let recorder: &Recorder = &*self.recorder;
+            recorder.logs.destroyed.store(true, Ordering::SeqCst);
             if !self.keep_recorder {
                 drop(Box::from_raw(self.recorder));
             }
