@@ -15,6 +15,8 @@ pub enum Access {
     Admin,
     ReadOnly,
     Namespaces(Vec<String>),
+    /// Everything but `watch` (RBAC that grants list without watch).
+    AllButWatch,
 }
 
 /// An authenticated caller.
@@ -71,6 +73,7 @@ pub fn authorize(identity: &Identity, verb: &str, kind: Kind, namespace: Option<
         Access::Admin => true,
         Access::ReadOnly => read,
         Access::Namespaces(list) => namespace.is_some_and(|ns| list.iter().any(|n| n == ns)),
+        Access::AllButWatch => verb != "watch",
     };
     if allowed { Ok(()) } else { Err(ApiError::forbidden(&identity.user, verb, kind, namespace)) }
 }

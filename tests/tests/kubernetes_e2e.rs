@@ -372,3 +372,30 @@ fn logs_cover_init_containers_first_and_follow_to_the_end() {
         assert_eq!(err.kind(), ErrorKind::NotFound);
     });
 }
+
+#[test]
+fn watch_falls_back_to_polling_when_rbac_forbids_watch() {
+    use polysync_sandbox::{Access, Identity};
+    let cluster = Cluster::start_with(SandboxConfig {
+        time_scale: 0.02,
+        extra_tokens: vec![("no-watch".into(), Identity { user: "lister".into(), access: Access::AllButWatch })],
+        seed: SeedConfig { namespace: "nowatch".into(), ..SeedConfig::default() },
+        ..SandboxConfig::default()
+    });
+    source_job(&cluster, "nowatch", "short", "sleep 50; echo hi", |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.sandbox.kubeconfig_for("no-watch", "nowatch")).unwrap();
+    let mut registry = Registry::default();
+    registry.add(artifacts::cdylib("polysync-provider-kubernetes"));
+    let p = registry.connect("kubernetes", &json!({"kubeconfig": kubeconfig, "namespace": "nowatch"})).unwrap();
+    let rt = rt();
+    rt.block_on(async {
+        let run = p.run(request("short", "nw", &[])).await.unwrap();
+        let last = wait_terminal(&p, &run.run_id).await.pop().unwrap();
+        assert_eq!(last.state, RunState::Success);
+    });
+    let stats = cluster.sandbox.stats();
+    assert!(stats.get("watch", "jobs") >= 1, "a watch was tried first");
+    assert!(stats.get("list", "jobs") >= 2, "then it polled: {:?}", stats.snapshot());
+}

@@ -58,6 +58,7 @@ pub struct KubeJobs {
     pub(crate) monitor: Arc<dyn Monitor>,
     pub(crate) retry: RetryPolicy,
     pub(crate) include_cronjobs: bool,
+    pub(crate) poll_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for KubeJobs {
@@ -83,12 +84,19 @@ impl KubeJobs {
             monitor: Arc::new(monitor),
             retry: RetryPolicy::default(),
             include_cronjobs: true,
+            poll_interval: std::time::Duration::from_secs(2),
         }
     }
 
     /// Whether discovery lists CronJobs too (default true).
     pub fn with_cronjobs(mut self, include: bool) -> Self {
         self.include_cronjobs = include;
+        self
+    }
+
+    /// How often watch polls when RBAC allows list but not watch (default 2 s).
+    pub fn with_poll_interval(mut self, interval: std::time::Duration) -> Self {
+        self.poll_interval = interval;
         self
     }
 

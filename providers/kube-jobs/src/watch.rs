@@ -1,6 +1,7 @@
 //! Watching many runs with one list+watch of Jobs and one of pods per call,
 //! both selected by the `managed-by=polysync` label — never a poll loop per
-//! run. kube-runtime's watcher resumes from the last resourceVersion,
+//! run. When RBAC allows list but not watch, it falls back to one list of
+//! each per round for all runs. kube-runtime's watcher resumes from the last resourceVersion,
 //! relists on 410, and reconnects with backoff; a change reaches the caller
 //! as soon as the API server sends the event.
 
@@ -9,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use polysync_provider_api::{ProviderError, ResultStream, RunState, RunStatus};
 
@@ -88,6 +89,53 @@ fn fatal(err: &watcher::Error, what: &str) -> Option<ProviderError> {
     matches!(code(kube_err), Some(401 | 403)).then(|| from_kube(clone_error(kube_err), what))
 }
 
+/// A watch refused by RBAC after the list was allowed: poll instead.
+fn watch_forbidden(err: &watcher::Error) -> bool {
+    matches!(err, watcher::Error::WatchStartFailed(e) if code(e) == Some(403))
+}
+
+/// The fallback: one list of Jobs and one of pods per round, for all runs.
+async fn poll_rounds(k: KubeJobs, client: kube::Client, mut t: Tracker, sink: Sink<RunStatus>) {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &k.namespace);
+    let pods: Api<Pod> = Api::namespaced(client, &k.namespace);
+    let params = ListParams::default().labels(&managed_selector());
+    let what = format!("polling runs in namespace {}", k.namespace);
+    tracing::info!("{what}: RBAC allows list but not watch; polling every {:?}", k.poll_interval);
+    loop {
+        let listed = match k.retry.call(&what, || jobs.list(&params)).await {
+            Ok(l) => l.items,
+            Err(e) => return sink.fail(e).await,
+        };
+        let pod_list = match k.retry.call(&what, || pods.list(&params)).await {
+            Ok(l) => l.items,
+            Err(e) => return sink.fail(e).await,
+        };
+        t.pods.clear();
+        for pod in pod_list {
+            if let Some(run) = Tracker::run_of_pod(&pod).filter(|r| t.wanted.contains(r)) {
+                t.pods.entry(run).or_default().insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+            }
+        }
+        let mut seen = HashSet::new();
+        for job in listed {
+            let Some(name) = job.metadata.name.clone().filter(|n| t.wanted.contains(n)) else { continue };
+            seen.insert(name.clone());
+            t.jobs.insert(name, job);
+        }
+        let wanted: Vec<String> = t.wanted.iter().cloned().collect();
+        for run in wanted {
+            let alive = if seen.contains(&run) { t.emit(&run, &sink).await } else { t.gone(&run, &sink).await };
+            if !alive {
+                return;
+            }
+        }
+        if t.finished() {
+            return;
+        }
+        tokio::time::sleep(k.poll_interval).await;
+    }
+}
+
 fn clone_error(e: &kube::Error) -> kube::Error {
     match e {
         kube::Error::Api(s) => kube::Error::Api(s.clone()),
@@ -104,6 +152,7 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
     }
     let client = k.client().await?;
     let ns = k.namespace.clone();
+    let (poll_k, poll_client) = (k.clone(), client.clone());
     let config = watcher::Config::default().labels(&managed_selector());
     let jobs = watcher(Api::<Job>::namespaced(client.clone(), &ns), config.clone())
         .default_backoff()
@@ -124,6 +173,10 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
         while let Some(change) = changes.next().await {
             let change = match change {
                 Ok(c) => c,
+                Err(e) if watch_forbidden(&e) => {
+                    drop(changes);
+                    return poll_rounds(poll_k, poll_client, t, sink).await;
+                }
                 Err(e) => {
                     if let Some(err) = fatal(&e, &what) {
                         sink.fail(err).await;

@@ -127,8 +127,9 @@ impl Server {
             Some(sub) => format!("{}/{sub}", target.kind.plural()),
             None => target.kind.plural().to_owned(),
         };
-        authorize(&identity, verb, target.kind, target.namespace.as_deref())?;
+        // Counted before authorization: refused requests are load too.
         self.stats.count(verb, &resource);
+        authorize(&identity, verb, target.kind, target.namespace.as_deref())?;
         self.faults.before_request().await?;
         let as_table = table::wanted(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
         let content_type = req
