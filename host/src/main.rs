@@ -4,13 +4,25 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 use cli::args::{Cli, Output};
 use cli::output::Out;
 use serde_json::json;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error, which here means "authentication";
+    // bad command-line input is invalid input (20), like bad config.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                polysync::error::EXIT_INVALID
+            } else {
+                polysync::error::EXIT_OK
+            });
+        }
+    };
     let default_level = if cli.quiet { "error" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(

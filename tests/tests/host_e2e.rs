@@ -143,6 +143,17 @@ fn config_errors_name_the_field_and_exit_20() {
 
     let out = env.run(&["discover", "nope"]);
     assert_eq!(code(&out), 20);
+
+    // Command-line mistakes are invalid input too, never 2 (authentication).
+    for args in [
+        vec!["run", "sandbox", "x", "-p", "no-equals-sign"],
+        vec!["--no-such-flag"],
+        vec!["run", "sandbox", "x", "--timeout", "soon"],
+    ] {
+        let out = env.run(&args);
+        assert_eq!(code(&out), 20, "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(code(&env.run(&["--help"])), 0);
     assert!(stderr(&out).contains("sandbox"), "lists the configured connections: {}", stderr(&out));
 }
 
