@@ -382,7 +382,9 @@ fn watch_falls_back_to_polling_when_rbac_forbids_watch() {
         seed: SeedConfig { namespace: "nowatch".into(), ..SeedConfig::default() },
         ..SandboxConfig::default()
     });
-    source_job(&cluster, "nowatch", "short", "sleep 50; echo hi", |_| {});
+    // 10 s of sandbox time: long enough that the run is still going when the
+    // watch is tried even on a loaded 2-core CI machine (1 s was not).
+    source_job(&cluster, "nowatch", "short", "sleep 500; echo hi", |_| {});
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, cluster.sandbox.kubeconfig_for("no-watch", "nowatch")).unwrap();
