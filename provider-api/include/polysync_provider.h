@@ -54,6 +54,7 @@ extern "C" {
 #define POLYSYNC_OP_MONITOR_URL 6u /* UrlRequest -> MonitorUrl */
 #define POLYSYNC_OP_LOGS 7u        /* LogRequest -> items: LogChunk */
 #define POLYSYNC_OP_EVENTS 8u      /* EventsRequest -> items: RunEvent */
+#define POLYSYNC_OP_LIST_CLUSTERS 9u /* ClustersRequest -> ClustersPage (API 1.2) */
 
 /* log levels */
 #define POLYSYNC_LOG_OFF 0u

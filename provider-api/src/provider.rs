@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+use crate::clusters::{ClustersPage, ClustersRequest};
 use crate::entry::{DiscoverPage, DiscoverRequest};
 use crate::error::Result;
 use crate::manifest::Manifest;
@@ -50,4 +51,14 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Pod / task state changes of a run.
     async fn events(&self, request: EventsRequest) -> Result<ResultStream<RunEvent>>;
+
+    /// The clusters the connection's credentials can reach, a page at a
+    /// time (API 1.2; providers that have it say so with
+    /// [`Capability::ListClusters`](crate::Capability::ListClusters)).
+    async fn list_clusters(&self, _request: ClustersRequest) -> Result<ClustersPage> {
+        Err(crate::ProviderError::unsupported(format!(
+            "the {} provider cannot list clusters; set `cluster` by name",
+            self.manifest().name
+        )))
+    }
 }

@@ -22,7 +22,7 @@ use super::{
     LOG_WARN, Op, PluginTable, STATUS_ERROR, STATUS_OK,
 };
 use crate::{
-    CancelOutcome, CancelRequest, DiscoverPage, DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest,
+    CancelOutcome, CancelRequest, ClustersPage, ClustersRequest, DiscoverPage, DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest,
     MonitorUrl, PollRequest, Provider, ProviderError, Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus,
     UrlRequest, WatchRequest,
 };
@@ -441,5 +441,8 @@ impl Provider for PluginProvider {
     }
     async fn events(&self, request: EventsRequest) -> Result<ResultStream<RunEvent>> {
         self.stream(Op::Events, &request).await
+    }
+    async fn list_clusters(&self, request: ClustersRequest) -> Result<ClustersPage> {
+        self.unary(Op::ListClusters, &request).await
     }
 }

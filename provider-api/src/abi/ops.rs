@@ -14,11 +14,22 @@ pub enum Op {
     MonitorUrl = 6,
     Logs = 7,
     Events = 8,
+    /// API 1.2.
+    ListClusters = 9,
 }
 
 impl Op {
-    pub const ALL: [Op; 8] =
-        [Op::Discover, Op::Run, Op::Poll, Op::Watch, Op::Cancel, Op::MonitorUrl, Op::Logs, Op::Events];
+    pub const ALL: [Op; 9] = [
+        Op::Discover,
+        Op::Run,
+        Op::Poll,
+        Op::Watch,
+        Op::Cancel,
+        Op::MonitorUrl,
+        Op::Logs,
+        Op::Events,
+        Op::ListClusters,
+    ];
 
     pub fn from_u32(op: u32) -> Option<Op> {
         Self::ALL.into_iter().find(|o| *o as u32 == op)
@@ -34,6 +45,7 @@ impl Op {
             Op::MonitorUrl => "monitor_url",
             Op::Logs => "logs",
             Op::Events => "events",
+            Op::ListClusters => "list_clusters",
         }
     }
 

@@ -90,3 +90,30 @@ impl Monitor for UrlTemplate {
         Some(self.fill(namespace, run_id, "job"))
     }
 }
+
+/// A config for an API server at `server` that trusts exactly the CA in
+/// `ca_data` (base64 PEM, as in a kubeconfig's `certificate-authority-data`
+/// and EKS's DescribeCluster), with no credentials of its own: the cloud
+/// providers add a bearer token with [`crate::bearer::client`].
+pub async fn server_config(server: &str, ca_data: &str) -> Result<kube::Config, ProviderError> {
+    let kubeconfig: kube::config::Kubeconfig = serde_json::from_value(serde_json::json!({
+        "clusters": [{"name": "cluster", "cluster": {"server": server, "certificate-authority-data": ca_data}}],
+        "users": [{"name": "none", "user": {}}],
+        "contexts": [{"name": "cluster", "context": {"cluster": "cluster", "user": "none"}}],
+        "current-context": "cluster",
+    }))
+    .map_err(|e| ProviderError::internal(format!("could not build a kubeconfig for {server}: {e}")))?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| ProviderError::invalid_input(format!("the cluster's endpoint or CA cannot be used: {e}")))
+}
+
+/// The clusters a connection's credentials can reach (EKS ListClusters,
+/// the AKS clusters of a subscription).
+#[async_trait]
+pub trait Clusters: Send + Sync + 'static {
+    async fn list(
+        &self,
+        request: polysync_provider_api::ClustersRequest,
+    ) -> Result<polysync_provider_api::ClustersPage, ProviderError>;
+}

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use polysync_provider_api::{ErrorKind, ProviderError};
 
+/// The end of a 401's message; cloud providers replace it with their own
+/// ([`crate::KubeJobs::with_unauthorized_hint`]).
+pub const UNAUTHORIZED_HINT: &str = "check the kubeconfig user, token or cloud credential";
+
 /// Map a kube error met while doing `what` (e.g. "listing Jobs in default").
 pub fn from_kube(err: kube::Error, what: &str) -> ProviderError {
     match err {
@@ -17,9 +21,7 @@ pub fn from_kube(err: kube::Error, what: &str) -> ProviderError {
                 ),
                 401 => ProviderError::new(
                     ErrorKind::Unauthorized,
-                    format!(
-                        "{what}: the cluster rejected the credentials (401 {msg}); check the kubeconfig user, token or cloud credential"
-                    ),
+                    format!("{what}: the cluster rejected the credentials (401 {msg}); {UNAUTHORIZED_HINT}"),
                 ),
                 403 => ProviderError::new(
                     ErrorKind::Forbidden,
@@ -50,7 +52,12 @@ pub fn from_kube(err: kube::Error, what: &str) -> ProviderError {
             }
         }
         kube::Error::HyperError(e) => unreachable_cluster(what, &e),
-        kube::Error::Service(e) => unreachable_cluster(what, &*e),
+        // A token source's own error (no cloud credentials, say) says best
+        // what to fix.
+        kube::Error::Service(e) => match token_error(&*e) {
+            Some(err) => ProviderError::new(err.kind(), format!("{what}: {}", err.message())),
+            None => unreachable_cluster(what, &*e),
+        },
         kube::Error::Auth(e) => ProviderError::new(
             ErrorKind::Unauthorized,
             format!("{what}: could not get credentials for the cluster: {e}"),
@@ -79,7 +86,21 @@ pub fn code(err: &kube::Error) -> Option<u16> {
 pub fn is_transient(err: &kube::Error) -> bool {
     match err {
         kube::Error::Api(s) => s.code == 429 || (500..=599).contains(&s.code),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        kube::Error::Service(e) => token_error(&**e).is_none_or(ProviderError::is_retryable),
+        kube::Error::HyperError(_) => true,
         _ => false,
     }
+}
+
+/// The [`ProviderError`] a [`TokenSource`](crate::bearer::TokenSource)
+/// returned, found anywhere in a service error's chain.
+fn token_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ProviderError> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<ProviderError>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
 }

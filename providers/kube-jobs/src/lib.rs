@@ -15,6 +15,7 @@
 //! * cancel (Background delete), logs, pod events;
 //! * retry transient API errors with jittered backoff ([`retry`]).
 
+pub mod bearer;
 mod channel;
 pub mod connect;
 mod discover;
@@ -34,12 +35,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use polysync_provider_api::{
-    CancelOutcome, CancelRequest, DiscoverPage, DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest,
+    CancelOutcome, ClustersPage, ClustersRequest, ErrorKind, ProviderError, CancelRequest, DiscoverPage, DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest,
     MonitorUrl, PollRequest, Provider, Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, UrlRequest,
     WatchRequest,
 };
 
-pub use connect::{Connector, Lazy, Monitor, NoMonitor, UrlTemplate};
+pub use connect::{Clusters, Connector, Lazy, Monitor, NoMonitor, UrlTemplate};
 pub use retry::RetryPolicy;
 
 #[async_trait]
@@ -59,6 +60,8 @@ pub struct KubeJobs {
     pub(crate) retry: RetryPolicy,
     pub(crate) include_cronjobs: bool,
     pub(crate) poll_interval: std::time::Duration,
+    clusters: Option<Arc<dyn Clusters>>,
+    unauthorized_hint: Option<&'static str>,
 }
 
 impl std::fmt::Debug for KubeJobs {
@@ -85,6 +88,8 @@ impl KubeJobs {
             retry: RetryPolicy::default(),
             include_cronjobs: true,
             poll_interval: std::time::Duration::from_secs(2),
+            clusters: None,
+            unauthorized_hint: None,
         }
     }
 
@@ -105,6 +110,34 @@ impl KubeJobs {
         self
     }
 
+    /// Answer `list_clusters` with `clusters`.
+    pub fn with_clusters(mut self, clusters: impl Clusters) -> Self {
+        self.clusters = Some(Arc::new(clusters));
+        self
+    }
+
+    /// What to fix when the cluster answers 401, in this platform's terms
+    /// (the default speaks of kubeconfig users and tokens).
+    pub fn with_unauthorized_hint(mut self, hint: &'static str) -> Self {
+        self.unauthorized_hint = Some(hint);
+        self
+    }
+
+    fn explain(&self, err: ProviderError) -> ProviderError {
+        match self.unauthorized_hint {
+            Some(hint) if err.kind() == ErrorKind::Unauthorized && err.message().ends_with(error::UNAUTHORIZED_HINT) => {
+                let message = err.message().strip_suffix(error::UNAUTHORIZED_HINT).unwrap_or_default();
+                ProviderError::new(ErrorKind::Unauthorized, format!("{message}{hint}"))
+            }
+            _ => err,
+        }
+    }
+
+    fn explain_stream<T: Send + 'static>(&self, stream: ResultStream<T>) -> ResultStream<T> {
+        let this = self.clone();
+        futures::StreamExt::boxed(futures::StreamExt::map(stream, move |item| item.map_err(|e| this.explain(e))))
+    }
+
     pub(crate) async fn client(&self) -> Result<kube::Client> {
         self.client.client().await
     }
@@ -117,23 +150,23 @@ impl Provider for KubeJobs {
     }
 
     async fn discover(&self, request: DiscoverRequest) -> Result<DiscoverPage> {
-        discover::discover(self, request).await
+        discover::discover(self, request).await.map_err(|e| self.explain(e))
     }
 
     async fn run(&self, request: RunRequest) -> Result<RunHandle> {
-        run::run(self, request).await
+        run::run(self, request).await.map_err(|e| self.explain(e))
     }
 
     async fn poll(&self, request: PollRequest) -> Result<RunStatus> {
-        run::poll(self, &request.run_id).await
+        run::poll(self, &request.run_id).await.map_err(|e| self.explain(e))
     }
 
     async fn watch(&self, request: WatchRequest) -> Result<ResultStream<RunStatus>> {
-        watch::watch(self, request.run_ids).await
+        watch::watch(self, request.run_ids).await.map(|s| self.explain_stream(s)).map_err(|e| self.explain(e))
     }
 
     async fn cancel(&self, request: CancelRequest) -> Result<CancelOutcome> {
-        run::cancel(self, &request.run_id, request.delete).await
+        run::cancel(self, &request.run_id, request.delete).await.map_err(|e| self.explain(e))
     }
 
     async fn monitor_url(&self, request: UrlRequest) -> Result<MonitorUrl> {
@@ -145,11 +178,21 @@ impl Provider for KubeJobs {
     }
 
     async fn logs(&self, request: LogRequest) -> Result<ResultStream<LogChunk>> {
-        logs::logs(self, request).await
+        logs::logs(self, request).await.map(|s| self.explain_stream(s)).map_err(|e| self.explain(e))
     }
 
     async fn events(&self, request: EventsRequest) -> Result<ResultStream<RunEvent>> {
-        events::events(self, request).await
+        events::events(self, request).await.map(|s| self.explain_stream(s)).map_err(|e| self.explain(e))
+    }
+
+    async fn list_clusters(&self, request: ClustersRequest) -> Result<ClustersPage> {
+        match &self.clusters {
+            Some(clusters) => clusters.list(request).await,
+            None => Err(ProviderError::unsupported(format!(
+                "the {} provider cannot list clusters; set the cluster by name",
+                self.manifest.name
+            ))),
+        }
     }
 }
 

@@ -111,12 +111,7 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
     };
     let namespace =
         s.namespace.clone().or_else(|| context.and_then(|c| c.namespace)).unwrap_or_else(|| "default".into());
-    if namespace.is_empty()
-        || namespace.len() > 63
-        || !namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(invalid(format!("setting `namespace`: {namespace:?} is not a valid namespace name")));
-    }
+    polysync_kube_jobs::naming::check_namespace(&namespace)?;
     let connector = KubeconfigConnector {
         kubeconfig,
         options: KubeConfigOptions { context: context_name, cluster: None, user: None },

@@ -26,6 +26,7 @@ pub(super) async fn dispatch(
         Op::Poll => encode(op, &provider.poll(decode(op, request)?).await?),
         Op::Cancel => encode(op, &provider.cancel(decode(op, request)?).await?),
         Op::MonitorUrl => encode(op, &provider.monitor_url(decode(op, request)?).await?),
+        Op::ListClusters => encode(op, &provider.list_clusters(decode(op, request)?).await?),
         Op::Watch => pump(op, provider.watch(decode(op, request)?).await?, out).await,
         Op::Logs => pump(op, provider.logs(decode(op, request)?).await?, out).await,
         Op::Events => pump(op, provider.events(decode(op, request)?).await?, out).await,

@@ -1,0 +1,77 @@
+//! What the `eks` and `ecs` providers share: the AWS part of their
+//! connection settings, an `SdkConfig` built from them the way the AWS CLI
+//! would, and SDK errors mapped to the contract's kinds.
+//!
+//! Credentials always come from the standard chain (environment, shared
+//! files, SSO, web identity, container and instance metadata), optionally
+//! through an assumed role. A connection may name *environment variables*
+//! that hold static keys, never the keys themselves: the catalog stores
+//! connection settings, and it must never hold a secret.
+
+mod error;
+mod settings;
+
+pub use error::{from_code, from_sdk};
+pub use settings::AwsSettings;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_http_client::tls;
+use polysync_provider_api::{ErrorKind, ProviderError};
+
+/// The one HTTPS client of every AWS SDK client: hyper + rustls with ring,
+/// the TLS stack the rest of polysync uses (the SDK's default would add
+/// aws-lc to the build).
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
+/// The `SdkConfig` for a connection: region, profile, endpoint override,
+/// environment-variable keys and role assumption applied in that order.
+pub async fn sdk_config(settings: &AwsSettings) -> Result<SdkConfig, ProviderError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(credentials) = settings.env_credentials()? {
+        loader = loader.credentials_provider(credentials);
+    }
+    let base = loader.load().await;
+    if base.region().is_none() {
+        return Err(ProviderError::new(
+            ErrorKind::InvalidInput,
+            "no AWS region: set `region` in the connection, or AWS_REGION, or a region in the AWS profile",
+        ));
+    }
+    let Some(role_arn) = &settings.role_arn else { return Ok(base) };
+    let mut assume = aws_config::sts::AssumeRoleProvider::builder(role_arn).configure(&base);
+    if let Some(id) = &settings.external_id {
+        assume = assume.external_id(id);
+    }
+    assume = assume.session_name(settings.session_name.clone().unwrap_or_else(|| "polysync".into()));
+    let provider = assume.build().await;
+    Ok(base.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build())
+}
+
+/// The region a config resolved to ([`sdk_config`] guarantees one).
+pub fn region(config: &SdkConfig) -> String {
+    config.region().map(|r| r.as_ref().to_owned()).unwrap_or_default()
+}
+
+/// Credentials resolved now, for code that signs by hand (the EKS token).
+pub async fn credentials(config: &SdkConfig) -> Result<Credentials, ProviderError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let provider = config.credentials_provider().ok_or_else(|| {
+        ProviderError::new(ErrorKind::Unauthorized, error::NO_CREDENTIALS)
+    })?;
+    provider.provide_credentials().await.map_err(|e| error::from_credentials(&e))
+}

@@ -1,0 +1,160 @@
+//! The AWS part of a connection's settings.
+
+use aws_credential_types::Credentials;
+use polysync_provider_api::ProviderError;
+use serde::Deserialize;
+
+/// Settings every AWS provider takes. Providers split them off their own
+/// settings with [`AwsSettings::split`], so each still rejects unknown keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// Region (default: the chain's, from `AWS_REGION` or the profile).
+    pub region: Option<String>,
+    /// Shared-config profile (default: `AWS_PROFILE`, then `default`).
+    pub profile: Option<String>,
+    /// A role to assume with the chain's credentials.
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    /// Session name of the assumed role (default `polysync`).
+    pub session_name: Option<String>,
+    /// One endpoint for every AWS API (tests, VPC endpoints, LocalStack).
+    pub endpoint_url: Option<String>,
+    /// Names of environment variables holding static keys, for hosts that
+    /// inject secrets as variables. The keys themselves are never settings.
+    pub access_key_id_env: Option<String>,
+    pub secret_access_key_env: Option<String>,
+    pub session_token_env: Option<String>,
+}
+
+/// Keys that would put a secret in the catalog.
+const SECRET_KEYS: &[(&str, &str)] = &[
+    ("access_key_id", "access_key_id_env"),
+    ("aws_access_key_id", "access_key_id_env"),
+    ("secret_access_key", "secret_access_key_env"),
+    ("aws_secret_access_key", "secret_access_key_env"),
+    ("session_token", "session_token_env"),
+    ("aws_session_token", "session_token_env"),
+];
+
+const KEYS: &[&str] = &[
+    "region",
+    "profile",
+    "role_arn",
+    "external_id",
+    "session_name",
+    "endpoint_url",
+    "access_key_id_env",
+    "secret_access_key_env",
+    "session_token_env",
+];
+
+impl AwsSettings {
+    /// Take the AWS keys out of a provider's settings object; the rest is
+    /// the provider's own. `provider` names it in messages.
+    pub fn split(provider: &str, settings: serde_json::Value) -> Result<(Self, serde_json::Value), ProviderError> {
+        let serde_json::Value::Object(mut map) = settings else {
+            return Err(ProviderError::invalid_input(format!("{provider} connection settings must be an object")));
+        };
+        for (secret, instead) in SECRET_KEYS {
+            if map.contains_key(*secret) {
+                return Err(ProviderError::invalid_input(format!(
+                    "setting `{secret}`: secrets are never stored in a connection; put the value in an environment variable and set `{instead}` to its name, or use a profile, SSO or a role"
+                )));
+            }
+        }
+        let mut aws = serde_json::Map::new();
+        for key in KEYS {
+            if let Some(v) = map.remove(*key) {
+                aws.insert((*key).to_owned(), v);
+            }
+        }
+        let parsed: Self = serde_json::from_value(serde_json::Value::Object(aws))
+            .map_err(|e| ProviderError::invalid_input(format!("{provider} connection settings: {e}")))?;
+        parsed.validate()?;
+        Ok((parsed, serde_json::Value::Object(map)))
+    }
+
+    /// The AWS setting names, for a provider's "the settings are ..." message.
+    pub fn keys() -> &'static [&'static str] {
+        KEYS
+    }
+
+    fn validate(&self) -> Result<(), ProviderError> {
+        if let Some(arn) = &self.role_arn
+            && !(arn.starts_with("arn:") && arn.contains(":role/"))
+        {
+            return Err(ProviderError::invalid_input(format!(
+                "setting `role_arn`: {arn:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+            )));
+        }
+        if self.external_id.is_some() && self.role_arn.is_none() {
+            return Err(ProviderError::invalid_input("setting `external_id` needs `role_arn`"));
+        }
+        if let Some(url) = &self.endpoint_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ProviderError::invalid_input(format!("setting `endpoint_url`: {url:?} is not an http(s) URL")));
+        }
+        match (&self.access_key_id_env, &self.secret_access_key_env) {
+            (Some(_), None) | (None, Some(_)) => Err(ProviderError::invalid_input(
+                "set both `access_key_id_env` and `secret_access_key_env`, or neither",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Static credentials read from the named environment variables, if
+    /// the connection names them.
+    pub(crate) fn env_credentials(&self) -> Result<Option<Credentials>, ProviderError> {
+        let (Some(id_var), Some(secret_var)) = (&self.access_key_id_env, &self.secret_access_key_env) else {
+            return Ok(None);
+        };
+        let read = |var: &str, setting: &str| {
+            std::env::var(var).map_err(|_| {
+                ProviderError::new(
+                    polysync_provider_api::ErrorKind::Unauthorized,
+                    format!("setting `{setting}` names the environment variable {var}, which is not set in the host's environment"),
+                )
+            })
+        };
+        let id = read(id_var, "access_key_id_env")?;
+        let secret = read(secret_var, "secret_access_key_env")?;
+        let token = match &self.session_token_env {
+            Some(var) => Some(read(var, "session_token_env")?),
+            None => None,
+        };
+        Ok(Some(Credentials::new(id, secret, token, None, "polysync-connection-env")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn splits_aws_keys_from_the_providers_own() {
+        let (aws, rest) =
+            AwsSettings::split("eks", json!({"cluster": "prod", "region": "eu-west-1", "profile": "ops"})).unwrap();
+        assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(aws.profile.as_deref(), Some("ops"));
+        assert_eq!(rest, json!({"cluster": "prod"}));
+    }
+
+    #[test]
+    fn refuses_secrets_and_says_what_to_do_instead() {
+        let err = AwsSettings::split("ecs", json!({"secret_access_key": "abc"})).unwrap_err();
+        assert!(err.message().contains("secret_access_key_env"), "{err}");
+        assert!(!err.message().contains("abc"), "the secret is not echoed");
+    }
+
+    #[test]
+    fn checks_role_arn_and_key_pairs() {
+        assert!(AwsSettings::split("eks", json!({"role_arn": "admin"})).is_err());
+        assert!(AwsSettings::split("eks", json!({"external_id": "x"})).is_err());
+        assert!(AwsSettings::split("eks", json!({"access_key_id_env": "A"})).is_err());
+        assert!(AwsSettings::split("eks", json!({"region": 3})).is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! The EKS API calls: DescribeCluster (endpoint and CA) to connect, and
+//! ListClusters for a host choosing a cluster.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use polysync_aws::{AwsSettings, from_sdk};
+use polysync_kube_jobs::bearer::TokenCache;
+use polysync_kube_jobs::{Clusters, Connector};
+use polysync_provider_api::{ClusterInfo, ClustersPage, ClustersRequest, ErrorKind, ProviderError, Result};
+use tokio::sync::OnceCell;
+
+use crate::token::{REFRESH_MARGIN, StsTokens, sts_endpoint};
+
+/// One connection's AWS configuration, loaded on first use and shared by
+/// the connector and the cluster listing.
+#[derive(Debug)]
+pub struct Aws {
+    pub settings: AwsSettings,
+    config: OnceCell<aws_config::SdkConfig>,
+}
+
+impl Aws {
+    pub fn new(settings: AwsSettings) -> Arc<Self> {
+        Arc::new(Self { settings, config: OnceCell::new() })
+    }
+
+    pub async fn config(&self) -> Result<&aws_config::SdkConfig> {
+        self.config.get_or_try_init(|| polysync_aws::sdk_config(&self.settings)).await
+    }
+
+    /// The region the chain resolved, once the config is loaded.
+    pub fn resolved_region(&self) -> Option<String> {
+        self.config.get().map(polysync_aws::region)
+    }
+
+    async fn eks(&self) -> Result<aws_sdk_eks::Client> {
+        Ok(aws_sdk_eks::Client::new(self.config().await?))
+    }
+}
+
+/// Connects to the cluster named in the connection.
+#[derive(Debug)]
+pub struct EksConnector {
+    pub aws: Arc<Aws>,
+    pub cluster: String,
+}
+
+#[async_trait]
+impl Connector for EksConnector {
+    async fn connect(&self) -> Result<kube::Client> {
+        let what = format!("describing EKS cluster {}", self.cluster);
+        let described = self.aws.eks().await?.describe_cluster().name(&self.cluster).send().await.map_err(|e| {
+            let err = from_sdk(e, "eks:DescribeCluster", &what);
+            if err.kind() == ErrorKind::NotFound {
+                ProviderError::not_found(format!(
+                    "{what}: there is no EKS cluster {:?} in region {} for this account; check `cluster` and `region` (`polysync connections clusters` lists them)",
+                    self.cluster,
+                    self.aws.settings.region.as_deref().unwrap_or("(from the AWS chain)")
+                ))
+            } else {
+                err
+            }
+        })?;
+        let cluster = described.cluster.ok_or_else(|| ProviderError::internal(format!("{what}: no cluster in the answer")))?;
+        let status = cluster.status.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        let (Some(endpoint), Some(ca)) =
+            (cluster.endpoint.as_deref(), cluster.certificate_authority.as_ref().and_then(|c| c.data.as_deref()))
+        else {
+            return Err(ProviderError::new(
+                ErrorKind::Unavailable,
+                format!("{what}: the cluster has no API endpoint yet (status {status}); retry once it is ACTIVE"),
+            ));
+        };
+        let config = self.aws.config().await?;
+        let region = polysync_aws::region(config);
+        let sts = self.aws.settings.endpoint_url.clone().unwrap_or_else(|| sts_endpoint(&region));
+        let tokens = StsTokens { config: config.clone(), region, cluster: self.cluster.clone(), sts_endpoint: sts };
+        let kube_config = polysync_kube_jobs::connect::server_config(endpoint, ca).await?;
+        polysync_kube_jobs::bearer::client(kube_config, Arc::new(TokenCache::new(tokens, REFRESH_MARGIN)))
+    }
+}
+
+/// ListClusters, one page per call.
+#[derive(Debug)]
+pub struct EksClusters {
+    pub aws: Arc<Aws>,
+}
+
+#[async_trait]
+impl Clusters for EksClusters {
+    async fn list(&self, request: ClustersRequest) -> Result<ClustersPage> {
+        let config = self.aws.config().await?;
+        let region = polysync_aws::region(config);
+        let page = self
+            .aws
+            .eks()
+            .await?
+            .list_clusters()
+            .set_next_token(request.page_token)
+            .max_results(request.page_size.unwrap_or(100).clamp(1, 100) as i32)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "eks:ListClusters", &format!("listing EKS clusters in {region}")))?;
+        Ok(ClustersPage {
+            clusters: page
+                .clusters
+                .unwrap_or_default()
+                .into_iter()
+                .map(|name| ClusterInfo { name, location: region.clone(), id: None })
+                .collect(),
+            next_page_token: page.next_token,
+        })
+    }
+}

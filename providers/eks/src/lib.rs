@@ -1,0 +1,109 @@
+//! The `eks` provider: Kubernetes Jobs on Amazon EKS.
+//!
+//! The connection is made the way AWS's own tools make it: credentials
+//! from the standard chain (optionally an assumed role), DescribeCluster
+//! for the API endpoint and its CA (the client trusts exactly that CA), and
+//! the bearer token `aws eks get-token` would print, refreshed before it
+//! expires and whenever the cluster answers 401. Everything after that is
+//! `polysync-kube-jobs`.
+//!
+//! Settings: `cluster` (required), `namespace` (default `default`),
+//! `include_cronjobs` (default true), and the AWS settings of
+//! [`polysync_aws::AwsSettings`] (`region`, `profile`, `role_arn`,
+//! `external_id`, `session_name`, `endpoint_url`, `*_env`).
+
+pub mod cluster;
+pub mod console;
+pub mod token;
+
+use std::sync::Arc;
+
+use polysync_aws::AwsSettings;
+use polysync_kube_jobs::KubeJobs;
+use polysync_provider_api::abi::plugin::PluginFactory;
+use polysync_provider_api::{Capability, Manifest, Provider, ProviderError, Result, SettingDoc};
+use serde::Deserialize;
+
+use crate::cluster::{Aws, EksClusters, EksConnector};
+use crate::console::EksConsole;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    cluster: Option<String>,
+    namespace: Option<String>,
+    include_cronjobs: Option<bool>,
+}
+
+const UNAUTHORIZED_HINT: &str = "the cluster does not know this IAM identity: give it an EKS access entry (aws eks create-access-entry) or an aws-auth mapping, and check that the token's region and cluster are right";
+
+fn manifest() -> Manifest {
+    let mut m = Manifest::new("eks", env!("CARGO_PKG_VERSION"));
+    m.description = "Kubernetes Jobs and CronJobs on Amazon EKS, with AWS credentials".into();
+    let doc = |name: &str, required: bool, description: &str| SettingDoc {
+        name: name.into(),
+        required,
+        description: description.into(),
+    };
+    m.settings = vec![
+        doc("cluster", true, "EKS cluster name"),
+        doc("namespace", false, "namespace of the Jobs (default: default)"),
+        doc("include_cronjobs", false, "discover CronJobs too (default true)"),
+        doc("region", false, "AWS region (default: AWS_REGION or the profile's)"),
+        doc("profile", false, "AWS shared-config profile (default: AWS_PROFILE, then default)"),
+        doc("role_arn", false, "IAM role to assume with the chain's credentials"),
+        doc("external_id", false, "external id for role_arn"),
+        doc("session_name", false, "session name for role_arn (default polysync)"),
+        doc("endpoint_url", false, "one endpoint for the EKS and STS APIs (tests, VPC endpoints)"),
+        doc("access_key_id_env", false, "name of an environment variable holding an access key id"),
+        doc("secret_access_key_env", false, "name of an environment variable holding the secret key"),
+        doc("session_token_env", false, "name of an environment variable holding a session token"),
+    ];
+    m.capabilities = polysync_kube_jobs::capabilities();
+    m.capabilities.push(Capability::ListClusters);
+    m
+}
+
+/// Validate settings and build the provider (no network yet).
+pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
+    let (aws, rest) = AwsSettings::split("eks", settings)?;
+    let s: Settings = serde_json::from_value(rest).map_err(|e| {
+        ProviderError::invalid_input(format!(
+            "eks connection settings: {e}; the settings are cluster, namespace, include_cronjobs, {}",
+            AwsSettings::keys().join(", ")
+        ))
+    })?;
+    let cluster = s.cluster.filter(|c| !c.is_empty()).ok_or_else(|| {
+        ProviderError::invalid_input("eks connection settings: `cluster` is required (the EKS cluster name)")
+    })?;
+    if cluster.len() > 100 || !cluster.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(ProviderError::invalid_input(format!(
+            "setting `cluster`: {cluster:?} is not an EKS cluster name (letters, digits, - and _, at most 100)"
+        )));
+    }
+    let namespace = s.namespace.unwrap_or_else(|| "default".into());
+    polysync_kube_jobs::naming::check_namespace(&namespace)?;
+    let aws = Aws::new(aws);
+    let console = EksConsole { aws: aws.clone(), cluster: cluster.clone() };
+    let connector = EksConnector { aws: aws.clone(), cluster };
+    Ok(KubeJobs::new(manifest(), namespace, connector, console)
+        .with_cronjobs(s.include_cronjobs.unwrap_or(true))
+        .with_clusters(EksClusters { aws })
+        .with_unauthorized_hint(UNAUTHORIZED_HINT))
+}
+
+/// The plugin entry.
+#[derive(Debug)]
+pub struct Factory;
+
+impl PluginFactory for Factory {
+    fn manifest() -> Manifest {
+        manifest()
+    }
+
+    fn create(config: serde_json::Value) -> Result<Arc<dyn Provider>> {
+        Ok(Arc::new(build(config)?))
+    }
+}
+
+polysync_provider_api::export_provider!(Factory);
