@@ -2,6 +2,9 @@
 //! workspace, compiling the C sources under `tests/c`, and a sandbox
 //! cluster shared by the tests of one test binary.
 
+pub mod eks;
+pub mod moto;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -83,7 +83,7 @@ pub enum Command {
     ///
     /// Example: polysync plugins --plugin-dir ./target/release
     Plugins,
-    /// List the configured connections, or test one.
+    /// List the configured connections, test one, or list the clusters it reaches.
     ///
     /// Example: polysync connections test prod-batch
     Connections {
@@ -191,6 +191,11 @@ pub enum Command {
 pub enum ConnectionsAction {
     /// Connect and read one page of entries.
     Test { name: String },
+    /// List the clusters the connection's credentials reach (eks, aks, ecs),
+    /// to choose its `cluster` setting.
+    ///
+    /// Example: polysync connections clusters prod-eks
+    Clusters { name: String },
 }
 
 #[derive(Args, Debug)]

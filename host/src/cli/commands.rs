@@ -46,6 +46,9 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
         Command::Connections { action: Some(ConnectionsAction::Test { name }) } => {
             test_connection(host, out, &name).await
         }
+        Command::Connections { action: Some(ConnectionsAction::Clusters { name }) } => {
+            list_clusters(host, out, &name).await
+        }
         Command::Discover { connection, page_size } => discover(host, out, &connection, page_size).await,
         Command::Catalog { connection, missing, entry } => {
             catalog(host, out, connection.as_deref(), missing, entry.as_deref())
@@ -115,6 +118,30 @@ async fn test_connection(host: &mut Host, out: Out, name: &str) -> Result<u8> {
             "{name}: connected; first entries: {}",
             page.entries.iter().map(|e| e.external_id.as_str()).collect::<Vec<_>>().join(", ")
         ));
+    }
+    Ok(EXIT_OK)
+}
+
+async fn list_clusters(host: &mut Host, out: Out, name: &str) -> Result<u8> {
+    let provider = host.provider(name)?;
+    let mut clusters = Vec::new();
+    let mut request = polysync_provider_api::ClustersRequest::default();
+    loop {
+        let page = provider.list_clusters(request.clone()).await?;
+        clusters.extend(page.clusters);
+        match page.next_page_token {
+            Some(token) => request.page_token = Some(token),
+            None => break,
+        }
+    }
+    if out.json {
+        out.json(&json!({"connection": name, "clusters": clusters}));
+    } else {
+        let rows: Vec<Vec<String>> = clusters
+            .iter()
+            .map(|c| vec![c.name.clone(), c.location.clone(), c.id.clone().unwrap_or_default()])
+            .collect();
+        out.table(&["CLUSTER", "LOCATION", "ID"], &rows);
     }
     Ok(EXIT_OK)
 }

@@ -364,3 +364,28 @@ pub fn two_hundred_concurrent_calls(cx: &Cx<'_>) {
     assert!(failed.is_empty(), "{} of 200 concurrent calls failed, first: {}", failed.len(), failed[0]);
     cx.cleanup(&handle.run_id);
 }
+
+/// A provider that declares `ListClusters` pages through at least one
+/// cluster without duplicates; one that does not answers `Unsupported`.
+pub fn list_clusters_matches_the_manifest(cx: &Cx<'_>) {
+    let declared = cx.provider.manifest().capabilities.contains(&polysync_provider_api::Capability::ListClusters);
+    let mut request = polysync_provider_api::ClustersRequest { page_token: None, page_size: Some(2) };
+    if !declared {
+        let err = cx.block_on(cx.provider.list_clusters(request)).expect_err("no ListClusters capability");
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        let page = cx.block_on(cx.provider.list_clusters(request.clone())).expect("list_clusters");
+        for c in page.clusters {
+            assert!(!c.name.is_empty(), "a cluster has a name");
+            assert!(seen.insert(c.name.clone()), "cluster {} listed twice", c.name);
+        }
+        match page.next_page_token {
+            Some(token) => request.page_token = Some(token),
+            None => break,
+        }
+    }
+    assert!(!seen.is_empty(), "the target's credentials reach at least its own cluster");
+}

@@ -39,6 +39,7 @@ macro_rules! conformance_suite {
             unknown_operation_is_unsupported,
             panic_comes_back_as_internal,
             two_hundred_concurrent_calls,
+            list_clusters_matches_the_manifest,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
