@@ -34,6 +34,21 @@ pub fn run_name(source: &str, idempotency_key: &str) -> String {
     format!("{base}-{suffix}")
 }
 
+/// A namespace setting must be a DNS-1123 label.
+pub fn check_namespace(namespace: &str) -> Result<(), polysync_provider_api::ProviderError> {
+    if namespace.is_empty()
+        || namespace.len() > 63
+        || !namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || namespace.starts_with('-')
+        || namespace.ends_with('-')
+    {
+        return Err(polysync_provider_api::ProviderError::invalid_input(format!(
+            "setting `namespace`: {namespace:?} is not a valid namespace name (lowercase letters, digits and -, at most 63)"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,19 +77,4 @@ mod tests {
         assert_ne!(run_name("job", "k1"), run_name("job", "k2"));
         assert!(run_name("job", "k1").starts_with("job-"));
     }
-}
-
-/// A namespace setting must be a DNS-1123 label.
-pub fn check_namespace(namespace: &str) -> Result<(), polysync_provider_api::ProviderError> {
-    if namespace.is_empty()
-        || namespace.len() > 63
-        || !namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        || namespace.starts_with('-')
-        || namespace.ends_with('-')
-    {
-        return Err(polysync_provider_api::ProviderError::invalid_input(format!(
-            "setting `namespace`: {namespace:?} is not a valid namespace name (lowercase letters, digits and -, at most 63)"
-        )));
-    }
-    Ok(())
 }

@@ -1,0 +1,188 @@
+//! The eks provider's own behaviour against moto and the sandbox: the
+//! token is replaced after a 401, role assumption signs as the role, each
+//! failure says what to fix, ListClusters pages, and the CLI exits 2 when
+//! there are no credentials at all.
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+
+use polysync::plugins::Registry;
+use polysync_conformance::artifacts;
+use polysync_provider_api::abi::host::PluginProvider;
+use polysync_provider_api::{ClustersRequest, DiscoverRequest, ErrorKind, Provider};
+use polysync_sandbox::SeedConfig;
+use polysync_tests::eks::EksWorld;
+use serde_json::json;
+
+const NS: &str = "eks-e2e";
+
+fn world() -> &'static EksWorld {
+    static WORLD: OnceLock<EksWorld> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let seed = SeedConfig { namespace: NS.into(), jobs: 3, cronjobs: 0, file: None };
+        EksWorld::start("e2e-cluster", NS, seed, 0.02)
+    })
+}
+
+fn connect(settings: serde_json::Value) -> PluginProvider {
+    let mut registry = Registry::default();
+    registry.add(artifacts::cdylib("polysync-provider-eks"));
+    registry.connect("eks", &settings).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+fn discover(p: &PluginProvider) -> polysync_provider_api::Result<usize> {
+    rt().block_on(p.discover(DiscoverRequest { page_token: None, page_size: Some(50) })).map(|page| page.entries.len())
+}
+
+fn with(extra: serde_json::Value) -> serde_json::Value {
+    let mut settings = world().settings(NS);
+    for (k, v) in extra.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    settings
+}
+
+#[test]
+fn tokens_are_signed_for_the_cluster_and_checked_by_the_sandbox() {
+    let w = world();
+    assert_eq!(discover(&connect(w.settings(NS))).unwrap(), 3);
+    let callers = w.tokens.callers.lock().unwrap().clone();
+    assert!(callers.iter().any(|c| c.contains(":user/") || c.contains("moto")), "{callers:?}");
+}
+
+/// A world of its own, for tests that make the cluster refuse tokens.
+fn own_world(name: &str) -> EksWorld {
+    EksWorld::start(name, NS, SeedConfig { namespace: NS.into(), jobs: 3, cronjobs: 0, file: None }, 0.02)
+}
+
+#[test]
+fn a_refused_token_is_replaced_and_the_call_repeated() {
+    let w = &own_world("refuses-once");
+    let p = connect(w.settings(NS));
+    assert_eq!(discover(&p).unwrap(), 3, "connected");
+    let refused_before = w.tokens.refused.lock().unwrap().len();
+    // The cluster refuses the next token once, as after a revocation.
+    w.tokens.refuse_next.store(1, Ordering::SeqCst);
+    assert_eq!(discover(&p).unwrap(), 3, "the call succeeds after one 401");
+    let refused = w.tokens.refused.lock().unwrap()[refused_before..].to_vec();
+    assert!(refused.iter().any(|r| r == "revoked by the test"), "{refused:?}");
+}
+
+#[test]
+fn a_cluster_that_keeps_refusing_is_unauthorized_with_the_eks_fix() {
+    let w = &own_world("refuses-always");
+    let p = connect(w.settings(NS));
+    w.tokens.refuse_next.store(2, Ordering::SeqCst);
+    let err = discover(&p).unwrap_err();
+    w.tokens.refuse_next.store(0, Ordering::SeqCst);
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(err.message().contains("access entry"), "{err}");
+}
+
+#[test]
+fn role_assumption_signs_the_token_as_the_role() {
+    let w = world();
+    let p = connect(with(json!({"role_arn": "arn:aws:iam::123456789012:role/batch-runner", "external_id": "x-1"})));
+    assert_eq!(discover(&p).unwrap(), 3);
+    let callers = w.tokens.callers.lock().unwrap().clone();
+    assert!(
+        callers.iter().any(|c| c.ends_with(":assumed-role/batch-runner/polysync")),
+        "the sandbox saw the assumed role: {callers:?}"
+    );
+}
+
+#[test]
+fn rbac_refusal_in_the_cluster_is_forbidden() {
+    let p = connect(with(json!({"namespace": "not-granted"})));
+    let err = discover(&p).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
+    assert!(err.message().contains("RBAC"), "{err}");
+}
+
+#[test]
+fn an_unknown_cluster_is_not_found_and_names_the_fix() {
+    let p = connect(with(json!({"cluster": "no-such-cluster"})));
+    let err = discover(&p).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.message().contains("no EKS cluster \"no-such-cluster\""), "{err}");
+}
+
+#[test]
+fn bad_settings_are_refused_before_any_call() {
+    let mut registry = Registry::default();
+    registry.add(artifacts::cdylib("polysync-provider-eks"));
+    for (settings, says) in [
+        (json!({}), "`cluster` is required"),
+        (json!({"cluster": "a b"}), "not an EKS cluster name"),
+        (json!({"cluster": "c", "secret_access_key": "shh"}), "secret_access_key_env"),
+        (json!({"cluster": "c", "role_arn": "admin"}), "not a role ARN"),
+        (json!({"cluster": "c", "clustr": "x"}), "unknown field"),
+    ] {
+        let err = registry.connect("eks", &settings).err().unwrap_or_else(|| panic!("{settings} was accepted"));
+        assert!(err.to_string().contains(says), "{settings}: {err}");
+        assert!(!err.to_string().contains("shh"), "a secret is never echoed");
+    }
+}
+
+#[test]
+fn list_clusters_follows_every_page() {
+    let w = world();
+    for i in 0..4 {
+        w.moto.create_eks_cluster(&format!("extra-{i}"), "https://127.0.0.1:1", "QQ==");
+    }
+    let p = connect(w.settings(NS));
+    let rt = rt();
+    let mut names = Vec::new();
+    let mut request = ClustersRequest { page_token: None, page_size: Some(2) };
+    let mut pages = 0;
+    loop {
+        let page = rt.block_on(p.list_clusters(request.clone())).unwrap();
+        pages += 1;
+        assert!(page.clusters.len() <= 2);
+        names.extend(page.clusters.into_iter().map(|c| c.name));
+        match page.next_page_token {
+            Some(t) => request.page_token = Some(t),
+            None => break,
+        }
+    }
+    for name in ["e2e-cluster", "extra-0", "extra-3"] {
+        assert!(names.contains(&name.to_owned()), "{name} in {names:?}");
+    }
+    assert!(pages >= 3, "{pages} pages");
+}
+
+#[test]
+fn without_credentials_the_cli_exits_2_and_says_where_credentials_come_from() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let plugin_dir = artifacts::cdylib("polysync-provider-eks").parent().unwrap().to_path_buf();
+    std::fs::write(
+        &config,
+        format!(
+            "plugin_dir = {:?}\ncatalog = {:?}\n[connections.prod]\nprovider = \"eks\"\ncluster = {:?}\nregion = \"eu-west-1\"\nendpoint_url = {:?}\n",
+            plugin_dir.display().to_string(),
+            dir.path().join("catalog.db").display().to_string(),
+            w.name,
+            w.moto.url
+        ),
+    )
+    .unwrap();
+    let out = Command::new(artifacts::executable("polysync", "polysync"))
+        .arg("--config")
+        .arg(&config)
+        .args(["connections", "test", "prod"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+}
