@@ -8,9 +8,11 @@
 //! that hold static keys, never the keys themselves: the catalog stores
 //! connection settings, and it must never hold a secret.
 
+mod connection;
 mod error;
 mod settings;
 
+pub use connection::{Connection, console_base};
 pub use error::{from_code, from_sdk};
 pub use settings::AwsSettings;
 

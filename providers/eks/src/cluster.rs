@@ -4,39 +4,18 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use polysync_aws::{AwsSettings, from_sdk};
+use polysync_aws::from_sdk;
 use polysync_kube_jobs::bearer::TokenCache;
 use polysync_kube_jobs::{Clusters, Connector};
 use polysync_provider_api::{ClusterInfo, ClustersPage, ClustersRequest, ErrorKind, ProviderError, Result};
-use tokio::sync::OnceCell;
 
 use crate::token::{REFRESH_MARGIN, StsTokens, sts_endpoint};
 
-/// One connection's AWS configuration, loaded on first use and shared by
-/// the connector and the cluster listing.
-#[derive(Debug)]
-pub struct Aws {
-    pub settings: AwsSettings,
-    config: OnceCell<aws_config::SdkConfig>,
-}
+/// The connection's AWS configuration, with the EKS client.
+pub type Aws = polysync_aws::Connection;
 
-impl Aws {
-    pub fn new(settings: AwsSettings) -> Arc<Self> {
-        Arc::new(Self { settings, config: OnceCell::new() })
-    }
-
-    pub async fn config(&self) -> Result<&aws_config::SdkConfig> {
-        self.config.get_or_try_init(|| polysync_aws::sdk_config(&self.settings)).await
-    }
-
-    /// The region the chain resolved, once the config is loaded.
-    pub fn resolved_region(&self) -> Option<String> {
-        self.config.get().map(polysync_aws::region)
-    }
-
-    async fn eks(&self) -> Result<aws_sdk_eks::Client> {
-        Ok(aws_sdk_eks::Client::new(self.config().await?))
-    }
+async fn eks(aws: &Aws) -> Result<aws_sdk_eks::Client> {
+    Ok(aws_sdk_eks::Client::new(aws.config().await?))
 }
 
 /// Connects to the cluster named in the connection.
@@ -50,7 +29,7 @@ pub struct EksConnector {
 impl Connector for EksConnector {
     async fn connect(&self) -> Result<kube::Client> {
         let what = format!("describing EKS cluster {}", self.cluster);
-        let described = self.aws.eks().await?.describe_cluster().name(&self.cluster).send().await.map_err(|e| {
+        let described = eks(&self.aws).await?.describe_cluster().name(&self.cluster).send().await.map_err(|e| {
             let err = from_sdk(e, "eks:DescribeCluster", &what);
             if err.kind() == ErrorKind::NotFound {
                 ProviderError::not_found(format!(
@@ -92,9 +71,7 @@ impl Clusters for EksClusters {
     async fn list(&self, request: ClustersRequest) -> Result<ClustersPage> {
         let config = self.aws.config().await?;
         let region = polysync_aws::region(config);
-        let page = self
-            .aws
-            .eks()
+        let page = eks(&self.aws)
             .await?
             .list_clusters()
             .set_next_token(request.page_token)

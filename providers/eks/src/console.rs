@@ -14,34 +14,11 @@ pub struct EksConsole {
 }
 
 impl EksConsole {
-    /// The connection's region: the setting, else the one the AWS chain
-    /// resolved (known once connected), else the environment's.
-    fn region(&self) -> String {
-        self.aws
-            .settings
-            .region
-            .clone()
-            .or_else(|| self.aws.resolved_region())
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .unwrap_or_else(|| "us-east-1".into())
-    }
-
-    fn base(&self, r: &str) -> String {
-        if r.starts_with("cn-") {
-            format!("https://{r}.console.amazonaws.cn")
-        } else if r.starts_with("us-gov-") {
-            "https://console.amazonaws-us-gov.com".to_owned()
-        } else {
-            format!("https://{r}.console.aws.amazon.com")
-        }
-    }
-
     fn page(&self, kind: &str, namespace: &str, name: &str) -> String {
-        let region = self.region();
+        let region = self.aws.console_region();
         format!(
             "{}/eks/home?region={region}#/clusters/{}/{kind}/{name}?namespace={namespace}",
-            self.base(&region),
+            polysync_aws::console_base(&region),
             self.cluster
         )
     }

@@ -1,0 +1,153 @@
+//! The ecs connection settings, checked before any call.
+
+use polysync_aws::AwsSettings;
+use polysync_provider_api::{ProviderError, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    cluster: Option<String>,
+    launch_type: Option<String>,
+    capacity_provider_strategy: Option<Vec<Strategy>>,
+    network_configuration: Option<Network>,
+    family_prefix: Option<String>,
+    platform_version: Option<String>,
+}
+
+/// One item of a capacity provider strategy.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Strategy {
+    pub capacity_provider: String,
+    #[serde(default)]
+    pub weight: Option<i32>,
+    #[serde(default)]
+    pub base: Option<i32>,
+}
+
+/// awsvpc networking, as the console and RunTask name it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub assign_public_ip: Option<bool>,
+}
+
+/// How tasks are placed: a launch type or a capacity provider strategy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    Default,
+    Type(aws_sdk_ecs::types::LaunchType),
+    Strategy(Vec<Strategy>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub aws: AwsSettings,
+    pub cluster: String,
+    pub launch: Launch,
+    pub network: Option<Network>,
+    pub family_prefix: Option<String>,
+    pub platform_version: Option<String>,
+}
+
+const KEYS: &str = "cluster, launch_type, capacity_provider_strategy, network_configuration, family_prefix, platform_version";
+
+impl Settings {
+    pub fn parse(value: serde_json::Value) -> Result<Self> {
+        let (aws, rest) = AwsSettings::split("ecs", value)?;
+        let raw: Raw = serde_json::from_value(rest).map_err(|e| {
+            ProviderError::invalid_input(format!(
+                "ecs connection settings: {e}; the settings are {KEYS}, {}",
+                AwsSettings::keys().join(", ")
+            ))
+        })?;
+        let cluster = raw.cluster.filter(|c| !c.is_empty()).ok_or_else(|| {
+            ProviderError::invalid_input("ecs connection settings: `cluster` is required (an ECS cluster name or ARN)")
+        })?;
+        let launch = match (raw.launch_type, raw.capacity_provider_strategy) {
+            (Some(_), Some(_)) => {
+                return Err(ProviderError::invalid_input(
+                    "set either `launch_type` or `capacity_provider_strategy`, not both (ECS refuses both)",
+                ));
+            }
+            (Some(t), None) => match t.to_ascii_uppercase().as_str() {
+                "FARGATE" => Launch::Type(aws_sdk_ecs::types::LaunchType::Fargate),
+                "EC2" => Launch::Type(aws_sdk_ecs::types::LaunchType::Ec2),
+                "EXTERNAL" => Launch::Type(aws_sdk_ecs::types::LaunchType::External),
+                _ => {
+                    return Err(ProviderError::invalid_input(format!(
+                        "setting `launch_type`: {t:?} is not FARGATE, EC2 or EXTERNAL"
+                    )));
+                }
+            },
+            (None, Some(s)) if s.is_empty() => {
+                return Err(ProviderError::invalid_input("setting `capacity_provider_strategy` is empty"));
+            }
+            (None, Some(s)) => Launch::Strategy(s),
+            (None, None) => Launch::Default,
+        };
+        if let Some(n) = &raw.network_configuration
+            && n.subnets.is_empty()
+        {
+            return Err(ProviderError::invalid_input(
+                "setting `network_configuration`: `subnets` needs at least one subnet id",
+            ));
+        }
+        Ok(Self {
+            aws,
+            cluster,
+            launch,
+            network: raw.network_configuration,
+            family_prefix: raw.family_prefix,
+            platform_version: raw.platform_version,
+        })
+    }
+
+    /// The cluster's short name (for console URLs), from a name or an ARN.
+    pub fn cluster_name(&self) -> &str {
+        self.cluster.rsplit('/').next().unwrap_or(&self.cluster)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_full_fargate_connection() {
+        let s = Settings::parse(json!({
+            "cluster": "arn:aws:ecs:eu-west-1:123456789012:cluster/batch",
+            "region": "eu-west-1",
+            "launch_type": "fargate",
+            "network_configuration": {"subnets": ["subnet-1"], "security_groups": ["sg-1"], "assign_public_ip": false},
+        }))
+        .unwrap();
+        assert_eq!(s.launch, Launch::Type(aws_sdk_ecs::types::LaunchType::Fargate));
+        assert_eq!(s.cluster_name(), "batch");
+        assert_eq!(s.aws.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn bad_settings_say_what_to_fix() {
+        for (v, says) in [
+            (json!({}), "`cluster` is required"),
+            (json!({"cluster": "c", "launch_type": "LAMBDA"}), "not FARGATE, EC2 or EXTERNAL"),
+            (
+                json!({"cluster": "c", "launch_type": "EC2", "capacity_provider_strategy": [{"capacity_provider": "x"}]}),
+                "not both",
+            ),
+            (json!({"cluster": "c", "network_configuration": {"subnets": []}}), "at least one subnet"),
+            (json!({"cluster": "c", "subnets": ["s"]}), "unknown field"),
+        ] {
+            let err = Settings::parse(v.clone()).unwrap_err();
+            assert!(err.message().contains(says), "{v}: {err}");
+        }
+    }
+}
