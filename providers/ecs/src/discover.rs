@@ -1,0 +1,93 @@
+//! Discover: one ListTaskDefinitionFamilies page (ACTIVE families, the
+//! connection's prefix) per contract page, then the latest ACTIVE revision
+//! of each family, described concurrently.
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt, TryStreamExt};
+use polysync_aws::from_sdk;
+use polysync_provider_api::{
+    CatalogEntry, DiscoverPage, DiscoverRequest, EntryKind, FallbackAttributes, Parameter, Result,
+};
+
+use crate::Ecs;
+
+/// DescribeTaskDefinition calls in flight during discovery.
+const CONCURRENCY: usize = 8;
+
+pub(crate) async fn discover(ecs: &Ecs, request: DiscoverRequest) -> Result<DiscoverPage> {
+    let client = ecs.client().await?;
+    let page = client
+        .list_task_definition_families()
+        .status(aws_sdk_ecs::types::TaskDefinitionFamilyStatus::Active)
+        .set_family_prefix(ecs.settings.family_prefix.clone())
+        .set_next_token(request.page_token)
+        .max_results(request.page_size.unwrap_or(100).clamp(1, 100) as i32)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "ecs:ListTaskDefinitionFamilies", "listing ECS task definition families"))?;
+    let families = page.families.unwrap_or_default();
+    let entries: Vec<Option<CatalogEntry>> = futures::stream::iter(families)
+        .map(|family| {
+            let client = client.clone();
+            async move {
+                let described = client.describe_task_definition().task_definition(&family).send().await;
+                match described {
+                    Ok(out) => Ok(out.task_definition.map(|td| entry(ecs, &family, &td))),
+                    // Deregistered between the listing and now: not an entry.
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_client_exception()) => Ok(None),
+                    Err(e) => Err(from_sdk(
+                        e,
+                        "ecs:DescribeTaskDefinition",
+                        &format!("describing task definition {family}"),
+                    )),
+                }
+            }
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(DiscoverPage {
+        entries: entries.into_iter().flatten().collect(),
+        next_page_token: page.next_token,
+        restarted: false,
+    })
+}
+
+/// A task definition as a catalog entry: parameters and fallback from its
+/// first container.
+pub(crate) fn entry(ecs: &Ecs, family: &str, td: &aws_sdk_ecs::types::TaskDefinition) -> CatalogEntry {
+    let first = td.container_definitions().first();
+    let parameters = first
+        .map(|c| {
+            c.environment()
+                .iter()
+                .filter_map(|kv| Some(Parameter::input(kv.name()?, kv.value().unwrap_or_default())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let fallback = first
+        .map(|c| FallbackAttributes {
+            image: c.image().map(str::to_owned),
+            command: c.entry_point().to_vec(),
+            args: c.command().to_vec(),
+            env: BTreeMap::new(),
+        })
+        .unwrap_or_default();
+    let mut labels = BTreeMap::new();
+    labels.insert("revision".to_owned(), td.revision().to_string());
+    if let Some(mode) = td.network_mode() {
+        labels.insert("network_mode".to_owned(), mode.as_str().to_owned());
+    }
+    CatalogEntry {
+        external_id: family.to_owned(),
+        kind: EntryKind::TaskDefinition,
+        display_name: format!("{family}:{}", td.revision()),
+        namespace: None,
+        cluster: Some(ecs.settings.cluster.clone()),
+        parameters,
+        fallback,
+        fingerprint: td.task_definition_arn().unwrap_or_default().to_owned(),
+        labels,
+    }
+}

@@ -1,0 +1,156 @@
+//! Logs from CloudWatch Logs, for containers that use the `awslogs` driver:
+//! group, region and stream prefix come from the task definition, the
+//! stream is `<prefix>/<container>/<task id>`. Containers in definition
+//! order; `follow` keeps reading until the task has stopped and its last
+//! events are read.
+
+use aws_config::Region;
+use futures::StreamExt;
+use polysync_aws::from_sdk;
+use polysync_provider_api::{ErrorKind, LogChunk, LogRequest, ProviderError, Result, ResultStream};
+
+use crate::Ecs;
+use crate::status::task_id;
+use crate::track::{self, Seen};
+
+/// Where one container's log events are.
+#[derive(Debug, Clone)]
+struct Source {
+    container: String,
+    group: String,
+    stream: String,
+    region: Option<String>,
+}
+
+pub(crate) async fn logs(ecs: &Ecs, request: LogRequest) -> Result<ResultStream<LogChunk>> {
+    let run_id = request.run_id.clone();
+    let seen = track::describe(ecs, std::slice::from_ref(&run_id)).await?;
+    let (Seen::Task(view), Some(td_arn)) = seen.get(&run_id).cloned().unwrap_or((Seen::Missing, None)) else {
+        return Err(ProviderError::not_found(format!("run {run_id}: ECS has no such task in this cluster")));
+    };
+    let td = ecs
+        .client()
+        .await?
+        .describe_task_definition()
+        .task_definition(&td_arn)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "ecs:DescribeTaskDefinition", &format!("reading the log settings of {td_arn}")))?
+        .task_definition
+        .ok_or_else(|| ProviderError::internal("no task definition in the answer"))?;
+    let id = task_id(&view.task_arn).to_owned();
+    let mut sources = Vec::new();
+    let mut without = Vec::new();
+    for c in td.container_definitions() {
+        let name = c.name().unwrap_or_default().to_owned();
+        if request.container.as_ref().is_some_and(|want| want != &name) {
+            continue;
+        }
+        let options = c.log_configuration().filter(|l| l.log_driver().as_str() == "awslogs").and_then(|l| l.options());
+        match options.and_then(|o| Some((o.get("awslogs-group")?, o.get("awslogs-stream-prefix")?, o.get("awslogs-region")))) {
+            Some((group, prefix, region)) => sources.push(Source {
+                stream: format!("{prefix}/{name}/{id}"),
+                container: name,
+                group: group.clone(),
+                region: region.cloned(),
+            }),
+            None => without.push(name),
+        }
+    }
+    if let Some(want) = &request.container
+        && sources.is_empty()
+        && without.is_empty()
+    {
+        return Err(ProviderError::not_found(format!("run {run_id} has no container {want:?}")));
+    }
+    if sources.is_empty() {
+        return Err(ProviderError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "run {run_id}: container(s) {} do not send logs to CloudWatch Logs with a stream prefix; set logConfiguration {{logDriver: awslogs, options: awslogs-group, awslogs-region, awslogs-stream-prefix}} in the task definition",
+                without.join(", ")
+            ),
+        ));
+    }
+    let ecs = ecs.clone();
+    let stream = futures::stream::iter(sources)
+        .then(move |source| {
+            let (ecs, request, id) = (ecs.clone(), request.clone(), id.clone());
+            async move { read(ecs, source, request, id).await }
+        })
+        .flatten();
+    Ok(stream.boxed())
+}
+
+/// One container's events, as chunks of lines.
+async fn read(ecs: Ecs, source: Source, request: LogRequest, unit: String) -> ResultStream<LogChunk> {
+    let client = match logs_client(&ecs, source.region.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => return futures::stream::iter([Err(e)]).boxed(),
+    };
+    let state = (client, ecs, source, request, unit, None::<String>, false, 0u64);
+    futures::stream::unfold(state, |(client, ecs, source, request, unit, token, done, sent)| async move {
+        if done {
+            return None;
+        }
+        let mut call = client.get_log_events().log_group_name(&source.group).log_stream_name(&source.stream);
+        call = match (&token, request.tail_lines) {
+            (None, Some(n)) => call.start_from_head(false).limit(n.clamp(1, 10_000) as i32),
+            _ => call.start_from_head(true).set_next_token(token.clone()),
+        };
+        let what = format!("reading log stream {} of group {}", source.stream, source.group);
+        let page = match call.send().await {
+            Ok(page) => page,
+            Err(e) => {
+                let err = from_sdk(e, "logs:GetLogEvents", &what);
+                // No stream yet: the container has written nothing.
+                if err.kind() == ErrorKind::NotFound && !request.follow {
+                    return None;
+                }
+                if err.kind() != ErrorKind::NotFound {
+                    return Some((Err(err), (client, ecs, source, request, unit, token, true, sent)));
+                }
+                tokio::time::sleep(ecs.poll_interval).await;
+                return Some((Ok(None), (client, ecs, source, request, unit, token, false, sent)));
+            }
+        };
+        let mut text: String = page.events().iter().filter_map(|e| e.message()).map(|m| format!("{m}\n")).collect();
+        if let Some(limit) = request.limit_bytes {
+            let room = limit.saturating_sub(sent) as usize;
+            if text.len() > room {
+                let mut cut = room;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+            }
+        }
+        let sent = sent + text.len() as u64;
+        let next = page.next_forward_token().map(str::to_owned);
+        let at_end = next.is_some() && next == token || page.events().is_empty();
+        let limited = request.limit_bytes.is_some_and(|l| sent >= l);
+        let mut done = limited || (at_end && !request.follow) || (request.tail_lines.is_some() && !request.follow);
+        if at_end && request.follow && !done {
+            // Caught up: stop once the task has stopped (its last events
+            // are in by then), else wait for more.
+            match track::poll(&ecs, &request.run_id).await {
+                Ok(s) if s.state.is_terminal() => done = true,
+                Ok(_) => tokio::time::sleep(ecs.poll_interval).await,
+                Err(e) => return Some((Err(e), (client, ecs, source, request, unit, next, true, sent))),
+            }
+        }
+        let chunk = (!text.is_empty()).then(|| LogChunk { unit: unit.clone(), container: source.container.clone(), text });
+        Some((Ok(chunk), (client, ecs, source, request, unit, next, done, sent)))
+    })
+    .filter_map(|item: Result<Option<LogChunk>>| async move { item.transpose() })
+    .boxed()
+}
+
+async fn logs_client(ecs: &Ecs, region: Option<&str>) -> Result<aws_sdk_cloudwatchlogs::Client> {
+    let config = ecs.aws.config().await?;
+    let mut builder = aws_sdk_cloudwatchlogs::config::Builder::from(config);
+    if let Some(r) = region {
+        builder = builder.region(Region::new(r.to_owned()));
+    }
+    Ok(aws_sdk_cloudwatchlogs::Client::from_conf(builder.build()))
+}

@@ -1,0 +1,277 @@
+//! Run and cancel.
+//!
+//! A run is RunTask of the entry's task definition with the parameters as
+//! a container override of its first container. ECS itself replaces an
+//! overridden variable by name and appends new ones, so only the
+//! parameters are sent: the whole environment would spend ECS's 8,192
+//! characters of overrides on values the task definition already has.
+//!
+//! Retries start no second task: `clientToken` is derived from the
+//! idempotency key (ECS answers a repeated RunTask with the first task),
+//! and `startedBy` carries a digest of it too, so a retry after the
+//! client-token window, or against an ECS-compatible API that ignores
+//! client tokens, finds and adopts the task with ListTasks first.
+
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride, KeyValuePair,
+    NetworkConfiguration, Tag, TaskOverride,
+};
+use polysync_aws::from_sdk;
+use polysync_provider_api::{
+    CancelOutcome, ErrorKind, ProviderError, Result, RunHandle, RunRequest, RunSource,
+};
+use sha2::{Digest, Sha256};
+
+use crate::Ecs;
+use crate::settings::Launch;
+use crate::track;
+
+/// ECS's limit on the JSON of a task's overrides.
+pub const OVERRIDES_LIMIT: usize = 8192;
+
+pub(crate) async fn run(ecs: &Ecs, request: RunRequest) -> Result<RunHandle> {
+    check(&request)?;
+    let client = ecs.client().await?;
+    let what = format!("running task definition {}", request.external_id);
+    let td = client
+        .describe_task_definition()
+        .task_definition(&request.external_id)
+        .send()
+        .await
+        .map_err(|e| {
+            let err = from_sdk(e, "ecs:DescribeTaskDefinition", &what);
+            if err.kind() == ErrorKind::InvalidInput {
+                ProviderError::not_found(format!(
+                    "{what}: ECS has no ACTIVE task definition {:?}; register one or run `polysync discover` again",
+                    request.external_id
+                ))
+            } else {
+                err
+            }
+        })?
+        .task_definition
+        .ok_or_else(|| ProviderError::not_found(format!("{what}: no task definition in the answer")))?;
+    let container = td
+        .container_definitions()
+        .first()
+        .and_then(|c| c.name())
+        .ok_or_else(|| ProviderError::invalid_input(format!("{what}: the task definition has no containers")))?
+        .to_owned();
+    track::remember_essentials(ecs, &td);
+    let overrides = overrides(&container, &request)?;
+    let digest = digest(&request.idempotency_key);
+    let started_by = format!("polysync-{}", &digest[..27]);
+    if let Some(arn) = find_started(ecs, &client, &started_by).await? {
+        return Ok(handle(ecs, &request, arn, true));
+    }
+    let mut call = client
+        .run_task()
+        .cluster(&ecs.settings.cluster)
+        .task_definition(td.task_definition_arn().unwrap_or(&request.external_id))
+        .overrides(overrides)
+        .client_token(&digest)
+        .started_by(&started_by)
+        .count(1)
+        .tags(tag("polysync:managed-by", "polysync"))
+        .tags(tag("polysync:source", request.external_id.split(':').next().unwrap_or_default()))
+        .tags(tag("polysync:run-key", &digest[..32]))
+        .set_platform_version(ecs.settings.platform_version.clone());
+    call = match &ecs.settings.launch {
+        Launch::Default => call,
+        Launch::Type(t) => call.launch_type(t.clone()),
+        Launch::Strategy(items) => call.set_capacity_provider_strategy(Some(
+            items
+                .iter()
+                .map(|i| {
+                    CapacityProviderStrategyItem::builder()
+                        .capacity_provider(&i.capacity_provider)
+                        .set_weight(i.weight)
+                        .set_base(i.base)
+                        .build()
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| ProviderError::invalid_input(format!("setting `capacity_provider_strategy`: {e}")))?,
+        )),
+    };
+    if let Some(n) = &ecs.settings.network {
+        let vpc = AwsVpcConfiguration::builder()
+            .set_subnets(Some(n.subnets.clone()))
+            .set_security_groups(Some(n.security_groups.clone()).filter(|g| !g.is_empty()))
+            .set_assign_public_ip(n.assign_public_ip.map(|on| if on { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled }))
+            .build()
+            .map_err(|e| ProviderError::invalid_input(format!("setting `network_configuration`: {e}")))?;
+        call = call.network_configuration(NetworkConfiguration::builder().awsvpc_configuration(vpc).build());
+    }
+    let out = call.send().await.map_err(|e| from_sdk(e, "ecs:RunTask", &what))?;
+    if let Some(f) = out.failures().first() {
+        let reason = f.reason().unwrap_or("unknown");
+        let detail = f.detail().map(|d| format!(" ({d})")).unwrap_or_default();
+        let kind = if reason == "MISSING" { ErrorKind::NotFound } else { ErrorKind::Unavailable };
+        return Err(ProviderError::new(
+            kind,
+            format!("{what}: ECS could not start the task: {reason}{detail}; check the cluster's capacity and the launch settings"),
+        ));
+    }
+    let arn = out
+        .tasks()
+        .first()
+        .and_then(|t| t.task_arn())
+        .ok_or_else(|| ProviderError::internal(format!("{what}: RunTask answered no task and no failure")))?;
+    Ok(handle(ecs, &request, arn.to_owned(), false))
+}
+
+fn handle(ecs: &Ecs, request: &RunRequest, arn: String, adopted: bool) -> RunHandle {
+    RunHandle {
+        monitor_url: Some(crate::console::run(ecs, &arn)),
+        run_id: arn,
+        external_id: request.external_id.clone(),
+        source: RunSource::Live,
+        adopted,
+    }
+}
+
+/// A task this idempotency key already started, running or stopped.
+async fn find_started(ecs: &Ecs, client: &aws_sdk_ecs::Client, started_by: &str) -> Result<Option<String>> {
+    use aws_sdk_ecs::types::DesiredStatus;
+    for desired in [DesiredStatus::Running, DesiredStatus::Stopped] {
+        let out = client
+            .list_tasks()
+            .cluster(&ecs.settings.cluster)
+            .started_by(started_by)
+            .desired_status(desired)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "ecs:ListTasks", "looking for a task this run already started"))?;
+        if let Some(arn) = out.task_arns().first() {
+            return Ok(Some(arn.clone()));
+        }
+    }
+    Ok(None)
+}
+
+fn check(request: &RunRequest) -> Result<()> {
+    if request.idempotency_key.is_empty() {
+        return Err(ProviderError::invalid_input("the run has an empty idempotency key; give every run a unique key"));
+    }
+    let family = request.external_id.split(':').next().unwrap_or_default();
+    if family.is_empty()
+        || family.len() > 255
+        || !family.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ProviderError::invalid_input(format!(
+            "{:?} is not a task definition family (or family:revision)",
+            request.external_id
+        )));
+    }
+    for name in request.parameters.keys() {
+        if name.is_empty() || name.len() > 255 || name.contains('=') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ProviderError::invalid_input(format!(
+                "parameter {name:?} is not an environment variable name (no '=', spaces or control characters)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The container override, refused before any call if ECS would refuse it.
+pub fn overrides(container: &str, request: &RunRequest) -> Result<TaskOverride> {
+    // The JSON ECS measures: {"containerOverrides":[{"name":..,"environment":[..]}]}
+    let json = serde_json::json!({"containerOverrides": [{
+        "name": container,
+        "environment": request.parameters.iter().map(|(k, v)| serde_json::json!({"name": k, "value": v})).collect::<Vec<_>>(),
+    }]});
+    let size = json.to_string().len();
+    if size > OVERRIDES_LIMIT {
+        return Err(ProviderError::invalid_input(format!(
+            "the parameter values make the task's overrides {size} characters; ECS allows {OVERRIDES_LIMIT}. Shorten them, or keep large values in the task definition or in S3/SSM and pass their names"
+        )));
+    }
+    let env = request.parameters.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()).collect();
+    Ok(TaskOverride::builder()
+        .container_overrides(ContainerOverride::builder().name(container).set_environment(Some(env)).build())
+        .build())
+}
+
+/// hex(sha256(key)): 64 characters, what clientToken allows.
+pub fn digest(key: &str) -> String {
+    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+pub(crate) async fn cancel(ecs: &Ecs, run_id: &str, reason: Option<&str>) -> Result<CancelOutcome> {
+    let current = track::poll(ecs, run_id).await?;
+    if current.state.is_terminal() {
+        return Ok(CancelOutcome::AlreadyDone);
+    }
+    let reason = reason.unwrap_or("cancelled through polysync");
+    ecs.client()
+        .await?
+        .stop_task()
+        .cluster(&ecs.settings.cluster)
+        .task(run_id)
+        .reason(reason.chars().take(255).collect::<String>())
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "ecs:StopTask", &format!("stopping task {run_id}")))?;
+    Ok(CancelOutcome::Cancelled)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn request(params: &[(&str, &str)]) -> RunRequest {
+        RunRequest {
+            external_id: "nightly-report".into(),
+            parameters: params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
+            idempotency_key: "k-1".into(),
+            fallback: None,
+        }
+    }
+
+    #[test]
+    fn overrides_carry_the_parameters_for_the_first_container() {
+        let o = overrides("main", &request(&[("DATE", "2026-11-23"), ("MODE", "full")])).unwrap();
+        let c = &o.container_overrides()[0];
+        assert_eq!(c.name(), Some("main"));
+        let env: Vec<_> = c.environment().iter().map(|kv| (kv.name().unwrap(), kv.value().unwrap())).collect();
+        assert_eq!(env, [("DATE", "2026-11-23"), ("MODE", "full")]);
+    }
+
+    #[test]
+    fn overrides_over_8_kib_are_refused_before_any_call() {
+        // {"containerOverrides":[{"environment":[{"name":"BLOB","value":""}],"name":"main"}]}
+        let overhead = 83;
+        let exactly = "x".repeat(OVERRIDES_LIMIT - overhead);
+        overrides("main", &request(&[("BLOB", &exactly)])).expect("8,192 characters are allowed");
+        let over = "x".repeat(OVERRIDES_LIMIT - overhead + 1);
+        let err = overrides("main", &request(&[("BLOB", &over)])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.message().contains("8193 characters; ECS allows 8192"), "{err}");
+    }
+
+    #[test]
+    fn client_tokens_are_stable_64_character_digests() {
+        let a = digest("run-1");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, digest("run-1"));
+        assert_ne!(a, digest("run-2"));
+    }
+
+    #[test]
+    fn bad_requests_are_invalid_input() {
+        let mut r = request(&[("NOT A NAME=", "x")]);
+        assert_eq!(check(&r).unwrap_err().kind(), ErrorKind::InvalidInput);
+        r.parameters.clear();
+        r.idempotency_key.clear();
+        assert_eq!(check(&r).unwrap_err().kind(), ErrorKind::InvalidInput);
+        r.idempotency_key = "k".into();
+        r.external_id = "family:12".into();
+        check(&r).unwrap();
+    }
+}
