@@ -2,6 +2,7 @@
 //! workspace, compiling the C sources under `tests/c`, and a sandbox
 //! cluster shared by the tests of one test binary.
 
+pub mod ecs;
 pub mod eks;
 pub mod moto;
 

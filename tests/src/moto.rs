@@ -71,7 +71,12 @@ impl Moto {
 
     /// Run Python with boto3 and the test credentials.
     pub fn python(&self, code: &str) {
-        let status = Command::new("python3").args(["-c", code]).status().expect("python3");
+        let status = Command::new("python3")
+            .args(["-c", code])
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .status()
+            .expect("python3");
         assert!(status.success(), "python failed: {code}");
     }
 

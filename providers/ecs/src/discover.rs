@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use futures::{StreamExt, TryStreamExt};
 use polysync_aws::from_sdk;
 use polysync_provider_api::{
-    CatalogEntry, DiscoverPage, DiscoverRequest, EntryKind, FallbackAttributes, Parameter, Result,
+    CatalogEntry, DiscoverPage, DiscoverRequest, EntryKind, FallbackAttributes, Parameter, ProviderError, Result,
 };
 
 use crate::Ecs;
@@ -15,13 +15,24 @@ use crate::Ecs;
 /// DescribeTaskDefinition calls in flight during discovery.
 const CONCURRENCY: usize = 8;
 
+/// Page tokens this provider issues: ECS's own, marked, so a token from
+/// elsewhere (another connection's, a truncated one) is refused up front
+/// instead of being sent to AWS.
+const TOKEN_PREFIX: &str = "ecs1.";
+
 pub(crate) async fn discover(ecs: &Ecs, request: DiscoverRequest) -> Result<DiscoverPage> {
+    let token = match &request.page_token {
+        None => None,
+        Some(t) => Some(t.strip_prefix(TOKEN_PREFIX).map(str::to_owned).ok_or_else(|| {
+            ProviderError::invalid_input("the page token was not issued by this ecs connection; start discovery again without one")
+        })?),
+    };
     let client = ecs.client().await?;
     let page = client
         .list_task_definition_families()
         .status(aws_sdk_ecs::types::TaskDefinitionFamilyStatus::Active)
         .set_family_prefix(ecs.settings.family_prefix.clone())
-        .set_next_token(request.page_token)
+        .set_next_token(token)
         .max_results(request.page_size.unwrap_or(100).clamp(1, 100) as i32)
         .send()
         .await
@@ -49,7 +60,7 @@ pub(crate) async fn discover(ecs: &Ecs, request: DiscoverRequest) -> Result<Disc
         .await?;
     Ok(DiscoverPage {
         entries: entries.into_iter().flatten().collect(),
-        next_page_token: page.next_token,
+        next_page_token: page.next_token.map(|t| format!("{TOKEN_PREFIX}{t}")),
         restarted: false,
     })
 }

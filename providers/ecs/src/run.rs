@@ -202,9 +202,13 @@ fn tag(key: &str, value: &str) -> Tag {
 }
 
 pub(crate) async fn cancel(ecs: &Ecs, run_id: &str, reason: Option<&str>) -> Result<CancelOutcome> {
-    let current = track::poll(ecs, run_id).await?;
-    if current.state.is_terminal() {
-        return Ok(CancelOutcome::AlreadyDone);
+    // Idempotent: a task that has stopped, or that ECS no longer knows
+    // (it forgets stopped tasks after about an hour), is done.
+    match track::poll(ecs, run_id).await {
+        Ok(current) if current.state.is_terminal() => return Ok(CancelOutcome::AlreadyDone),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(CancelOutcome::AlreadyDone),
+        Err(e) => return Err(e),
+        Ok(_) => {}
     }
     let reason = reason.unwrap_or("cancelled through polysync");
     ecs.client()
