@@ -41,11 +41,16 @@ def _init_with_test_endpoint(self, *args, **kwargs):
 eks.Cluster.__init__ = _init_with_test_endpoint
 
 
+def _get(d, key):
+    # moto keeps request parameters in either spelling.
+    return d.get(key) or d.get(key[0].upper() + key[1:]) or []
+
+
 def _env(task, name):
-    for override in (task.overrides or {}).get("containerOverrides", []):
-        for kv in override.get("environment", []):
-            if kv.get("name") == name:
-                return kv.get("value")
+    for override in _get(task.overrides or {}, "containerOverrides"):
+        for kv in _get(override, "environment"):
+            if (kv.get("name") or kv.get("Name")) == name:
+                return kv.get("value") or kv.get("Value")
     td = task._backend.describe_task_definition(task.task_definition_arn)
     for kv in td.container_definitions[0].get("environment", []) or []:
         if kv.get("name") == name:
@@ -61,20 +66,18 @@ def _advance_unless_sleeping(self):
         sleeping = float(_env(self, "SLEEP_SECONDS") or 0) > 60
     except ValueError:
         sleeping = False
-    if not sleeping:
-        _advance(self)
-
-
-def _last_status(self):
-    status = self.status
-    if status == "STOPPED" and getattr(self, "stop_code", None) is None:
+    if sleeping:
+        return
+    _advance(self)
+    # Reading the status makes the transition now, before the response is
+    # written, so the containers below are stopped in the same answer.
+    if self.status == "STOPPED" and getattr(self, "stop_code", None) is None:
         self.stop_code = "EssentialContainerExited"
         self.stopped_reason = "Essential container in task exited"
         code = int(_env(self, "EXIT_CODE") or 0)
         for container in self.containers:
             container.exitCode = code
             container.last_status = "STOPPED"
-    return status
 
 
 _stop = ecs.EC2ContainerServiceBackend.stop_task
@@ -100,7 +103,6 @@ def _container_init_as_ecs(self, *args, **kwargs):
 
 ecs.Container.__init__ = _container_init_as_ecs
 ecs.Task.advance = _advance_unless_sleeping
-ecs.Task.last_status = property(_last_status, ecs.Task.last_status.fset)
 ecs.EC2ContainerServiceBackend.stop_task = _stop_task
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -3,6 +3,7 @@
 //! cluster shared by the tests of one test binary.
 
 pub mod ecs;
+pub mod ecs_stub;
 pub mod eks;
 pub mod moto;
 

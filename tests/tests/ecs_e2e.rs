@@ -1,0 +1,193 @@
+//! The ecs provider's own behaviour: overrides reach the task, every way a
+//! task ends maps to the right status, cancel, CloudWatch logs, events,
+//! the 8 KiB limit before any call, and paging that follows every token.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures::StreamExt;
+use polysync::plugins::Registry;
+use polysync_conformance::artifacts;
+use polysync_provider_api::abi::host::PluginProvider;
+use polysync_provider_api::{
+    CancelRequest, DiscoverRequest, ErrorKind, EventsRequest, LogRequest, PollRequest, Provider, RunRequest, RunState,
+    RunStatus, WatchRequest,
+};
+use polysync_tests::ecs::EcsWorld;
+use polysync_tests::ecs_stub::EcsStub;
+use serde_json::json;
+
+fn world() -> &'static EcsWorld {
+    static WORLD: OnceLock<EcsWorld> = OnceLock::new();
+    WORLD.get_or_init(|| EcsWorld::start("e2e", 2))
+}
+
+fn connect(settings: &serde_json::Value) -> PluginProvider {
+    let mut registry = Registry::default();
+    registry.add(artifacts::cdylib("polysync-provider-ecs"));
+    registry.connect("ecs", settings).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+fn request(family: &str, key: &str, params: &[(&str, &str)]) -> RunRequest {
+    RunRequest {
+        external_id: family.into(),
+        parameters: params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
+        idempotency_key: key.into(),
+        fallback: None,
+    }
+}
+
+async fn until_end(p: &PluginProvider, run_id: &str) -> Vec<RunStatus> {
+    let stream = p.watch(WatchRequest { run_ids: vec![run_id.into()] }).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), stream.map(|s| s.unwrap()).collect()).await.expect("the run ends")
+}
+
+#[test]
+fn the_overlay_reaches_the_task_and_a_clean_exit_is_success() {
+    let w = world();
+    let p = connect(&w.settings());
+    let rt = rt();
+    let run = rt.block_on(p.run(request("quick", "overlay-1", &[("GREETING", "bonjour"), ("EXTRA", "1")]))).unwrap();
+    assert!(run.run_id.starts_with("arn:aws:ecs:eu-west-1:"), "{run:?}");
+    w.moto.python(&format!(
+        r#"
+import boto3
+t = boto3.client("ecs", endpoint_url={url:?}, region_name="eu-west-1").describe_tasks(cluster="e2e", tasks=[{arn:?}], include=["TAGS"])["tasks"][0]
+env = {{kv["name"]: kv["value"] for kv in t["overrides"]["containerOverrides"][0]["environment"]}}
+assert t["overrides"]["containerOverrides"][0]["name"] == "main", t
+assert env == {{"GREETING": "bonjour", "EXTRA": "1"}}, env
+assert t["startedBy"].startswith("polysync-"), t["startedBy"]
+tags = {{x["key"]: x["value"] for x in t.get("tags", [])}}
+assert tags.get("polysync:source") == "quick", tags
+"#,
+        url = w.moto.url,
+        arn = run.run_id
+    ));
+    let states = rt.block_on(until_end(&p, &run.run_id));
+    let last = states.last().unwrap();
+    assert_eq!(last.state, RunState::Success, "{states:?}");
+    assert!(states.iter().any(|s| s.state == RunState::Running), "seen running first: {states:?}");
+}
+
+#[test]
+fn an_essential_container_exiting_3_fails_the_run_with_the_code() {
+    let w = world();
+    let p = connect(&w.settings());
+    let rt = rt();
+    let run = rt.block_on(p.run(request("quick", "exit-3", &[("EXIT_CODE", "3")]))).unwrap();
+    let last = rt.block_on(until_end(&p, &run.run_id)).pop().unwrap();
+    assert_eq!(last.state, RunState::Failed, "{last:?}");
+    assert_eq!(last.reason.as_deref(), Some("EssentialContainerExited"));
+    assert!(last.message.as_deref().unwrap_or_default().contains("container main: exit code 3"), "{last:?}");
+}
+
+#[test]
+fn cancel_stops_the_task_and_it_ends_cancelled() {
+    let w = world();
+    let p = connect(&w.settings());
+    let rt = rt();
+    let run = rt.block_on(p.run(request("long", "cancel-1", &[("SLEEP_SECONDS", "3600")]))).unwrap();
+    let status = rt.block_on(p.poll(PollRequest { run_id: run.run_id.clone() })).unwrap();
+    assert_eq!(status.state, RunState::Running);
+    let outcome = rt
+        .block_on(p.cancel(CancelRequest { run_id: run.run_id.clone(), reason: Some("operator".into()), delete: false }))
+        .unwrap();
+    assert_eq!(outcome, polysync_provider_api::CancelOutcome::Cancelled);
+    let last = rt.block_on(until_end(&p, &run.run_id)).pop().unwrap();
+    assert_eq!(last.state, RunState::Cancelled, "{last:?}");
+    assert_eq!(last.reason.as_deref(), Some("UserInitiated"));
+    assert!(last.message.unwrap_or_default().contains("operator"));
+    let again = rt.block_on(p.cancel(CancelRequest { run_id: run.run_id, reason: None, delete: false })).unwrap();
+    assert_eq!(again, polysync_provider_api::CancelOutcome::AlreadyDone);
+}
+
+#[test]
+fn logs_come_from_the_tasks_cloudwatch_stream_and_say_when_there_is_none() {
+    let w = world();
+    let p = connect(&w.settings());
+    let rt = rt();
+    let run = rt.block_on(p.run(request("quick", "logs-1", &[]))).unwrap();
+    w.write_log(&run.run_id, &["first line", "second line"]);
+    let chunks: Vec<_> =
+        rt.block_on(async { p.logs(LogRequest { run_id: run.run_id.clone(), ..Default::default() }).await.unwrap().collect().await });
+    let text: String = chunks.iter().map(|c| c.as_ref().unwrap().text.clone()).collect();
+    assert_eq!(text, "first line\nsecond line\n");
+    assert_eq!(chunks[0].as_ref().unwrap().container, "main");
+    let tail: Vec<_> = rt.block_on(async {
+        p.logs(LogRequest { run_id: run.run_id.clone(), tail_lines: Some(1), ..Default::default() })
+            .await
+            .unwrap()
+            .collect()
+            .await
+    });
+    assert_eq!(tail.into_iter().map(|c| c.unwrap().text).collect::<String>(), "second line\n");
+    // Followed logs end once the task has stopped.
+    let followed: Vec<_> = rt.block_on(async {
+        let s = p.logs(LogRequest { run_id: run.run_id.clone(), follow: true, ..Default::default() }).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), s.collect::<Vec<_>>()).await.expect("follow ends with the task")
+    });
+    assert!(followed.iter().all(|c| c.is_ok()));
+
+    let plain = rt.block_on(p.run(request("plain", "logs-2", &[]))).unwrap();
+    let err = rt.block_on(p.logs(LogRequest { run_id: plain.run_id, ..Default::default() })).err().expect("no awslogs");
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.message().contains("awslogs"), "{err}");
+}
+
+#[test]
+fn events_follow_the_task_to_stopped() {
+    let w = world();
+    let p = connect(&w.settings());
+    let rt = rt();
+    let run = rt.block_on(p.run(request("quick", "events-1", &[]))).unwrap();
+    let events: Vec<_> = rt.block_on(async {
+        let s = p.events(EventsRequest { run_id: run.run_id.clone(), follow: true }).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), s.map(|e| e.unwrap()).collect::<Vec<_>>()).await.unwrap()
+    });
+    // Each observed state once, in order, ending with STOPPED.
+    assert!(events.len() >= 2, "{events:?}");
+    assert!(!events.first().unwrap().phase.starts_with("STOPPED"), "{events:?}");
+    let last = events.last().unwrap();
+    assert!(last.phase.starts_with("STOPPED"), "{events:?}");
+    assert_eq!(last.reason.as_deref(), Some("EssentialContainerExited"));
+    let phases: std::collections::HashSet<_> = events.iter().map(|e| e.phase.clone()).collect();
+    assert_eq!(phases.len(), events.len(), "no state repeated: {events:?}");
+}
+
+#[test]
+fn overrides_over_ecs_limit_are_refused_before_any_task_starts() {
+    let w = world();
+    let p = connect(&w.settings());
+    let big = "x".repeat(9000);
+    let err = rt().block_on(p.run(request("quick", "too-big", &[("BLOB", &big)]))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("ECS allows 8192"), "{err}");
+}
+
+#[test]
+fn discovery_follows_every_next_token_of_a_paging_api() {
+    let stub = EcsStub::start(7, 3);
+    let p = connect(&json!({"cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url}));
+    let rt = rt();
+    let mut ids = Vec::new();
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let page = rt.block_on(p.discover(DiscoverRequest { page_token: token, page_size: Some(3) })).unwrap();
+        pages += 1;
+        ids.extend(page.entries.iter().map(|e| e.external_id.clone()));
+        assert_eq!(page.entries.first().map(|e| e.parameters[0].name.as_str()), Some("FAMILY"));
+        token = page.next_page_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(ids, (0..7).map(|i| format!("fam-{i:02}")).collect::<Vec<_>>());
+    assert_eq!(stub.calls("ListTaskDefinitionFamilies"), 3);
+}
