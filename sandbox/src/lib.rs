@@ -148,6 +148,7 @@ pub struct Sandbox {
     store: Arc<Store>,
     faults: Arc<Faults>,
     stats: Arc<Stats>,
+    client_certs: Option<Arc<tls::ClientCerts>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -176,11 +177,12 @@ impl Sandbox {
             .await
             .map_err(|source| SandboxError::Bind { addr: config.bind, source })?;
         let addr = listener.local_addr().map_err(|source| SandboxError::Bind { addr: config.bind, source })?;
-        let (tls, ca_pem) = if config.tls {
+        let (tls, ca_pem, client_certs) = if config.tls {
             let tls = tls::Tls::generate()?;
-            (Some(tokio_rustls::TlsAcceptor::from(tls.server.clone())), Some(tls.ca_pem))
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+            (Some((acceptor, tls.clients.clone())), Some(tls.ca_pem), Some(tls.clients))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let url = format!("{}://{addr}", if config.tls { "https" } else { "http" });
         let faults = Arc::new(Faults::default());
@@ -204,12 +206,19 @@ impl Sandbox {
         controllers::job::JobController::spawn(store.clone(), clock);
         kubelet::Kubelet { store: store.clone(), clock, logs, unpullable: config.unpullable_image.clone() }.spawn();
         tracing::info!(%url, "sandbox listening");
-        Ok(Self { url, token, ca_pem, store, faults, stats, tasks })
+        Ok(Self { url, token, ca_pem, client_certs, store, faults, stats, tasks })
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// A client certificate and key (PEM) that authenticate as `identity`
+    /// (HTTPS sandboxes only).
+    pub fn issue_client_cert(&self, identity: Identity) -> Result<(String, String), SandboxError> {
+        let certs = self.client_certs.as_ref().ok_or_else(|| SandboxError::Tls("this sandbox serves plain HTTP".into()))?;
+        certs.issue(identity)
     }
 
     /// The admin bearer token.

@@ -23,7 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::{Auth, authorize};
+use crate::auth::{Auth, Identity, authorize};
 use crate::error::ApiError;
 use crate::faults::Faults;
 use crate::kubelet::LogStore;
@@ -50,27 +50,41 @@ pub(crate) struct Server {
 }
 
 /// Accept connections until the task is aborted.
-pub(crate) async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, server: Arc<Server>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<(TlsAcceptor, Arc<crate::tls::ClientCerts>)>,
+    server: Arc<Server>,
+) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else { continue };
         let _ = tcp.set_nodelay(true);
         let server = server.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(req).await) }
-            });
+            let service = |client: Option<Identity>| {
+                hyper::service::service_fn(move |req| {
+                    let (server, client) = (server.clone(), client.clone());
+                    async move { Ok::<_, Infallible>(server.handle(req, client).await) }
+                })
+            };
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let result = match tls {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(stream) => builder.serve_connection(TokioIo::new(stream), service).await,
+                Some((acceptor, clients)) => match acceptor.accept(tcp).await {
+                    Ok(stream) => {
+                        let client = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|certs| certs.first())
+                            .and_then(|der| clients.identity(der));
+                        builder.serve_connection(TokioIo::new(stream), service(client)).await
+                    }
                     Err(e) => {
                         tracing::debug!("TLS handshake failed: {e}");
                         return;
                     }
                 },
-                None => builder.serve_connection(TokioIo::new(tcp), service).await,
+                None => builder.serve_connection(TokioIo::new(tcp), service(None)).await,
             };
             if let Err(e) = result {
                 tracing::debug!("connection ended: {e}");
@@ -95,20 +109,24 @@ fn verb(method: &Method, target: &Target, query: &Query) -> Result<&'static str,
 }
 
 impl Server {
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        match self.route(req).await {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, client: Option<Identity>) -> Response<Body> {
+        match self.route(req, client).await {
             Ok(response) => response,
             Err(err) => response::error(&err),
         }
     }
 
-    async fn route(self: &Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    async fn route(self: &Arc<Self>, req: Request<Incoming>, client: Option<Identity>) -> Result<Response<Body>, ApiError> {
         let path = req.uri().path().to_owned();
         if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
             return Ok(response::bytes(StatusCode::OK, "text/plain", "ok"));
         }
         let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let identity = self.auth.authenticate(authorization)?;
+        let identity = match (authorization, client) {
+            // A verified client certificate, and no token to override it.
+            (None, Some(identity)) => identity,
+            _ => self.auth.authenticate(authorization)?,
+        };
         let query = Query::parse(req.uri().query());
         if let Some(rest) = path.strip_prefix("/sandbox/") {
             if identity.access != crate::auth::Access::Admin {
