@@ -41,6 +41,10 @@ impl fmt::Debug for Token {
 #[async_trait]
 pub trait TokenSource: Send + Sync + 'static {
     async fn fetch(&self) -> Result<Token, ProviderError>;
+
+    /// The cluster refused the last token: drop any cache of the source's
+    /// own (a cloud SDK's), so the next fetch really asks again.
+    fn invalidate(&self) {}
 }
 
 /// The time, injectable so that expiry is tested without sleeping.
@@ -119,6 +123,7 @@ impl TokenCache {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_some_and(|t| t.secret == secret) {
             *current = None;
+            self.source.invalidate();
         }
     }
 }

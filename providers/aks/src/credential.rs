@@ -1,0 +1,101 @@
+//! The Entra ID credential named by the connection's `credential`
+//! setting, built with azure_identity on polysync's own transport.
+
+use std::sync::Arc;
+
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::{ClientOptions, Transport};
+use polysync_provider_api::{ErrorKind, ProviderError, Result};
+
+use crate::transport::Https;
+
+/// Which credential a connection uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A service principal's client secret from AZURE_TENANT_ID,
+    /// AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.
+    Environment,
+    /// A federated token file (AKS workload identity, GitHub OIDC).
+    WorkloadIdentity,
+    /// The host's managed identity, optionally a user-assigned one.
+    ManagedIdentity { client_id: Option<String> },
+    /// `az login` on the host.
+    AzureCli,
+}
+
+impl Kind {
+    pub fn parse(name: &str, client_id: Option<String>) -> Result<Self> {
+        Ok(match name {
+            "environment" => Self::Environment,
+            "workload_identity" => Self::WorkloadIdentity,
+            "managed_identity" => Self::ManagedIdentity { client_id },
+            "azure_cli" => Self::AzureCli,
+            other => {
+                return Err(ProviderError::invalid_input(format!(
+                    "setting `credential`: {other:?} is not one of environment, workload_identity, managed_identity, azure_cli"
+                )));
+            }
+        })
+    }
+}
+
+fn options(https: &Https, authority_host: Option<&str>) -> ClientOptions {
+    let mut options =
+        ClientOptions { transport: Some(Transport::new(Arc::new(https.clone()))), ..Default::default() };
+    if let Some(host) = authority_host {
+        let mut custom = azure_core::cloud::CustomConfiguration::default();
+        custom.authority_host = host.to_owned();
+        options.cloud = Some(Arc::new(custom.into()));
+    }
+    options
+}
+
+fn env(name: &str, kind: &str) -> Result<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+        ProviderError::new(
+            ErrorKind::Unauthorized,
+            format!("credential = \"{kind}\" needs {name} in the host's environment; set it, or choose another `credential`"),
+        )
+    })
+}
+
+/// A fresh credential (with an empty token cache).
+pub fn build(kind: &Kind, https: &Https, authority_host: Option<&str>) -> Result<Arc<dyn TokenCredential>> {
+    let bad = |e: azure_core::Error| {
+        ProviderError::new(ErrorKind::InvalidInput, format!("the Azure credential cannot be built: {e}"))
+    };
+    let client_options = options(https, authority_host);
+    Ok(match kind {
+        Kind::Environment => {
+            let tenant = env("AZURE_TENANT_ID", "environment")?;
+            let client = env("AZURE_CLIENT_ID", "environment")?;
+            let secret = std::env::var("AZURE_CLIENT_SECRET").ok().filter(|s| !s.is_empty());
+            let Some(secret) = secret else {
+                let hint = if std::env::var_os("AZURE_CLIENT_CERTIFICATE_PATH").is_some() {
+                    "AZURE_CLIENT_CERTIFICATE_PATH is set, but certificate credentials need OpenSSL, which polysync does not ship; use a client secret or workload identity"
+                } else {
+                    "set AZURE_CLIENT_SECRET, or choose another `credential`"
+                };
+                return Err(ProviderError::new(ErrorKind::Unauthorized, format!("credential = \"environment\": {hint}")));
+            };
+            let options = azure_identity::ClientSecretCredentialOptions { client_options };
+            azure_identity::ClientSecretCredential::new(&tenant, client, Secret::new(secret), Some(options))
+                .map_err(bad)?
+        }
+        Kind::WorkloadIdentity => {
+            let options = azure_identity::WorkloadIdentityCredentialOptions {
+                credential_options: azure_identity::ClientAssertionCredentialOptions { client_options },
+                ..Default::default()
+            };
+            azure_identity::WorkloadIdentityCredential::new(Some(options)).map_err(bad)?
+        }
+        Kind::ManagedIdentity { client_id } => {
+            let options = azure_identity::ManagedIdentityCredentialOptions {
+                user_assigned_id: client_id.clone().map(azure_identity::UserAssignedId::ClientId),
+                client_options,
+            };
+            azure_identity::ManagedIdentityCredential::new(Some(options)).map_err(bad)?
+        }
+        Kind::AzureCli => azure_identity::AzureCliCredential::new(None).map_err(bad)?,
+    })
+}
