@@ -2,6 +2,8 @@
 //! workspace, compiling the C sources under `tests/c`, and a sandbox
 //! cluster shared by the tests of one test binary.
 
+pub mod aks;
+pub mod azure_fake;
 pub mod ecs;
 pub mod ecs_stub;
 pub mod eks;
