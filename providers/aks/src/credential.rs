@@ -40,8 +40,16 @@ impl Kind {
 }
 
 fn options(https: &Https, authority_host: Option<&str>) -> ClientOptions {
+    // azure_core retries for minutes by default; a token request here is
+    // one step of a scheduler call, so fail within seconds and say why.
+    let retry = azure_core::http::RetryOptions::exponential(azure_core::http::ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(200),
+        max_retries: 2,
+        max_total_elapsed: azure_core::time::Duration::seconds(10),
+        max_delay: azure_core::time::Duration::seconds(2),
+    });
     let mut options =
-        ClientOptions { transport: Some(Transport::new(Arc::new(https.clone()))), ..Default::default() };
+        ClientOptions { transport: Some(Transport::new(Arc::new(https.clone()))), retry, ..Default::default() };
     if let Some(host) = authority_host {
         let mut custom = azure_core::cloud::CustomConfiguration::default();
         custom.authority_host = host.to_owned();
