@@ -186,8 +186,9 @@ fn arm_error(answer: &Answer, what: &str, admin: bool) -> ProviderError {
 
 /// An azure_identity failure: the credential could not get a token.
 pub fn entra_error(e: &azure_core::Error, audience: &str) -> ProviderError {
-    let text = e.to_string();
-    let kind = if matches!(e.kind(), azure_core::error::ErrorKind::Io) {
+    let text = polysync_provider_api::error::chain(e);
+    // Our transport's own words when the endpoint cannot be reached.
+    let kind = if matches!(e.kind(), azure_core::error::ErrorKind::Io) || text.contains("could not reach") {
         ErrorKind::Unavailable
     } else {
         ErrorKind::Unauthorized
