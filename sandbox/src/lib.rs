@@ -217,7 +217,8 @@ impl Sandbox {
     /// A client certificate and key (PEM) that authenticate as `identity`
     /// (HTTPS sandboxes only).
     pub fn issue_client_cert(&self, identity: Identity) -> Result<(String, String), SandboxError> {
-        let certs = self.client_certs.as_ref().ok_or_else(|| SandboxError::Tls("this sandbox serves plain HTTP".into()))?;
+        let certs =
+            self.client_certs.as_ref().ok_or_else(|| SandboxError::Tls("this sandbox serves plain HTTP".into()))?;
         certs.issue(identity)
     }
 

@@ -208,8 +208,7 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &FakeState) -> Respo
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
-    let authorization =
-        req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
 
     if path == format!("/{TENANT}/oauth2/v2.0/token") {
@@ -217,7 +216,10 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &FakeState) -> Respo
         if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
             || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
         {
-            return reply(401, json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}));
+            return reply(
+                401,
+                json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+            );
         }
         let scope = form.get("scope").cloned().unwrap_or_default();
         state.token_requests.lock().unwrap().push(scope.clone());
@@ -225,7 +227,10 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &FakeState) -> Respo
         let lifetime = state.lifetime.load(Ordering::SeqCst);
         let token = format!("entra-token-{n}");
         state.tokens.lock().unwrap().insert(token.clone(), Issued { scope, expires_at: now() + lifetime });
-        return reply(200, json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}));
+        return reply(
+            200,
+            json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}),
+        );
     }
 
     let base = state.base.lock().unwrap().clone();
@@ -237,19 +242,30 @@ async fn answer(req: Request<hyper::body::Incoming>, state: &FakeState) -> Respo
     });
     let token = authorization.strip_prefix("Bearer ").unwrap_or_default();
     if !state.valid(token, &format!("{base}/.default")) {
-        return reply(401, json!({"error": {"code": "InvalidAuthenticationToken", "message": "The access token is invalid."}}));
+        return reply(
+            401,
+            json!({"error": {"code": "InvalidAuthenticationToken", "message": "The access token is invalid."}}),
+        );
     }
-    let clusters_prefix = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/");
+    let clusters_prefix = format!(
+        "/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/"
+    );
     if let Some(rest) = path.strip_prefix(&clusters_prefix) {
         let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
         if method != "POST" || !matches!(action, "listClusterUserCredential" | "listClusterAdminCredential") {
             return reply(400, json!({"error": {"code": "BadRequest", "message": "unsupported"}}));
         }
         if state.forbid.load(Ordering::SeqCst) {
-            return reply(403, json!({"error": {"code": "AuthorizationFailed", "message": format!("The client '{CLIENT_ID}' with object id '{CLIENT_ID}' does not have authorization to perform action 'Microsoft.ContainerService/managedClusters/{action}/action' over scope '{path}' or the scope is invalid.")}}));
+            return reply(
+                403,
+                json!({"error": {"code": "AuthorizationFailed", "message": format!("The client '{CLIENT_ID}' with object id '{CLIENT_ID}' does not have authorization to perform action 'Microsoft.ContainerService/managedClusters/{action}/action' over scope '{path}' or the scope is invalid.")}}),
+            );
         }
         let Some(kubeconfig) = state.clusters.lock().unwrap().get(name).cloned() else {
-            return reply(404, json!({"error": {"code": "ResourceNotFound", "message": format!("The Resource 'Microsoft.ContainerService/managedClusters/{name}' under resource group '{RESOURCE_GROUP}' was not found.")}}));
+            return reply(
+                404,
+                json!({"error": {"code": "ResourceNotFound", "message": format!("The Resource 'Microsoft.ContainerService/managedClusters/{name}' under resource group '{RESOURCE_GROUP}' was not found.")}}),
+            );
         };
         let value = base64::engine::general_purpose::STANDARD.encode(kubeconfig);
         let user = if action == "listClusterAdminCredential" { "clusterAdmin" } else { "clusterUser" };

@@ -78,7 +78,8 @@ async fn answer(
     *state.lock().unwrap().calls.entry(operation.clone()).or_default() += 1;
     let out = match operation.as_str() {
         "ListTaskDefinitionFamilies" => {
-            let start: usize = input["nextToken"].as_str().and_then(|t| t.strip_prefix("page-")?.parse().ok()).unwrap_or(0);
+            let start: usize =
+                input["nextToken"].as_str().and_then(|t| t.strip_prefix("page-")?.parse().ok()).unwrap_or(0);
             let end = (start + page_size).min(families);
             let names: Vec<String> = (start..end).map(|i| format!("fam-{i:02}")).collect();
             let mut out = json!({"families": names});

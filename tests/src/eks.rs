@@ -158,9 +158,8 @@ fn signature(
         .collect::<Vec<_>>()
         .join("&");
     let empty = hex(&Sha256::digest(b""));
-    let canonical = format!(
-        "GET\n/\n{canonical_query}\nhost:{host}\nx-k8s-aws-id:{cluster}\n\nhost;x-k8s-aws-id\n{empty}"
-    );
+    let canonical =
+        format!("GET\n/\n{canonical_query}\nhost:{host}\nx-k8s-aws-id:{cluster}\n\nhost;x-k8s-aws-id\n{empty}");
     let scope = format!("{date}/{region}/sts/aws4_request");
     let to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
     let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());

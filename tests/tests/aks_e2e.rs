@@ -19,7 +19,9 @@ const NS: &str = "aks-e2e";
 
 fn world() -> &'static AksWorld {
     static WORLD: OnceLock<AksWorld> = OnceLock::new();
-    WORLD.get_or_init(|| AksWorld::start(NS, SeedConfig { namespace: NS.into(), jobs: 3, cronjobs: 0, file: None }, 0.02))
+    WORLD.get_or_init(|| {
+        AksWorld::start(NS, SeedConfig { namespace: NS.into(), jobs: 3, cronjobs: 0, file: None }, 0.02)
+    })
 }
 
 /// A world of its own, for tests that change the fake's behaviour.
@@ -100,8 +102,8 @@ fn an_unknown_cluster_is_not_found() {
 #[test]
 fn a_credential_that_is_not_configured_says_what_is_missing() {
     // No AZURE_FEDERATED_TOKEN_FILE in this environment.
-    let err = discover(&connect(&with(world(), "entra-cluster", json!({"credential": "workload_identity"}))))
-        .unwrap_err();
+    let err =
+        discover(&connect(&with(world(), "entra-cluster", json!({"credential": "workload_identity"})))).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::InvalidInput | ErrorKind::Unauthorized), "{err}");
     assert!(err.message().contains("AZURE_FEDERATED_TOKEN_FILE") || err.message().contains("credential"), "{err}");
 }
@@ -148,7 +150,9 @@ fn the_monitor_url_is_the_portal_workloads_blade() {
         "https://portal.azure.com/#resource/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/entra-cluster/workloads"
     );
     let rt = rt();
-    for request in [UrlRequest::Entry { external_id: "batch-00001".into() }, UrlRequest::Run { run_id: "batch-00001-x".into() }] {
+    for request in
+        [UrlRequest::Entry { external_id: "batch-00001".into() }, UrlRequest::Run { run_id: "batch-00001-x".into() }]
+    {
         assert_eq!(rt.block_on(p.monitor_url(request)).unwrap().url.as_deref(), Some(want.as_str()));
     }
 }

@@ -95,7 +95,11 @@ fn cancel_stops_the_task_and_it_ends_cancelled() {
     let status = rt.block_on(p.poll(PollRequest { run_id: run.run_id.clone() })).unwrap();
     assert_eq!(status.state, RunState::Running);
     let outcome = rt
-        .block_on(p.cancel(CancelRequest { run_id: run.run_id.clone(), reason: Some("operator".into()), delete: false }))
+        .block_on(p.cancel(CancelRequest {
+            run_id: run.run_id.clone(),
+            reason: Some("operator".into()),
+            delete: false,
+        }))
         .unwrap();
     assert_eq!(outcome, polysync_provider_api::CancelOutcome::Cancelled);
     let last = rt.block_on(until_end(&p, &run.run_id)).pop().unwrap();
@@ -113,8 +117,9 @@ fn logs_come_from_the_tasks_cloudwatch_stream_and_say_when_there_is_none() {
     let rt = rt();
     let run = rt.block_on(p.run(request("quick", "logs-1", &[]))).unwrap();
     w.write_log(&run.run_id, &["first line", "second line"]);
-    let chunks: Vec<_> =
-        rt.block_on(async { p.logs(LogRequest { run_id: run.run_id.clone(), ..Default::default() }).await.unwrap().collect().await });
+    let chunks: Vec<_> = rt.block_on(async {
+        p.logs(LogRequest { run_id: run.run_id.clone(), ..Default::default() }).await.unwrap().collect().await
+    });
     let text: String = chunks.iter().map(|c| c.as_ref().unwrap().text.clone()).collect();
     assert_eq!(text, "first line\nsecond line\n");
     assert_eq!(chunks[0].as_ref().unwrap().container, "main");

@@ -22,9 +22,9 @@ use super::{
     LOG_WARN, Op, PluginTable, STATUS_ERROR, STATUS_OK,
 };
 use crate::{
-    CancelOutcome, CancelRequest, ClustersPage, ClustersRequest, DiscoverPage, DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest,
-    MonitorUrl, PollRequest, Provider, ProviderError, Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus,
-    UrlRequest, WatchRequest,
+    CancelOutcome, CancelRequest, ClustersPage, ClustersRequest, DiscoverPage, DiscoverRequest, EventsRequest,
+    LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, ProviderError, Result, ResultStream, RunEvent,
+    RunHandle, RunRequest, RunStatus, UrlRequest, WatchRequest,
 };
 
 /// Why a library was refused. Each message is one line that says what to do.

@@ -93,7 +93,8 @@ struct ArmErrorBody {
 impl Arm {
     async fn token(&self) -> Result<String> {
         let scope = format!("{}/.default", self.endpoint);
-        let token = self.credential.get_token(&[&scope], None).await.map_err(|e| entra_error(&e, "Azure Resource Manager"))?;
+        let token =
+            self.credential.get_token(&[&scope], None).await.map_err(|e| entra_error(&e, "Azure Resource Manager"))?;
         Ok(token.token.secret().to_owned())
     }
 
@@ -135,16 +136,21 @@ impl Arm {
     /// One page of the subscription's AKS clusters; `page` is a nextLink.
     pub async fn clusters(&self, subscription_id: &str, page: Option<String>) -> Result<ClustersPage> {
         let path = match page {
-            Some(link) => link.strip_prefix(&self.endpoint).map(str::to_owned).ok_or_else(|| {
-                ProviderError::invalid_input("the page token was not issued by this aks connection")
-            })?,
+            Some(link) => link
+                .strip_prefix(&self.endpoint)
+                .map(str::to_owned)
+                .ok_or_else(|| ProviderError::invalid_input("the page token was not issued by this aks connection"))?,
             None => format!(
                 "/subscriptions/{subscription_id}/providers/Microsoft.ContainerService/managedClusters?api-version={API_VERSION}"
             ),
         };
         let answer = self.call("GET", &path).await?;
         if answer.status != 200 {
-            return Err(arm_error(&answer, &format!("listing the AKS clusters of subscription {subscription_id}"), false));
+            return Err(arm_error(
+                &answer,
+                &format!("listing the AKS clusters of subscription {subscription_id}"),
+                false,
+            ));
         }
         let list: ClusterList = serde_json::from_slice(&answer.body)
             .map_err(|e| ProviderError::internal(format!("listing AKS clusters: unexpected answer: {e}")))?;
@@ -165,11 +171,17 @@ fn arm_error(answer: &Answer, what: &str, admin: bool) -> ProviderError {
         Ok(e) => (e.error.code, e.error.message),
         Err(_) => (answer.status.to_string(), String::from_utf8_lossy(&answer.body).chars().take(300).collect()),
     };
-    let role = if admin { "Azure Kubernetes Service Cluster Admin Role" } else { "Azure Kubernetes Service Cluster User Role" };
+    let role = if admin {
+        "Azure Kubernetes Service Cluster Admin Role"
+    } else {
+        "Azure Kubernetes Service Cluster User Role"
+    };
     match answer.status {
         401 => ProviderError::new(
             ErrorKind::Unauthorized,
-            format!("{what}: ARM refused the token ({code}: {message}); check the credential's tenant and that it is still valid"),
+            format!(
+                "{what}: ARM refused the token ({code}: {message}); check the credential's tenant and that it is still valid"
+            ),
         ),
         403 => ProviderError::new(
             ErrorKind::Forbidden,
@@ -178,8 +190,13 @@ fn arm_error(answer: &Answer, what: &str, admin: bool) -> ProviderError {
         404 => ProviderError::not_found(format!(
             "{what}: {code}: {message}; check `subscription_id`, `resource_group` and `cluster` (`polysync connections clusters` lists them)"
         )),
-        429 => ProviderError::new(ErrorKind::Throttled, format!("{what}: ARM is throttling requests ({code}: {message})")),
-        s if s >= 500 => ProviderError::new(ErrorKind::Unavailable, format!("{what}: ARM failed ({s} {code}: {message}); retry later")),
+        429 => {
+            ProviderError::new(ErrorKind::Throttled, format!("{what}: ARM is throttling requests ({code}: {message})"))
+        }
+        s if s >= 500 => ProviderError::new(
+            ErrorKind::Unavailable,
+            format!("{what}: ARM failed ({s} {code}: {message}); retry later"),
+        ),
         s => ProviderError::new(ErrorKind::Internal, format!("{what}: unexpected answer {s} ({code}: {message})")),
     }
 }
@@ -195,6 +212,8 @@ pub fn entra_error(e: &azure_core::Error, audience: &str) -> ProviderError {
     };
     ProviderError::new(
         kind,
-        format!("could not get an Entra ID token for {audience}: {text}; check the `credential` setting and its AZURE_* variables"),
+        format!(
+            "could not get an Entra ID token for {audience}: {text}; check the `credential` setting and its AZURE_* variables"
+        ),
     )
 }

@@ -62,7 +62,9 @@ fn env(name: &str, kind: &str) -> Result<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
         ProviderError::new(
             ErrorKind::Unauthorized,
-            format!("credential = \"{kind}\" needs {name} in the host's environment; set it, or choose another `credential`"),
+            format!(
+                "credential = \"{kind}\" needs {name} in the host's environment; set it, or choose another `credential`"
+            ),
         )
     })
 }
@@ -84,7 +86,10 @@ pub fn build(kind: &Kind, https: &Https, authority_host: Option<&str>) -> Result
                 } else {
                     "set AZURE_CLIENT_SECRET, or choose another `credential`"
                 };
-                return Err(ProviderError::new(ErrorKind::Unauthorized, format!("credential = \"environment\": {hint}")));
+                return Err(ProviderError::new(
+                    ErrorKind::Unauthorized,
+                    format!("credential = \"environment\": {hint}"),
+                ));
             };
             let options = azure_identity::ClientSecretCredentialOptions { client_options };
             azure_identity::ClientSecretCredential::new(&tenant, client, Secret::new(secret), Some(options))

@@ -158,12 +158,16 @@ mod tests {
     #[test]
     fn certificates_and_tokens_are_used_as_they_are() {
         assert_eq!(auth(&kubeconfig("    token: t\n")).unwrap(), Auth::AsIs);
-        assert_eq!(auth(&kubeconfig("    client-certificate-data: QQ==\n    client-key-data: QQ==\n")).unwrap(), Auth::AsIs);
+        assert_eq!(
+            auth(&kubeconfig("    client-certificate-data: QQ==\n    client-key-data: QQ==\n")).unwrap(),
+            Auth::AsIs
+        );
     }
 
     #[test]
     fn other_exec_plugins_are_refused() {
-        let other = kubeconfig("    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n");
+        let other =
+            kubeconfig("    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n");
         assert!(auth(&other).unwrap_err().message().contains("does not run"));
     }
 }

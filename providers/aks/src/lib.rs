@@ -66,7 +66,11 @@ fn manifest() -> Manifest {
         doc("resource_group", true, "resource group of the cluster"),
         doc("cluster", true, "AKS cluster name"),
         doc("namespace", false, "namespace of the Jobs (default: default)"),
-        doc("credential", false, "environment | workload_identity | managed_identity | azure_cli (default environment)"),
+        doc(
+            "credential",
+            false,
+            "environment | workload_identity | managed_identity | azure_cli (default environment)",
+        ),
         doc("managed_identity_client_id", false, "client id of a user-assigned managed identity"),
         doc("admin", false, "use listClusterAdminCredential (default false)"),
         doc("arm_endpoint", false, "ARM endpoint (default https://management.azure.com)"),
@@ -174,9 +178,8 @@ fn https_url(value: Option<String>, name: &str, default: Option<&str>) -> Result
 
 /// Validate settings and build the provider (no network yet).
 pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
-    let s: Settings = serde_json::from_value(settings).map_err(|e| {
-        ProviderError::invalid_input(format!("aks connection settings: {e}; the settings are {KEYS}"))
-    })?;
+    let s: Settings = serde_json::from_value(settings)
+        .map_err(|e| ProviderError::invalid_input(format!("aks connection settings: {e}; the settings are {KEYS}")))?;
     let cluster = ClusterRef {
         subscription_id: required(s.subscription_id, "subscription_id", "the cluster's subscription id")?,
         resource_group: required(s.resource_group, "resource_group", "the cluster's resource group")?,

@@ -72,11 +72,17 @@ pub fn from_code(code: &str, message: &str, action: &str, what: &str) -> Provide
         "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" => {
             ProviderError::new(ErrorKind::Throttled, format!("{what}: AWS is throttling requests ({detail})"))
         }
-        "InvalidParameterException" | "InvalidParameterValue" | "ValidationException" | "ClientException"
+        "InvalidParameterException"
+        | "InvalidParameterValue"
+        | "ValidationException"
+        | "ClientException"
         | "InvalidRequestException" => {
             ProviderError::new(ErrorKind::InvalidInput, format!("{what}: AWS rejected the request ({detail})"))
         }
-        "ServerException" | "ServiceUnavailable" | "ServiceUnavailableException" | "InternalFailure"
+        "ServerException"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "InternalFailure"
         | "InternalServerError" => {
             ProviderError::new(ErrorKind::Unavailable, format!("{what}: AWS failed ({detail}); retry later"))
         }
@@ -94,7 +100,10 @@ pub(crate) fn from_credentials(err: &CredentialsError) -> ProviderError {
         ),
         CredentialsError::InvalidConfiguration(_) => ProviderError::new(
             ErrorKind::InvalidInput,
-            format!("the AWS credential configuration is invalid ({}); check the profile and role settings", chain(err)),
+            format!(
+                "the AWS credential configuration is invalid ({}); check the profile and role settings",
+                chain(err)
+            ),
         ),
         other => {
             let text = chain(other);

@@ -72,8 +72,8 @@ pub fn region(config: &SdkConfig) -> String {
 /// Credentials resolved now, for code that signs by hand (the EKS token).
 pub async fn credentials(config: &SdkConfig) -> Result<Credentials, ProviderError> {
     use aws_credential_types::provider::ProvideCredentials;
-    let provider = config.credentials_provider().ok_or_else(|| {
-        ProviderError::new(ErrorKind::Unauthorized, error::NO_CREDENTIALS)
-    })?;
+    let provider = config
+        .credentials_provider()
+        .ok_or_else(|| ProviderError::new(ErrorKind::Unauthorized, error::NO_CREDENTIALS))?;
     provider.provide_credentials().await.map_err(|e| error::from_credentials(&e))
 }

@@ -13,7 +13,8 @@ pub(crate) fn entry(ecs: &Ecs, family: &str) -> String {
 
 pub(crate) fn run(ecs: &Ecs, task_arn: &str) -> String {
     // The ARN's region wins: it is where the task is.
-    let region = task_arn.split(':').nth(3).filter(|r| !r.is_empty()).map_or_else(|| ecs.aws.console_region(), str::to_owned);
+    let region =
+        task_arn.split(':').nth(3).filter(|r| !r.is_empty()).map_or_else(|| ecs.aws.console_region(), str::to_owned);
     format!(
         "{}/ecs/v2/clusters/{}/tasks/{}/configuration?region={region}",
         console_base(&region),

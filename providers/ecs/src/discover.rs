@@ -24,7 +24,9 @@ pub(crate) async fn discover(ecs: &Ecs, request: DiscoverRequest) -> Result<Disc
     let token = match &request.page_token {
         None => None,
         Some(t) => Some(t.strip_prefix(TOKEN_PREFIX).map(str::to_owned).ok_or_else(|| {
-            ProviderError::invalid_input("the page token was not issued by this ecs connection; start discovery again without one")
+            ProviderError::invalid_input(
+                "the page token was not issued by this ecs connection; start discovery again without one",
+            )
         })?),
     };
     let client = ecs.client().await?;
@@ -47,11 +49,9 @@ pub(crate) async fn discover(ecs: &Ecs, request: DiscoverRequest) -> Result<Disc
                     Ok(out) => Ok(out.task_definition.map(|td| entry(ecs, &family, &td))),
                     // Deregistered between the listing and now: not an entry.
                     Err(e) if e.as_service_error().is_some_and(|s| s.is_client_exception()) => Ok(None),
-                    Err(e) => Err(from_sdk(
-                        e,
-                        "ecs:DescribeTaskDefinition",
-                        &format!("describing task definition {family}"),
-                    )),
+                    Err(e) => {
+                        Err(from_sdk(e, "ecs:DescribeTaskDefinition", &format!("describing task definition {family}")))
+                    }
                 }
             }
         })

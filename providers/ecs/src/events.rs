@@ -17,22 +17,25 @@ pub(crate) async fn events(ecs: &Ecs, request: EventsRequest) -> Result<ResultSt
         return Ok(futures::stream::iter([Ok(first)]).boxed());
     }
     let ecs = ecs.clone();
-    let rest = futures::stream::unfold((ecs, request.run_id, Some(key(&first)), false), |(ecs, run_id, last, done)| async move {
-        if done {
-            return None;
-        }
-        tokio::time::sleep(ecs.poll_interval).await;
-        match observe(&ecs, &run_id).await {
-            Ok(Some((event, terminal))) => {
-                let k = key(&event);
-                let item = (Some(&k) != last.as_ref()).then_some(Ok(event));
-                Some((item, (ecs, run_id, Some(k), terminal)))
+    let rest = futures::stream::unfold(
+        (ecs, request.run_id, Some(key(&first)), false),
+        |(ecs, run_id, last, done)| async move {
+            if done {
+                return None;
             }
-            // Forgotten by ECS: nothing more will happen.
-            Ok(None) => None,
-            Err(e) => Some((Some(Err(e)), (ecs, run_id, last, true))),
-        }
-    })
+            tokio::time::sleep(ecs.poll_interval).await;
+            match observe(&ecs, &run_id).await {
+                Ok(Some((event, terminal))) => {
+                    let k = key(&event);
+                    let item = (Some(&k) != last.as_ref()).then_some(Ok(event));
+                    Some((item, (ecs, run_id, Some(k), terminal)))
+                }
+                // Forgotten by ECS: nothing more will happen.
+                Ok(None) => None,
+                Err(e) => Some((Some(Err(e)), (ecs, run_id, last, true))),
+            }
+        },
+    )
     .filter_map(|item| async move { item });
     Ok(futures::stream::iter([Ok(first)]).chain(rest).boxed())
 }

@@ -25,9 +25,8 @@ use polysync_aws::{Connection, from_sdk};
 use polysync_provider_api::abi::plugin::PluginFactory;
 use polysync_provider_api::{
     CancelOutcome, CancelRequest, Capability, ClusterInfo, ClustersPage, ClustersRequest, DiscoverPage,
-    DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider,
-    ProviderError, Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, SettingDoc, UrlRequest,
-    WatchRequest,
+    DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, ProviderError,
+    Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, SettingDoc, UrlRequest, WatchRequest,
 };
 
 use crate::settings::Settings;
@@ -46,12 +45,7 @@ pub struct Ecs {
 impl Ecs {
     pub fn new(settings: Settings) -> Self {
         let aws = Connection::new(settings.aws.clone());
-        Self {
-            settings: Arc::new(settings),
-            aws,
-            essentials: Arc::default(),
-            poll_interval: Duration::from_secs(2),
-        }
+        Self { settings: Arc::new(settings), aws, essentials: Arc::default(), poll_interval: Duration::from_secs(2) }
     }
 
     /// How often watch and followed events describe the tracked tasks.

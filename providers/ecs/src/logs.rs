@@ -47,7 +47,9 @@ pub(crate) async fn logs(ecs: &Ecs, request: LogRequest) -> Result<ResultStream<
             continue;
         }
         let options = c.log_configuration().filter(|l| l.log_driver().as_str() == "awslogs").and_then(|l| l.options());
-        match options.and_then(|o| Some((o.get("awslogs-group")?, o.get("awslogs-stream-prefix")?, o.get("awslogs-region")))) {
+        match options
+            .and_then(|o| Some((o.get("awslogs-group")?, o.get("awslogs-stream-prefix")?, o.get("awslogs-region"))))
+        {
             Some((group, prefix, region)) => sources.push(Source {
                 stream: format!("{prefix}/{name}/{id}"),
                 container: name,
@@ -139,7 +141,8 @@ async fn read(ecs: Ecs, source: Source, request: LogRequest, unit: String) -> Re
                 Err(e) => return Some((Err(e), (client, ecs, source, request, unit, next, true, sent))),
             }
         }
-        let chunk = (!text.is_empty()).then(|| LogChunk { unit: unit.clone(), container: source.container.clone(), text });
+        let chunk =
+            (!text.is_empty()).then(|| LogChunk { unit: unit.clone(), container: source.container.clone(), text });
         Some((Ok(chunk), (client, ecs, source, request, unit, next, done, sent)))
     })
     .filter_map(|item: Result<Option<LogChunk>>| async move { item.transpose() })

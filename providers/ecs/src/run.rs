@@ -17,9 +17,7 @@ use aws_sdk_ecs::types::{
     NetworkConfiguration, Tag, TaskOverride,
 };
 use polysync_aws::from_sdk;
-use polysync_provider_api::{
-    CancelOutcome, ErrorKind, ProviderError, Result, RunHandle, RunRequest, RunSource,
-};
+use polysync_provider_api::{CancelOutcome, ErrorKind, ProviderError, Result, RunHandle, RunRequest, RunSource};
 use sha2::{Digest, Sha256};
 
 use crate::Ecs;
@@ -97,7 +95,9 @@ pub(crate) async fn run(ecs: &Ecs, request: RunRequest) -> Result<RunHandle> {
         let vpc = AwsVpcConfiguration::builder()
             .set_subnets(Some(n.subnets.clone()))
             .set_security_groups(Some(n.security_groups.clone()).filter(|g| !g.is_empty()))
-            .set_assign_public_ip(n.assign_public_ip.map(|on| if on { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled }))
+            .set_assign_public_ip(
+                n.assign_public_ip.map(|on| if on { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled }),
+            )
             .build()
             .map_err(|e| ProviderError::invalid_input(format!("setting `network_configuration`: {e}")))?;
         call = call.network_configuration(NetworkConfiguration::builder().awsvpc_configuration(vpc).build());
@@ -109,7 +109,9 @@ pub(crate) async fn run(ecs: &Ecs, request: RunRequest) -> Result<RunHandle> {
         let kind = if reason == "MISSING" { ErrorKind::NotFound } else { ErrorKind::Unavailable };
         return Err(ProviderError::new(
             kind,
-            format!("{what}: ECS could not start the task: {reason}{detail}; check the cluster's capacity and the launch settings"),
+            format!(
+                "{what}: ECS could not start the task: {reason}{detail}; check the cluster's capacity and the launch settings"
+            ),
         ));
     }
     let arn = out
@@ -164,7 +166,11 @@ fn check(request: &RunRequest) -> Result<()> {
         )));
     }
     for name in request.parameters.keys() {
-        if name.is_empty() || name.len() > 255 || name.contains('=') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if name.is_empty()
+            || name.len() > 255
+            || name.contains('=')
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(ProviderError::invalid_input(format!(
                 "parameter {name:?} is not an environment variable name (no '=', spaces or control characters)"
             )));

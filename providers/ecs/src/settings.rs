@@ -55,7 +55,8 @@ pub struct Settings {
     pub platform_version: Option<String>,
 }
 
-const KEYS: &str = "cluster, launch_type, capacity_provider_strategy, network_configuration, family_prefix, platform_version";
+const KEYS: &str =
+    "cluster, launch_type, capacity_provider_strategy, network_configuration, family_prefix, platform_version";
 
 impl Settings {
     pub fn parse(value: serde_json::Value) -> Result<Self> {

@@ -145,17 +145,20 @@ pub(crate) async fn watch(ecs: &Ecs, run_ids: Vec<String>) -> Result<ResultStrea
     // NotFound of the call itself.
     let first = round(ecs, &mut pending, &mut last).await?;
     let ecs = ecs.clone();
-    let rest = futures::stream::unfold((ecs, pending, last, false), |(ecs, mut pending, mut last, failed)| async move {
-        if pending.is_empty() || failed {
-            return None;
-        }
-        tokio::time::sleep(ecs.poll_interval).await;
-        match round(&ecs, &mut pending, &mut last).await {
-            Ok(changes) => Some((futures::stream::iter(changes.into_iter().map(Ok)).boxed(), (ecs, pending, last, false))),
-            Err(e) => Some((futures::stream::iter([Err(e)]).boxed(), (ecs, pending, last, true))),
-        }
-    })
-    .flatten();
+    let rest =
+        futures::stream::unfold((ecs, pending, last, false), |(ecs, mut pending, mut last, failed)| async move {
+            if pending.is_empty() || failed {
+                return None;
+            }
+            tokio::time::sleep(ecs.poll_interval).await;
+            match round(&ecs, &mut pending, &mut last).await {
+                Ok(changes) => {
+                    Some((futures::stream::iter(changes.into_iter().map(Ok)).boxed(), (ecs, pending, last, false)))
+                }
+                Err(e) => Some((futures::stream::iter([Err(e)]).boxed(), (ecs, pending, last, true))),
+            }
+        })
+        .flatten();
     Ok(futures::stream::iter(first.into_iter().map(Ok)).chain(rest).boxed())
 }
 
@@ -174,7 +177,9 @@ async fn round(ecs: &Ecs, pending: &mut Vec<String>, last: &mut HashMap<String, 
             changes.push(status);
         }
     }
-    pending.retain(|id| last.get(id).is_none_or(|s| !s.state.is_terminal() && s.state != polysync_provider_api::RunState::Unknown));
+    pending.retain(|id| {
+        last.get(id).is_none_or(|s| !s.state.is_terminal() && s.state != polysync_provider_api::RunState::Unknown)
+    });
     Ok(changes)
 }
 
@@ -189,7 +194,11 @@ mod tests {
             task_arn: "arn:aws:ecs:r:1:task/c/t1".into(),
             last_status: last.into(),
             stop_code: stop_code.map(str::to_owned),
-            containers: vec![crate::status::ContainerView { name: "main".into(), exit_code: Some(0), ..Default::default() }],
+            containers: vec![crate::status::ContainerView {
+                name: "main".into(),
+                exit_code: Some(0),
+                ..Default::default()
+            }],
             ..Default::default()
         }))
     }

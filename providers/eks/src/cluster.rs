@@ -41,7 +41,8 @@ impl Connector for EksConnector {
                 err
             }
         })?;
-        let cluster = described.cluster.ok_or_else(|| ProviderError::internal(format!("{what}: no cluster in the answer")))?;
+        let cluster =
+            described.cluster.ok_or_else(|| ProviderError::internal(format!("{what}: no cluster in the answer")))?;
         let status = cluster.status.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
         let (Some(endpoint), Some(ca)) =
             (cluster.endpoint.as_deref(), cluster.certificate_authority.as_ref().and_then(|c| c.data.as_deref()))

@@ -43,7 +43,8 @@ mod tests {
 
     #[test]
     fn pages_in_the_clusters_region_and_partition() {
-        let aws = |region: &str| Aws::new(polysync_aws::AwsSettings { region: Some(region.into()), ..Default::default() });
+        let aws =
+            |region: &str| Aws::new(polysync_aws::AwsSettings { region: Some(region.into()), ..Default::default() });
         let c = EksConsole { aws: aws("eu-west-1"), cluster: "prod".into() };
         assert_eq!(
             c.run("batch", "nightly-3f2a").unwrap(),

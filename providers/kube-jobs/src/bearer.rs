@@ -212,12 +212,7 @@ where
     }
 }
 
-async fn send<S>(
-    mut inner: S,
-    parts: &http::request::Parts,
-    body: Body,
-    secret: &str,
-) -> Result<S::Response, BoxError>
+async fn send<S>(mut inner: S, parts: &http::request::Parts, body: Body, secret: &str) -> Result<S::Response, BoxError>
 where
     S: Service<Request<Body>, Error = BoxError>,
 {

@@ -35,9 +35,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use polysync_provider_api::{
-    CancelOutcome, ClustersPage, ClustersRequest, ErrorKind, ProviderError, CancelRequest, DiscoverPage, DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest,
-    MonitorUrl, PollRequest, Provider, Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, UrlRequest,
-    WatchRequest,
+    CancelOutcome, CancelRequest, ClustersPage, ClustersRequest, DiscoverPage, DiscoverRequest, ErrorKind,
+    EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, ProviderError, Result,
+    ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, UrlRequest, WatchRequest,
 };
 
 pub use connect::{Clusters, Connector, Lazy, Monitor, NoMonitor, UrlTemplate};
@@ -125,7 +125,9 @@ impl KubeJobs {
 
     fn explain(&self, err: ProviderError) -> ProviderError {
         match self.unauthorized_hint {
-            Some(hint) if err.kind() == ErrorKind::Unauthorized && err.message().ends_with(error::UNAUTHORIZED_HINT) => {
+            Some(hint)
+                if err.kind() == ErrorKind::Unauthorized && err.message().ends_with(error::UNAUTHORIZED_HINT) =>
+            {
                 let message = err.message().strip_suffix(error::UNAUTHORIZED_HINT).unwrap_or_default();
                 ProviderError::new(ErrorKind::Unauthorized, format!("{message}{hint}"))
             }

@@ -116,7 +116,11 @@ impl Server {
         }
     }
 
-    async fn route(self: &Arc<Self>, req: Request<Incoming>, client: Option<Identity>) -> Result<Response<Body>, ApiError> {
+    async fn route(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        client: Option<Identity>,
+    ) -> Result<Response<Body>, ApiError> {
         let path = req.uri().path().to_owned();
         if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
             return Ok(response::bytes(StatusCode::OK, "text/plain", "ok"));
