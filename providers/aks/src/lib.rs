@@ -22,10 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use polysync_kube_jobs::{Clusters, Connector, KubeJobs, Monitor};
-use polysync_provider_api::abi::plugin::PluginFactory;
-use polysync_provider_api::{
-    Capability, ClustersPage, ClustersRequest, Manifest, Provider, ProviderError, Result, SettingDoc,
-};
+use polysync_provider_api::{Capability, ClustersPage, ClustersRequest, Manifest, ProviderError, Result, SettingDoc};
 use serde::Deserialize;
 
 use crate::arm::{Arm, ClusterRef};
@@ -212,21 +209,7 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
         .with_unauthorized_hint(UNAUTHORIZED_HINT))
 }
 
-/// The plugin entry.
-#[derive(Debug)]
-pub struct Factory;
-
-impl PluginFactory for Factory {
-    fn manifest() -> Manifest {
-        manifest()
-    }
-
-    fn create(config: serde_json::Value) -> Result<Arc<dyn Provider>> {
-        Ok(Arc::new(build(config)?))
-    }
-}
-
-polysync_provider_api::export_provider!(Factory);
+polysync_provider_api::export_provider!(manifest = manifest, build = build);
 
 #[cfg(test)]
 mod tests {

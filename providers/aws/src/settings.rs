@@ -80,6 +80,27 @@ impl AwsSettings {
         KEYS
     }
 
+    /// The manifest's documentation of the AWS settings; `apis` names what
+    /// `endpoint_url` serves (e.g. "EKS and STS").
+    pub fn docs(apis: &str) -> Vec<polysync_provider_api::SettingDoc> {
+        let doc = |name: &str, description: &str| polysync_provider_api::SettingDoc {
+            name: name.into(),
+            required: false,
+            description: description.into(),
+        };
+        vec![
+            doc("region", "AWS region (default: AWS_REGION or the profile's)"),
+            doc("profile", "AWS shared-config profile (default: AWS_PROFILE, then default)"),
+            doc("role_arn", "IAM role to assume with the chain's credentials"),
+            doc("external_id", "external id for role_arn"),
+            doc("session_name", "session name for role_arn (default polysync)"),
+            doc("endpoint_url", &format!("one endpoint for the {apis} APIs (tests, VPC endpoints)")),
+            doc("access_key_id_env", "name of an environment variable holding an access key id"),
+            doc("secret_access_key_env", "name of an environment variable holding the secret key"),
+            doc("session_token_env", "name of an environment variable holding a session token"),
+        ]
+    }
+
     fn validate(&self) -> Result<(), ProviderError> {
         if let Some(arn) = &self.role_arn
             && !(arn.starts_with("arn:") && arn.contains(":role/"))

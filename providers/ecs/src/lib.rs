@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use polysync_aws::{Connection, from_sdk};
-use polysync_provider_api::abi::plugin::PluginFactory;
 use polysync_provider_api::{
     CancelOutcome, CancelRequest, Capability, ClusterInfo, ClustersPage, ClustersRequest, DiscoverPage,
     DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, ProviderError,
@@ -75,16 +74,8 @@ fn manifest() -> Manifest {
         doc("family_prefix", false, "discover only families starting with this"),
         doc("platform_version", false, "Fargate platform version (default LATEST)"),
         doc("poll_interval_ms", false, "how often runs are described while watched (default 2000)"),
-        doc("region", false, "AWS region (default: AWS_REGION or the profile's)"),
-        doc("profile", false, "AWS shared-config profile"),
-        doc("role_arn", false, "IAM role to assume with the chain's credentials"),
-        doc("external_id", false, "external id for role_arn"),
-        doc("session_name", false, "session name for role_arn (default polysync)"),
-        doc("endpoint_url", false, "one endpoint for the ECS, Logs and STS APIs (tests, VPC endpoints)"),
-        doc("access_key_id_env", false, "name of an environment variable holding an access key id"),
-        doc("secret_access_key_env", false, "name of an environment variable holding the secret key"),
-        doc("session_token_env", false, "name of an environment variable holding a session token"),
     ];
+    m.settings.extend(polysync_aws::AwsSettings::docs("ECS, CloudWatch Logs and STS"));
     m.capabilities = vec![Capability::FollowLogs, Capability::ListClusters];
     m
 }
@@ -170,18 +161,4 @@ impl Provider for Ecs {
     }
 }
 
-/// The plugin entry.
-#[derive(Debug)]
-pub struct Factory;
-
-impl PluginFactory for Factory {
-    fn manifest() -> Manifest {
-        manifest()
-    }
-
-    fn create(config: serde_json::Value) -> Result<Arc<dyn Provider>> {
-        Ok(Arc::new(build(config)?))
-    }
-}
-
-polysync_provider_api::export_provider!(Factory);
+polysync_provider_api::export_provider!(manifest = manifest, build = build);

@@ -16,12 +16,9 @@ pub mod cluster;
 pub mod console;
 pub mod token;
 
-use std::sync::Arc;
-
 use polysync_aws::AwsSettings;
 use polysync_kube_jobs::KubeJobs;
-use polysync_provider_api::abi::plugin::PluginFactory;
-use polysync_provider_api::{Capability, Manifest, Provider, ProviderError, Result, SettingDoc};
+use polysync_provider_api::{Capability, Manifest, ProviderError, Result, SettingDoc};
 use serde::Deserialize;
 
 use crate::cluster::{Aws, EksClusters, EksConnector};
@@ -49,16 +46,8 @@ fn manifest() -> Manifest {
         doc("cluster", true, "EKS cluster name"),
         doc("namespace", false, "namespace of the Jobs (default: default)"),
         doc("include_cronjobs", false, "discover CronJobs too (default true)"),
-        doc("region", false, "AWS region (default: AWS_REGION or the profile's)"),
-        doc("profile", false, "AWS shared-config profile (default: AWS_PROFILE, then default)"),
-        doc("role_arn", false, "IAM role to assume with the chain's credentials"),
-        doc("external_id", false, "external id for role_arn"),
-        doc("session_name", false, "session name for role_arn (default polysync)"),
-        doc("endpoint_url", false, "one endpoint for the EKS and STS APIs (tests, VPC endpoints)"),
-        doc("access_key_id_env", false, "name of an environment variable holding an access key id"),
-        doc("secret_access_key_env", false, "name of an environment variable holding the secret key"),
-        doc("session_token_env", false, "name of an environment variable holding a session token"),
     ];
+    m.settings.extend(AwsSettings::docs("EKS and STS"));
     m.capabilities = polysync_kube_jobs::capabilities();
     m.capabilities.push(Capability::ListClusters);
     m
@@ -92,18 +81,4 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
         .with_unauthorized_hint(UNAUTHORIZED_HINT))
 }
 
-/// The plugin entry.
-#[derive(Debug)]
-pub struct Factory;
-
-impl PluginFactory for Factory {
-    fn manifest() -> Manifest {
-        manifest()
-    }
-
-    fn create(config: serde_json::Value) -> Result<Arc<dyn Provider>> {
-        Ok(Arc::new(build(config)?))
-    }
-}
-
-polysync_provider_api::export_provider!(Factory);
+polysync_provider_api::export_provider!(manifest = manifest, build = build);

@@ -8,13 +8,10 @@
 //! `default`), `monitor_url_template` (an https URL with `{namespace}`,
 //! `{name}`, `{kind}`), `include_cronjobs` (default true).
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use polysync_kube_jobs::{Connector, KubeJobs, NoMonitor, UrlTemplate};
-use polysync_provider_api::abi::plugin::PluginFactory;
-use polysync_provider_api::{ErrorKind, Manifest, Provider, ProviderError, Result, SettingDoc};
+use polysync_provider_api::{ErrorKind, Manifest, ProviderError, Result, SettingDoc};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -134,18 +131,4 @@ fn expand_home(path: &str) -> String {
     }
 }
 
-/// The plugin entry.
-#[derive(Debug)]
-pub struct Factory;
-
-impl PluginFactory for Factory {
-    fn manifest() -> Manifest {
-        manifest()
-    }
-
-    fn create(config: serde_json::Value) -> Result<Arc<dyn Provider>> {
-        Ok(Arc::new(build(config)?))
-    }
-}
-
-polysync_provider_api::export_provider!(Factory);
+polysync_provider_api::export_provider!(manifest = manifest, build = build);

@@ -342,8 +342,32 @@ pub unsafe extern "C" fn free_buf(buf: Buf) {
 /// impl polysync_provider_api::abi::plugin::PluginFactory for Factory { /* ... */ }
 /// polysync_provider_api::export_provider!(Factory);
 /// ```
+///
+/// Or, for a provider made by a function from its settings:
+///
+/// ```ignore
+/// // fn manifest() -> Manifest; fn build(settings: serde_json::Value) -> Result<impl Provider>
+/// polysync_provider_api::export_provider!(manifest = manifest, build = build);
+/// ```
 #[macro_export]
 macro_rules! export_provider {
+    (manifest = $manifest:path, build = $build:path $(,)?) => {
+        /// The plugin entry.
+        #[derive(Debug)]
+        pub struct Factory;
+
+        impl $crate::abi::plugin::PluginFactory for Factory {
+            fn manifest() -> $crate::Manifest {
+                $manifest()
+            }
+
+            fn create(config: $crate::serde_json::Value) -> $crate::Result<::std::sync::Arc<dyn $crate::Provider>> {
+                Ok(::std::sync::Arc::new($build(config)?))
+            }
+        }
+
+        $crate::export_provider!(Factory);
+    };
     ($factory:ty) => {
         #[doc(hidden)]
         #[allow(unsafe_code)]
