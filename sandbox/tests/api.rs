@@ -233,6 +233,16 @@ async fn watch_from_a_version_and_410_for_old_ones() {
     let mut suspended = job("watched", "sleep 1");
     suspended["spec"]["suspend"] = json!(true);
     api.post(JOBS, suspended).await;
+    // Delete only once the controller has written the Job's status, so the
+    // watch below always has a MODIFIED to show (a loaded machine may
+    // otherwise delete first).
+    for _ in 0..100 {
+        let (_, job) = api.get(&format!("{JOBS}/watched")).await;
+        if job["status"]["conditions"].as_array().is_some_and(|c| !c.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     api.delete(&format!("{JOBS}/watched"), None).await;
     let events = api
         .stream_lines(
