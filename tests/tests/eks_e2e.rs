@@ -156,23 +156,46 @@ fn list_clusters_follows_every_page() {
     assert!(pages >= 3, "{pages} pages");
 }
 
-#[test]
-fn without_credentials_the_cli_exits_2_and_says_where_credentials_come_from() {
-    let w = world();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
+/// A config file with one eks connection `prod` to the world's cluster.
+fn cli_config(w: &EksWorld, dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("config.toml");
     let plugin_dir = artifacts::cdylib("polysync-provider-eks").parent().unwrap().to_path_buf();
     std::fs::write(
         &config,
         format!(
-            "plugin_dir = {:?}\ncatalog = {:?}\n[connections.prod]\nprovider = \"eks\"\ncluster = {:?}\nregion = \"eu-west-1\"\nendpoint_url = {:?}\n",
+            "plugin_dir = {:?}\ncatalog = {:?}\n[connections.prod]\nprovider = \"eks\"\ncluster = {:?}\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nnamespace = {NS:?}\n",
             plugin_dir.display().to_string(),
-            dir.path().join("catalog.db").display().to_string(),
+            dir.join("catalog.db").display().to_string(),
             w.name,
             w.moto.url
         ),
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn the_cli_lists_the_clusters_a_connection_reaches() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(artifacts::executable("polysync", "polysync"))
+        .arg("--config")
+        .arg(cli_config(w, dir.path()))
+        .args(["--output", "json", "connections", "clusters", "prod"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["clusters"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"e2e-cluster"), "{names:?}");
+    assert!(v["clusters"][0]["location"] == "eu-west-1", "{v}");
+}
+
+#[test]
+fn without_credentials_the_cli_exits_2_and_says_where_credentials_come_from() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let config = cli_config(w, dir.path());
     let out = Command::new(artifacts::executable("polysync", "polysync"))
         .arg("--config")
         .arg(&config)
