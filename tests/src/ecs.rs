@@ -18,6 +18,13 @@ pub struct EcsWorld {
 impl EcsWorld {
     pub fn start(cluster: &str, families: usize) -> Self {
         let moto = crate::moto::shared();
+        // Task states through moto's state manager: one step per
+        // DescribeTasks, so a run passes RUNNING, DEACTIVATING, STOPPING
+        // and DEPROVISIONING before STOPPED, as tracking would see it.
+        moto.api(
+            "/moto-api/state-manager/set-transition",
+            &serde_json::json!({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1}}),
+        );
         moto.python(&format!(
             r#"
 import boto3
