@@ -196,3 +196,48 @@ fn discovery_follows_every_next_token_of_a_paging_api() {
     assert_eq!(ids, (0..7).map(|i| format!("fam-{i:02}")).collect::<Vec<_>>());
     assert_eq!(stub.calls("ListTaskDefinitionFamilies"), 3);
 }
+
+/// The host end to end on ECS: discover into the catalog, a parameterized
+/// run followed to its end, its console URL and its history.
+#[test]
+fn the_cli_discovers_runs_and_follows_an_ecs_task() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let plugin_dir = artifacts::cdylib("polysync-provider-ecs").parent().unwrap().to_path_buf();
+    std::fs::write(
+        &config,
+        format!(
+            "plugin_dir = {:?}\ncatalog = {:?}\n[connections.batch]\nprovider = \"ecs\"\ncluster = \"e2e\"\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nlaunch_type = \"FARGATE\"\npoll_interval_ms = 100\n",
+            plugin_dir.display().to_string(),
+            dir.path().join("catalog.db").display().to_string(),
+            w.moto.url
+        ),
+    )
+    .unwrap();
+    let polysync = |args: &[&str]| {
+        let out = std::process::Command::new(artifacts::executable("polysync", "polysync"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--output", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "polysync {args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        // The last JSON document printed (`run --wait` prints its progress first).
+        serde_json::Deserializer::from_str(&stdout)
+            .into_iter::<serde_json::Value>()
+            .filter_map(Result::ok)
+            .last()
+            .unwrap_or_else(|| panic!("no JSON from polysync {args:?}: {stdout}"))
+    };
+    let report = polysync(&["discover", "batch"]);
+    assert_eq!(report["added"], 5, "{report}");
+    let entry = polysync(&["catalog", "batch", "--entry", "quick"]);
+    assert!(entry.to_string().contains("GREETING"), "{entry}");
+    let run = polysync(&["run", "batch", "quick", "-p", "GREETING=from-cli", "--wait", "--timeout", "60s"]);
+    assert!(run.to_string().contains("Success"), "{run}");
+    let runs = polysync(&["runs", "--connection", "batch"]);
+    assert!(runs.to_string().contains("arn:aws:ecs:eu-west-1"), "{runs}");
+}
