@@ -77,3 +77,30 @@ pub async fn credentials(config: &SdkConfig) -> Result<Credentials, ProviderErro
         .ok_or_else(|| ProviderError::new(ErrorKind::Unauthorized, error::NO_CREDENTIALS))?;
     provider.provide_credentials().await.map_err(|e| error::from_credentials(&e))
 }
+
+/// A page size for AWS list APIs, which take 1 to 100 (default 100).
+pub fn page_size(requested: Option<u32>) -> i32 {
+    requested.unwrap_or(100).clamp(1, 100) as i32
+}
+
+/// A ListClusters page (EKS answers names, ECS ARNs) in the contract's terms.
+pub fn clusters_page(
+    region: &str,
+    names_or_arns: Vec<String>,
+    next_token: Option<String>,
+) -> polysync_provider_api::ClustersPage {
+    polysync_provider_api::ClustersPage {
+        clusters: names_or_arns
+            .into_iter()
+            .map(|item| {
+                let is_arn = item.starts_with("arn:");
+                polysync_provider_api::ClusterInfo {
+                    name: item.rsplit('/').next().unwrap_or(&item).to_owned(),
+                    location: region.to_owned(),
+                    id: is_arn.then_some(item),
+                }
+            })
+            .collect(),
+        next_page_token: next_token,
+    }
+}

@@ -35,7 +35,7 @@ pub(crate) async fn discover(ecs: &Ecs, request: DiscoverRequest) -> Result<Disc
         .status(aws_sdk_ecs::types::TaskDefinitionFamilyStatus::Active)
         .set_family_prefix(ecs.settings.family_prefix.clone())
         .set_next_token(token)
-        .max_results(request.page_size.unwrap_or(100).clamp(1, 100) as i32)
+        .max_results(polysync_aws::page_size(request.page_size))
         .send()
         .await
         .map_err(|e| from_sdk(e, "ecs:ListTaskDefinitionFamilies", "listing ECS task definition families"))?;

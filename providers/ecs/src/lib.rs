@@ -23,9 +23,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use polysync_aws::{Connection, from_sdk};
 use polysync_provider_api::{
-    CancelOutcome, CancelRequest, Capability, ClusterInfo, ClustersPage, ClustersRequest, DiscoverPage,
-    DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, ProviderError,
-    Result, ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, SettingDoc, UrlRequest, WatchRequest,
+    CancelOutcome, CancelRequest, Capability, ClustersPage, ClustersRequest, DiscoverPage, DiscoverRequest,
+    EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, ProviderError, Result,
+    ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, SettingDoc, UrlRequest, WatchRequest,
 };
 
 use crate::settings::Settings;
@@ -141,23 +141,11 @@ impl Provider for Ecs {
             .await?
             .list_clusters()
             .set_next_token(request.page_token)
-            .max_results(request.page_size.unwrap_or(100).clamp(1, 100) as i32)
+            .max_results(polysync_aws::page_size(request.page_size))
             .send()
             .await
             .map_err(|e| from_sdk(e, "ecs:ListClusters", &format!("listing ECS clusters in {region}")))?;
-        Ok(ClustersPage {
-            clusters: page
-                .cluster_arns
-                .unwrap_or_default()
-                .into_iter()
-                .map(|arn| ClusterInfo {
-                    name: arn.rsplit('/').next().unwrap_or(&arn).to_owned(),
-                    location: region.clone(),
-                    id: Some(arn),
-                })
-                .collect(),
-            next_page_token: page.next_token,
-        })
+        Ok(polysync_aws::clusters_page(&region, page.cluster_arns.unwrap_or_default(), page.next_token))
     }
 }
 

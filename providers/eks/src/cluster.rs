@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use polysync_aws::from_sdk;
 use polysync_kube_jobs::bearer::TokenCache;
 use polysync_kube_jobs::{Clusters, Connector};
-use polysync_provider_api::{ClusterInfo, ClustersPage, ClustersRequest, ErrorKind, ProviderError, Result};
+use polysync_provider_api::{ClustersPage, ClustersRequest, ErrorKind, ProviderError, Result};
 
 use crate::token::{REFRESH_MARGIN, StsTokens, sts_endpoint};
 
@@ -76,18 +76,10 @@ impl Clusters for EksClusters {
             .await?
             .list_clusters()
             .set_next_token(request.page_token)
-            .max_results(request.page_size.unwrap_or(100).clamp(1, 100) as i32)
+            .max_results(polysync_aws::page_size(request.page_size))
             .send()
             .await
             .map_err(|e| from_sdk(e, "eks:ListClusters", &format!("listing EKS clusters in {region}")))?;
-        Ok(ClustersPage {
-            clusters: page
-                .clusters
-                .unwrap_or_default()
-                .into_iter()
-                .map(|name| ClusterInfo { name, location: region.clone(), id: None })
-                .collect(),
-            next_page_token: page.next_token,
-        })
+        Ok(polysync_aws::clusters_page(&region, page.clusters.unwrap_or_default(), page.next_token))
     }
 }
