@@ -382,8 +382,7 @@ fn watch_falls_back_to_polling_when_rbac_forbids_watch() {
         seed: SeedConfig { namespace: "nowatch".into(), ..SeedConfig::default() },
         ..SandboxConfig::default()
     });
-    // 10 s of sandbox time: long enough that the run is still going when the
-    // watch is tried even on a loaded 2-core CI machine (1 s was not).
+    // 10 s of sandbox time: the run is still going when the watch is tried.
     source_job(&cluster, "nowatch", "short", "sleep 500; echo hi", |_| {});
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -398,6 +397,12 @@ fn watch_falls_back_to_polling_when_rbac_forbids_watch() {
         assert_eq!(last.state, RunState::Success);
     });
     let stats = cluster.sandbox.stats();
-    assert!(stats.get("watch", "jobs") >= 1, "a watch was tried first");
+    // The Job and pod watchers run side by side; whichever is refused first
+    // switches the call to polling, so the other may never ask.
+    assert!(
+        stats.get("watch", "jobs") + stats.get("watch", "pods") >= 1,
+        "a watch was tried first: {:?}",
+        stats.snapshot()
+    );
     assert!(stats.get("list", "jobs") >= 2, "then it polled: {:?}", stats.snapshot());
 }
