@@ -37,6 +37,18 @@ pub struct SettingDoc {
     pub description: String,
 }
 
+impl SettingDoc {
+    /// A setting the connection must have.
+    pub fn required(name: &str, description: &str) -> Self {
+        Self { name: name.into(), required: true, description: description.into() }
+    }
+
+    /// A setting with a default.
+    pub fn optional(name: &str, description: &str) -> Self {
+        Self { name: name.into(), required: false, description: description.into() }
+    }
+}
+
 /// Optional behaviour a provider may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]

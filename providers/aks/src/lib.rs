@@ -53,27 +53,21 @@ const UNAUTHORIZED_HINT: &str = "the cluster refused the Entra ID token: give th
 fn manifest() -> Manifest {
     let mut m = Manifest::new("aks", env!("CARGO_PKG_VERSION"));
     m.description = "Kubernetes Jobs and CronJobs on Azure Kubernetes Service, with Entra ID credentials".into();
-    let doc = |name: &str, required: bool, description: &str| SettingDoc {
-        name: name.into(),
-        required,
-        description: description.into(),
-    };
     m.settings = vec![
-        doc("subscription_id", true, "Azure subscription id of the cluster"),
-        doc("resource_group", true, "resource group of the cluster"),
-        doc("cluster", true, "AKS cluster name"),
-        doc("namespace", false, "namespace of the Jobs (default: default)"),
-        doc(
+        SettingDoc::required("subscription_id", "Azure subscription id of the cluster"),
+        SettingDoc::required("resource_group", "resource group of the cluster"),
+        SettingDoc::required("cluster", "AKS cluster name"),
+        SettingDoc::optional("namespace", "namespace of the Jobs (default: default)"),
+        SettingDoc::optional(
             "credential",
-            false,
             "environment | workload_identity | managed_identity | azure_cli (default environment)",
         ),
-        doc("managed_identity_client_id", false, "client id of a user-assigned managed identity"),
-        doc("admin", false, "use listClusterAdminCredential (default false)"),
-        doc("arm_endpoint", false, "ARM endpoint (default https://management.azure.com)"),
-        doc("authority_host", false, "Entra ID authority (default https://login.microsoftonline.com)"),
-        doc("ca_file", false, "PEM file of extra CAs to trust for ARM and Entra ID"),
-        doc("include_cronjobs", false, "discover CronJobs too (default true)"),
+        SettingDoc::optional("managed_identity_client_id", "client id of a user-assigned managed identity"),
+        SettingDoc::optional("admin", "use listClusterAdminCredential (default false)"),
+        SettingDoc::optional("arm_endpoint", "ARM endpoint (default https://management.azure.com)"),
+        SettingDoc::optional("authority_host", "Entra ID authority (default https://login.microsoftonline.com)"),
+        SettingDoc::optional("ca_file", "PEM file of extra CAs to trust for ARM and Entra ID"),
+        SettingDoc::optional("include_cronjobs", "discover CronJobs too (default true)"),
     ];
     m.capabilities = polysync_kube_jobs::capabilities();
     m.capabilities.push(Capability::ListClusters);

@@ -83,21 +83,31 @@ impl AwsSettings {
     /// The manifest's documentation of the AWS settings; `apis` names what
     /// `endpoint_url` serves (e.g. "EKS and STS").
     pub fn docs(apis: &str) -> Vec<polysync_provider_api::SettingDoc> {
-        let doc = |name: &str, description: &str| polysync_provider_api::SettingDoc {
-            name: name.into(),
-            required: false,
-            description: description.into(),
-        };
         vec![
-            doc("region", "AWS region (default: AWS_REGION or the profile's)"),
-            doc("profile", "AWS shared-config profile (default: AWS_PROFILE, then default)"),
-            doc("role_arn", "IAM role to assume with the chain's credentials"),
-            doc("external_id", "external id for role_arn"),
-            doc("session_name", "session name for role_arn (default polysync)"),
-            doc("endpoint_url", &format!("one endpoint for the {apis} APIs (tests, VPC endpoints)")),
-            doc("access_key_id_env", "name of an environment variable holding an access key id"),
-            doc("secret_access_key_env", "name of an environment variable holding the secret key"),
-            doc("session_token_env", "name of an environment variable holding a session token"),
+            polysync_provider_api::SettingDoc::optional("region", "AWS region (default: AWS_REGION or the profile's)"),
+            polysync_provider_api::SettingDoc::optional(
+                "profile",
+                "AWS shared-config profile (default: AWS_PROFILE, then default)",
+            ),
+            polysync_provider_api::SettingDoc::optional("role_arn", "IAM role to assume with the chain's credentials"),
+            polysync_provider_api::SettingDoc::optional("external_id", "external id for role_arn"),
+            polysync_provider_api::SettingDoc::optional("session_name", "session name for role_arn (default polysync)"),
+            polysync_provider_api::SettingDoc::optional(
+                "endpoint_url",
+                &format!("one endpoint for the {apis} APIs (tests, VPC endpoints)"),
+            ),
+            polysync_provider_api::SettingDoc::optional(
+                "access_key_id_env",
+                "name of an environment variable holding an access key id",
+            ),
+            polysync_provider_api::SettingDoc::optional(
+                "secret_access_key_env",
+                "name of an environment variable holding the secret key",
+            ),
+            polysync_provider_api::SettingDoc::optional(
+                "session_token_env",
+                "name of an environment variable holding a session token",
+            ),
         ]
     }
 

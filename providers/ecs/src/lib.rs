@@ -61,19 +61,20 @@ impl Ecs {
 fn manifest() -> Manifest {
     let mut m = Manifest::new("ecs", env!("CARGO_PKG_VERSION"));
     m.description = "Amazon ECS task definitions as entries, tasks as runs, logs from CloudWatch Logs".into();
-    let doc = |name: &str, required: bool, description: &str| SettingDoc {
-        name: name.into(),
-        required,
-        description: description.into(),
-    };
     m.settings = vec![
-        doc("cluster", true, "ECS cluster name or ARN"),
-        doc("launch_type", false, "FARGATE, EC2 or EXTERNAL (else the cluster's default capacity provider strategy)"),
-        doc("capacity_provider_strategy", false, "[{capacity_provider, weight, base}] instead of launch_type"),
-        doc("network_configuration", false, "awsvpc {subnets, security_groups, assign_public_ip}"),
-        doc("family_prefix", false, "discover only families starting with this"),
-        doc("platform_version", false, "Fargate platform version (default LATEST)"),
-        doc("poll_interval_ms", false, "how often runs are described while watched (default 2000)"),
+        SettingDoc::required("cluster", "ECS cluster name or ARN"),
+        SettingDoc::optional(
+            "launch_type",
+            "FARGATE, EC2 or EXTERNAL (else the cluster's default capacity provider strategy)",
+        ),
+        SettingDoc::optional(
+            "capacity_provider_strategy",
+            "[{capacity_provider, weight, base}] instead of launch_type",
+        ),
+        SettingDoc::optional("network_configuration", "awsvpc {subnets, security_groups, assign_public_ip}"),
+        SettingDoc::optional("family_prefix", "discover only families starting with this"),
+        SettingDoc::optional("platform_version", "Fargate platform version (default LATEST)"),
+        SettingDoc::optional("poll_interval_ms", "how often runs are described while watched (default 2000)"),
     ];
     m.settings.extend(polysync_aws::AwsSettings::docs("ECS, CloudWatch Logs and STS"));
     m.capabilities = vec![Capability::FollowLogs, Capability::ListClusters];

@@ -37,15 +37,10 @@ const UNAUTHORIZED_HINT: &str = "the cluster does not know this IAM identity: gi
 fn manifest() -> Manifest {
     let mut m = Manifest::new("eks", env!("CARGO_PKG_VERSION"));
     m.description = "Kubernetes Jobs and CronJobs on Amazon EKS, with AWS credentials".into();
-    let doc = |name: &str, required: bool, description: &str| SettingDoc {
-        name: name.into(),
-        required,
-        description: description.into(),
-    };
     m.settings = vec![
-        doc("cluster", true, "EKS cluster name"),
-        doc("namespace", false, "namespace of the Jobs (default: default)"),
-        doc("include_cronjobs", false, "discover CronJobs too (default true)"),
+        SettingDoc::required("cluster", "EKS cluster name"),
+        SettingDoc::optional("namespace", "namespace of the Jobs (default: default)"),
+        SettingDoc::optional("include_cronjobs", "discover CronJobs too (default true)"),
     ];
     m.settings.extend(AwsSettings::docs("EKS and STS"));
     m.capabilities = polysync_kube_jobs::capabilities();

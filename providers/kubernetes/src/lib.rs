@@ -32,18 +32,16 @@ fn invalid(message: String) -> ProviderError {
 fn manifest() -> Manifest {
     let mut m = Manifest::new("kubernetes", env!("CARGO_PKG_VERSION"));
     m.description = "Kubernetes Jobs and CronJobs on any cluster reachable through a kubeconfig".into();
-    let doc = |name: &str, description: &str| SettingDoc {
-        name: name.into(),
-        required: false,
-        description: description.into(),
-    };
     m.settings = vec![
-        doc("kubeconfig", "path to a kubeconfig (default: $KUBECONFIG, then ~/.kube/config)"),
-        doc("kubeconfig_inline", "the kubeconfig YAML itself, instead of a path"),
-        doc("context", "kubeconfig context (default: the current context)"),
-        doc("namespace", "namespace of the Jobs (default: the context's, then default)"),
-        doc("monitor_url_template", "https URL for entries and runs, with {namespace}, {name}, {kind}"),
-        doc("include_cronjobs", "discover CronJobs too (default true)"),
+        SettingDoc::optional("kubeconfig", "path to a kubeconfig (default: $KUBECONFIG, then ~/.kube/config)"),
+        SettingDoc::optional("kubeconfig_inline", "the kubeconfig YAML itself, instead of a path"),
+        SettingDoc::optional("context", "kubeconfig context (default: the current context)"),
+        SettingDoc::optional("namespace", "namespace of the Jobs (default: the context's, then default)"),
+        SettingDoc::optional(
+            "monitor_url_template",
+            "https URL for entries and runs, with {namespace}, {name}, {kind}",
+        ),
+        SettingDoc::optional("include_cronjobs", "discover CronJobs too (default true)"),
     ];
     m.capabilities = polysync_kube_jobs::capabilities();
     m

@@ -75,9 +75,9 @@ fn manifest() -> Manifest {
     let mut m = Manifest::new("fake", env!("CARGO_PKG_VERSION"));
     m.description = "In-memory test provider (not shipped)".into();
     m.settings = vec![
-        SettingDoc { name: "entries".into(), required: false, description: "number of entries (default 250)".into() },
-        SettingDoc { name: "namespace".into(), required: false, description: "namespace label".into() },
-        SettingDoc { name: "tick_ms".into(), required: false, description: "state step in ms (default 20)".into() },
+        SettingDoc::optional("entries", "number of entries (default 250)"),
+        SettingDoc::optional("namespace", "namespace label"),
+        SettingDoc::optional("tick_ms", "state step in ms (default 20)"),
     ];
     m.capabilities = vec![Capability::PushWatch, Capability::FollowLogs, Capability::FallbackRun];
     m
