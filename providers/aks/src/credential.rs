@@ -96,6 +96,10 @@ pub fn build(kind: &Kind, https: &Https, authority_host: Option<&str>) -> Result
                 .map_err(bad)?
         }
         Kind::WorkloadIdentity => {
+            // Checked here so the message names what to set.
+            env("AZURE_FEDERATED_TOKEN_FILE", "workload_identity")?;
+            env("AZURE_CLIENT_ID", "workload_identity")?;
+            env("AZURE_TENANT_ID", "workload_identity")?;
             let options = azure_identity::WorkloadIdentityCredentialOptions {
                 credential_options: azure_identity::ClientAssertionCredentialOptions { client_options },
                 ..Default::default()
