@@ -204,7 +204,7 @@ impl Sandbox {
             tasks.push(tokio::spawn(controllers::cronjob::run(store.clone())));
         }
         controllers::job::JobController::spawn(store.clone(), clock);
-        kubelet::Kubelet { store: store.clone(), clock, logs, unpullable: config.unpullable_image.clone() }.spawn();
+        kubelet::Kubelet::spawn_for_store(store.clone(), clock, logs, config.unpullable_image.clone());
         tracing::info!(%url, "sandbox listening");
         Ok(Self { url, token, ca_pem, client_certs, store, faults, stats, tasks })
     }

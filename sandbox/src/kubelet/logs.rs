@@ -1,6 +1,8 @@
-//! `GET pods/{name}/log`: `container`, `tailLines`, `limitBytes`,
-//! `timestamps` and `follow`, with the real errors for a missing container
-//! name or a container that has not started.
+//! Container logs as a kubelet serves them (`container`, `tailLines`,
+//! `limitBytes`, `timestamps`, `follow`, `previous`), with the real errors
+//! for a missing container name, a container that has not started and a
+//! previous instance that does not exist. The sandbox's `pods/log` and the
+//! node agent's `/containerLogs` both answer through [`container_log`].
 
 use std::sync::Arc;
 
@@ -8,12 +10,54 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::Value;
 
+use super::{ContainerLog, LogStore};
 use crate::api::request::{Query, Target};
 use crate::api::response::{self, Body, BoxError};
 use crate::error::ApiError;
 use crate::resources::Kind;
 use crate::store::Key;
 
+/// What a log read asks for.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub container: Option<String>,
+    pub tail_lines: Option<u64>,
+    pub limit_bytes: Option<u64>,
+    pub timestamps: bool,
+    pub follow: bool,
+    pub previous: bool,
+}
+
+impl LogQuery {
+    /// From `pods/log` / `/containerLogs` query parameters.
+    pub fn parse(query: &Query) -> Result<Self, ApiError> {
+        Ok(Self {
+            container: query.get("container").map(str::to_owned),
+            tail_lines: query.number("tailLines")?,
+            limit_bytes: query.number("limitBytes")?,
+            timestamps: query.flag("timestamps"),
+            follow: query.flag("follow"),
+            previous: query.flag("previous"),
+        })
+    }
+}
+
+/// A log read's answer: all of it now, or a stream that follows the container.
+pub enum LogBody {
+    Text(String),
+    Follow(std::pin::Pin<Box<dyn futures::Stream<Item = Bytes> + Send + Sync>>),
+}
+
+impl std::fmt::Debug for LogBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(t) => f.debug_tuple("Text").field(t).finish(),
+            Self::Follow(_) => f.write_str("Follow(..)"),
+        }
+    }
+}
+
+/// `GET pods/{name}/log` of the sandbox.
 pub(crate) fn handle(
     server: &Arc<crate::api::Server>,
     target: &Target,
@@ -22,6 +66,19 @@ pub(crate) fn handle(
     let ns = target.namespace.as_deref().unwrap_or_default();
     let name = target.name.as_deref().unwrap_or_default();
     let pod = server.store.get(Kind::Pod, &Key::new(ns, name)).ok_or_else(|| ApiError::not_found(Kind::Pod, name))?;
+    match container_log(&server.logs, &pod, &LogQuery::parse(query)?).map_err(ApiError::bad_request)? {
+        LogBody::Text(text) => Ok(response::bytes(StatusCode::OK, "text/plain", text)),
+        LogBody::Follow(stream) => {
+            Ok(response::stream("text/plain", futures::StreamExt::map(stream, Ok::<_, BoxError>)))
+        }
+    }
+}
+
+/// The log of one of `pod`'s containers, or the message of the 400 a
+/// kubelet answers.
+pub fn container_log(logs: &LogStore, pod: &Value, q: &LogQuery) -> Result<LogBody, String> {
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
     let names = |list: &str| -> Vec<String> {
         pod["spec"][list]
             .as_array()
@@ -31,10 +88,10 @@ pub(crate) fn handle(
             .collect()
     };
     let (main, init) = (names("containers"), names("initContainers"));
-    let container = match query.get("container") {
+    let container = match &q.container {
         Some(c) => {
             if !main.iter().chain(&init).any(|n| n == c) {
-                return Err(ApiError::bad_request(format!("container {c} is not valid for pod {name}")));
+                return Err(format!("container {c} is not valid for pod {name}"));
             }
             c.to_owned()
         }
@@ -45,10 +102,13 @@ pub(crate) fn handle(
             if !init.is_empty() {
                 msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
             }
-            return Err(ApiError::bad_request(msg));
+            return Err(msg);
         }
     };
-    let Some(log) = server.logs.get(ns, name, &container) else {
+    let Some(log) = logs.get(ns, name, &container) else {
+        if q.previous {
+            return Err(format!("previous terminated container \"{container}\" in pod \"{name}\" not found"));
+        }
         let reason = ["containerStatuses", "initContainerStatuses"]
             .iter()
             .flat_map(|l| pod["status"][*l].as_array().cloned().unwrap_or_default())
@@ -59,36 +119,48 @@ pub(crate) fn handle(
             "ErrImagePull" | "ImagePullBackOff" => "trying and failing to pull image".to_owned(),
             other => other.to_owned(),
         };
-        return Err(ApiError::bad_request(format!(
-            "container \"{container}\" in pod \"{name}\" is waiting to start: {detail}"
-        )));
+        return Err(format!("container \"{container}\" in pod \"{name}\" is waiting to start: {detail}"));
     };
-    let tail = query.number("tailLines")?;
-    let mut limit = query.number("limitBytes")?;
-    let timestamps = query.flag("timestamps");
-    let follow = query.flag("follow");
-    let format = move |(ts, text): &(String, String)| -> String {
+    let Some(attempt) = log.attempt(q.previous) else {
+        return Err(format!("previous terminated container \"{container}\" in pod \"{name}\" not found"));
+    };
+    let timestamps = q.timestamps;
+    let format = move |(_, ts, text): &super::logstore::Line| -> String {
         if timestamps { format!("{ts} {text}") } else { text.clone() }
     };
-    let lines = log.read(0);
-    let skip = tail.map_or(0, |t| lines.len().saturating_sub(t as usize));
+    let (lines, sent) = log.read(attempt, 0);
+    let skip = q.tail_lines.map_or(0, |t| lines.len().saturating_sub(t as usize));
     let mut first = String::new();
     for line in &lines[skip..] {
         first.push_str(&format(line));
     }
+    let mut limit = q.limit_bytes;
     if let Some(l) = limit {
         first.truncate(floor_char_boundary(&first, l as usize));
         limit = Some(l.saturating_sub(first.len() as u64));
     }
-    if !follow || log.is_finished() && pod_is_done(&pod) {
-        return Ok(response::bytes(StatusCode::OK, "text/plain", first));
+    let pod_done = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    if !q.follow || q.previous || log.is_finished() && pod_done {
+        return Ok(LogBody::Text(first));
     }
+    Ok(LogBody::Follow(Box::pin(futures::StreamExt::chain(
+        futures::stream::once(async move { Bytes::from(first) }),
+        follow(log, attempt, sent, limit, format),
+    ))))
+}
+
+/// Lines of `attempt` written after position `from`, until the container ends.
+fn follow(
+    log: Arc<ContainerLog>,
+    attempt: usize,
+    from: usize,
+    limit: Option<u64>,
+    format: impl Fn(&super::logstore::Line) -> String + Send + Sync + 'static,
+) -> impl futures::Stream<Item = Bytes> + Send + Sync {
     let progress = log.subscribe();
-    let sent = lines.len();
-    let head = futures::stream::once(async move { Ok::<_, BoxError>(Bytes::from(first)) });
-    let rest = futures::stream::unfold(
-        (log, sent, limit, progress),
-        move |(log, mut from, mut limit, mut progress)| async move {
+    futures::stream::unfold(
+        (log, from, limit, progress, format),
+        move |(log, mut from, mut limit, mut progress, format)| async move {
             loop {
                 if limit == Some(0) {
                     return None;
@@ -96,15 +168,15 @@ pub(crate) fn handle(
                 // Read after looking at `finished`, so lines written just before
                 // the container ended are never lost.
                 let finished = progress.borrow_and_update().1;
-                let new = log.read(from);
+                let (new, next) = log.read(attempt, from);
+                from = next;
                 if !new.is_empty() {
-                    from += new.len();
-                    let mut chunk: String = new.iter().map(format).collect();
+                    let mut chunk: String = new.iter().map(&format).collect();
                     if let Some(l) = limit {
                         chunk.truncate(floor_char_boundary(&chunk, l as usize));
                         limit = Some(l.saturating_sub(chunk.len() as u64));
                     }
-                    return Some((Ok(Bytes::from(chunk)), (log, from, limit, progress)));
+                    return Some((Bytes::from(chunk), (log, from, limit, progress, format)));
                 }
                 if finished {
                     return None;
@@ -114,12 +186,7 @@ pub(crate) fn handle(
                 }
             }
         },
-    );
-    Ok(response::stream("text/plain", futures::StreamExt::chain(head, rest)))
-}
-
-fn pod_is_done(pod: &Value) -> bool {
-    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    )
 }
 
 fn floor_char_boundary(s: &str, at: usize) -> usize {

@@ -3,10 +3,15 @@
 //! logs. Containers run the tiny [`shell`]; images matching the unpullable
 //! pattern go ErrImagePull ↔ ImagePullBackOff forever; a missing Secret or
 //! ConfigMap in `env` gives CreateContainerConfigError. Every simulated
-//! duration goes through the sandbox clock.
+//! duration goes through the kubelet's clock.
+//!
+//! The kubelet talks to its cluster only through [`NodeApi`], so the same
+//! code runs the sandbox's pods in process and, as a node agent, the pods a
+//! real kube-apiserver's scheduler binds to its Node.
 
 pub mod logs;
 mod logstore;
+pub mod node;
 pub mod shell;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,24 +22,26 @@ use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
 pub use logstore::{ContainerLog, LogStore};
+pub use node::{NodeApi, RefKind, SANDBOX_NODE, StoreNode};
 use shell::{Output, Sleeper};
 
-use crate::controllers::events::record;
 use crate::resources::Kind;
-use crate::store::{EventType, Key, Mutation, Store};
+use crate::store::{EventType, Key, Store};
 use crate::time::{Clock, now_rfc3339};
 
-const COMPONENT: &str = "kubelet";
-const NODE: &str = "sandbox-node";
+/// Exit code of a container killed by its pod's deletion (SIGKILL after the
+/// grace period, as containerd reports it).
+pub const KILLED_EXIT_CODE: i32 = 137;
 
-/// What the kubelet needs.
-#[derive(Debug, Clone)]
-pub struct Kubelet {
-    pub store: Arc<Store>,
-    pub clock: Clock,
-    pub logs: Arc<LogStore>,
+/// A kubelet for the pods of one node.
+#[derive(Debug)]
+pub struct Kubelet<N> {
+    node: N,
+    clock: Clock,
+    logs: Arc<LogStore>,
     /// An image whose name contains this cannot be pulled.
-    pub unpullable: String,
+    unpullable: String,
+    running: Mutex<HashMap<Key, AbortHandle>>,
 }
 
 struct Stopped;
@@ -63,16 +70,19 @@ fn image_id(image: &str) -> String {
     format!("docker.io/library/{}@sha256:{:064x}", image.split(':').next().unwrap_or(image), 0u8)
 }
 
-impl Kubelet {
-    /// Run every pod that exists now and every pod created later.
-    pub fn spawn(self) {
-        let kubelet = Arc::new(self);
-        let running: Arc<Mutex<HashMap<Key, AbortHandle>>> = Arc::default();
-        let mut changes = kubelet.store.subscribe();
-        for pod in kubelet.store.list(Kind::Pod, None, None, None, None).items {
-            let phase = pod["status"]["phase"].as_str().unwrap_or_default();
-            if !matches!(phase, "Succeeded" | "Failed") {
-                kubelet.start(&running, Key::of(&pod));
+fn is_finished(pod: &Value) -> bool {
+    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+}
+
+impl Kubelet<StoreNode> {
+    /// The sandbox's kubelet: run every pod in `store` now and every pod
+    /// created later; a deleted pod's containers stop and its logs go.
+    pub fn spawn_for_store(store: Arc<Store>, clock: Clock, logs: Arc<LogStore>, unpullable: String) {
+        let kubelet = Arc::new(Kubelet::new(StoreNode(store.clone()), clock, logs, unpullable));
+        let mut changes = store.subscribe();
+        for pod in store.list(Kind::Pod, None, None, None, None).items {
+            if !is_finished(&pod) {
+                kubelet.start(Key::of(&pod));
             }
         }
         tokio::spawn(async move {
@@ -81,11 +91,9 @@ impl Kubelet {
                     Ok(change) if change.kind == Kind::Pod => {
                         let key = Key::of(&change.object);
                         match change.event {
-                            EventType::Added => kubelet.start(&running, key),
+                            EventType::Added => kubelet.start(key),
                             EventType::Deleted => {
-                                if let Some(task) = running.lock().unwrap_or_else(|p| p.into_inner()).remove(&key) {
-                                    task.abort();
-                                }
+                                kubelet.stop(&key);
                                 kubelet.logs.remove_pod(&key.namespace, &key.name);
                             }
                             EventType::Modified => {}
@@ -97,16 +105,79 @@ impl Kubelet {
             }
         });
     }
+}
 
-    fn start(self: &Arc<Self>, running: &Arc<Mutex<HashMap<Key, AbortHandle>>>, key: Key) {
+impl<N: NodeApi> Kubelet<N> {
+    pub fn new(node: N, clock: Clock, logs: Arc<LogStore>, unpullable: String) -> Self {
+        Self { node, clock, logs, unpullable, running: Mutex::default() }
+    }
+
+    pub fn node(&self) -> &N {
+        &self.node
+    }
+
+    pub fn logs(&self) -> &Arc<LogStore> {
+        &self.logs
+    }
+
+    /// Start running the pod `key`, unless it already runs.
+    pub fn start(self: &Arc<Self>, key: Key) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.contains_key(&key) {
+            return;
+        }
         let kubelet = self.clone();
-        let done = running.clone();
         let task_key = key.clone();
         let handle = tokio::spawn(async move {
             let _ = kubelet.run_pod(&task_key).await;
-            done.lock().unwrap_or_else(|p| p.into_inner()).remove(&task_key);
+            kubelet.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&task_key);
         });
-        running.lock().unwrap_or_else(|p| p.into_inner()).insert(key, handle.abort_handle());
+        running.insert(key, handle.abort_handle());
+    }
+
+    /// Stop the pod's containers where they are (the pod is gone).
+    pub fn stop(&self, key: &Key) {
+        if let Some(task) = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(key) {
+            task.abort();
+        }
+    }
+
+    /// Kill the pod's containers because the pod is being deleted, and
+    /// write the terminated states a kubelet reports before it lets the pod
+    /// go: running containers exit 137, the pod ends Failed unless it had
+    /// already finished.
+    pub async fn kill(&self, key: &Key) {
+        self.stop(key);
+        let now = now_rfc3339();
+        self.node
+            .update(key, |p| {
+                if is_finished(p) {
+                    return;
+                }
+                for list in ["initContainerStatuses", "containerStatuses"] {
+                    for s in p["status"][list].as_array_mut().into_iter().flatten() {
+                        let started = s["state"]["running"]["startedAt"].clone();
+                        if s["state"].get("terminated").is_none() {
+                            s["state"] = json!({"terminated": {
+                                "exitCode": KILLED_EXIT_CODE, "reason": "Error",
+                                "startedAt": started, "finishedAt": now,
+                                "containerID": s["containerID"],
+                            }});
+                            s["ready"] = json!(false);
+                            s["started"] = json!(false);
+                        }
+                    }
+                }
+                p["status"]["phase"] = json!("Failed");
+                set_pod_condition(p, "Ready", "False", Some("PodCompleted"));
+                set_pod_condition(p, "ContainersReady", "False", Some("PodCompleted"));
+            })
+            .await;
+        for (ns, pod, container) in self.logs.containers_of(&key.namespace, &key.name) {
+            if let Some(log) = self.logs.get(&ns, &pod, &container) {
+                log.finish();
+            }
+        }
     }
 
     async fn pause(&self, simulated_secs: f64) {
@@ -114,41 +185,51 @@ impl Kubelet {
     }
 
     /// Read-modify-write the pod; `Stopped` once it is gone.
-    fn update(&self, key: &Key, f: impl FnOnce(&mut Value)) -> Step<Arc<Value>> {
-        self.store
-            .mutate(Kind::Pod, key, |pod| {
-                let before = pod.clone();
-                f(pod);
-                Ok(if *pod == before { Mutation::Unchanged } else { Mutation::Changed })
-            })
-            .map_err(|_| Stopped)
+    async fn update(&self, key: &Key, f: impl Fn(&mut Value) + Send + Sync) -> Step<Value> {
+        self.node.update(key, f).await.ok_or(Stopped)
     }
 
-    fn event(&self, key: &Key, warning: bool, reason: &str, message: &str) {
-        if let Some(pod) = self.store.get(Kind::Pod, key) {
-            record(&self.store, COMPONENT, &pod, warning, reason, message);
+    async fn event(&self, key: &Key, warning: bool, reason: &str, message: &str) {
+        if let Some(pod) = self.node.get(key).await {
+            self.node.event(&pod, warning, reason, message).await;
         }
     }
 
     async fn run_pod(&self, key: &Key) -> Step {
-        let pod = self.store.get(Kind::Pod, key).ok_or(Stopped)?;
+        let pod = self.node.get(key).await.ok_or(Stopped)?;
+        if is_finished(&pod) || pod["metadata"].get("deletionTimestamp").is_some() {
+            return Ok(());
+        }
         let init: Vec<Value> = pod["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
         let main: Vec<Value> = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
         let restart_on_failure = pod["spec"]["restartPolicy"] == "OnFailure";
+        let node = self.node.node_name().to_owned();
+        let binds = self.node.binds_pods();
 
-        // Scheduling.
+        // Scheduling (the sandbox has no scheduler), then the pod's start.
         self.pause(0.1).await;
         let now = now_rfc3339();
         self.update(key, |p| {
-            p["spec"]["nodeName"] = json!(NODE);
+            let scheduled = p["status"]["conditions"]
+                .as_array()
+                .and_then(|l| l.iter().find(|c| c["type"] == "PodScheduled").cloned())
+                .unwrap_or_else(|| json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+            if binds {
+                p["spec"]["nodeName"] = json!(node);
+            }
+            p["status"]["phase"] = json!("Pending");
             p["status"]["conditions"] = json!([
-                {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
+                {"type": "PodReadyToStartContainers", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
                 {"type": "Initialized", "status": if init.is_empty() { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now},
                 {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastProbeTime": null, "lastTransitionTime": now},
                 {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "lastProbeTime": null, "lastTransitionTime": now},
+                scheduled,
             ]);
             p["status"]["hostIP"] = json!("127.0.0.1");
+            p["status"]["hostIPs"] = json!([{"ip": "127.0.0.1"}]);
             p["status"]["podIP"] = json!("127.0.0.1");
+            p["status"]["podIPs"] = json!([{"ip": "127.0.0.1"}]);
+            p["status"]["qosClass"] = p["status"].get("qosClass").cloned().unwrap_or(json!("BestEffort"));
             p["status"]["startTime"] = json!(now);
             let waiting = |c: &Value, reason: &str| json!({
                 "name": c["name"], "state": {"waiting": {"reason": reason}}, "lastState": {},
@@ -159,15 +240,24 @@ impl Kubelet {
             }
             let reason = if init.is_empty() { "ContainerCreating" } else { "PodInitializing" };
             p["status"]["containerStatuses"] = json!(main.iter().map(|c| waiting(c, reason)).collect::<Vec<_>>());
-        })?;
-        self.event(key, false, "Scheduled", &format!("Successfully assigned {}/{} to {NODE}", key.namespace, key.name));
+        })
+        .await?;
+        if binds {
+            self.event(
+                key,
+                false,
+                "Scheduled",
+                &format!("Successfully assigned {}/{} to {node}", key.namespace, key.name),
+            )
+            .await;
+        }
 
         for (list, containers) in [("initContainerStatuses", &init), ("containerStatuses", &main)] {
             for c in containers.iter() {
                 self.pull(key, list, c).await?;
             }
         }
-        let pod = self.store.get(Kind::Pod, key).ok_or(Stopped)?;
+        let pod = self.node.get(key).await.ok_or(Stopped)?;
         let mut envs = Vec::new();
         for (list, containers) in [("initContainerStatuses", &init), ("containerStatuses", &main)] {
             for c in containers.iter() {
@@ -181,11 +271,11 @@ impl Kubelet {
                 .run_container(key, "initContainerStatuses", i, c, init_envs[i].clone(), restart_on_failure)
                 .await?;
             if code != 0 {
-                return self.finish(key, "Failed");
+                return self.finish(key, "Failed").await;
             }
         }
         if !init.is_empty() {
-            self.update(key, |p| set_pod_condition(p, "Initialized", "True", None))?;
+            self.update(key, |p| set_pod_condition(p, "Initialized", "True", None)).await?;
         }
         let mut runs = Vec::with_capacity(main.len());
         for (i, c) in main.iter().enumerate() {
@@ -198,25 +288,25 @@ impl Kubelet {
                 phase = "Failed";
             }
         }
-        self.finish(key, phase)
+        self.finish(key, phase).await
     }
 
     async fn pull(&self, key: &Key, list: &str, c: &Value) -> Step {
         let image = c["image"].as_str().unwrap_or_default().to_owned();
         let name = c["name"].clone();
-        self.event(key, false, "Pulling", &format!("Pulling image \"{image}\""));
+        self.event(key, false, "Pulling", &format!("Pulling image \"{image}\"")).await;
         self.pause(0.3).await;
         if self.unpullable.is_empty() || !image.contains(&self.unpullable) {
-            self.event(key, false, "Pulled", &format!("Successfully pulled image \"{image}\" in 300ms"));
+            self.event(key, false, "Pulled", &format!("Successfully pulled image \"{image}\" in 300ms")).await;
             return Ok(());
         }
         let mut backoff = 10.0;
         loop {
             let message =
                 format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found");
-            self.set_waiting(key, list, &name, "ErrImagePull", Some(&message))?;
-            self.event(key, true, "Failed", &format!("Failed to pull image \"{image}\": {message}"));
-            self.event(key, true, "Failed", "Error: ErrImagePull");
+            self.set_waiting(key, list, &name, "ErrImagePull", Some(&message)).await?;
+            self.event(key, true, "Failed", &format!("Failed to pull image \"{image}\": {message}")).await;
+            self.event(key, true, "Failed", "Error: ErrImagePull").await;
             self.pause(1.0).await;
             self.set_waiting(
                 key,
@@ -224,15 +314,16 @@ impl Kubelet {
                 &name,
                 "ImagePullBackOff",
                 Some(&format!("Back-off pulling image \"{image}\"")),
-            )?;
-            self.event(key, false, "BackOff", &format!("Back-off pulling image \"{image}\""));
-            self.event(key, true, "Failed", "Error: ImagePullBackOff");
+            )
+            .await?;
+            self.event(key, false, "BackOff", &format!("Back-off pulling image \"{image}\"")).await;
+            self.event(key, true, "Failed", "Error: ImagePullBackOff").await;
             self.pause(backoff).await;
             backoff = (backoff * 2.0_f64).min(300.0);
         }
     }
 
-    fn set_waiting(&self, key: &Key, list: &str, name: &Value, reason: &str, message: Option<&str>) -> Step {
+    async fn set_waiting(&self, key: &Key, list: &str, name: &Value, reason: &str, message: Option<&str>) -> Step {
         self.update(key, |p| {
             if let Some(s) = p["status"][list].as_array_mut().and_then(|l| l.iter_mut().find(|s| s["name"] == *name)) {
                 s["state"] = match message {
@@ -243,17 +334,19 @@ impl Kubelet {
                 s["started"] = json!(false);
             }
         })
+        .await
         .map(|_| ())
     }
 
-    /// The container's environment, or CreateContainerConfigError forever.
+    /// The container's environment, or CreateContainerConfigError until the
+    /// referenced Secret or ConfigMap exists.
     async fn resolve_env(&self, key: &Key, pod: &Value, list: &str, c: &Value) -> Step<BTreeMap<String, String>> {
         loop {
-            match container_env(pod, c) {
+            match container_env(&self.node, pod, c).await {
                 Ok(env) => return Ok(env),
                 Err(message) => {
-                    self.set_waiting(key, list, &c["name"], "CreateContainerConfigError", Some(&message))?;
-                    self.event(key, true, "Failed", &format!("Error: {message}"));
+                    self.set_waiting(key, list, &c["name"], "CreateContainerConfigError", Some(&message)).await?;
+                    self.event(key, true, "Failed", &format!("Error: {message}")).await;
                     self.pause(10.0).await;
                 }
             }
@@ -278,17 +371,16 @@ impl Kubelet {
         let mut restarts = 0u64;
         let mut backoff = 10.0;
         loop {
-            self.event(key, false, "Created", &format!("Created container {name}"));
+            self.event(key, false, "Created", &format!("Created container {name}")).await;
             let started = now_rfc3339();
             let id = container_id();
             let is_main = list == "containerStatuses";
-            let (s, i) = (started.clone(), id.clone());
             self.update(key, |p| {
                 let status = &mut p["status"][list][index];
-                status["state"] = json!({"running": {"startedAt": s}});
+                status["state"] = json!({"running": {"startedAt": started}});
                 status["ready"] = json!(is_main);
                 status["started"] = json!(true);
-                status["containerID"] = json!(i);
+                status["containerID"] = json!(id);
                 status["imageID"] = json!(image_id(status["image"].as_str().unwrap_or_default()));
                 if is_main {
                     p["status"]["phase"] = json!("Running");
@@ -301,8 +393,9 @@ impl Kubelet {
                         set_pod_condition(p, "Ready", "True", None);
                     }
                 }
-            })?;
-            self.event(key, false, "Started", &format!("Started container {name}"));
+            })
+            .await?;
+            self.event(key, false, "Started", &format!("Started container {name}")).await;
             log.restart();
             let mut env = env.clone();
             let code = shell::run_container(&command, &args, &mut env, &mut LogOut(log.clone()), &self.clock).await;
@@ -320,7 +413,8 @@ impl Kubelet {
                         set_pod_condition(p, "ContainersReady", "False", Some("PodCompleted"));
                         set_pod_condition(p, "Ready", "False", Some("PodCompleted"));
                     }
-                })?;
+                })
+                .await?;
                 return Ok(code);
             }
             // restartPolicy OnFailure: CrashLoopBackOff, then again.
@@ -338,23 +432,26 @@ impl Kubelet {
                     set_pod_condition(p, "ContainersReady", "False", Some("ContainersNotReady"));
                     set_pod_condition(p, "Ready", "False", Some("ContainersNotReady"));
                 }
-            })?;
+            })
+            .await?;
             self.event(
                 key,
                 true,
                 "BackOff",
                 &format!("Back-off restarting failed container {name} in pod {}", key.name),
-            );
+            )
+            .await;
             self.pause(wait).await;
         }
     }
 
-    fn finish(&self, key: &Key, phase: &str) -> Step {
+    async fn finish(&self, key: &Key, phase: &str) -> Step {
         self.update(key, |p| {
             p["status"]["phase"] = json!(phase);
             set_pod_condition(p, "Ready", "False", Some("PodCompleted"));
             set_pod_condition(p, "ContainersReady", "False", Some("PodCompleted"));
         })
+        .await
         .map(|_| ())
     }
 }
@@ -377,19 +474,25 @@ fn set_pod_condition(pod: &mut Value, kind: &str, status: &str, reason: Option<&
     }
 }
 
-/// Environment of a container: literal values (with `$(VAR)` expansion),
-/// downward-API field refs; a non-optional Secret or ConfigMap reference is
-/// a config error, since the sandbox serves neither.
-fn container_env(pod: &Value, c: &Value) -> Result<BTreeMap<String, String>, String> {
+/// Environment of a container: `envFrom` and literal values (with `$(VAR)`
+/// expansion), downward-API field refs, and Secret / ConfigMap keys; a
+/// missing non-optional reference is the kubelet's config error message.
+async fn container_env(node: &impl NodeApi, pod: &Value, c: &Value) -> Result<BTreeMap<String, String>, String> {
     let mut env = BTreeMap::new();
     let meta = &pod["metadata"];
+    let namespace = meta["namespace"].as_str().unwrap_or_default();
     env.insert("HOSTNAME".to_owned(), meta["name"].as_str().unwrap_or_default().to_owned());
     for from in c["envFrom"].as_array().into_iter().flatten() {
-        for (field, what) in [("secretRef", "secret"), ("configMapRef", "configmap")] {
-            if let Some(r) = from.get(field)
-                && r["optional"] != true
-            {
-                return Err(format!("{what} \"{}\" not found", r["name"].as_str().unwrap_or_default()));
+        for (field, kind) in [("secretRef", RefKind::Secret), ("configMapRef", RefKind::ConfigMap)] {
+            let Some(r) = from.get(field) else { continue };
+            let name = r["name"].as_str().unwrap_or_default();
+            match node.lookup(kind, namespace, name).await {
+                Some(data) => {
+                    let prefix = from["prefix"].as_str().unwrap_or_default();
+                    env.extend(data.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
+                }
+                None if r["optional"] == true => {}
+                None => return Err(format!("{} \"{name}\" not found", kind.word())),
             }
         }
     }
@@ -406,7 +509,8 @@ fn container_env(pod: &Value, c: &Value) -> Result<BTreeMap<String, String>, Str
                 "metadata.name" => meta["name"].as_str().map(str::to_owned),
                 "metadata.namespace" => meta["namespace"].as_str().map(str::to_owned),
                 "metadata.uid" => meta["uid"].as_str().map(str::to_owned),
-                "spec.nodeName" => Some(NODE.to_owned()),
+                "spec.nodeName" => Some(node.node_name().to_owned()),
+                "spec.serviceAccountName" => pod["spec"]["serviceAccountName"].as_str().map(str::to_owned),
                 "status.podIP" | "status.hostIP" => Some("127.0.0.1".to_owned()),
                 p => p
                     .strip_prefix("metadata.labels['")
@@ -417,11 +521,22 @@ fn container_env(pod: &Value, c: &Value) -> Result<BTreeMap<String, String>, Str
             env.insert(name, value.unwrap_or_default());
             continue;
         }
-        for (field, what) in [("secretKeyRef", "secret"), ("configMapKeyRef", "configmap")] {
-            if let Some(r) = from.get(field)
-                && r["optional"] != true
-            {
-                return Err(format!("{what} \"{}\" not found", r["name"].as_str().unwrap_or_default()));
+        for (field, kind) in [("secretKeyRef", RefKind::Secret), ("configMapKeyRef", RefKind::ConfigMap)] {
+            let Some(r) = from.get(field) else { continue };
+            let (object, wanted) = (r["name"].as_str().unwrap_or_default(), r["key"].as_str().unwrap_or_default());
+            match node.lookup(kind, namespace, object).await {
+                Some(data) => match data.get(wanted) {
+                    Some(v) => {
+                        env.insert(name.clone(), v.clone());
+                    }
+                    None if r["optional"] == true => {}
+                    None => {
+                        let what = if kind == RefKind::Secret { "Secret" } else { "ConfigMap" };
+                        return Err(format!("couldn't find key {wanted} in {what} {namespace}/{object}"));
+                    }
+                },
+                None if r["optional"] == true => {}
+                None => return Err(format!("{} \"{object}\" not found", kind.word())),
             }
         }
     }
