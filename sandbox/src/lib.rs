@@ -29,7 +29,7 @@ pub mod seed;
 pub mod stats;
 pub mod store;
 pub mod time;
-mod tls;
+pub mod tls;
 pub mod validation;
 
 use std::net::SocketAddr;

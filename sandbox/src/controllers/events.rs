@@ -8,6 +8,13 @@ use crate::time::{now_micro, now_rfc3339};
 
 /// Record an event about `involved`. `warning` picks the event type.
 pub fn record(store: &Store, component: &str, involved: &Value, warning: bool, reason: &str, message: &str) {
+    // An event about an object in a namespace that is gone is dropped, as
+    // the real recorder's would be.
+    let _ = store.create(Kind::Event, build(component, involved, warning, reason, message));
+}
+
+/// The `v1` Event a recorder writes about `involved`.
+pub fn build(component: &str, involved: &Value, warning: bool, reason: &str, message: &str) -> Value {
     let meta = &involved["metadata"];
     let namespace = meta["namespace"].as_str().unwrap_or("default");
     let name = format!("{}.{:016x}", meta["name"].as_str().unwrap_or_default(), rand::random::<u64>());
@@ -34,7 +41,5 @@ pub fn record(store: &Store, component: &str, involved: &Value, warning: bool, r
         "reportingInstance": "sandbox",
         "action": reason,
     });
-    // An event about an object in a namespace that is gone is dropped, as
-    // the real recorder's would be.
-    let _ = store.create(Kind::Event, event);
+    event
 }

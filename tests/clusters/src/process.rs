@@ -1,0 +1,109 @@
+//! Child processes that never outlive the test or launcher that started them.
+//!
+//! Each child runs under `setpriv --pdeathsig KILL`, so the kernel kills it
+//! when its parent goes, even on a panic that skips destructors or a
+//! `kill -9` of the test binary. The parent-death signal follows the thread
+//! that forked, so every child is spawned from one thread that lives as long
+//! as the process. Dropping a [`Child`] kills it and waits for it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+
+use crate::ClusterError;
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<std::process::Child>>);
+
+fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("polysync-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+                // The channel is never closed while the process lives: the
+                // sender is in a static. Park so the thread (the children's
+                // parent) lives on.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("spawner thread starts");
+        Mutex::new(tx)
+    })
+}
+
+/// A running child process, killed when dropped.
+#[derive(Debug)]
+pub struct Child {
+    name: String,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Child {
+    /// Start `program` with `args`, its stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Self, ClusterError> {
+        let out =
+            std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| ClusterError::io(log, e))?;
+        let err = out.try_clone().map_err(|e| ClusterError::io(log, e))?;
+        let mut command = Command::new("setpriv");
+        command.arg("--pdeathsig").arg("KILL").arg("--").arg(program).args(args);
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
+        let (tx, rx) = mpsc::channel();
+        spawner()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((command, tx))
+            .map_err(|_| ClusterError::Setup("the spawner thread is gone".into()))?;
+        let child = rx.recv().map_err(|_| ClusterError::Setup("the spawner thread is gone".into()))?.map_err(|e| {
+            ClusterError::Start { name: name.to_owned(), message: format!("{}: {e}", program.display()) }
+        })?;
+        Ok(Self { name: name.to_owned(), child, log: log.to_owned() })
+    }
+
+    /// `Err` with the end of its log if the process has exited.
+    pub fn check(&mut self) -> Result<(), ClusterError> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(ClusterError::Exited {
+                name: self.name.clone(),
+                status: status.to_string(),
+                log_tail: tail(&self.log),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The last lines of a log file, for error messages.
+pub fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// A free TCP port on 127.0.0.1 (for a child that takes a port number).
+pub fn free_port() -> Result<u16, ClusterError> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| ClusterError::Setup(format!("no free port: {e}")))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| ClusterError::Setup(format!("no free port: {e}")))
+}
