@@ -20,6 +20,9 @@ pub const JOB_NAME: &str = "job-name";
 pub const BATCH_CONTROLLER_UID: &str = "batch.kubernetes.io/controller-uid";
 pub const BATCH_JOB_NAME: &str = "batch.kubernetes.io/job-name";
 
+/// The longest `generateName` prefix the apiserver keeps (63 - 5).
+const MAX_GENERATED_PREFIX: usize = 58;
+
 /// The real `generateName` alphabet (no vowels, no look-alikes).
 const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
@@ -109,8 +112,10 @@ pub fn prepare_create(kind: Kind, namespace: Option<&str>, object: &mut Value) -
     let name = match (meta.get("name").and_then(Value::as_str), meta.get("generateName").and_then(Value::as_str)) {
         (Some(n), _) if !n.is_empty() => n.to_owned(),
         (_, Some(prefix)) if !prefix.is_empty() => {
-            let (_, _, max) = name_rule(kind);
-            let prefix: String = prefix.chars().take(max.saturating_sub(5)).collect();
+            // The apiserver's name generator cuts every prefix to 58
+            // characters, whatever the kind allows, so a generated name is
+            // always a valid DNS label (a pod of a 60-character Job runs).
+            let prefix: String = prefix.chars().take(MAX_GENERATED_PREFIX).collect();
             format!("{prefix}{}", random_suffix(5))
         }
         _ => {

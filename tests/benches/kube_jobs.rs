@@ -23,7 +23,7 @@ use polysync_provider_api::{DiscoverRequest, PollRequest, Provider, RunRequest, 
 use polysync_sandbox::resources::Kind;
 use polysync_sandbox::store::EventType;
 use polysync_sandbox::{SandboxConfig, SeedConfig};
-use polysync_tests::Cluster;
+use polysync_tests::SandboxCluster;
 
 const JOBS: usize = 10_000;
 const RUNS: usize = 100;
@@ -80,7 +80,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn discovery(cluster: &Cluster) {
+fn discovery(cluster: &SandboxCluster) {
     let settings = cluster.settings("bench").to_string();
     let exe = std::env::current_exe().unwrap();
     let mut ours = Command::new(&exe);
@@ -124,7 +124,7 @@ fn discovery(cluster: &Cluster) {
 }
 
 fn latency() {
-    let cluster = Cluster::start_with(SandboxConfig {
+    let cluster = SandboxCluster::start_with(SandboxConfig {
         time_scale: 0.01,
         seed: SeedConfig { namespace: "latency".into(), jobs: 1, ..SeedConfig::default() },
         ..SandboxConfig::default()
@@ -234,7 +234,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let cluster = Cluster::start_with(SandboxConfig {
+    let cluster = SandboxCluster::start_with(SandboxConfig {
         cronjob_controller: false,
         seed: SeedConfig { namespace: "bench".into(), jobs: JOBS, ..SeedConfig::default() },
         ..SandboxConfig::default()

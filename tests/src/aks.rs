@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use polysync_sandbox::{Access, Identity, SandboxConfig, SeedConfig};
 
-use crate::Cluster;
+use crate::SandboxCluster;
 use crate::azure_fake::{AKS_APP, AzureFake, certificate_kubeconfig, kubelogin_kubeconfig};
 
 #[derive(Debug)]
 pub struct AksWorld {
     pub fake: AzureFake,
-    pub cluster: Cluster,
+    pub cluster: SandboxCluster,
     pub namespace: String,
 }
 
@@ -30,7 +30,7 @@ impl AksWorld {
                 .valid(token, &scope)
                 .then(|| Identity { user: "entra:polysync-sp".into(), access: Access::Namespaces(vec![ns.clone()]) })
         });
-        let cluster = Cluster::start_with(SandboxConfig {
+        let cluster = SandboxCluster::start_with(SandboxConfig {
             time_scale,
             seed,
             token_validator: Some(validator),

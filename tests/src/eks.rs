@@ -20,7 +20,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use polysync_sandbox::{Access, Identity, SandboxConfig, SeedConfig};
 use sha2::{Digest, Sha256};
 
-use crate::Cluster;
+use crate::SandboxCluster;
 use crate::moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
 
 /// What the sandbox saw of EKS tokens.
@@ -38,7 +38,7 @@ pub struct TokenLog {
 #[derive(Debug)]
 pub struct EksWorld {
     pub moto: &'static Moto,
-    pub cluster: Cluster,
+    pub cluster: SandboxCluster,
     pub name: String,
     pub tokens: Arc<TokenLog>,
 }
@@ -64,7 +64,7 @@ impl EksWorld {
                 None
             }
         });
-        let cluster = Cluster::start_with(SandboxConfig {
+        let cluster = SandboxCluster::start_with(SandboxConfig {
             time_scale,
             seed,
             token_validator: Some(validator),

@@ -1,6 +1,7 @@
 //! Helpers shared by the cross-crate tests in `tests/`: paths into the
-//! workspace, compiling the C sources under `tests/c`, and a sandbox
-//! cluster shared by the tests of one test binary.
+//! workspace, compiling the C sources under `tests/c`, the clusters a test
+//! binary shares, and [`cluster_test!`], which runs a test on the sandbox
+//! and on the real control plane.
 
 pub mod aks;
 pub mod azure_fake;
@@ -40,15 +41,91 @@ pub fn compile_c(source: &str, out: &Path, args: &[&str]) {
     assert!(status.success(), "compiling tests/c/{source} failed");
 }
 
-/// A sandbox cluster for a test binary, and a kubeconfig file for it.
+pub use polysync_clusters::{Cluster, Flavor};
+
+/// The time scale of every shared cluster: a container's `sleep 100` takes 2 s.
+pub const TIME_SCALE: f64 = 0.02;
+
+/// The cluster of `flavor` this test binary shares, started on first use.
+/// Its processes die with the test binary (see `polysync_clusters::process`).
+pub fn shared(flavor: Flavor) -> &'static Cluster {
+    static SANDBOX: OnceLock<Cluster> = OnceLock::new();
+    static REAL: OnceLock<Cluster> = OnceLock::new();
+    let cell = match flavor {
+        Flavor::Sandbox => &SANDBOX,
+        Flavor::Real => &REAL,
+    };
+    cell.get_or_init(|| {
+        Cluster::start(flavor, TIME_SCALE).unwrap_or_else(|e| panic!("the {} cluster did not start: {e}", flavor.name()))
+    })
+}
+
+/// Define a test that runs once on each cluster, as `NAME::sandbox` and
+/// `NAME::real`; the body gets `&'static Cluster`.
+///
+/// ```ignore
+/// cluster_test!(fn reruns_keep_parameters(cluster) { ... });
+/// ```
+#[macro_export]
+macro_rules! cluster_test {
+    ($(#[$meta:meta])* fn $name:ident($cluster:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($cluster: &'static $crate::Cluster) $body
+
+            #[test]
+            fn sandbox() {
+                body($crate::shared($crate::Flavor::Sandbox))
+            }
+
+            #[test]
+            fn real() {
+                body($crate::shared($crate::Flavor::Real))
+            }
+        }
+    };
+}
+
+/// Seed `namespace` of `cluster` with source Jobs and CronJobs through the
+/// API ([`polysync_clusters::seed`]), once per cluster and namespace.
+pub fn seed_once(cluster: &'static Cluster, namespace: &str, jobs: usize, cronjobs: usize) {
+    static SEEDED: std::sync::Mutex<Vec<(Flavor, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut seeded = SEEDED.lock().unwrap_or_else(|p| p.into_inner());
+    let key = (cluster.flavor(), namespace.to_owned());
+    if seeded.contains(&key) {
+        return;
+    }
+    cluster.ensure_namespace(namespace);
+    futures::executor::block_on(polysync_clusters::seed::seed(cluster, namespace, jobs, cronjobs));
+    seeded.push(key);
+}
+
+/// Create the source Job `name` in `namespace` (suspended, as
+/// [`polysync_clusters::seed::source_job`]) running `script`, after `tweak`.
+pub fn source_job(cluster: &Cluster, namespace: &str, name: &str, script: &str, tweak: impl FnOnce(&mut serde_json::Value)) {
+    cluster.ensure_namespace(namespace);
+    let mut job = polysync_clusters::seed::source_job(name, 1, script);
+    tweak(&mut job);
+    match cluster.call("POST", &format!("/apis/batch/v1/namespaces/{namespace}/jobs"), Some(job)) {
+        Ok(_) => {}
+        Err(e) if e.code == 409 => {}
+        Err(e) => panic!("creating source Job {namespace}/{name}: {e}"),
+    }
+}
+
+/// A sandbox with its own configuration (faults, token validators, seeds),
+/// for what only the sandbox can do, and a kubeconfig file for it.
 #[derive(Debug)]
-pub struct Cluster {
+pub struct SandboxCluster {
     pub sandbox: BackgroundSandbox,
     pub kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Cluster {
+impl SandboxCluster {
     pub fn start(seed: SeedConfig, time_scale: f64) -> Self {
         Self::start_with(SandboxConfig { time_scale, seed, ..SandboxConfig::default() })
     }
@@ -68,8 +145,4 @@ impl Cluster {
     }
 }
 
-/// One cluster per test binary, started on first use.
-pub fn shared_cluster(seed: impl FnOnce() -> SeedConfig, time_scale: f64) -> &'static Cluster {
-    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| Cluster::start(seed(), time_scale))
-}
+

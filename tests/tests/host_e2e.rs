@@ -11,13 +11,13 @@ use polysync_conformance::artifacts;
 use polysync_sandbox::resources::Kind;
 use polysync_sandbox::store::Key;
 use polysync_sandbox::{FaultSettings, SeedConfig, seed};
-use polysync_tests::Cluster;
+use polysync_tests::SandboxCluster;
 use serde_json::{Value, json};
 
 /// A sandbox, config and catalog of one test: tests inject faults, so none
 /// shares a cluster with another.
 struct Env {
-    cluster: Cluster,
+    cluster: SandboxCluster,
     dir: tempfile::TempDir,
     config: PathBuf,
     ns: String,
@@ -29,7 +29,7 @@ fn plugin_dir() -> PathBuf {
 
 impl Env {
     fn new(ns: &str) -> Self {
-        let cluster = Cluster::start(SeedConfig { namespace: ns.into(), ..SeedConfig::default() }, 0.02);
+        let cluster = SandboxCluster::start(SeedConfig { namespace: ns.into(), ..SeedConfig::default() }, 0.02);
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         std::fs::write(

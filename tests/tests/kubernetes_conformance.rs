@@ -1,13 +1,12 @@
 //! The conformance suite against the `kubernetes` plugin, through its real
-//! dynamic library, against the sandbox cluster.
+//! dynamic library, on the sandbox and on the real control plane.
 
-use polysync_conformance::{Target, artifacts, conformance_suite};
-use polysync_sandbox::SeedConfig;
-use polysync_tests::shared_cluster;
+use polysync_conformance::{Target, artifacts};
+use polysync_tests::{Flavor, seed_once, shared};
 
-fn target() -> Target {
-    let cluster =
-        shared_cluster(|| SeedConfig { namespace: "conformance".into(), jobs: 40, cronjobs: 2, file: None }, 0.02);
+fn target(flavor: Flavor) -> Target {
+    let cluster = shared(flavor);
+    seed_once(cluster, "conformance", 40, 2);
     Target::new(
         "kubernetes",
         artifacts::cdylib("polysync-provider-kubernetes"),
@@ -19,4 +18,10 @@ fn target() -> Target {
     .expect_entries(42)
 }
 
-conformance_suite!(target());
+mod sandbox {
+    polysync_conformance::conformance_suite!(super::target(polysync_tests::Flavor::Sandbox));
+}
+
+mod real {
+    polysync_conformance::conformance_suite!(super::target(polysync_tests::Flavor::Real));
+}

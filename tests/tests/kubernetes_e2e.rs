@@ -1,8 +1,9 @@
-//! The `kubernetes` plugin end to end, through its dylib, against the
-//! sandbox: discovery at scale, reruns of Jobs as a live cluster returns
-//! them, parameters in the pod log, naming, idempotency, every terminal
-//! path, cancel, the fallback, and watches that survive cut connections
-//! and 410s.
+//! The `kubernetes` plugin end to end, through its dylib, on the sandbox
+//! and on the real control plane ([`cluster_test!`]): discovery at scale,
+//! reruns of Jobs as a live cluster returns them, parameters in the pod log,
+//! naming, idempotency, every terminal path, cancel, the fallback, logs; and,
+//! on the sandbox alone, what needs its fault injection (cut watches, 410s,
+//! a token that may not watch).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,37 +16,23 @@ use polysync_provider_api::{
     CancelRequest, DiscoverRequest, ErrorKind, FallbackAttributes, LogRequest, PollRequest, Provider, RunRequest,
     RunSource, RunState, RunStatus, WatchRequest,
 };
-use polysync_sandbox::resources::Kind;
-use polysync_sandbox::store::Key;
 use polysync_sandbox::{FaultSettings, SandboxConfig, SeedConfig, seed};
-use polysync_tests::{Cluster, shared_cluster};
+use polysync_tests::{Cluster, SandboxCluster, cluster_test, seed_once, source_job};
 use serde_json::{Value, json};
 
-fn cluster() -> &'static Cluster {
-    shared_cluster(|| SeedConfig { namespace: "discovery".into(), jobs: 1_050, cronjobs: 3, file: None }, 0.02)
-}
-
-fn provider(cluster: &Cluster, namespace: &str) -> PluginProvider {
+fn provider_with(settings: &Value) -> PluginProvider {
     let mut registry = Registry::default();
     registry.add(artifacts::cdylib("polysync-provider-kubernetes"));
     assert!(registry.refused().is_empty(), "{:?}", registry.refused());
-    registry.connect("kubernetes", &cluster.settings(namespace)).unwrap()
+    registry.connect("kubernetes", settings).unwrap()
+}
+
+fn provider(cluster: &Cluster, namespace: &str) -> PluginProvider {
+    provider_with(&cluster.settings(namespace))
 }
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-/// Put a Job into `namespace` exactly as a live cluster would return it
-/// (uid, selector, controller-uid labels, managedFields, status), running
-/// `script`.
-fn source_job(cluster: &Cluster, namespace: &str, name: &str, script: &str, tweak: impl FnOnce(&mut Value)) {
-    let store = cluster.sandbox.store();
-    seed::ensure_namespace(store, namespace);
-    let mut job = seed::finished_job(namespace, name, 1);
-    job["spec"]["template"]["spec"]["containers"][0]["args"] = json!([script]);
-    tweak(&mut job);
-    store.create(Kind::Job, job).unwrap();
 }
 
 fn request(external_id: &str, key: &str, params: &[(&str, &str)]) -> RunRequest {
@@ -59,7 +46,7 @@ fn request(external_id: &str, key: &str, params: &[(&str, &str)]) -> RunRequest 
 
 async fn wait_terminal(p: &PluginProvider, run_id: &str) -> Vec<RunStatus> {
     let stream = p.watch(WatchRequest { run_ids: vec![run_id.into()] }).await.unwrap();
-    let all: Vec<RunStatus> = tokio::time::timeout(Duration::from_secs(60), stream.map(|s| s.unwrap()).collect())
+    let all: Vec<RunStatus> = tokio::time::timeout(Duration::from_secs(120), stream.map(|s| s.unwrap()).collect())
         .await
         .expect("the run ends");
     assert!(all.last().is_some_and(|s| s.state.is_terminal()), "{all:?}");
@@ -72,58 +59,60 @@ async fn logs(p: &PluginProvider, run_id: &str) -> String {
     chunks.into_iter().map(|c| c.unwrap().text).collect()
 }
 
-#[test]
-fn discovery_of_1050_jobs_skips_managed_and_cronjob_owned() {
-    let cluster = cluster();
-    let p = provider(cluster, "discovery");
-    let rt = rt();
-    // A run made by polysync must not be discovered.
-    rt.block_on(async {
-        let run = p.run(request("batch-00001", "discovery-key", &[])).await.unwrap();
-        wait_terminal(&p, &run.run_id).await;
-    });
-    let mut ids = Vec::new();
-    let mut token = None;
-    loop {
-        let page = rt.block_on(p.discover(DiscoverRequest { page_token: token, page_size: None })).unwrap();
-        if page.restarted {
-            ids.clear();
+cluster_test!(
+    fn discovery_of_1050_jobs_skips_managed_and_cronjob_owned(cluster) {
+        seed_once(cluster, "discovery", 1_050, 3);
+        let p = provider(cluster, "discovery");
+        let rt = rt();
+        // A run made by polysync must not be discovered.
+        rt.block_on(async {
+            let run = p.run(request("batch-00001", "discovery-key", &[])).await.unwrap();
+            wait_terminal(&p, &run.run_id).await;
+        });
+        let mut ids = Vec::new();
+        let mut token = None;
+        loop {
+            let page = rt.block_on(p.discover(DiscoverRequest { page_token: token, page_size: None })).unwrap();
+            if page.restarted {
+                ids.clear();
+            }
+            ids.extend(page.entries.iter().map(|e| e.external_id.clone()));
+            match page.next_page_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
         }
-        ids.extend(page.entries.iter().map(|e| e.external_id.clone()));
-        match page.next_page_token {
-            Some(t) => token = Some(t),
-            None => break,
-        }
+        let jobs = ids.iter().filter(|i| !i.starts_with("cronjob/")).count();
+        assert_eq!(jobs, 1_050, "every seeded Job, nothing else");
+        assert_eq!(ids.iter().filter(|i| i.starts_with("cronjob/")).count(), 3);
+        assert!(
+            !ids.iter().any(|i| i.contains("nightly-") && !i.starts_with("cronjob/")),
+            "CronJob-owned Jobs are skipped"
+        );
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        let page = rt.block_on(p.discover(DiscoverRequest { page_token: None, page_size: Some(3) })).unwrap();
+        let e = &page.entries[0];
+        let names: Vec<_> = e.parameters.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(e.external_id, "batch-00000");
+        assert_eq!(
+            names,
+            ["BATCH_ID", "GREETING", "REGION", "SLEEP_SECONDS"],
+            "valueFrom env (POD_NAME) is not a parameter"
+        );
+        assert_eq!(e.fallback.image.as_deref(), Some("busybox:1.36"));
+        assert_eq!(e.fallback.command, ["sh", "-c"]);
+        assert_eq!(e.fingerprint.len(), 16);
     }
-    let jobs = ids.iter().filter(|i| !i.starts_with("cronjob/")).count();
-    assert_eq!(jobs, 1_050, "every seeded Job, nothing else");
-    assert_eq!(ids.iter().filter(|i| i.starts_with("cronjob/")).count(), 3);
-    assert!(
-        !ids.iter().any(|i| i.contains("nightly-") && !i.starts_with("cronjob/")),
-        "CronJob-owned Jobs are skipped"
-    );
-    let unique: std::collections::HashSet<_> = ids.iter().collect();
-    assert_eq!(unique.len(), ids.len());
-    let page = rt.block_on(p.discover(DiscoverRequest { page_token: None, page_size: Some(3) })).unwrap();
-    let e = &page.entries[0];
-    let names: Vec<_> = e.parameters.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(e.external_id, "batch-00000");
-    assert_eq!(
-        names,
-        ["BATCH_ID", "GREETING", "REGION", "SLEEP_SECONDS"],
-        "valueFrom env (POD_NAME) is not a parameter"
-    );
-    assert_eq!(e.fallback.image.as_deref(), Some("busybox:1.36"));
-    assert_eq!(e.fallback.command, ["sh", "-c"]);
-    assert_eq!(e.fingerprint.len(), 16);
-}
+);
 
 #[test]
 fn discovery_restarts_after_an_expired_continue_token() {
     // Its own cluster: the fault would disturb the other tests' listings.
-    let own = Cluster::start(SeedConfig { namespace: "discovery".into(), jobs: 250, cronjobs: 0, file: None }, 0.02);
+    let own =
+        SandboxCluster::start(SeedConfig { namespace: "discovery".into(), jobs: 250, cronjobs: 0, file: None }, 0.02);
     let cluster = &own;
-    let p = provider(cluster, "discovery");
+    let p = provider_with(&cluster.settings("discovery"));
     let rt = rt();
     let first = rt.block_on(p.discover(DiscoverRequest { page_token: None, page_size: Some(100) })).unwrap();
     cluster.sandbox.faults().set(FaultSettings { expire_continue: true, ..Default::default() });
@@ -134,169 +123,161 @@ fn discovery_restarts_after_an_expired_continue_token() {
     assert_eq!(second.entries[0].external_id, first.entries[0].external_id);
 }
 
-#[test]
-fn a_live_cluster_job_reruns_with_parameters_in_the_log() {
-    let cluster = cluster();
-    source_job(cluster, "reruns", "greeter", "echo \"$GREETING from $REGION\"; echo \"extra=$EXTRA\"", |_| {});
-    let p = provider(cluster, "reruns");
-    let rt = rt();
-    rt.block_on(async {
-        let run =
-            p.run(request("greeter", "rerun-1", &[("GREETING", "bonjour"), ("EXTRA", "appended")])).await.unwrap();
-        assert_eq!(run.source, RunSource::Live);
-        assert!(!run.adopted);
-        let statuses = wait_terminal(&p, &run.run_id).await;
-        assert_eq!(statuses.last().unwrap().state, RunState::Success);
-        assert_eq!(logs(&p, &run.run_id).await, "bonjour from us-east-1\nextra=appended\n");
-    });
-}
-
-#[test]
-fn long_source_names_give_valid_unique_run_names_and_retries_adopt() {
-    let cluster = cluster();
-    let long = format!("nightly-{}", "x".repeat(52));
-    assert_eq!(long.len(), 60);
-    source_job(cluster, "naming", &long, "true", |_| {});
-    let p = provider(cluster, "naming");
-    let rt = rt();
-    rt.block_on(async {
-        let a = p.run(request(&long, "key-a", &[])).await.unwrap();
-        let b = p.run(request(&long, "key-b", &[])).await.unwrap();
-        let again = p.run(request(&long, "key-a", &[])).await.unwrap();
-        for name in [&a.run_id, &b.run_id] {
-            assert!(name.len() <= 63 && name.starts_with("nightly-x"), "{name}");
-            assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
-        }
-        assert_ne!(a.run_id, b.run_id);
-        assert_eq!(again.run_id, a.run_id);
-        assert!(again.adopted);
-        let store = cluster.sandbox.store();
-        let runs = store
-            .list(
-                Kind::Job,
-                Some("naming"),
-                None,
-                None,
-                Some(&|j: &Value| j["metadata"]["labels"]["polysync.io/run"] == a.run_id.as_str()),
-            )
-            .items;
-        assert_eq!(runs.len(), 1, "the retried run created no second Job");
-    });
-}
-
-#[test]
-fn every_way_a_run_ends() {
-    let cluster = cluster();
-    let ns = "endings";
-    source_job(cluster, ns, "fails", "exit 3", |j| j["spec"]["backoffLimit"] = json!(1));
-    source_job(cluster, ns, "slow", "sleep 100000", |j| j["spec"]["activeDeadlineSeconds"] = json!(2));
-    source_job(cluster, ns, "bad-image", "true", |j| {
-        j["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.local/does-not-exist:1")
-    });
-    source_job(cluster, ns, "pausable", "sleep 100000", |_| {});
-    let p = provider(cluster, ns);
-    let rt = rt();
-    rt.block_on(async {
-        let failed = p.run(request("fails", "f", &[])).await.unwrap();
-        let last = wait_terminal(&p, &failed.run_id).await.pop().unwrap();
-        assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("BackoffLimitExceeded")));
-        assert!(last.units.iter().any(|u| u.containers.iter().any(|c| c.exit_code == Some(3))), "{last:?}");
-
-        let deadline = p.run(request("slow", "d", &[])).await.unwrap();
-        let last = wait_terminal(&p, &deadline.run_id).await.pop().unwrap();
-        assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("DeadlineExceeded")));
-
-        let stuck = p.run(request("bad-image", "i", &[])).await.unwrap();
-        let mut seen = None;
-        for _ in 0..200 {
-            let s = p.poll(PollRequest { run_id: stuck.run_id.clone() }).await.unwrap();
-            if s.reason.as_deref().is_some_and(|r| r == "ImagePullBackOff" || r == "ErrImagePull") {
-                seen = Some(s);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let s = seen.expect("the pull failure shows in the status");
-        assert!(matches!(s.state, RunState::Starting | RunState::Running), "{s:?}");
-
-        let paused = p.run(request("pausable", "s", &[])).await.unwrap();
-        let jobs = Key::new(ns, &paused.run_id);
-        for _ in 0..200 {
-            if p.poll(PollRequest { run_id: paused.run_id.clone() }).await.unwrap().state == RunState::Running {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        cluster
-            .sandbox
-            .store()
-            .mutate(Kind::Job, &jobs, |j| {
-                j["spec"]["suspend"] = json!(true);
-                Ok(polysync_sandbox::store::Mutation::Changed)
-            })
-            .unwrap();
-        let last = wait_terminal(&p, &paused.run_id).await.pop().unwrap();
-        assert_eq!(last.state, RunState::Cancelled);
-
-        // Cancel removes the Job and its pods.
-        p.cancel(CancelRequest { run_id: stuck.run_id.clone(), ..Default::default() }).await.unwrap();
-        let store = cluster.sandbox.store();
-        assert!(store.get(Kind::Job, &Key::new(ns, &stuck.run_id)).is_none());
-        for _ in 0..100 {
-            let pods = store
-                .list(
-                    Kind::Pod,
-                    Some(ns),
-                    None,
-                    None,
-                    Some(&|p: &Value| p["metadata"]["labels"]["polysync.io/run"] == stuck.run_id.as_str()),
-                )
-                .items;
-            if pods.is_empty() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the cancelled run's pods stayed");
-    });
-}
-
-#[test]
-fn a_deleted_source_runs_from_its_fallback() {
-    let cluster = cluster();
-    let p = provider(cluster, "fallback");
-    seed::ensure_namespace(cluster.sandbox.store(), "fallback");
-    let rt = rt();
-    rt.block_on(async {
-        let mut req = request("gone-job", "fb-1", &[("WHO", "fallback")]);
-        let err = p.run(req.clone()).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NotFound, "no fallback stored: {err}");
-        req.fallback = Some(FallbackAttributes {
-            image: None,
-            command: vec!["sh".into(), "-c".into()],
-            args: vec!["echo hello $WHO".into()],
-            env: Default::default(),
+cluster_test!(
+    fn a_live_cluster_job_reruns_with_parameters_in_the_log(cluster) {
+        source_job(cluster, "reruns", "greeter", "echo \"$GREETING from $REGION\"; echo \"extra=$EXTRA\"", |_| {});
+        let p = provider(cluster, "reruns");
+        let rt = rt();
+        rt.block_on(async {
+            let run =
+                p.run(request("greeter", "rerun-1", &[("GREETING", "bonjour"), ("EXTRA", "appended")])).await.unwrap();
+            assert_eq!(run.source, RunSource::Live);
+            assert!(!run.adopted);
+            let statuses = wait_terminal(&p, &run.run_id).await;
+            assert_eq!(statuses.last().unwrap().state, RunState::Success);
+            assert_eq!(logs(&p, &run.run_id).await, "bonjour from us-east-1\nextra=appended\n");
         });
-        let run = p.run(req).await.unwrap();
-        assert_eq!(run.source, RunSource::Fallback);
-        assert_eq!(wait_terminal(&p, &run.run_id).await.last().unwrap().state, RunState::Success);
-        assert_eq!(logs(&p, &run.run_id).await, "hello fallback\n");
-        let job = cluster.sandbox.store().get(Kind::Job, &Key::new("fallback", &run.run_id)).unwrap();
-        assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["image"], "busybox");
-    });
+    }
+);
+
+cluster_test!(
+    fn long_source_names_give_valid_unique_run_names_and_retries_adopt(cluster) {
+        let long = format!("nightly-{}", "x".repeat(52));
+        assert_eq!(long.len(), 60);
+        source_job(cluster, "naming", &long, "true", |_| {});
+        let p = provider(cluster, "naming");
+        let rt = rt();
+        rt.block_on(async {
+            let a = p.run(request(&long, "key-a", &[])).await.unwrap();
+            let b = p.run(request(&long, "key-b", &[])).await.unwrap();
+            let again = p.run(request(&long, "key-a", &[])).await.unwrap();
+            for name in [&a.run_id, &b.run_id] {
+                assert!(name.len() <= 63 && name.starts_with("nightly-x"), "{name}");
+                assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
+            }
+            assert_ne!(a.run_id, b.run_id);
+            assert_eq!(again.run_id, a.run_id);
+            assert!(again.adopted);
+            let runs = cluster.jobs("naming", &format!("polysync.io/run={}", a.run_id));
+            assert_eq!(runs.len(), 1, "the retried run created no second Job");
+            // A name this long still gets pods (the pod name prefix is truncated) and runs.
+            let last = wait_terminal(&p, &a.run_id).await.pop().unwrap();
+            assert_eq!(last.state, RunState::Success, "{last:?}");
+        });
+    }
+);
+
+cluster_test!(
+    fn every_way_a_run_ends(cluster) {
+        let ns = "endings";
+        source_job(cluster, ns, "fails", "exit 3", |j| j["spec"]["backoffLimit"] = json!(1));
+        source_job(cluster, ns, "slow", "sleep 100000", |j| j["spec"]["activeDeadlineSeconds"] = json!(2));
+        source_job(cluster, ns, "bad-image", "true", |j| {
+            j["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.local/does-not-exist:1")
+        });
+        source_job(cluster, ns, "pausable", "sleep 100000", |_| {});
+        let p = provider(cluster, ns);
+        let rt = rt();
+        rt.block_on(async {
+            let failed = p.run(request("fails", "f", &[])).await.unwrap();
+            let last = wait_terminal(&p, &failed.run_id).await.pop().unwrap();
+            assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("BackoffLimitExceeded")));
+            assert!(last.units.iter().any(|u| u.containers.iter().any(|c| c.exit_code == Some(3))), "{last:?}");
+
+            let deadline = p.run(request("slow", "d", &[])).await.unwrap();
+            let last = wait_terminal(&p, &deadline.run_id).await.pop().unwrap();
+            assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("DeadlineExceeded")));
+
+            let stuck = p.run(request("bad-image", "i", &[])).await.unwrap();
+            let mut seen = None;
+            for _ in 0..1000 {
+                let s = p.poll(PollRequest { run_id: stuck.run_id.clone() }).await.unwrap();
+                if s.reason.as_deref().is_some_and(|r| r == "ImagePullBackOff" || r == "ErrImagePull") {
+                    seen = Some(s);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let s = seen.expect("the pull failure shows in the status");
+            assert!(matches!(s.state, RunState::Starting | RunState::Running), "{s:?}");
+
+            let paused = p.run(request("pausable", "s", &[])).await.unwrap();
+            for _ in 0..1000 {
+                if p.poll(PollRequest { run_id: paused.run_id.clone() }).await.unwrap().state == RunState::Running {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            cluster
+                .request("PATCH", &format!("/apis/batch/v1/namespaces/{ns}/jobs/{}", paused.run_id), Some(json!({"spec": {"suspend": true}})))
+                .await
+                .unwrap();
+            let last = wait_terminal(&p, &paused.run_id).await.pop().unwrap();
+            assert_eq!(last.state, RunState::Cancelled);
+
+            // Cancel removes the Job and its pods.
+            p.cancel(CancelRequest { run_id: stuck.run_id.clone(), ..Default::default() }).await.unwrap();
+            assert!(cluster.request("GET", &format!("/apis/batch/v1/namespaces/{ns}/jobs/{}", stuck.run_id), None).await.is_err());
+            for _ in 0..600 {
+                let pods = cluster
+                    .request("GET", &format!("/api/v1/namespaces/{ns}/pods?labelSelector=polysync.io%2Frun%3D{}", stuck.run_id), None)
+                    .await
+                    .unwrap();
+                if pods["items"].as_array().is_none_or(Vec::is_empty) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the cancelled run's pods stayed");
+        });
+    }
+);
+
+cluster_test!(
+    fn a_deleted_source_runs_from_its_fallback(cluster) {
+        let p = provider(cluster, "fallback");
+        cluster.ensure_namespace("fallback");
+        let rt = rt();
+        rt.block_on(async {
+            let mut req = request("gone-job", "fb-1", &[("WHO", "fallback")]);
+            let err = p.run(req.clone()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotFound, "no fallback stored: {err}");
+            req.fallback = Some(FallbackAttributes {
+                image: None,
+                command: vec!["sh".into(), "-c".into()],
+                args: vec!["echo hello $WHO".into()],
+                env: Default::default(),
+            });
+            let run = p.run(req).await.unwrap();
+            assert_eq!(run.source, RunSource::Fallback);
+            assert_eq!(wait_terminal(&p, &run.run_id).await.last().unwrap().state, RunState::Success);
+            assert_eq!(logs(&p, &run.run_id).await, "hello fallback\n");
+            let job = cluster.job("fallback", &run.run_id).unwrap();
+            assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["image"], "busybox");
+        });
+    }
+);
+
+/// Put a Job into the sandbox's store as a live cluster would return it.
+fn sandbox_source_job(cluster: &SandboxCluster, namespace: &str, name: &str, script: &str) {
+    let store = cluster.sandbox.store();
+    seed::ensure_namespace(store, namespace);
+    let mut job = seed::finished_job(namespace, name, 1);
+    job["spec"]["template"]["spec"]["containers"][0]["args"] = json!([script]);
+    store.create(polysync_sandbox::resources::Kind::Job, job).unwrap();
 }
 
 #[test]
 fn watch_survives_cut_connections_and_410() {
     // Its own cluster: a short history so a reconnect gets 410.
-    let cluster = Cluster::start_with(SandboxConfig {
+    let cluster = SandboxCluster::start_with(SandboxConfig {
         history: 500,
         time_scale: 0.02,
         seed: SeedConfig { namespace: "watch".into(), ..SeedConfig::default() },
         ..SandboxConfig::default()
     });
-    source_job(&cluster, "watch", "steps", "sleep 100; echo done", |_| {});
-    let p = provider(&cluster, "watch");
+    sandbox_source_job(&cluster, "watch", "steps", "sleep 100; echo done");
+    let p = provider_with(&cluster.settings("watch"));
     let rt = rt();
     rt.block_on(async {
         let run = p.run(request("steps", "w", &[])).await.unwrap();
@@ -332,58 +313,16 @@ fn watch_survives_cut_connections_and_410() {
 }
 
 #[test]
-fn logs_cover_init_containers_first_and_follow_to_the_end() {
-    let cluster = cluster();
-    source_job(cluster, "logs", "two-steps", "echo main one; sleep 20; echo main two", |j| {
-        j["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "prepare", "image": "busybox", "command": ["sh", "-c", "echo preparing $GREETING"], "env": [{"name": "GREETING", "value": "init"}]}]);
-    });
-    let p = provider(cluster, "logs");
-    let rt = rt();
-    rt.block_on(async {
-        let run = p.run(request("two-steps", "logs-1", &[])).await.unwrap();
-        // Follow from the start: every line, init first, and the stream ends with the run.
-        let follow =
-            p.logs(LogRequest { run_id: run.run_id.clone(), follow: true, ..Default::default() }).await.unwrap();
-        let chunks: Vec<_> = tokio::time::timeout(Duration::from_secs(60), follow.collect::<Vec<_>>())
-            .await
-            .expect("follow ends with the run");
-        let chunks: Vec<_> = chunks.into_iter().map(|c| c.unwrap()).collect();
-        let text: String = chunks.iter().map(|c| c.text.as_str()).collect();
-        assert_eq!(text, "preparing init\nmain one\nmain two\n");
-        assert_eq!(chunks[0].container, "prepare");
-        assert_eq!(chunks.last().unwrap().container, "main");
-        let tail: Vec<_> = p
-            .logs(LogRequest {
-                run_id: run.run_id.clone(),
-                container: Some("main".into()),
-                tail_lines: Some(1),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        assert_eq!(tail.into_iter().map(|c| c.unwrap().text).collect::<String>(), "main two\n");
-        let err = p
-            .logs(LogRequest { run_id: run.run_id.clone(), container: Some("nope".into()), ..Default::default() })
-            .await
-            .err()
-            .expect("unknown container");
-        assert_eq!(err.kind(), ErrorKind::NotFound);
-    });
-}
-
-#[test]
 fn watch_falls_back_to_polling_when_rbac_forbids_watch() {
     use polysync_sandbox::{Access, Identity};
-    let cluster = Cluster::start_with(SandboxConfig {
+    let cluster = SandboxCluster::start_with(SandboxConfig {
         time_scale: 0.02,
         extra_tokens: vec![("no-watch".into(), Identity { user: "lister".into(), access: Access::AllButWatch })],
         seed: SeedConfig { namespace: "nowatch".into(), ..SeedConfig::default() },
         ..SandboxConfig::default()
     });
     // 10 s of sandbox time: the run is still going when the watch is tried.
-    source_job(&cluster, "nowatch", "short", "sleep 500; echo hi", |_| {});
+    sandbox_source_job(&cluster, "nowatch", "short", "sleep 500; echo hi");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, cluster.sandbox.kubeconfig_for("no-watch", "nowatch")).unwrap();
@@ -406,3 +345,45 @@ fn watch_falls_back_to_polling_when_rbac_forbids_watch() {
     );
     assert!(stats.get("list", "jobs") >= 2, "then it polled: {:?}", stats.snapshot());
 }
+
+cluster_test!(
+    fn logs_cover_init_containers_first_and_follow_to_the_end(cluster) {
+        source_job(cluster, "logs", "two-steps", "echo main one; sleep 20; echo main two", |j| {
+            j["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "prepare", "image": "busybox", "command": ["sh", "-c", "echo preparing $GREETING"], "env": [{"name": "GREETING", "value": "init"}]}]);
+        });
+        let p = provider(cluster, "logs");
+        let rt = rt();
+        rt.block_on(async {
+            let run = p.run(request("two-steps", "logs-1", &[])).await.unwrap();
+            // Follow from the start: every line, init first, and the stream ends with the run.
+            let follow =
+                p.logs(LogRequest { run_id: run.run_id.clone(), follow: true, ..Default::default() }).await.unwrap();
+            let chunks: Vec<_> = tokio::time::timeout(Duration::from_secs(60), follow.collect::<Vec<_>>())
+                .await
+                .expect("follow ends with the run");
+            let chunks: Vec<_> = chunks.into_iter().map(|c| c.unwrap()).collect();
+            let text: String = chunks.iter().map(|c| c.text.as_str()).collect();
+            assert_eq!(text, "preparing init\nmain one\nmain two\n");
+            assert_eq!(chunks[0].container, "prepare");
+            assert_eq!(chunks.last().unwrap().container, "main");
+            let tail: Vec<_> = p
+                .logs(LogRequest {
+                    run_id: run.run_id.clone(),
+                    container: Some("main".into()),
+                    tail_lines: Some(1),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .collect()
+                .await;
+            assert_eq!(tail.into_iter().map(|c| c.unwrap().text).collect::<String>(), "main two\n");
+            let err = p
+                .logs(LogRequest { run_id: run.run_id.clone(), container: Some("nope".into()), ..Default::default() })
+                .await
+                .err()
+                .expect("unknown container");
+            assert_eq!(err.kind(), ErrorKind::NotFound);
+        });
+    }
+);

@@ -16,6 +16,7 @@ pub mod node_agent;
 mod pki;
 pub mod process;
 pub mod realkube;
+pub mod seed;
 
 use std::path::{Path, PathBuf};
 
