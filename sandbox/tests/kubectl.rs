@@ -1,6 +1,6 @@
 //! The sandbox checked with the real `kubectl` (`/usr/bin/kubectl`, or
-//! Debian's `kubernetes-client`): if neither exists the tests say so loudly
-//! and pass, since the API tests cover the same ground over HTTP.
+//! Debian's `kubernetes-client`). Without kubectl these tests fail: a tier
+//! that cannot run is not a pass (`scripts/test` installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -23,19 +23,15 @@ struct Kubectl {
 }
 
 impl Kubectl {
-    fn start(seed: SeedConfig) -> Option<Self> {
-        let Some(binary) = kubectl_binary() else {
-            eprintln!(
-                "\n\n*** SKIPPED: no kubectl found (install Debian's kubernetes-client); the sandbox was not checked with kubectl ***\n"
-            );
-            return None;
-        };
+    fn start(seed: SeedConfig) -> Self {
+        let binary = kubectl_binary()
+            .expect("kubectl is needed to check the sandbox: install Debian's kubernetes-client (scripts/test does)");
         let sandbox =
             BackgroundSandbox::start(SandboxConfig { time_scale: 0.02, seed, ..SandboxConfig::default() }).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         sandbox.write_kubeconfig(&kubeconfig, "default").unwrap();
-        Some(Self { binary, kubeconfig, _dir: dir, sandbox })
+        Self { binary, kubeconfig, _dir: dir, sandbox }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -79,7 +75,7 @@ spec:
 
 #[test]
 fn chunked_listing_returns_every_job() {
-    let Some(k) = Kubectl::start(SeedConfig { jobs: 55, ..SeedConfig::default() }) else { return };
+    let k = Kubectl::start(SeedConfig { jobs: 55, ..SeedConfig::default() });
     k.sandbox.stats().reset();
     let out = k.ok(&["get", "jobs", "--chunk-size=10", "-o", "name"]);
     assert_eq!(out.lines().count(), 55, "{out}");
@@ -89,7 +85,7 @@ fn chunked_listing_returns_every_job() {
 
 #[test]
 fn create_wait_logs_delete() {
-    let Some(k) = Kubectl::start(SeedConfig::default()) else { return };
+    let k = Kubectl::start(SeedConfig::default());
     let file = k.dir().join("job.yaml");
     std::fs::write(&file, JOB_YAML).unwrap();
     let created = k.ok(&["create", "-f", file.to_str().unwrap(), "--validate=false"]);
@@ -124,7 +120,7 @@ fn create_wait_logs_delete() {
 
 #[test]
 fn job_from_cronjob_and_status_patch() {
-    let Some(k) = Kubectl::start(SeedConfig { cronjobs: 1, ..SeedConfig::default() }) else { return };
+    let k = Kubectl::start(SeedConfig { cronjobs: 1, ..SeedConfig::default() });
     let out = k.ok(&["create", "job", "manual-run", "--from=cronjob/nightly-000"]);
     assert_eq!(out.trim(), "job.batch/manual-run created");
     let owner = k.ok(&[
@@ -157,7 +153,7 @@ fn job_from_cronjob_and_status_patch() {
 
 #[test]
 fn watch_shows_the_transitions() {
-    let Some(k) = Kubectl::start(SeedConfig::default()) else { return };
+    let k = Kubectl::start(SeedConfig::default());
     let mut watcher = k
         .command(&[
             "get",
