@@ -33,3 +33,26 @@ pub const SERVER_OWNED_ANNOTATIONS: [&str; 3] = [
     "kubectl.kubernetes.io/last-applied-configuration",
     "cronjob.kubernetes.io/instantiate",
 ];
+
+/// Kueue's queue label (also accepted as an annotation): the Job waits,
+/// suspended, until Kueue admits it.
+pub const KUEUE_QUEUE: &str = "kueue.x-k8s.io/queue-name";
+
+/// The queue a Job waits in, if Kueue manages it.
+pub fn kueue_queue(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(KUEUE_QUEUE))
+        .or_else(|| meta.annotations.as_ref().and_then(|a| a.get(KUEUE_QUEUE)))
+        .cloned()
+}
+
+/// Marks of other controllers that a rerun must not carry, or a GitOps tool
+/// would prune or adopt it: Helm hooks and release metadata, Argo CD
+/// tracking. Matched as key prefixes.
+pub const FOREIGN_ANNOTATION_PREFIXES: [&str; 3] = ["helm.sh/", "meta.helm.sh/", "argocd.argoproj.io/"];
+
+/// Labels other controllers use to track what they own.
+pub fn is_foreign_label(key: &str) -> bool {
+    key.starts_with("argocd.argoproj.io/") || key == "helm.sh/chart" || key == "app.kubernetes.io/instance"
+}

@@ -11,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use polysync_provider_api::{FallbackAttributes, ProviderError, RunRequest};
 
 use crate::labels::{
-    IDEMPOTENCY_KEY, MANAGED_BY, MANAGED_BY_VALUE, RUN, SERVER_OWNED, SERVER_OWNED_ANNOTATIONS, SOURCE, SOURCE_KIND,
+    FOREIGN_ANNOTATION_PREFIXES, IDEMPOTENCY_KEY, MANAGED_BY, MANAGED_BY_VALUE, RUN, SERVER_OWNED,
+    SERVER_OWNED_ANNOTATIONS, SOURCE, SOURCE_KIND, is_foreign_label,
 };
 
 /// Image of a fallback run whose entry stored none.
@@ -65,7 +66,15 @@ fn strip_labels(labels: Option<BTreeMap<String, String>>) -> BTreeMap<String, St
     for key in SERVER_OWNED {
         labels.remove(key);
     }
+    labels.retain(|k, _| !is_foreign_label(k));
     labels
+}
+
+fn strip_annotations(annotations: &mut BTreeMap<String, String>) {
+    for key in SERVER_OWNED_ANNOTATIONS {
+        annotations.remove(key);
+    }
+    annotations.retain(|k, _| !FOREIGN_ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)));
 }
 
 fn our_labels(id: &RunIdentity<'_>, labels: &mut BTreeMap<String, String>) {
@@ -82,9 +91,7 @@ fn fresh_metadata(source: &ObjectMeta, id: &RunIdentity<'_>) -> ObjectMeta {
     let mut labels = strip_labels(source.labels.clone());
     our_labels(id, &mut labels);
     let mut annotations = source.annotations.clone().unwrap_or_default();
-    for key in SERVER_OWNED_ANNOTATIONS {
-        annotations.remove(key);
-    }
+    strip_annotations(&mut annotations);
     annotations.insert(IDEMPOTENCY_KEY.into(), id.idempotency_key.into());
     ObjectMeta {
         name: Some(id.name.to_owned()),
@@ -124,6 +131,7 @@ fn prepare_spec(
     our_labels(id, &mut labels);
     let annotations = meta.annotations.take().map(|mut a| {
         a.retain(|k, _| k != "batch.kubernetes.io/job-completion-index");
+        strip_annotations(&mut a);
         a
     });
     template.metadata = Some(ObjectMeta { labels: Some(labels), annotations, ..ObjectMeta::default() });
@@ -144,11 +152,23 @@ pub fn from_job(
 ) -> Result<Job, ProviderError> {
     let spec =
         source.spec.clone().ok_or_else(|| ProviderError::invalid_input(format!("Job {} has no spec", id.source)))?;
-    Ok(Job {
+    Ok(queued(Job {
         metadata: fresh_metadata(&source.metadata, id),
         spec: Some(prepare_spec(spec, id, parameters)?),
         status: None,
-    })
+    }))
+}
+
+/// A Job in a Kueue queue is created suspended, as Kueue's own webhook
+/// would make it: Kueue resumes it when it admits the workload, and
+/// polysync never resumes it behind Kueue's back.
+fn queued(mut job: Job) -> Job {
+    if crate::labels::kueue_queue(&job.metadata).is_some()
+        && let Some(spec) = job.spec.as_mut()
+    {
+        spec.suspend = Some(true);
+    }
+    job
 }
 
 /// A run of a CronJob's `jobTemplate`.
@@ -162,7 +182,7 @@ pub fn from_template(
         .clone()
         .ok_or_else(|| ProviderError::invalid_input(format!("CronJob {} has no jobTemplate.spec", id.source)))?;
     let meta = template.metadata.clone().unwrap_or_default();
-    Ok(Job { metadata: fresh_metadata(&meta, id), spec: Some(prepare_spec(spec, id, parameters)?), status: None })
+    Ok(queued(Job { metadata: fresh_metadata(&meta, id), spec: Some(prepare_spec(spec, id, parameters)?), status: None }))
 }
 
 /// A run rebuilt from stored attributes, when the source no longer exists.

@@ -2,7 +2,11 @@
 //!
 //! From `status.conditions[]`, counting only `status == "True"`:
 //! `Complete` / `SuccessCriteriaMet` → Success; `Failed` / `FailureTarget`
-//! → Failed; `Suspended` → Cancelled. A Job being deleted is Cancelled.
+//! → Failed; `Suspended` → Starting with reason `Queued` while something
+//! will resume the Job (it is in a Kueue queue, or `spec.managedBy` names
+//! another controller), else Cancelled with reason `Suspended` (a person
+//! paused it; polysync keeps following it, so a resume is seen). A Job
+//! being deleted is Cancelled.
 //! Otherwise `active > 0` or `startTime` set → Running; no true condition and
 //! no `startTime` → Starting; anything else → Unknown. While a run is not
 //! finished, a pod stuck in ImagePullBackOff, ErrImagePull,
@@ -41,8 +45,17 @@ pub fn job_state(job: &Job) -> (RunState, Option<String>, Option<String>) {
         return (RunState::Success, r, m);
     }
     if let Some(c) = find(&["Suspended"]) {
-        let (r, m) = detail(c);
-        return (RunState::Cancelled, r.or(Some("Suspended".into())), m);
+        if let Some(queue) = crate::labels::kueue_queue(&job.metadata) {
+            let message = format!("suspended until Kueue admits it from queue {queue}");
+            return (RunState::Starting, Some("Queued".into()), Some(message));
+        }
+        let managed_by = job.spec.as_ref().and_then(|s| s.managed_by.as_deref());
+        if let Some(controller) = managed_by.filter(|m| *m != "kubernetes.io/job-controller") {
+            let message = format!("suspended until {controller}, which manages it, resumes it");
+            return (RunState::Starting, Some("Queued".into()), Some(message));
+        }
+        let (_, m) = detail(c);
+        return (RunState::Cancelled, Some("Suspended".into()), m);
     }
     if job.metadata.deletion_timestamp.is_some() {
         return (RunState::Cancelled, Some("Deleted".into()), Some("the Job is being deleted".into()));
@@ -171,7 +184,7 @@ mod tests {
             ),
             (json!({"conditions": [cond("Failed", "True")]}), RunState::Failed, Some("FailedReason")),
             (json!({"conditions": [cond("FailureTarget", "True")]}), RunState::Failed, Some("FailureTargetReason")),
-            (json!({"conditions": [cond("Suspended", "True")]}), RunState::Cancelled, Some("SuspendedReason")),
+            (json!({"conditions": [cond("Suspended", "True")]}), RunState::Cancelled, Some("Suspended")),
             // Conditions count only when True.
             (json!({"conditions": [cond("Complete", "False")]}), RunState::Starting, None),
             (json!({"conditions": [cond("Failed", "False")], "active": 1}), RunState::Running, None),
@@ -195,6 +208,21 @@ mod tests {
             assert_eq!(got, state, "{status}");
             assert_eq!(r.as_deref(), reason, "{status}");
         }
+    }
+
+    #[test]
+    fn a_queued_job_is_starting_not_cancelled() {
+        let suspended = json!({"conditions": [cond("Suspended", "True")]});
+        let mut j = job(suspended.clone());
+        j.metadata.labels = Some([(crate::labels::KUEUE_QUEUE.to_owned(), "team-a".to_owned())].into());
+        let (state, reason, message) = job_state(&j);
+        assert_eq!((state, reason.as_deref()), (RunState::Starting, Some("Queued")));
+        assert!(message.unwrap().contains("Kueue admits it from queue team-a"));
+        let mut j = job(suspended);
+        j.spec.as_mut().unwrap().managed_by = Some("kueue.x-k8s.io/multikueue".into());
+        assert_eq!(job_state(&j).0, RunState::Starting);
+        j.spec.as_mut().unwrap().managed_by = Some("kubernetes.io/job-controller".into());
+        assert_eq!(job_state(&j).0, RunState::Cancelled);
     }
 
     #[test]

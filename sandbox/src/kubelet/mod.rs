@@ -195,7 +195,7 @@ impl<N: NodeApi> Kubelet<N> {
         }
     }
 
-    async fn run_pod(&self, key: &Key) -> Step {
+    async fn run_pod(self: &Arc<Self>, key: &Key) -> Step {
         let pod = self.node.get(key).await.ok_or(Stopped)?;
         if is_finished(&pod) || pod["metadata"].get("deletionTimestamp").is_some() {
             return Ok(());
@@ -266,11 +266,30 @@ impl<N: NodeApi> Kubelet<N> {
         }
         let (init_envs, main_envs) = envs.split_at(init.len());
 
+        // Native sidecars (init containers with `restartPolicy: Always`)
+        // start in order and keep running beside everything after them;
+        // they restart when they exit and are stopped once the main
+        // containers are done.
+        let mut sidecars = Sidecars(Vec::new());
         for (i, c) in init.iter().enumerate() {
+            if c["restartPolicy"] == "Always" {
+                let (kubelet, key, c, env) = (self.clone(), key.clone(), c.clone(), init_envs[i].clone());
+                let task = tokio::spawn(async move {
+                    loop {
+                        if kubelet.run_container(&key, "initContainerStatuses", i, &c, env.clone(), true).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                sidecars.0.push((i, task.abort_handle()));
+                self.pause(0.1).await;
+                continue;
+            }
             let code = self
                 .run_container(key, "initContainerStatuses", i, c, init_envs[i].clone(), restart_on_failure)
                 .await?;
             if code != 0 {
+                sidecars.stop(self, key).await;
                 return self.finish(key, "Failed").await;
             }
         }
@@ -282,6 +301,7 @@ impl<N: NodeApi> Kubelet<N> {
             runs.push(self.run_container(key, "containerStatuses", i, c, main_envs[i].clone(), restart_on_failure));
         }
         let codes = futures::future::join_all(runs).await;
+        sidecars.stop(self, key).await;
         let mut phase = "Succeeded";
         for code in codes {
             if code? != 0 {
@@ -453,6 +473,44 @@ impl<N: NodeApi> Kubelet<N> {
         })
         .await
         .map(|_| ())
+    }
+}
+
+/// The running sidecars of a pod, stopped when it ends (or its task is
+/// aborted).
+struct Sidecars(Vec<(usize, AbortHandle)>);
+
+impl Sidecars {
+    /// Stop each sidecar as the kubelet does after the main containers end:
+    /// killed, terminated with 137, which does not count against the pod.
+    async fn stop<N: NodeApi>(&mut self, kubelet: &Kubelet<N>, key: &Key) {
+        let stopped: Vec<usize> = self.0.drain(..).map(|(i, task)| {
+            task.abort();
+            i
+        }).collect();
+        if stopped.is_empty() {
+            return;
+        }
+        let now = now_rfc3339();
+        let _ = kubelet
+            .update(key, |p| {
+                for i in &stopped {
+                    let s = &mut p["status"]["initContainerStatuses"][*i];
+                    let started = s["state"]["running"]["startedAt"].clone();
+                    s["state"] = json!({"terminated": {"exitCode": KILLED_EXIT_CODE, "reason": "Error", "startedAt": started, "finishedAt": now, "containerID": s["containerID"]}});
+                    s["ready"] = json!(false);
+                    s["started"] = json!(false);
+                }
+            })
+            .await;
+    }
+}
+
+impl Drop for Sidecars {
+    fn drop(&mut self) {
+        for (_, task) in &self.0 {
+            task.abort();
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! The script language: commands joined by `;`, newlines, `&&` and `||`;
 //! single and double quotes; `$VAR`, `${VAR}`, `${VAR:-default}` and `$?`;
 //! builtins `echo` (`-n`, `-e`), `printf` (`%s`, `%d`, `\n`), `sleep`,
-//! `exit`, `true`, `false`, `env`, `printenv`, `date` and `VAR=value` /
+//! `exit`, `true`, `false`, `test` / `[`, `env`, `printenv`, `date` and `VAR=value` /
 //! `export VAR=value`. `> /dev/null` silences a command; `>&2` and `2>&1`
 //! are accepted (stderr goes to the log too). Unknown commands succeed
 //! silently.
@@ -273,6 +273,40 @@ fn parse_duration(arg: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs))
 }
 
+/// `test` / `[`: `-n S`, `-z S`, `S`, `A = B`, `A != B`, and the integer
+/// comparisons `-eq -ne -lt -le -gt -ge`; `!` negates.
+fn test(args: &[String]) -> bool {
+    if let Some((first, rest)) = args.split_first()
+        && first == "!"
+    {
+        return !test(rest);
+    }
+    let int = |s: &str| s.trim().parse::<i64>().ok();
+    match args {
+        [] => false,
+        [s] => !s.is_empty(),
+        [op, s] if op == "-n" => !s.is_empty(),
+        [op, s] if op == "-z" => s.is_empty(),
+        [a, op, b] => match op.as_str() {
+            "=" | "==" => a == b,
+            "!=" => a != b,
+            "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge" => match (int(a), int(b)) {
+                (Some(x), Some(y)) => match op.as_str() {
+                    "-eq" => x == y,
+                    "-ne" => x != y,
+                    "-lt" => x < y,
+                    "-le" => x <= y,
+                    "-gt" => x > y,
+                    _ => x >= y,
+                },
+                _ => false,
+            },
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Run one simple command; `Err(code)` means `exit code`.
 async fn builtin(
     words: &[String],
@@ -336,6 +370,17 @@ async fn builtin(
         "exit" => Err(args.first().and_then(|a| a.parse::<i32>().ok()).map_or(0, |c| c.rem_euclid(256))),
         "true" | ":" => Ok(0),
         "false" => Ok(1),
+        "test" | "[" => {
+            let args = if base == "[" {
+                match args.split_last() {
+                    Some((last, rest)) if last == "]" => rest,
+                    _ => return Ok(2),
+                }
+            } else {
+                args
+            };
+            Ok(if test(args) { 0 } else { 1 })
+        }
         "env" | "printenv" if args.is_empty() => {
             for (k, v) in env.iter() {
                 emit(out, &format!("{k}={v}"), true);
@@ -491,6 +536,15 @@ mod tests {
         assert_eq!(code, 3);
         assert_eq!(out, ["hello world\n", "${NOPE} fallback\n"]);
         assert_eq!(slept, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn test_brackets() {
+        let (code, out, _) = run(
+            &["sh", "-c", "[ \"$I\" = 1 ] && echo one; [ $I -eq 2 ] || echo not-two; test -z \"$NOPE\" && exit 7"],
+            &[("I", "1")],
+        );
+        assert_eq!((code, out), (7, vec!["one\n".to_owned(), "not-two\n".to_owned()]));
     }
 
     #[test]

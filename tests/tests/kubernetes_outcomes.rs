@@ -1,0 +1,180 @@
+//! What the job controller decides, mapped to polysync's state and reason,
+//! on the sandbox and on the real control plane: success through
+//! SuccessCriteriaMet, podFailurePolicy FailJob, successPolicy and
+//! backoffLimitPerIndex on Indexed Jobs, native sidecars, Kueue's suspend /
+//! resume / preemption, and ttlSecondsAfterFinished.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use polysync::plugins::Registry;
+use polysync_conformance::artifacts;
+use polysync_provider_api::abi::host::PluginProvider;
+use polysync_provider_api::{PollRequest, Provider, RunRequest, RunState, RunStatus, WatchRequest};
+use polysync_tests::{Cluster, cluster_test, source_job};
+use serde_json::json;
+
+fn provider(cluster: &Cluster, namespace: &str) -> PluginProvider {
+    let mut registry = Registry::default();
+    registry.add(artifacts::cdylib("polysync-provider-kubernetes"));
+    registry.connect("kubernetes", &cluster.settings(namespace)).unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn request(external_id: &str, key: &str) -> RunRequest {
+    RunRequest {
+        external_id: external_id.into(),
+        parameters: BTreeMap::new(),
+        idempotency_key: key.into(),
+        fallback: None,
+    }
+}
+
+/// Run `source` and watch it to its end.
+fn run_to_end(cluster: &Cluster, ns: &str, source: &str) -> (String, Vec<RunStatus>) {
+    let p = provider(cluster, ns);
+    rt().block_on(async {
+        let run = p.run(request(source, "k")).await.unwrap();
+        let stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await.unwrap();
+        let all: Vec<RunStatus> =
+            tokio::time::timeout(Duration::from_secs(120), stream.map(|s| s.unwrap()).collect())
+                .await
+                .expect("the run ends");
+        (run.run_id, all)
+    })
+}
+
+fn last(all: &[RunStatus]) -> (RunState, Option<&str>) {
+    let s = all.last().expect("a status");
+    (s.state, s.reason.as_deref())
+}
+
+cluster_test!(
+    fn success_is_reported_with_the_controllers_reason(cluster) {
+        source_job(cluster, "outcomes-ok", "ok", "echo fine", |_| {});
+        let (_, all) = run_to_end(cluster, "outcomes-ok", "ok");
+        assert_eq!(last(&all), (RunState::Success, Some("CompletionsReached")), "{all:?}");
+    }
+);
+
+cluster_test!(
+    fn pod_failure_policy_fails_the_job_on_an_exit_code(cluster) {
+        source_job(cluster, "outcomes-pfp", "pfp", "exit 42", |j| {
+            j["spec"]["backoffLimit"] = json!(6);
+            j["spec"]["podFailurePolicy"] = json!({"rules": [
+                {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}},
+            ]});
+        });
+        let (_, all) = run_to_end(cluster, "outcomes-pfp", "pfp");
+        assert_eq!(last(&all), (RunState::Failed, Some("PodFailurePolicy")), "{all:?}");
+        let exit = all.last().unwrap().units.iter().flat_map(|u| &u.containers).find_map(|c| c.exit_code);
+        assert_eq!(exit, Some(42));
+    }
+);
+
+cluster_test!(
+    fn success_policy_ends_an_indexed_job_early(cluster) {
+        source_job(cluster, "outcomes-sp", "leader", "[ \"$JOB_COMPLETION_INDEX\" = 0 ] && exit 0; sleep 100000", |j| {
+            j["spec"]["completionMode"] = json!("Indexed");
+            j["spec"]["completions"] = json!(3);
+            j["spec"]["parallelism"] = json!(3);
+            j["spec"]["successPolicy"] = json!({"rules": [{"succeededIndexes": "0", "succeededCount": 1}]});
+        });
+        let (_, all) = run_to_end(cluster, "outcomes-sp", "leader");
+        assert_eq!(last(&all), (RunState::Success, Some("SuccessPolicy")), "{all:?}");
+    }
+);
+
+cluster_test!(
+    fn backoff_limit_per_index_fails_at_max_failed_indexes(cluster) {
+        source_job(cluster, "outcomes-bpi", "per-index", "[ \"$JOB_COMPLETION_INDEX\" = 1 ] && exit 1; sleep 5", |j| {
+            j["spec"]["completionMode"] = json!("Indexed");
+            j["spec"]["completions"] = json!(3);
+            j["spec"]["parallelism"] = json!(3);
+            j["spec"]["backoffLimitPerIndex"] = json!(0);
+            j["spec"]["maxFailedIndexes"] = json!(0);
+        });
+        let (_, all) = run_to_end(cluster, "outcomes-bpi", "per-index");
+        assert_eq!(last(&all), (RunState::Failed, Some("MaxFailedIndexesExceeded")), "{all:?}");
+    }
+);
+
+cluster_test!(
+    fn a_native_sidecar_does_not_hold_the_job(cluster) {
+        source_job(cluster, "outcomes-sidecar", "with-proxy", "echo main done", |j| {
+            j["spec"]["template"]["spec"]["initContainers"] = json!([{
+                "name": "proxy", "image": "busybox", "restartPolicy": "Always",
+                "command": ["sh", "-c", "echo proxy up; sleep 100000"],
+            }]);
+        });
+        let (_, all) = run_to_end(cluster, "outcomes-sidecar", "with-proxy");
+        assert_eq!(last(&all).0, RunState::Success, "{all:?}");
+    }
+);
+
+cluster_test!(
+    fn a_kueue_job_is_queued_followed_through_preemption_and_ends(cluster) {
+        // Do what Kueue does: the rerun is created suspended with the queue
+        // label; admission resumes it, preemption suspends it again.
+        let ns = "outcomes-kueue";
+        source_job(cluster, ns, "queued", "sleep 250; echo done", |j| {
+            j["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = json!("team-a");
+        });
+        let p = provider(cluster, ns);
+        rt().block_on(async {
+            let run = p.run(request("queued", "kq")).await.unwrap();
+            let path = format!("/apis/batch/v1/namespaces/{ns}/jobs/{}", run.run_id);
+            let job = cluster.request("GET", &path, None).await.unwrap();
+            assert_eq!(job["spec"]["suspend"], true, "a queued rerun is created suspended, for Kueue to admit");
+            assert_eq!(job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"], "team-a");
+            let stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await.unwrap();
+            let watcher = tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_secs(120), stream.map(|s| s.unwrap()).collect::<Vec<_>>()).await
+            });
+            let wait_for = |state: RunState, reason: Option<&'static str>| {
+                let p = &p;
+                let id = run.run_id.clone();
+                async move {
+                    for _ in 0..2000 {
+                        let s = p.poll(PollRequest { run_id: id.clone() }).await.unwrap();
+                        if s.state == state && (reason.is_none() || s.reason.as_deref() == reason) {
+                            return s;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    panic!("{id} never reached {state:?} {reason:?}");
+                }
+            };
+            let queued = wait_for(RunState::Starting, Some("Queued")).await;
+            assert!(queued.message.unwrap().contains("team-a"));
+            cluster.request("PATCH", &path, Some(json!({"spec": {"suspend": false}}))).await.unwrap();
+            wait_for(RunState::Running, None).await;
+            cluster.request("PATCH", &path, Some(json!({"spec": {"suspend": true}}))).await.unwrap();
+            wait_for(RunState::Starting, Some("Queued")).await;
+            cluster.request("PATCH", &path, Some(json!({"spec": {"suspend": false}}))).await.unwrap();
+            let all = watcher.await.unwrap().expect("the run ends");
+            assert_eq!(all.last().unwrap().state, RunState::Success, "{all:?}");
+            assert!(!all.iter().any(|s| s.state == RunState::Cancelled), "a queued run is never Cancelled: {all:?}");
+        });
+    }
+);
+
+cluster_test!(
+    fn ttl_after_finished_deletes_a_finished_run_which_stays_successful(cluster) {
+        let ns = "outcomes-ttl";
+        source_job(cluster, ns, "short-lived", "echo bye", |j| j["spec"]["ttlSecondsAfterFinished"] = json!(0));
+        let (run_id, all) = run_to_end(cluster, ns, "short-lived");
+        assert_eq!(last(&all).0, RunState::Success, "{all:?}");
+        for _ in 0..600 {
+            if cluster.job(ns, &run_id).is_none() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the TTL controller never deleted {run_id}");
+    }
+);
