@@ -56,7 +56,8 @@ pub fn shared(flavor: Flavor) -> &'static Cluster {
         Flavor::Real => &REAL,
     };
     cell.get_or_init(|| {
-        Cluster::start(flavor, TIME_SCALE).unwrap_or_else(|e| panic!("the {} cluster did not start: {e}", flavor.name()))
+        Cluster::start(flavor, TIME_SCALE)
+            .unwrap_or_else(|e| panic!("the {} cluster did not start: {e}", flavor.name()))
     })
 }
 
@@ -105,7 +106,13 @@ pub fn seed_once(cluster: &'static Cluster, namespace: &str, jobs: usize, cronjo
 
 /// Create the source Job `name` in `namespace` (suspended, as
 /// [`polysync_clusters::seed::source_job`]) running `script`, after `tweak`.
-pub fn source_job(cluster: &Cluster, namespace: &str, name: &str, script: &str, tweak: impl FnOnce(&mut serde_json::Value)) {
+pub fn source_job(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    script: &str,
+    tweak: impl FnOnce(&mut serde_json::Value),
+) {
     cluster.ensure_namespace(namespace);
     let mut job = polysync_clusters::seed::source_job(name, 1, script);
     tweak(&mut job);
@@ -144,5 +151,3 @@ impl SandboxCluster {
         serde_json::json!({"kubeconfig": self.kubeconfig, "namespace": namespace})
     }
 }
-
-

@@ -40,10 +40,9 @@ fn run_to_end(cluster: &Cluster, ns: &str, source: &str) -> (String, Vec<RunStat
     rt().block_on(async {
         let run = p.run(request(source, "k")).await.unwrap();
         let stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await.unwrap();
-        let all: Vec<RunStatus> =
-            tokio::time::timeout(Duration::from_secs(120), stream.map(|s| s.unwrap()).collect())
-                .await
-                .expect("the run ends");
+        let all: Vec<RunStatus> = tokio::time::timeout(Duration::from_secs(120), stream.map(|s| s.unwrap()).collect())
+            .await
+            .expect("the run ends");
         (run.run_id, all)
     })
 }

@@ -182,7 +182,11 @@ pub fn from_template(
         .clone()
         .ok_or_else(|| ProviderError::invalid_input(format!("CronJob {} has no jobTemplate.spec", id.source)))?;
     let meta = template.metadata.clone().unwrap_or_default();
-    Ok(queued(Job { metadata: fresh_metadata(&meta, id), spec: Some(prepare_spec(spec, id, parameters)?), status: None }))
+    Ok(queued(Job {
+        metadata: fresh_metadata(&meta, id),
+        spec: Some(prepare_spec(spec, id, parameters)?),
+        status: None,
+    }))
 }
 
 /// A run rebuilt from stored attributes, when the source no longer exists.

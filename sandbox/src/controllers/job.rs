@@ -11,6 +11,14 @@
 //!   doubling, capped at 6 min, scaled by the sandbox clock) until
 //!   `backoffLimit`; `restartPolicy: OnFailure` container restarts count too.
 //! * `ttlSecondsAfterFinished` deletes the finished Job (background).
+//! * `podFailurePolicy` rules (exit codes, pod conditions): `FailJob` fails
+//!   the Job with reason `PodFailurePolicy`, `Ignore` does not count the
+//!   failure, `FailIndex` fails the pod's index.
+//! * Indexed Jobs: `successPolicy` completes the Job early (reason
+//!   `SuccessPolicy`); `backoffLimitPerIndex` retries each index on its own,
+//!   lists `failedIndexes`, and fails the Job past `maxFailedIndexes`
+//!   (`MaxFailedIndexesExceeded`) or, once every index is done, with
+//!   `FailedIndexes`.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -101,6 +109,10 @@ struct Pods {
     active: Vec<Object>,
     succeeded: usize,
     failed: usize,
+    /// Failed pods, for `podFailurePolicy`.
+    failed_pods: Vec<Object>,
+    /// Failures per index (Indexed Jobs).
+    failed_per_index: std::collections::BTreeMap<u64, usize>,
     ready: usize,
     completed_indexes: BTreeSet<u64>,
     active_indexes: BTreeSet<u64>,
@@ -117,6 +129,8 @@ fn classify(job: &Value, pods: &[Object]) -> Pods {
         active: Vec::new(),
         succeeded: 0,
         failed: 0,
+        failed_pods: Vec::new(),
+        failed_per_index: Default::default(),
         ready: 0,
         completed_indexes: BTreeSet::new(),
         active_indexes: BTreeSet::new(),
@@ -138,6 +152,10 @@ fn classify(job: &Value, pods: &[Object]) -> Pods {
             }
             Some("Failed") => {
                 out.failed += 1;
+                out.failed_pods.push(pod.clone());
+                if let Some(i) = index_of(pod) {
+                    *out.failed_per_index.entry(i).or_default() += 1;
+                }
                 let finished = pod["status"]["containerStatuses"]
                     .as_array()
                     .into_iter()
@@ -164,6 +182,111 @@ fn classify(job: &Value, pods: &[Object]) -> Pods {
         }
     }
     out
+}
+
+/// What `podFailurePolicy` says about one failed pod.
+#[derive(Debug, Clone, PartialEq)]
+enum PolicyAction {
+    FailJob(String),
+    FailIndex,
+    Ignore,
+    Count,
+}
+
+/// The first `podFailurePolicy` rule matching a failed pod (exit codes of
+/// terminated containers, or pod conditions), as the real controller
+/// evaluates them; `Count` when none matches.
+fn pod_failure_action(job: &Value, pod: &Value) -> PolicyAction {
+    let Some(rules) = job["spec"]["podFailurePolicy"]["rules"].as_array() else { return PolicyAction::Count };
+    let pod_name = format!(
+        "{}/{}",
+        pod["metadata"]["namespace"].as_str().unwrap_or_default(),
+        pod["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    for (index, rule) in rules.iter().enumerate() {
+        let mut message = None;
+        if let Some(on) = rule.get("onExitCodes") {
+            let wanted: Vec<i64> = on["values"].as_array().into_iter().flatten().filter_map(Value::as_i64).collect();
+            let not_in = on["operator"] == "NotIn";
+            for c in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+                if on["containerName"].as_str().is_some_and(|n| c["name"] != n) {
+                    continue;
+                }
+                let Some(code) = c["state"]["terminated"]["exitCode"].as_i64() else { continue };
+                if code != 0 && wanted.contains(&code) != not_in {
+                    message = Some(format!(
+                        "Container {} for pod {pod_name} failed with exit code {code} matching {} rule at index {index}",
+                        c["name"].as_str().unwrap_or_default(),
+                        rule["action"].as_str().unwrap_or_default()
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some(patterns) = rule["onPodConditions"].as_array() {
+            let conditions = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            let hit = patterns.iter().find(|p| {
+                conditions
+                    .iter()
+                    .any(|c| c["type"] == p["type"] && c["status"] == p.get("status").cloned().unwrap_or(json!("True")))
+            });
+            if let Some(p) = hit {
+                message = Some(format!(
+                    "Pod {pod_name} has condition {} matching {} rule at index {index}",
+                    p["type"].as_str().unwrap_or_default(),
+                    rule["action"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+        if let Some(m) = message {
+            return match rule["action"].as_str() {
+                Some("FailJob") => PolicyAction::FailJob(m),
+                Some("FailIndex") => PolicyAction::FailIndex,
+                Some("Ignore") => PolicyAction::Ignore,
+                _ => PolicyAction::Count,
+            };
+        }
+    }
+    PolicyAction::Count
+}
+
+/// Parse `successPolicy.succeededIndexes` (`0,2-4`).
+fn parse_ranges(text: &str) -> BTreeSet<u64> {
+    let mut out = BTreeSet::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u64>(), b.parse::<u64>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => {
+                if let Ok(i) = part.parse() {
+                    out.insert(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The index of the first `successPolicy` rule the completed indexes meet.
+fn success_policy_met(job: &Value, completed: &BTreeSet<u64>) -> Option<usize> {
+    let rules = job["spec"]["successPolicy"]["rules"].as_array()?;
+    rules.iter().position(|rule| {
+        let count = rule["succeededCount"].as_u64();
+        match rule["succeededIndexes"].as_str() {
+            Some(text) => {
+                let wanted = parse_ranges(text);
+                let met = wanted.intersection(completed).count() as u64;
+                match count {
+                    Some(c) => met >= c,
+                    None => met == wanted.len() as u64,
+                }
+            }
+            None => count.is_some_and(|c| completed.len() as u64 >= c),
+        }
+    })
 }
 
 /// The Job controller.
@@ -308,7 +431,53 @@ impl JobController {
             }
             self.queue.push_after(key.clone(), allowed - elapsed + Duration::from_millis(5));
         }
-        let backoff_limit = spec["backoffLimit"].as_u64().unwrap_or(6) as usize;
+        // podFailurePolicy: FailJob ends the Job; Ignore does not count.
+        let mut counts = counts;
+        let mut failed_indexes: BTreeSet<u64> = BTreeSet::new();
+        for pod in counts.failed_pods.clone() {
+            match pod_failure_action(&job, &pod) {
+                PolicyAction::FailJob(message) => {
+                    return self.fail(key, &job, &counts, "PodFailurePolicy", &message);
+                }
+                PolicyAction::Ignore => {
+                    counts.failed -= 1;
+                    if let Some(i) = index_of(&pod)
+                        && let Some(n) = counts.failed_per_index.get_mut(&i)
+                    {
+                        *n -= 1;
+                    }
+                }
+                PolicyAction::FailIndex => {
+                    if let Some(i) = index_of(&pod) {
+                        failed_indexes.insert(i);
+                    }
+                }
+                PolicyAction::Count => {}
+            }
+        }
+        let per_index = spec["backoffLimitPerIndex"].as_u64();
+        if let Some(limit) = per_index {
+            for (i, n) in &counts.failed_per_index {
+                if *n as u64 > limit {
+                    failed_indexes.insert(*i);
+                }
+            }
+            let failed_list = ranges(&failed_indexes);
+            self.write_status(key, |s| s["failedIndexes"] = json!(failed_list));
+            if let Some(max) = spec["maxFailedIndexes"].as_u64()
+                && failed_indexes.len() as u64 > max
+            {
+                return self.fail(
+                    key,
+                    &job,
+                    &counts,
+                    "MaxFailedIndexesExceeded",
+                    "Job has exceeded the specified maximal number of failed indexes",
+                );
+            }
+        }
+        let backoff_limit =
+            spec["backoffLimit"].as_u64().unwrap_or(if per_index.is_some() { i32::MAX as u64 } else { 6 }) as usize;
         if counts.failed > backoff_limit {
             return self.fail(
                 key,
@@ -323,12 +492,25 @@ impl JobController {
         let completions = spec["completions"].as_u64();
         let parallelism = spec["parallelism"].as_u64().unwrap_or(1);
         let done = match (indexed, completions) {
-            (true, Some(c)) => (0..c).all(|i| counts.completed_indexes.contains(&i)),
+            (true, Some(c)) => (0..c).all(|i| counts.completed_indexes.contains(&i) || failed_indexes.contains(&i)),
             (false, Some(c)) => counts.succeeded as u64 >= c,
             (_, None) => counts.succeeded > 0 && counts.active.is_empty(),
         };
         if done {
-            return self.complete(key, &job, &counts);
+            if !failed_indexes.is_empty() {
+                return self.fail(key, &job, &counts, "FailedIndexes", "Job has failed indexes");
+            }
+            return self.complete(
+                key,
+                &job,
+                &counts,
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            );
+        }
+        if indexed && let Some(rule) = success_policy_met(&job, &counts.completed_indexes) {
+            self.delete_pods(&job, &counts.active);
+            return self.complete(key, &job, &counts, "SuccessPolicy", &format!("Matched rules at index {rule}"));
         }
 
         // Pods still wanted.
@@ -337,7 +519,11 @@ impl JobController {
             let c = completions.unwrap_or(1);
             let free = parallelism.saturating_sub(counts.active.len() as u64);
             to_create = (0..c)
-                .filter(|i| !counts.completed_indexes.contains(i) && !counts.active_indexes.contains(i))
+                .filter(|i| {
+                    !counts.completed_indexes.contains(i)
+                        && !counts.active_indexes.contains(i)
+                        && !failed_indexes.contains(i)
+                })
                 .take(free as usize)
                 .map(Some)
                 .collect();
@@ -446,14 +632,13 @@ impl JobController {
         }
     }
 
-    fn complete(&self, key: &Key, job: &Value, counts: &Pods) {
-        let message = "Reached expected number of succeeded pods";
-        self.write_status(key, |s| set_condition(s, "SuccessCriteriaMet", "True", "CompletionsReached", message));
+    fn complete(&self, key: &Key, job: &Value, counts: &Pods, reason: &str, message: &str) {
+        self.write_status(key, |s| set_condition(s, "SuccessCriteriaMet", "True", reason, message));
         let (succeeded, failed) = (counts.succeeded, counts.failed);
         let indexed = job["spec"]["completionMode"] == "Indexed";
         let completed = ranges(&counts.completed_indexes);
         let updated = self.write_status(key, |s| {
-            set_condition(s, "Complete", "True", "CompletionsReached", message);
+            set_condition(s, "Complete", "True", reason, message);
             s["completionTime"] = json!(now_rfc3339());
             s["active"] = json!(0);
             s["ready"] = json!(0);

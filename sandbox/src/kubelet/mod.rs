@@ -276,7 +276,8 @@ impl<N: NodeApi> Kubelet<N> {
                 let (kubelet, key, c, env) = (self.clone(), key.clone(), c.clone(), init_envs[i].clone());
                 let task = tokio::spawn(async move {
                     loop {
-                        if kubelet.run_container(&key, "initContainerStatuses", i, &c, env.clone(), true).await.is_err() {
+                        if kubelet.run_container(&key, "initContainerStatuses", i, &c, env.clone(), true).await.is_err()
+                        {
                             return;
                         }
                     }
@@ -484,10 +485,14 @@ impl Sidecars {
     /// Stop each sidecar as the kubelet does after the main containers end:
     /// killed, terminated with 137, which does not count against the pod.
     async fn stop<N: NodeApi>(&mut self, kubelet: &Kubelet<N>, key: &Key) {
-        let stopped: Vec<usize> = self.0.drain(..).map(|(i, task)| {
-            task.abort();
-            i
-        }).collect();
+        let stopped: Vec<usize> = self
+            .0
+            .drain(..)
+            .map(|(i, task)| {
+                task.abort();
+                i
+            })
+            .collect();
         if stopped.is_empty() {
             return;
         }

@@ -83,7 +83,10 @@ pub async fn seed(cluster: &Cluster, namespace: &str, jobs: usize, cronjobs: usi
                 }}}},
             },
         });
-        let created = match cluster.request("POST", &format!("/apis/batch/v1/namespaces/{namespace}/cronjobs"), Some(cronjob)).await {
+        let created = match cluster
+            .request("POST", &format!("/apis/batch/v1/namespaces/{namespace}/cronjobs"), Some(cronjob))
+            .await
+        {
             Ok(c) => c,
             Err(e) if e.code == 409 => continue,
             Err(e) => panic!("seeding CronJob {name}: {e}"),
