@@ -79,6 +79,44 @@ fn valid_env_name(name: &str) -> bool {
 
 /// Prepare a new object for `store.create`: namespace, name, a fresh uid,
 /// defaults and validation. `namespace` is the request path's namespace.
+/// What the real server's JSON decoding refuses before any validation
+/// (400, not 422): container `env` names and values that are not strings,
+/// e.g. `value: 5` in YAML.
+pub fn check_types(kind: Kind, object: &Value) -> Result<(), ApiError> {
+    let (template, path) = match kind {
+        Kind::Job => (object.pointer("/spec/template/spec"), "spec.template.spec"),
+        Kind::CronJob => {
+            (object.pointer("/spec/jobTemplate/spec/template/spec"), "spec.jobTemplate.spec.template.spec")
+        }
+        Kind::Pod => (object.get("spec"), "spec"),
+        _ => (None, ""),
+    };
+    let Some(pod_spec) = template else { return Ok(()) };
+    for list in ["initContainers", "containers"] {
+        for c in pod_spec[list].as_array().into_iter().flatten() {
+            for e in c["env"].as_array().into_iter().flatten() {
+                for field in ["name", "value"] {
+                    let Some(v) = e.get(field).filter(|v| !v.is_null()) else { continue };
+                    if !v.is_string() {
+                        let found = match v {
+                            Value::Number(_) => "number",
+                            Value::Bool(_) => "bool",
+                            Value::Array(_) => "array",
+                            _ => "object",
+                        };
+                        return Err(ApiError::bad_request(format!(
+                            "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {found} into Go struct field EnvVar.{path}.{list}.env.{field} of type string",
+                            kind = kind.kind(),
+                            version = kind.api_version().rsplit('/').next().unwrap_or("v1"),
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn prepare_create(kind: Kind, namespace: Option<&str>, object: &mut Value) -> Result<(), ApiError> {
     if !object.is_object() {
         return Err(ApiError::bad_request("the request body is not a JSON object"));
@@ -149,6 +187,12 @@ pub fn prepare_create(kind: Kind, namespace: Option<&str>, object: &mut Value) -
             }
             default_job_spec(&mut object["spec"]);
             generate_selector(object);
+            // Like the real defaulting: a Job without labels takes its
+            // template's (the generated ones included).
+            let has_labels = object["metadata"]["labels"].as_object().is_some_and(|l| !l.is_empty());
+            if !has_labels && let Some(l) = object.pointer("/spec/template/metadata/labels").cloned() {
+                object["metadata"]["labels"] = l;
+            }
             validate_job(object, &mut causes);
         }
         Kind::CronJob => {
@@ -198,8 +242,10 @@ fn validate_labels(object: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// Default a field that is missing, null, or (as Go's zero value arrives
+/// from protobuf clients) an empty string.
 fn set_default(map: &mut Value, key: &str, value: Value) {
-    if map.get(key).is_none_or(Value::is_null) {
+    if map.get(key).is_none_or(|v| v.is_null() || v.as_str() == Some("")) {
         map[key] = value;
     }
 }
@@ -243,6 +289,7 @@ fn default_job_spec(spec: &mut Value) {
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
     set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    set_default(spec, "manualSelector", json!(false));
     if !spec["template"].is_object() {
         spec["template"] = json!({});
     }
@@ -421,14 +468,12 @@ fn default_cronjob(cronjob: &mut Value) {
     if !spec["jobTemplate"].is_object() {
         spec["jobTemplate"] = json!({});
     }
+    // The Job fields of the template are defaulted when a Job is made from
+    // it, not here (as on a real server); only the pod spec is.
     let job_spec = &mut spec["jobTemplate"]["spec"];
     if !job_spec.is_object() {
         *job_spec = json!({});
     }
-    set_default(job_spec, "backoffLimit", json!(6));
-    set_default(job_spec, "completionMode", json!("NonIndexed"));
-    set_default(job_spec, "suspend", json!(false));
-    set_default(job_spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
     if !job_spec["template"].is_object() {
         job_spec["template"] = json!({});
     }

@@ -153,7 +153,9 @@ impl Server {
         self.stats.count(verb, &resource);
         authorize(&identity, verb, target.kind, target.namespace.as_deref())?;
         self.faults.before_request().await?;
-        let as_table = table::wanted(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+        let as_table = table::wanted(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+            .then(|| table::Include::from_query(query.get("includeObject")))
+            .transpose()?;
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)

@@ -142,6 +142,18 @@ static JOB_SPEC: &[Field] = &[
     f(15, "managedBy", Ty::Str),
 ];
 static JOB: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(JOB_SPEC))];
+static JOB_TEMPLATE: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(JOB_SPEC))];
+static CRONJOB_SPEC: &[Field] = &[
+    f(1, "schedule", Ty::Str),
+    f(2, "startingDeadlineSeconds", Ty::Int),
+    f(3, "concurrencyPolicy", Ty::Str),
+    f(4, "suspend", Ty::Bool),
+    f(5, "jobTemplate", Ty::Msg(JOB_TEMPLATE)),
+    f(6, "successfulJobsHistoryLimit", Ty::Int),
+    f(7, "failedJobsHistoryLimit", Ty::Int),
+    f(8, "timeZone", Ty::Str),
+];
+static CRONJOB: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(CRONJOB_SPEC))];
 static NAMESPACE: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META))];
 
 static TYPE_META: &[Field] = &[f(1, "apiVersion", Ty::Str), f(2, "kind", Ty::Str)];
@@ -246,6 +258,9 @@ fn message(bytes: &[u8], schema: &[Field]) -> Result<Value, ApiError> {
             }
             _ => return Err(bad(&format!("field {} has an unexpected wire type", field.name))),
         };
+        if is_go_zero(field, &value) {
+            continue;
+        }
         if field.inline {
             if let Value::Object(m) = value {
                 out.extend(m);
@@ -257,6 +272,20 @@ fn message(bytes: &[u8], schema: &[Field]) -> Result<Value, ApiError> {
         }
     }
     Ok(Value::Object(out))
+}
+
+/// Go's protobuf encoding writes every non-pointer field, zero or not;
+/// the server's JSON leaves such zeros out (`omitempty`). Empty strings,
+/// the zero time and the zero values of the plain (non-pointer) numbers and
+/// booleans are dropped, so a protobuf create reads back like a JSON one.
+fn is_go_zero(field: &Field, value: &Value) -> bool {
+    const PLAIN: [&str; 4] = ["generation", "stdin", "stdinOnce", "tty"];
+    match value {
+        Value::String(s) => s.is_empty() || (matches!(field.ty, Ty::Time) && s == "1970-01-01T00:00:00Z"),
+        Value::Number(n) => PLAIN.contains(&field.name) && n.as_i64() == Some(0),
+        Value::Bool(b) => PLAIN.contains(&field.name) && !b,
+        _ => false,
+    }
 }
 
 /// Decode a `k8s\0`-framed protobuf body into the object's JSON.
@@ -274,10 +303,11 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let kind = type_meta["kind"].as_str().unwrap_or_default();
     let schema = match kind {
         "Job" => JOB,
+        "CronJob" => CRONJOB,
         "Namespace" => NAMESPACE,
         other => {
             return Err(ApiError::unsupported_media_type(&format!(
-                "application/vnd.kubernetes.protobuf for {other} (the sandbox decodes Job and Namespace)"
+                "application/vnd.kubernetes.protobuf for {other} (the sandbox decodes Job, CronJob and Namespace)"
             )));
         }
     };

@@ -29,12 +29,16 @@ fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
 }
 
-pub(super) fn get(server: &Server, target: &Target, as_table: bool) -> Result<Response<Body>, ApiError> {
+pub(super) fn get(
+    server: &Server,
+    target: &Target,
+    as_table: Option<table::Include>,
+) -> Result<Response<Body>, ApiError> {
     let name = target.name.as_deref().unwrap_or_default();
     let object = server.store.get(target.kind, &key(target)).ok_or_else(|| ApiError::not_found(target.kind, name))?;
-    if as_table && target.subresource.is_none() {
+    if let Some(include) = as_table.filter(|_| target.subresource.is_none()) {
         let rv = object["metadata"]["resourceVersion"].clone();
-        let t = table::table(target.kind, &[&object], json!({"resourceVersion": rv}), true);
+        let t = table::table(target.kind, &[&object], json!({"resourceVersion": rv}), true, include);
         return Ok(response::bytes(StatusCode::OK, table::CONTENT_TYPE, serde_json::to_vec(&t).unwrap_or_default()));
     }
     Ok(response::json(StatusCode::OK, &object))
@@ -74,10 +78,10 @@ pub(super) fn list(
     server: &Server,
     target: &Target,
     query: &Query,
-    as_table: bool,
+    as_table: Option<table::Include>,
 ) -> Result<Response<Body>, ApiError> {
     let labels = query.get("labelSelector").map(LabelSelector::parse).transpose()?;
-    let fields = query.get("fieldSelector").map(FieldSelector::parse).transpose()?;
+    let fields = query.get("fieldSelector").map(|f| FieldSelector::parse(target.kind, f)).transpose()?;
     let limit = query.number("limit")?.map(|l| l as usize);
     let token = query.get("continue").map(|t| decode_continue(server, t)).transpose()?;
     let after = token.as_ref().map(|t| Key::new(&t.ns, &t.name));
@@ -102,7 +106,7 @@ pub(super) fn list(
         };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default())
     });
-    if as_table {
+    if let Some(include) = as_table {
         let mut metadata = json!({"resourceVersion": rv.to_string()});
         if let Some(next) = &next {
             metadata["continue"] = json!(next);
@@ -111,7 +115,7 @@ pub(super) fn list(
             }
         }
         let items: Vec<&Value> = page.items.iter().map(|o| &**o).collect();
-        let t = table::table(target.kind, &items, metadata, true);
+        let t = table::table(target.kind, &items, metadata, true, include);
         return Ok(response::bytes(StatusCode::OK, table::CONTENT_TYPE, serde_json::to_vec(&t).unwrap_or_default()));
     }
     let mut out = Vec::with_capacity(page.items.len() * 2048 + 256);
@@ -148,6 +152,10 @@ pub(super) fn create(
         return Err(ApiError::method_not_allowed("POST"));
     }
     let mut object = parse_json(body)?;
+    validation::check_types(target.kind, &object)?;
+    if object.pointer("/metadata/resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
+        return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+    }
     validation::prepare_create(target.kind, target.namespace.as_deref(), &mut object)?;
     if query.get("dryRun") == Some("All") {
         object["kind"] = json!(target.kind.kind());
@@ -220,6 +228,7 @@ pub(super) fn update(
     body: &Bytes,
 ) -> Result<Response<Body>, ApiError> {
     let new = parse_json(body)?;
+    validation::check_types(target.kind, &new)?;
     let name = target.name.as_deref().unwrap_or_default();
     if new.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| n != name) {
         return Err(ApiError::bad_request(format!(
@@ -305,7 +314,7 @@ pub(super) fn delete_collection(
 ) -> Result<Response<Body>, ApiError> {
     let (propagation, _) = delete_options(target, query, body)?;
     let labels = query.get("labelSelector").map(LabelSelector::parse).transpose()?;
-    let fields = query.get("fieldSelector").map(FieldSelector::parse).transpose()?;
+    let fields = query.get("fieldSelector").map(|f| FieldSelector::parse(target.kind, f)).transpose()?;
     let filter =
         |o: &Value| labels.as_ref().is_none_or(|s| s.matches(o)) && fields.as_ref().is_none_or(|s| s.matches(o));
     let page = server.store.list(target.kind, target.namespace.as_deref(), None, None, Some(&filter));

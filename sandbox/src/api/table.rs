@@ -164,22 +164,54 @@ fn cells(kind: Kind, o: &Value) -> Vec<Value> {
     }
 }
 
-/// One row: the cells and the object's metadata.
-pub fn row(kind: Kind, o: &Value) -> Value {
-    json!({
-        "cells": cells(kind, o),
-        "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
-    })
+/// What a row carries besides its cells (`includeObject`): nothing, the
+/// object's metadata (the default), or the whole object (`kubectl get
+/// --sort-by` and custom columns need it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Include {
+    None,
+    Metadata,
+    Object,
+}
+
+impl Include {
+    pub fn from_query(value: Option<&str>) -> Result<Self, crate::error::ApiError> {
+        match value {
+            None | Some("Metadata") => Ok(Self::Metadata),
+            Some("None") => Ok(Self::None),
+            Some("Object") => Ok(Self::Object),
+            Some(other) => Err(crate::error::ApiError::bad_request(format!(
+                "includeObject: Unsupported value: \"{other}\": supported values: \"Metadata\", \"None\", \"Object\""
+            ))),
+        }
+    }
+}
+
+/// One row: the cells and what `include` asks for.
+pub fn row(kind: Kind, o: &Value, include: Include) -> Value {
+    let object = match include {
+        Include::None => Value::Null,
+        Include::Metadata => {
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+        }
+        Include::Object => {
+            let mut full = o.clone();
+            full["kind"] = json!(kind.kind());
+            full["apiVersion"] = json!(kind.api_version());
+            full
+        }
+    };
+    json!({"cells": cells(kind, o), "object": object})
 }
 
 /// A Table of `items`; `with_columns` false for watch events after the first.
-pub fn table(kind: Kind, items: &[&Value], metadata: Value, with_columns: bool) -> Value {
+pub fn table(kind: Kind, items: &[&Value], metadata: Value, with_columns: bool, include: Include) -> Value {
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
         "columnDefinitions": if with_columns { columns(kind) } else { json!([]) },
-        "rows": items.iter().map(|o| row(kind, o)).collect::<Vec<_>>(),
+        "rows": items.iter().map(|o| row(kind, o, include)).collect::<Vec<_>>(),
     })
 }
 

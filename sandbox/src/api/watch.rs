@@ -72,17 +72,23 @@ fn line(event: &str, object: &Value) -> Bytes {
 /// definitions only in the first, as the real server sends them).
 struct Render {
     kind: crate::resources::Kind,
-    table: bool,
+    table: Option<super::table::Include>,
     first: std::cell::Cell<bool>,
 }
 
 impl Render {
     fn event(&self, event: &str, object: &Value) -> Bytes {
-        if !self.table {
+        let Some(include) = self.table else {
             return line(event, object);
-        }
+        };
         let rv = object["metadata"]["resourceVersion"].clone();
-        let t = super::table::table(self.kind, &[object], json!({"resourceVersion": rv}), self.first.replace(false));
+        let t = super::table::table(
+            self.kind,
+            &[object],
+            json!({"resourceVersion": rv}),
+            self.first.replace(false),
+            include,
+        );
         line(event, &t)
     }
 }
@@ -106,14 +112,14 @@ pub(super) fn watch(
     server: &Arc<Server>,
     target: &Target,
     query: &Query,
-    as_table: bool,
+    as_table: Option<super::table::Include>,
 ) -> Result<Response<Body>, ApiError> {
     let render = Render { kind: target.kind, table: as_table, first: std::cell::Cell::new(true) };
     let filter = Filter {
         kind: target.kind,
         namespace: target.namespace.clone(),
         labels: query.get("labelSelector").map(LabelSelector::parse).transpose()?,
-        fields: query.get("fieldSelector").map(FieldSelector::parse).transpose()?,
+        fields: query.get("fieldSelector").map(|f| FieldSelector::parse(target.kind, f)).transpose()?,
     };
     let timeout = query.number("timeoutSeconds")?.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
     let bookmarks = query.flag("allowWatchBookmarks");
@@ -210,5 +216,5 @@ pub(super) fn watch(
         }
     });
     let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Ok(response::stream(if as_table { super::table::CONTENT_TYPE } else { "application/json" }, body))
+    Ok(response::stream(if as_table.is_some() { super::table::CONTENT_TYPE } else { "application/json" }, body))
 }

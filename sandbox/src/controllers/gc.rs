@@ -191,9 +191,34 @@ fn resync(store: &Store) {
     }
 }
 
+/// An object all of whose owners are absent (no object of that kind, name
+/// and uid) is deleted in the background, as the real collector does with
+/// dangling owner references — e.g. a Job whose CronJob never existed or
+/// is gone.
+fn collect_if_dangling(store: &Store, kind: Kind, object: &Value) {
+    let Some(refs) = object["metadata"]["ownerReferences"].as_array().filter(|r| !r.is_empty()) else { return };
+    let ns = object["metadata"]["namespace"].as_str().unwrap_or_default();
+    let present = refs.iter().any(|owner| {
+        let Some(owner_kind) = Kind::ALL.into_iter().find(|k| owner["kind"] == k.kind()) else {
+            // An owner of a kind the sandbox does not serve: assume it exists.
+            return true;
+        };
+        let key = Key::new(if owner_kind.namespaced() { ns } else { "" }, owner["name"].as_str().unwrap_or_default());
+        store.get(owner_kind, &key).is_some_and(|o| o["metadata"]["uid"] == owner["uid"])
+    });
+    if !present {
+        let _ = delete(store, kind, &Key::of(object), Propagation::Background);
+    }
+}
+
 /// The collector: reacts to every change that can move a deletion forward.
 pub async fn run(store: Arc<Store>) {
     let mut changes = store.subscribe();
+    for kind in Kind::ALL {
+        for object in store.list(kind, None, None, None, None).items {
+            collect_if_dangling(&store, kind, &object);
+        }
+    }
     loop {
         match changes.recv().await {
             Ok(change) => match change.event {
@@ -213,7 +238,7 @@ pub async fn run(store: Arc<Store>) {
                         }
                     }
                 }
-                EventType::Added => {}
+                EventType::Added => collect_if_dangling(&store, change.kind, &change.object),
             },
             Err(RecvError::Lagged(_)) => resync(&store),
             Err(RecvError::Closed) => return,

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::resources::Kind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Requirement {
@@ -112,13 +113,55 @@ impl LabelSelector {
     }
 }
 
-/// A field selector: `path=value` / `path!=value` over dotted field paths
-/// (`metadata.name`, `status.phase`, `involvedObject.name`, ...).
+/// A field selector: `label=value` / `label!=value` over the field labels
+/// the real server supports for each kind; any other label is a 400.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
+/// The field labels of `kind`, each with the object path it reads (where
+/// the label's name is not the path itself, e.g. a Job's
+/// `status.successful` is `status.succeeded`).
+fn field_labels(kind: Kind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        Kind::Job => &[
+            ("metadata.name", "metadata.name"),
+            ("metadata.namespace", "metadata.namespace"),
+            ("status.successful", "status.succeeded"),
+        ],
+        Kind::CronJob => &[("metadata.name", "metadata.name"), ("metadata.namespace", "metadata.namespace")],
+        Kind::Namespace => &[("metadata.name", "metadata.name"), ("status.phase", "status.phase")],
+        Kind::Pod => &[
+            ("metadata.name", "metadata.name"),
+            ("metadata.namespace", "metadata.namespace"),
+            ("spec.nodeName", "spec.nodeName"),
+            ("spec.restartPolicy", "spec.restartPolicy"),
+            ("spec.schedulerName", "spec.schedulerName"),
+            ("spec.serviceAccountName", "spec.serviceAccountName"),
+            ("spec.hostNetwork", "spec.hostNetwork"),
+            ("status.phase", "status.phase"),
+            ("status.podIP", "status.podIP"),
+            ("status.nominatedNodeName", "status.nominatedNodeName"),
+        ],
+        Kind::Event => &[
+            ("metadata.name", "metadata.name"),
+            ("metadata.namespace", "metadata.namespace"),
+            ("involvedObject.kind", "involvedObject.kind"),
+            ("involvedObject.namespace", "involvedObject.namespace"),
+            ("involvedObject.name", "involvedObject.name"),
+            ("involvedObject.uid", "involvedObject.uid"),
+            ("involvedObject.apiVersion", "involvedObject.apiVersion"),
+            ("involvedObject.resourceVersion", "involvedObject.resourceVersion"),
+            ("involvedObject.fieldPath", "involvedObject.fieldPath"),
+            ("reason", "reason"),
+            ("reportingComponent", "reportingComponent"),
+            ("source", "source.component"),
+            ("type", "type"),
+        ],
+    }
+}
+
 impl FieldSelector {
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(kind: Kind, s: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for part in split_top(s) {
             let (field, equal, value) = if let Some((f, v)) = part.split_once("!=") {
@@ -131,13 +174,13 @@ impl FieldSelector {
                 return Err(ApiError::bad_request(format!("invalid selector: {part:?}; expected field=value")));
             };
             let field = field.trim();
-            let supported = ["metadata.", "spec.", "status.", "involvedObject.", "reason", "type", "source"];
-            if !supported.iter().any(|p| field.starts_with(p))
-                || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
-            {
-                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
-            }
-            reqs.push((field.to_owned(), equal, value.trim().to_owned()));
+            let Some((_, path)) = field_labels(kind).iter().find(|(label, _)| *label == field) else {
+                return Err(ApiError::bad_request(format!(
+                    "field label \"{field}\" not supported for {}",
+                    kind.kind()
+                )));
+            };
+            reqs.push(((*path).to_owned(), equal, value.trim().to_owned()));
         }
         Ok(Self(reqs))
     }
@@ -152,6 +195,8 @@ impl FieldSelector {
             let actual = field.split('.').try_fold(object, |v, key| v.get(key));
             let actual = match actual {
                 Some(Value::String(s)) => s.clone(),
+                // Integer fields (a Job's succeeded count) read 0 when unset.
+                Some(Value::Null) | None if field == "status.succeeded" => "0".to_owned(),
                 Some(Value::Null) | None => String::new(),
                 Some(other) => other.to_string(),
             };
@@ -190,10 +235,10 @@ mod tests {
     #[test]
     fn field_selector() {
         let o = obj(json!({}));
-        assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&o));
-        assert!(!FieldSelector::parse("metadata.name!=a").unwrap().matches(&o));
-        assert!(FieldSelector::parse("metadata.namespace==ns,metadata.name=a").unwrap().matches(&o));
-        assert!(!FieldSelector::parse("status.phase=Running").unwrap().matches(&o));
-        assert!(FieldSelector::parse("bogus=1").is_err());
+        assert!(FieldSelector::parse(Kind::Pod, "metadata.name=a").unwrap().matches(&o));
+        assert!(!FieldSelector::parse(Kind::Pod, "metadata.name!=a").unwrap().matches(&o));
+        assert!(FieldSelector::parse(Kind::Pod, "metadata.namespace==ns,metadata.name=a").unwrap().matches(&o));
+        assert!(!FieldSelector::parse(Kind::Pod, "status.phase=Running").unwrap().matches(&o));
+        assert!(FieldSelector::parse(Kind::Pod, "bogus=1").is_err());
     }
 }
