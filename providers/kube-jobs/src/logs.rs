@@ -129,10 +129,20 @@ async fn pump(api: &Api<Pod>, pod: &str, container: &str, request: &LogRequest, 
             }
             // Waiting to start: try again shortly, unless the pod is done.
             Err(e) if code(&e) == Some(400) => {
-                let finished =
-                    api.get_opt(pod).await.ok().flatten().is_none_or(|p| {
+                // `list` by name, not `get`: the Role needs one verb fewer.
+                let by_name = kube::api::ListParams::default().fields(&format!("metadata.name={pod}"));
+                let finished = match api.list(&by_name).await {
+                    Ok(list) => list.items.into_iter().next().is_none_or(|p| {
                         matches!(p.status.and_then(|s| s.phase).as_deref(), Some("Succeeded" | "Failed"))
-                    });
+                    }),
+                    // A refusal is the caller's to fix (RBAC); anything else
+                    // is retried with the log request.
+                    Err(e) if matches!(code(&e), Some(401 | 403)) => {
+                        sink.fail(from_kube(e, &what)).await;
+                        return false;
+                    }
+                    Err(_) => false,
+                };
                 if finished {
                     return true;
                 }

@@ -1,0 +1,338 @@
+//! What only a real control plane can prove: the README's RBAC Role is
+//! enough and each of its verbs is needed; a Job exported with `kubectl
+//! get -o json` from a real apiserver reruns; watches survive etcd
+//! compaction (a real 410) and an apiserver restart.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use polysync::plugins::Registry;
+use polysync_clusters::realkube::RealKubeConfig;
+use polysync_conformance::artifacts;
+use polysync_provider_api::abi::host::PluginProvider;
+use polysync_provider_api::{
+    CancelRequest, DiscoverRequest, ErrorKind, EventsRequest, LogRequest, PollRequest, Provider, ProviderError,
+    RunRequest, RunState, RunStatus, WatchRequest,
+};
+use polysync_tests::{Cluster, Flavor, shared, source_job};
+use serde_json::{Value, json};
+
+fn provider_for(kubeconfig: &str, namespace: &str, dir: &std::path::Path) -> PluginProvider {
+    let path = dir.join(format!("kubeconfig-{}", rand_suffix()));
+    std::fs::write(&path, kubeconfig).unwrap();
+    let mut registry = Registry::default();
+    registry.add(artifacts::cdylib("polysync-provider-kubernetes"));
+    registry.connect("kubernetes", &json!({"kubeconfig": path, "namespace": namespace})).unwrap()
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn request(external_id: &str, key: &str, params: &[(&str, &str)]) -> RunRequest {
+    RunRequest {
+        external_id: external_id.into(),
+        parameters: params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect::<BTreeMap<_, _>>(),
+        idempotency_key: key.into(),
+        fallback: None,
+    }
+}
+
+/// The Role in README.md, as a user would apply it.
+fn readme_role() -> Value {
+    let readme = std::fs::read_to_string(polysync_tests::workspace().join("README.md")).unwrap();
+    let start =
+        readme.find("```yaml\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role").expect("README has the Role");
+    let body = &readme[start + "```yaml\n".len()..];
+    let yaml = &body[..body.find("```").unwrap()];
+    serde_yaml_ng::from_str(yaml).unwrap()
+}
+
+/// A step of the README tour through the plugin, and how it went.
+async fn tour(p: &PluginProvider, key: &str) -> Vec<(&'static str, Result<(), ProviderError>)> {
+    let limit = Duration::from_secs(60);
+    let timed = |r: Result<Result<(), ProviderError>, tokio::time::error::Elapsed>| {
+        r.unwrap_or_else(|_| Err(ProviderError::new(ErrorKind::Timeout, "the step hung for 60 s")))
+    };
+    let mut steps = Vec::new();
+    let discover = tokio::time::timeout(limit, async {
+        let mut token = None;
+        loop {
+            let page = p.discover(DiscoverRequest { page_token: token, page_size: Some(50) }).await?;
+            match page.next_page_token {
+                Some(t) => token = Some(t),
+                None => return Ok(()),
+            }
+        }
+    })
+    .await;
+    steps.push(("discover", timed(discover)));
+    let run = match p.run(request("rbac-source", &format!("{key}-a"), &[("WHO", "rbac")])).await {
+        Ok(r) => r,
+        Err(e) => {
+            steps.push(("run", Err(e)));
+            return steps;
+        }
+    };
+    steps.push(("run", Ok(())));
+    let watched = tokio::time::timeout(limit, async {
+        let stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await?;
+        let all: Vec<Result<RunStatus, ProviderError>> = stream.collect().await;
+        match all.into_iter().last() {
+            Some(Ok(s)) if s.state == RunState::Success => Ok(()),
+            Some(Ok(s)) => Err(ProviderError::new(ErrorKind::Internal, format!("ended {:?}", s.state))),
+            Some(Err(e)) => Err(e),
+            None => Err(ProviderError::new(ErrorKind::Internal, "the watch ended with nothing")),
+        }
+    })
+    .await;
+    steps.push(("watch", timed(watched)));
+    steps.push(("poll", p.poll(PollRequest { run_id: run.run_id.clone() }).await.map(|_| ())));
+    let logs = tokio::time::timeout(limit, async {
+        let mut text = String::new();
+        for follow in [false, true] {
+            let stream = p.logs(LogRequest { run_id: run.run_id.clone(), follow, ..Default::default() }).await?;
+            let chunks: Vec<_> = stream.collect().await;
+            text.clear();
+            for c in chunks {
+                text.push_str(&c?.text);
+            }
+        }
+        if text == "hello rbac\n" {
+            Ok(())
+        } else {
+            Err(ProviderError::new(ErrorKind::Internal, format!("logs were {text:?}")))
+        }
+    })
+    .await;
+    steps.push(("logs", timed(logs)));
+    let events = tokio::time::timeout(limit, async {
+        let stream = p.events(EventsRequest { run_id: run.run_id.clone(), follow: false }).await?;
+        let all: Vec<_> = stream.collect().await;
+        for e in all {
+            e?;
+        }
+        Ok(())
+    })
+    .await;
+    steps.push(("events", timed(events)));
+    steps.push(("run cronjob", p.run(request("cronjob/rbac-nightly", &format!("{key}-c"), &[])).await.map(|_| ())));
+    let long = p.run(request("rbac-source", &format!("{key}-b"), &[])).await;
+    steps.push((
+        "cancel",
+        match long {
+            Ok(r) => p.cancel(CancelRequest { run_id: r.run_id, reason: None, delete: true }).await.map(|_| ()),
+            Err(e) => Err(e),
+        },
+    ));
+    steps
+}
+
+fn role_without(role: &Value, resource: &str, verb: &str) -> Value {
+    let mut role = role.clone();
+    for rule in role["rules"].as_array_mut().unwrap() {
+        if rule["resources"].as_array().unwrap().iter().any(|r| r == resource) {
+            rule["verbs"].as_array_mut().unwrap().retain(|v| v != verb);
+        }
+    }
+    // A rule left with no verb is no rule (the API refuses empty ones).
+    role["rules"].as_array_mut().unwrap().retain(|r| !r["verbs"].as_array().unwrap().is_empty());
+    role
+}
+
+/// Wait until RBAC reflects the Role: the service account may (or may not)
+/// `verb` `resource`.
+fn wait_for_rbac(cluster: &Cluster, ns: &str, resource: &str, verb: &str, allowed: bool) {
+    let (group, resource, sub) = match resource {
+        "jobs" | "cronjobs" => ("batch", resource, None),
+        "pods/log" => ("", "pods", Some("log")),
+        other => ("", other, None),
+    };
+    let review = json!({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {
+            "user": format!("system:serviceaccount:{ns}:polysync"),
+            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}"), "system:authenticated"],
+            "resourceAttributes": {"namespace": ns, "verb": verb, "group": group, "resource": resource, "subresource": sub.unwrap_or("")},
+        },
+    });
+    for _ in 0..200 {
+        let answer =
+            cluster.call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", Some(review.clone())).unwrap();
+        if answer["status"]["allowed"].as_bool().unwrap_or(false) == allowed {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("RBAC never reflected {verb} {resource} = {allowed}");
+}
+
+#[test]
+fn the_readme_role_is_sufficient_and_each_verb_is_needed() {
+    let cluster = shared(Flavor::Real);
+    let ns = "rbac";
+    source_job(cluster, ns, "rbac-source", "echo hello $WHO; sleep 20", |_| {});
+    let cronjob = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "rbac-nightly"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "echo nightly"]}]}}}}}});
+    let _ = cluster.call("POST", &format!("/apis/batch/v1/namespaces/{ns}/cronjobs"), Some(cronjob));
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "polysync"}});
+    let _ = cluster.call("POST", &format!("/api/v1/namespaces/{ns}/serviceaccounts"), Some(sa));
+    let mut role = readme_role();
+    role["metadata"]["namespace"] = json!(ns);
+    let roles = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles");
+    cluster.call("POST", &roles, Some(role.clone())).unwrap();
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "polysync"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]},
+        "subjects": [{"kind": "ServiceAccount", "name": "polysync", "namespace": ns}]});
+    cluster
+        .call("POST", &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"), Some(binding))
+        .unwrap();
+    let token = cluster
+        .call(
+            "POST",
+            &format!("/api/v1/namespaces/{ns}/serviceaccounts/polysync/token"),
+            Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})),
+        )
+        .unwrap()["status"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider_for(&cluster.kubeconfig_for(&token, ns), ns, dir.path());
+    let rt = rt();
+
+    // The whole tour with the Role as written.
+    let steps = rt.block_on(tour(&p, "full"));
+    for (step, result) in &steps {
+        assert!(result.is_ok(), "with the README Role, {step} failed: {result:?}");
+    }
+
+    // Without each verb: the step that needs it fails with Forbidden and a
+    // message naming what to allow; watch verbs are the documented
+    // exception (polysync polls instead).
+    let role_path = format!("{roles}/{}", role["metadata"]["name"].as_str().unwrap());
+    let mut n = 0;
+    for rule in role["rules"].as_array().unwrap().clone() {
+        for resource in rule["resources"].as_array().unwrap() {
+            for verb in rule["verbs"].as_array().unwrap() {
+                let (resource, verb) = (resource.as_str().unwrap(), verb.as_str().unwrap());
+                n += 1;
+                cluster.call("PUT", &role_path, Some(role_without(&role, resource, verb))).unwrap();
+                wait_for_rbac(cluster, ns, resource, verb, false);
+                let steps = rt.block_on(tour(&p, &format!("no-{n}")));
+                let failures: Vec<_> = steps.iter().filter(|(_, r)| r.is_err()).collect();
+                if verb == "watch" {
+                    assert!(failures.is_empty(), "without watch on {resource} polysync polls: {failures:?}");
+                } else {
+                    let (step, result) = failures.first().unwrap_or_else(|| {
+                        panic!("without {verb} on {resource} every step passed: the verb is not needed, so the README Role is not minimal")
+                    });
+                    let err = result.as_ref().unwrap_err();
+                    assert_eq!(err.kind(), ErrorKind::Forbidden, "without {verb} on {resource}, {step}: {err}");
+                    assert!(err.message().contains(verb), "the message names the verb {verb}: {err}");
+                }
+                cluster.call("PUT", &role_path, Some(role.clone())).unwrap();
+                wait_for_rbac(cluster, ns, resource, verb, true);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_job_exported_by_kubectl_from_a_real_apiserver_reruns() {
+    let cluster = shared(Flavor::Real);
+    let ns = "exported";
+    let mut job = polysync_clusters::seed::source_job("exported", 3, "echo \"$GREETING from export\"");
+    job["spec"]["suspend"] = json!(false);
+    cluster.ensure_namespace(ns);
+    cluster.create_job(ns, job);
+    for _ in 0..600 {
+        let done = cluster.job(ns, "exported").is_some_and(|j| j["status"]["succeeded"] == 1);
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args(["-n", ns, "get", "job", "exported", "-o", "json", "--show-managed-fields"])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let exported: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (what, present) in [
+        ("selector", exported["spec"]["selector"].is_object()),
+        ("controller-uid label", exported["spec"]["template"]["metadata"]["labels"]["controller-uid"].is_string()),
+        ("managedFields", exported["metadata"]["managedFields"].is_array()),
+        ("status", exported["status"]["conditions"].is_array()),
+    ] {
+        assert!(present, "the real export carries {what}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider_for(&cluster.kubeconfig_text(ns), ns, dir.path());
+    // The live source, exactly as exported (selector, controller-uid labels,
+    // managedFields, status): the clone the real apiserver accepts.
+    rt().block_on(async {
+        let run = p.run(request("exported", "live", &[("GREETING", "hej")])).await.unwrap();
+        let stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await.unwrap();
+        let all: Vec<_> = tokio::time::timeout(Duration::from_secs(60), stream.collect::<Vec<_>>()).await.unwrap();
+        assert_eq!(all.last().unwrap().as_ref().unwrap().state, RunState::Success);
+    });
+    // And once the source is gone, from what the export carried.
+    cluster.call("DELETE", &format!("/apis/batch/v1/namespaces/{ns}/jobs/exported"), None).unwrap();
+    rt().block_on(async {
+        let mut req = request("exported", "x1", &[("GREETING", "hola")]);
+        req.fallback = Some(polysync_provider_api::FallbackAttributes {
+            image: exported["spec"]["template"]["spec"]["containers"][0]["image"].as_str().map(str::to_owned),
+            command: vec!["sh".into(), "-c".into()],
+            args: vec!["echo \"$GREETING from export\"".into()],
+            env: Default::default(),
+        });
+        let run = p.run(req).await.unwrap();
+        let stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await.unwrap();
+        let all: Vec<_> = tokio::time::timeout(Duration::from_secs(60), stream.collect::<Vec<_>>()).await.unwrap();
+        assert_eq!(all.last().unwrap().as_ref().unwrap().state, RunState::Success);
+    });
+}
+
+#[test]
+fn watch_resumes_after_etcd_compaction_and_an_apiserver_restart() {
+    // Its own control plane: the restart would disturb the shared one.
+    let cluster = Cluster::real(RealKubeConfig { time_scale: 0.02, ..RealKubeConfig::default() }).unwrap();
+    let ns = "resume";
+    source_job(&cluster, ns, "steps", "sleep 600; echo done", |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider_for(&cluster.kubeconfig_text(ns), ns, dir.path());
+    rt().block_on(async {
+        let run = p.run(request("steps", "r", &[])).await.unwrap();
+        let stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await.unwrap();
+        let collected = tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_secs(120), stream.map(|s| s.unwrap()).collect::<Vec<_>>()).await
+        });
+        for _ in 0..500 {
+            if p.poll(PollRequest { run_id: run.run_id.clone() }).await.unwrap().state == RunState::Running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let real = cluster.as_real().unwrap();
+        // Churn past the watch's resourceVersion, compact it away, restart
+        // the apiserver (its watch cache starts at the newest revision).
+        for i in 0..50 {
+            cluster.ensure_namespace(&format!("churn-{i}"));
+        }
+        real.compact_etcd().unwrap();
+        tokio::task::block_in_place(|| real.restart_apiserver()).unwrap();
+        let all = collected.await.unwrap().expect("the watch reaches the end after the restart");
+        assert_eq!(all.last().unwrap().state, RunState::Success, "{all:?}");
+    });
+}
