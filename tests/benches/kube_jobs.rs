@@ -1,5 +1,6 @@
-//! The `kubernetes` provider against the sandbox, next to peers measured in
-//! the same run.
+//! The `kubernetes` provider against the sandbox and against the real
+//! control plane (kube-apiserver v1.36 built from source), next to peers
+//! measured in the same run.
 //!
 //! 1. Discovery of 10,000 Jobs in pages of 100 by the plugin (through its
 //!    dylib, in a process of its own) next to `kubectl get jobs
@@ -18,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use polysync::plugins::Registry;
+use polysync_clusters::realkube::RealKubeConfig;
 use polysync_conformance::artifacts;
 use polysync_provider_api::{DiscoverRequest, PollRequest, Provider, RunRequest, WatchRequest};
 use polysync_sandbox::resources::Kind;
 use polysync_sandbox::store::EventType;
 use polysync_sandbox::{SandboxConfig, SeedConfig};
-use polysync_tests::SandboxCluster;
+use polysync_tests::{Cluster, SandboxCluster};
 
 const JOBS: usize = 10_000;
 const RUNS: usize = 100;
@@ -80,8 +82,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn discovery(cluster: &SandboxCluster) {
-    let settings = cluster.settings("bench").to_string();
+fn discovery(label: &str, kubeconfig: &std::path::Path, settings: serde_json::Value) {
+    let settings = settings.to_string();
     let exe = std::env::current_exe().unwrap();
     let mut ours = Command::new(&exe);
     ours.env("POLYSYNC_BENCH_CHILD", &settings);
@@ -91,7 +93,8 @@ fn discovery(cluster: &SandboxCluster) {
     assert_eq!(out.trim(), JOBS.to_string());
 
     let kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].into_iter().find(|p| std::path::Path::new(p).exists());
-    println!("| discovery of {JOBS} Jobs (pages of 100) | wall time | peak RSS |");
+    println!();
+    println!("| {label}: discovery of {JOBS} Jobs (pages of 100) | wall time | peak RSS |");
     println!("|---|---|---|");
     println!(
         "| polysync kubernetes plugin (own process) | {:.2} s | {:.1} MiB |",
@@ -102,7 +105,7 @@ fn discovery(cluster: &SandboxCluster) {
         let home = tempfile::tempdir().unwrap();
         let mut k = Command::new(kubectl);
         k.arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
+            .arg(kubeconfig)
             .args(["get", "jobs", "--chunk-size=100", "-o", "json", "-n", "bench"])
             .env("HOME", home.path());
         let (t_k, rss_k, out) = measure(k);
@@ -123,14 +126,13 @@ fn discovery(cluster: &SandboxCluster) {
     }
 }
 
-fn latency() {
-    let cluster = SandboxCluster::start_with(SandboxConfig {
-        time_scale: 0.01,
-        seed: SeedConfig { namespace: "latency".into(), jobs: 1, ..SeedConfig::default() },
-        ..SandboxConfig::default()
-    });
-    // When each run's terminal condition was written, seen from the store.
-    let written: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+/// When each run's terminal condition was written: on the sandbox, from its
+/// store; on the real control plane, from an admin watch of its own (so the
+/// apiserver's delivery delay is in the baseline, not in polysync's figure).
+type Written = Arc<Mutex<HashMap<String, Instant>>>;
+
+fn record_from_sandbox(cluster: &SandboxCluster) -> Written {
+    let written: Written = Arc::default();
     let mut changes = cluster.sandbox.store().subscribe();
     let record = written.clone();
     cluster.sandbox.runtime().spawn(async move {
@@ -149,7 +151,39 @@ fn latency() {
             }
         }
     });
-    let provider = Arc::new(connect(&cluster.settings("latency")));
+    written
+}
+
+fn record_from_watch(kubeconfig: String, rt: &tokio::runtime::Runtime) -> Written {
+    let written: Written = Arc::default();
+    let record = written.clone();
+    rt.spawn(async move {
+        let client = polysync_clusters::realkube::client_for(&kubeconfig).await.unwrap();
+        let req = http::Request::get(
+            "/apis/batch/v1/namespaces/latency/jobs?watch=1&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dpolysync",
+        )
+        .body(Vec::new())
+        .unwrap();
+        let mut lines = futures::AsyncBufReadExt::lines(client.request_stream(req).await.unwrap());
+        while let Some(Ok(line)) = lines.next().await {
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let job = &event["object"];
+            let done = job["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["status"] == "True" && (c["type"] == "SuccessCriteriaMet" || c["type"] == "FailureTarget")
+                })
+            });
+            if done {
+                let name = job["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                record.lock().unwrap().entry(name).or_insert_with(Instant::now);
+            }
+        }
+    });
+    written
+}
+
+fn latency(label: &str, settings: serde_json::Value, written: Written) {
+    let provider = Arc::new(connect(&settings));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (watch_seen, poll_seen) = rt.block_on(async {
         let mut ids = Vec::new();
@@ -210,7 +244,7 @@ fn latency() {
     };
     let (w, p) = (delays(&watch_seen), delays(&poll_seen));
     println!();
-    println!("| terminal condition written -> caller sees it ({RUNS} runs) | p50 | p99 | max |");
+    println!("| {label}: terminal condition written -> caller sees it ({RUNS} runs) | p50 | p99 | max |");
     println!("|---|---|---|---|");
     println!(
         "| polysync watch (one list+watch of jobs and pods) | {:.1} ms | {:.1} ms | {:.1} ms |",
@@ -239,7 +273,28 @@ fn main() {
         seed: SeedConfig { namespace: "bench".into(), jobs: JOBS, ..SeedConfig::default() },
         ..SandboxConfig::default()
     });
-    discovery(&cluster);
+    discovery("sandbox", &cluster.kubeconfig, cluster.settings("bench"));
     drop(cluster);
-    latency();
+    let cluster = SandboxCluster::start_with(SandboxConfig {
+        time_scale: 0.01,
+        seed: SeedConfig { namespace: "latency".into(), jobs: 1, ..SeedConfig::default() },
+        ..SandboxConfig::default()
+    });
+    let written = record_from_sandbox(&cluster);
+    latency("sandbox", cluster.settings("latency"), written);
+    drop(cluster);
+
+    // The same against the real control plane, whose node agent runs the
+    // pods at the same time scale.
+    let real = Cluster::real(RealKubeConfig { time_scale: 0.01, ..RealKubeConfig::default() }).unwrap();
+    real.ensure_namespace("bench");
+    let started = Instant::now();
+    polysync_clusters::seed::seed_blocking(&real, "bench", JOBS, 0);
+    eprintln!("seeded {JOBS} Jobs into kube-apiserver in {:.1} s", started.elapsed().as_secs_f64());
+    discovery("kube-apiserver v1.36", real.kubeconfig(), real.settings("bench"));
+    real.ensure_namespace("latency");
+    polysync_clusters::seed::seed_blocking(&real, "latency", 1, 0);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let written = record_from_watch(real.kubeconfig_text("latency"), &rt);
+    latency("kube-apiserver v1.36", real.settings("latency"), written);
 }

@@ -1,25 +1,26 @@
 //! An AKS world for the aks tests: the Azure fake (Entra ID + ARM) whose
-//! clusters' kubeconfigs point at one sandbox: `entra-cluster` returns a
-//! kubelogin kubeconfig (the sandbox accepts the fake's tokens for the AKS
-//! server application), `cert-cluster` a client-certificate one (the
-//! sandbox issued the certificate).
+//! clusters' kubeconfigs point at one cluster (the sandbox or the real
+//! control plane): `entra-cluster` returns a kubelogin kubeconfig (the
+//! cluster accepts the fake's tokens for the AKS server application),
+//! `cert-cluster` a client-certificate one (the cluster's CA issued it).
 
 use std::sync::Arc;
 
-use polysync_sandbox::{Access, Identity, SandboxConfig, SeedConfig};
+use polysync_sandbox::{Access, Identity};
 
-use crate::SandboxCluster;
 use crate::azure_fake::{AKS_APP, AzureFake, certificate_kubeconfig, kubelogin_kubeconfig};
+use crate::{Cluster, Flavor, TIME_SCALE};
 
 #[derive(Debug)]
 pub struct AksWorld {
     pub fake: AzureFake,
-    pub cluster: SandboxCluster,
+    pub cluster: Cluster,
     pub namespace: String,
 }
 
 impl AksWorld {
-    pub fn start(namespace: &str, seed: SeedConfig, time_scale: f64) -> Self {
+    /// `jobs` source Jobs and `cronjobs` CronJobs in `namespace`.
+    pub fn start(flavor: Flavor, namespace: &str, jobs: usize, cronjobs: usize) -> Self {
         AzureFake::use_test_credentials();
         let fake = AzureFake::start();
         let state = fake.state.clone();
@@ -30,23 +31,21 @@ impl AksWorld {
                 .valid(token, &scope)
                 .then(|| Identity { user: "entra:polysync-sp".into(), access: Access::Namespaces(vec![ns.clone()]) })
         });
-        let cluster = SandboxCluster::start_with(SandboxConfig {
-            time_scale,
-            seed,
-            token_validator: Some(validator),
-            ..SandboxConfig::default()
-        });
-        let sandbox = &cluster.sandbox;
-        let ca = sandbox.ca_pem().expect("https sandbox");
-        let (cert, key) = sandbox
+        let cluster = Cluster::with_token_validator(flavor, TIME_SCALE, validator)
+            .unwrap_or_else(|e| panic!("the {} cluster did not start: {e}", flavor.name()));
+        cluster.grant_namespace(namespace);
+        cluster.grant_user("aks-local-admin", namespace);
+        polysync_clusters::seed::seed_blocking(&cluster, namespace, jobs, cronjobs);
+        let ca = cluster.ca_pem().expect("https cluster").to_owned();
+        let (cert, key) = cluster
             .issue_client_cert(Identity {
                 user: "aks-local-admin".into(),
                 access: Access::Namespaces(vec![namespace.to_owned()]),
             })
             .unwrap();
         let mut clusters = fake.state.clusters.lock().unwrap();
-        clusters.insert("entra-cluster".into(), kubelogin_kubeconfig(sandbox.url(), ca));
-        clusters.insert("cert-cluster".into(), certificate_kubeconfig(sandbox.url(), ca, &cert, &key));
+        clusters.insert("entra-cluster".into(), kubelogin_kubeconfig(cluster.url(), &ca));
+        clusters.insert("cert-cluster".into(), certificate_kubeconfig(cluster.url(), &ca, &cert, &key));
         drop(clusters);
         Self { fake, cluster, namespace: namespace.to_owned() }
     }

@@ -1,6 +1,7 @@
 //! An EKS world for the eks tests: moto (EKS + STS) whose clusters point at
-//! a sandbox, and a sandbox that authenticates `k8s-aws-v1.` tokens the way
-//! EKS does.
+//! a cluster — the sandbox or the real control plane — that authenticates
+//! `k8s-aws-v1.` tokens the way EKS does (the real one through a
+//! token-review webhook).
 //!
 //! The token check is independent of the code under test: it parses the
 //! presigned URL, requires a `GetCallerIdentity` signed for the expected
@@ -17,11 +18,11 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use polysync_sandbox::{Access, Identity, SandboxConfig, SeedConfig};
+use polysync_sandbox::{Access, Identity};
 use sha2::{Digest, Sha256};
 
-use crate::SandboxCluster;
 use crate::moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
+use crate::{Cluster, Flavor, TIME_SCALE};
 
 /// What the sandbox saw of EKS tokens.
 #[derive(Debug, Default)]
@@ -34,17 +35,18 @@ pub struct TokenLog {
     pub refuse_next: AtomicUsize,
 }
 
-/// moto + a sandbox + one EKS cluster in moto pointing at the sandbox.
+/// moto + a cluster + one EKS cluster in moto pointing at it.
 #[derive(Debug)]
 pub struct EksWorld {
     pub moto: &'static Moto,
-    pub cluster: SandboxCluster,
+    pub cluster: Cluster,
     pub name: String,
     pub tokens: Arc<TokenLog>,
 }
 
 impl EksWorld {
-    pub fn start(name: &str, namespace: &str, seed: SeedConfig, time_scale: f64) -> Self {
+    /// `jobs` source Jobs and `cronjobs` CronJobs in `namespace`.
+    pub fn start(flavor: Flavor, name: &str, namespace: &str, jobs: usize, cronjobs: usize) -> Self {
         let moto = crate::moto::shared();
         let tokens = Arc::new(TokenLog::default());
         let (log, cluster_name, sts) = (tokens.clone(), name.to_owned(), moto.url.clone());
@@ -64,14 +66,12 @@ impl EksWorld {
                 None
             }
         });
-        let cluster = SandboxCluster::start_with(SandboxConfig {
-            time_scale,
-            seed,
-            token_validator: Some(validator),
-            ..SandboxConfig::default()
-        });
-        let ca = base64::engine::general_purpose::STANDARD.encode(cluster.sandbox.ca_pem().expect("https sandbox"));
-        moto.create_eks_cluster(name, cluster.sandbox.url(), &ca);
+        let cluster = Cluster::with_token_validator(flavor, TIME_SCALE, validator)
+            .unwrap_or_else(|e| panic!("the {} cluster did not start: {e}", flavor.name()));
+        cluster.grant_namespace(namespace);
+        polysync_clusters::seed::seed_blocking(&cluster, namespace, jobs, cronjobs);
+        let ca = base64::engine::general_purpose::STANDARD.encode(cluster.ca_pem().expect("https cluster"));
+        moto.create_eks_cluster(name, cluster.url(), &ca);
         Self { moto, cluster, name: name.to_owned(), tokens }
     }
 

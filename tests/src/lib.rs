@@ -100,7 +100,7 @@ pub fn seed_once(cluster: &'static Cluster, namespace: &str, jobs: usize, cronjo
         return;
     }
     cluster.ensure_namespace(namespace);
-    futures::executor::block_on(polysync_clusters::seed::seed(cluster, namespace, jobs, cronjobs));
+    polysync_clusters::seed::seed_blocking(cluster, namespace, jobs, cronjobs);
     seeded.push(key);
 }
 

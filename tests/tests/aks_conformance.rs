@@ -2,27 +2,26 @@
 //! library, for both kinds of kubeconfig ARM returns: one that runs
 //! kubelogin (Entra ID tokens for the AKS server application) and one with
 //! a client certificate (local accounts). The Azure fake answers Entra ID
-//! and ARM; the sandbox is the cluster.
+//! and ARM; the cluster is the sandbox and then the real control plane.
 
 use std::sync::OnceLock;
 
 use polysync_conformance::{Target, artifacts};
-use polysync_sandbox::SeedConfig;
+use polysync_tests::Flavor;
 use polysync_tests::aks::AksWorld;
 
-fn world() -> &'static AksWorld {
-    static WORLD: OnceLock<AksWorld> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let seed = SeedConfig { namespace: "aks-conformance".into(), jobs: 20, cronjobs: 1, file: None };
-        AksWorld::start("aks-conformance", seed, 0.02)
-    })
+fn world(flavor: Flavor) -> &'static AksWorld {
+    static SANDBOX: OnceLock<AksWorld> = OnceLock::new();
+    static REAL: OnceLock<AksWorld> = OnceLock::new();
+    let cell = if flavor == Flavor::Sandbox { &SANDBOX } else { &REAL };
+    cell.get_or_init(|| AksWorld::start(flavor, "aks-conformance", 20, 1))
 }
 
-fn target(cluster: &str) -> Target {
+fn target(flavor: Flavor, cluster: &str) -> Target {
     Target::new(
         "aks",
         artifacts::cdylib("polysync-provider-aks"),
-        world().settings(cluster),
+        world(flavor).settings(cluster),
         ("batch-00001", &[("GREETING", "hi")]),
         ("batch-00002", &[("SLEEP_SECONDS", "100000")]),
     )
@@ -30,9 +29,22 @@ fn target(cluster: &str) -> Target {
 }
 
 mod kubelogin {
-    polysync_conformance::conformance_suite!(super::target("entra-cluster"));
+    mod sandbox {
+        polysync_conformance::conformance_suite!(super::super::target(
+            polysync_tests::Flavor::Sandbox,
+            "entra-cluster"
+        ));
+    }
+    mod real {
+        polysync_conformance::conformance_suite!(super::super::target(polysync_tests::Flavor::Real, "entra-cluster"));
+    }
 }
 
 mod client_certificate {
-    polysync_conformance::conformance_suite!(super::target("cert-cluster"));
+    mod sandbox {
+        polysync_conformance::conformance_suite!(super::super::target(polysync_tests::Flavor::Sandbox, "cert-cluster"));
+    }
+    mod real {
+        polysync_conformance::conformance_suite!(super::super::target(polysync_tests::Flavor::Real, "cert-cluster"));
+    }
 }

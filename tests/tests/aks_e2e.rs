@@ -10,7 +10,7 @@ use polysync::plugins::Registry;
 use polysync_conformance::artifacts;
 use polysync_provider_api::abi::host::PluginProvider;
 use polysync_provider_api::{ClustersRequest, DiscoverRequest, ErrorKind, Provider, UrlRequest};
-use polysync_sandbox::SeedConfig;
+use polysync_tests::Flavor;
 use polysync_tests::aks::AksWorld;
 use polysync_tests::azure_fake::{AKS_APP, RESOURCE_GROUP, SUBSCRIPTION};
 use serde_json::json;
@@ -19,14 +19,12 @@ const NS: &str = "aks-e2e";
 
 fn world() -> &'static AksWorld {
     static WORLD: OnceLock<AksWorld> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        AksWorld::start(NS, SeedConfig { namespace: NS.into(), jobs: 3, cronjobs: 0, file: None }, 0.02)
-    })
+    WORLD.get_or_init(|| AksWorld::start(Flavor::Sandbox, NS, 3, 0))
 }
 
 /// A world of its own, for tests that change the fake's behaviour.
 fn own_world() -> AksWorld {
-    AksWorld::start(NS, SeedConfig { namespace: NS.into(), jobs: 3, cronjobs: 0, file: None }, 0.02)
+    AksWorld::start(Flavor::Sandbox, NS, 3, 0)
 }
 
 fn connect(settings: &serde_json::Value) -> PluginProvider {

@@ -1,23 +1,26 @@
 //! The conformance suite against the `eks` plugin through its dynamic
-//! library: moto answers EKS (ListClusters, DescribeCluster) and STS, the
-//! sandbox is the cluster and checks every `k8s-aws-v1.` token.
+//! library: moto answers EKS (ListClusters, DescribeCluster) and STS; the
+//! cluster, the sandbox and then the real control plane, checks every
+//! `k8s-aws-v1.` token.
 
 use std::sync::OnceLock;
 
-use polysync_conformance::{Target, artifacts, conformance_suite};
-use polysync_sandbox::SeedConfig;
+use polysync_conformance::{Target, artifacts};
+use polysync_tests::Flavor;
 use polysync_tests::eks::EksWorld;
 
-fn world() -> &'static EksWorld {
-    static WORLD: OnceLock<EksWorld> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let seed = SeedConfig { namespace: "eks-conformance".into(), jobs: 20, cronjobs: 1, file: None };
-        EksWorld::start("batch-eks", "eks-conformance", seed, 0.02)
-    })
+fn world(flavor: Flavor) -> &'static EksWorld {
+    static SANDBOX: OnceLock<EksWorld> = OnceLock::new();
+    static REAL: OnceLock<EksWorld> = OnceLock::new();
+    let (cell, name) = match flavor {
+        Flavor::Sandbox => (&SANDBOX, "batch-eks"),
+        Flavor::Real => (&REAL, "batch-eks-real"),
+    };
+    cell.get_or_init(|| EksWorld::start(flavor, name, "eks-conformance", 20, 1))
 }
 
-fn target() -> Target {
-    let world = world();
+fn target(flavor: Flavor) -> Target {
+    let world = world(flavor);
     Target::new(
         "eks",
         artifacts::cdylib("polysync-provider-eks"),
@@ -28,4 +31,10 @@ fn target() -> Target {
     .expect_entries(21)
 }
 
-conformance_suite!(target());
+mod sandbox {
+    polysync_conformance::conformance_suite!(super::target(polysync_tests::Flavor::Sandbox));
+}
+
+mod real {
+    polysync_conformance::conformance_suite!(super::target(polysync_tests::Flavor::Real));
+}

@@ -11,7 +11,7 @@ use polysync::plugins::Registry;
 use polysync_conformance::artifacts;
 use polysync_provider_api::abi::host::PluginProvider;
 use polysync_provider_api::{ClustersRequest, DiscoverRequest, ErrorKind, Provider};
-use polysync_sandbox::SeedConfig;
+use polysync_tests::Flavor;
 use polysync_tests::eks::EksWorld;
 use serde_json::json;
 
@@ -19,10 +19,7 @@ const NS: &str = "eks-e2e";
 
 fn world() -> &'static EksWorld {
     static WORLD: OnceLock<EksWorld> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let seed = SeedConfig { namespace: NS.into(), jobs: 3, cronjobs: 0, file: None };
-        EksWorld::start("e2e-cluster", NS, seed, 0.02)
-    })
+    WORLD.get_or_init(|| EksWorld::start(Flavor::Sandbox, "e2e-cluster", NS, 3, 0))
 }
 
 fn connect(settings: serde_json::Value) -> PluginProvider {
@@ -57,7 +54,7 @@ fn tokens_are_signed_for_the_cluster_and_checked_by_the_sandbox() {
 
 /// A world of its own, for tests that make the cluster refuse tokens.
 fn own_world(name: &str) -> EksWorld {
-    EksWorld::start(name, NS, SeedConfig { namespace: NS.into(), jobs: 3, cronjobs: 0, file: None }, 0.02)
+    EksWorld::start(Flavor::Sandbox, name, NS, 3, 0)
 }
 
 #[test]

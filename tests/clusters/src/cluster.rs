@@ -83,6 +83,72 @@ impl Cluster {
         }
     }
 
+    /// One of each that also accepts the tokens `validator` accepts (cloud
+    /// tokens: EKS's, Entra ID's): the sandbox asks it directly, the real
+    /// apiserver through a token-review webhook.
+    pub fn with_token_validator(
+        flavor: Flavor,
+        time_scale: f64,
+        validator: polysync_sandbox::TokenValidator,
+    ) -> Result<Self, ClusterError> {
+        match flavor {
+            Flavor::Sandbox => Self::sandbox(SandboxConfig {
+                time_scale,
+                token_validator: Some(validator),
+                ..SandboxConfig::default()
+            }),
+            Flavor::Real => Self::real(RealKubeConfig {
+                time_scale,
+                token_webhook: Some(validator),
+                etcd_compaction_interval: "1m".into(),
+                ..RealKubeConfig::default()
+            }),
+        }
+    }
+
+    /// A client certificate and key (PEM) for `identity`.
+    pub fn issue_client_cert(&self, identity: polysync_sandbox::Identity) -> Result<(String, String), ClusterError> {
+        match &self.inner {
+            Inner::Sandbox(s) => s.issue_client_cert(identity).map_err(|e| ClusterError::Setup(e.to_string())),
+            Inner::Real(r) => r.issue_client_cert(&identity.user, &[]),
+        }
+    }
+
+    /// Let every identity limited to `namespace` (the token validator's
+    /// `Access::Namespaces`) do everything there: on the real cluster a
+    /// RoleBinding of its webhook group; the sandbox enforces the access
+    /// itself.
+    pub fn grant_namespace(&self, namespace: &str) {
+        self.grant_subject(json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": crate::webhook::namespace_group(namespace)}), namespace);
+    }
+
+    /// Let `user` do everything in `namespace` (real cluster RBAC).
+    pub fn grant_user(&self, user: &str, namespace: &str) {
+        self.grant_subject(json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}), namespace);
+    }
+
+    fn grant_subject(&self, subject: Value, namespace: &str) {
+        self.ensure_namespace(namespace);
+        if !self.is_real() {
+            return;
+        }
+        let binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"generateName": "polysync-admin-"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+            "subjects": [subject],
+        });
+        match self.call(
+            "POST",
+            &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings"),
+            Some(binding),
+        ) {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => panic!("granting {namespace}: {e}"),
+        }
+    }
+
     fn new(inner: Inner, kubeconfig_text: &str) -> Result<Self, ClusterError> {
         let dir = tempfile::tempdir().map_err(|e| ClusterError::Setup(format!("temp dir: {e}")))?;
         let kubeconfig = dir.path().join("kubeconfig");
@@ -164,9 +230,13 @@ impl Cluster {
         }
     }
 
-    /// One request as the admin; the JSON answer or the error `Status`.
-    /// Works from sync code and from inside any tokio runtime.
-    pub async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ApiStatus> {
+    /// One request as the admin, run on the cluster's own runtime.
+    fn spawn_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<tokio::task::JoinHandle<Result<Value, ApiStatus>>, ApiStatus> {
         let client = self.client.clone();
         let content_type = if method == "PATCH" { "application/merge-patch+json" } else { "application/json" };
         let req = http::Request::builder()
@@ -175,20 +245,33 @@ impl Cluster {
             .header(http::header::CONTENT_TYPE, content_type)
             .body(body.map(|b| serde_json::to_vec(&b).unwrap_or_default()).unwrap_or_default())
             .map_err(|e| ApiStatus { code: 0, message: e.to_string() })?;
-        let task = self.runtime.as_ref().expect("present until drop").spawn(async move {
+        Ok(self.runtime.as_ref().expect("present until drop").spawn(async move {
             match client.request_text(req).await {
                 Ok(text) if text.is_empty() => Ok(Value::Null),
                 Ok(text) => serde_json::from_str(&text).or(Ok(Value::String(text))),
                 Err(kube::Error::Api(s)) => Err(ApiStatus { code: s.code, message: s.message.clone() }),
                 Err(e) => Err(ApiStatus { code: 0, message: e.to_string() }),
             }
-        });
+        }))
+    }
+
+    /// One request as the admin; the JSON answer or the error `Status`.
+    /// Await it from any tokio runtime.
+    pub async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ApiStatus> {
+        let task = self.spawn_request(method, path, body)?;
         task.await.unwrap_or_else(|e| Err(ApiStatus { code: 0, message: e.to_string() }))
     }
 
-    /// [`Cluster::request`] for sync code.
+    /// [`Cluster::request`] for sync code, also safe inside another
+    /// runtime's `block_on` (it waits on a plain channel, not on a tokio
+    /// future, so tokio's cooperative budget cannot starve it).
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ApiStatus> {
-        futures::executor::block_on(self.request(method, path, body))
+        let (tx, rx) = std::sync::mpsc::channel();
+        let task = self.spawn_request(method, path, body)?;
+        self.runtime.as_ref().expect("present until drop").spawn(async move {
+            let _ = tx.send(task.await.unwrap_or_else(|e| Err(ApiStatus { code: 0, message: e.to_string() })));
+        });
+        rx.recv().unwrap_or_else(|_| Err(ApiStatus { code: 0, message: "the cluster's runtime stopped".into() }))
     }
 
     /// Create the namespace if it does not exist.

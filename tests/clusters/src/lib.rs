@@ -17,6 +17,7 @@ mod pki;
 pub mod process;
 pub mod realkube;
 pub mod seed;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 

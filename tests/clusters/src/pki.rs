@@ -9,9 +9,10 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 
 use crate::ClusterError;
 
-/// Paths of the PEM files.
-#[derive(Debug, Clone)]
+/// Paths of the PEM files, and the CA to issue client certificates with.
+#[derive(Clone)]
 pub struct Pki {
+    issuer: std::sync::Arc<Issuer<'static, KeyPair>>,
     pub ca_cert: PathBuf,
     pub ca_pem: String,
     pub apiserver_cert: PathBuf,
@@ -22,6 +23,39 @@ pub struct Pki {
     pub node_key_pem: String,
     pub sa_key: PathBuf,
     pub sa_pub: PathBuf,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pki").field("ca_cert", &self.ca_cert).finish_non_exhaustive()
+    }
+}
+
+impl Pki {
+    /// A client certificate and key (PEM) for `user` in `groups`, as the
+    /// apiserver's `--client-ca-file` authenticates them (CN and O).
+    pub fn issue_client(&self, user: &str, groups: &[&str]) -> Result<(String, String), ClusterError> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(pki_error)?;
+        params.distinguished_name.push(DnType::CommonName, user);
+        for g in groups {
+            params.distinguished_name.push(DnType::OrganizationName, *g);
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().map_err(pki_error)?;
+        let cert = params.signed_by(&key, &*self.issuer).map_err(pki_error)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// A server certificate for 127.0.0.1 signed by the CA.
+    pub fn issue_server(&self, cn: &str) -> Result<(String, String), ClusterError> {
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).map_err(pki_error)?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().map_err(pki_error)?;
+        let cert = params.signed_by(&key, &*self.issuer).map_err(pki_error)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
 }
 
 fn pki_error(e: impl std::fmt::Display) -> ClusterError {
@@ -70,6 +104,7 @@ impl Pki {
         let (node_cert, node_key) = leaf("realkube-node", None, &["127.0.0.1", "localhost"], false)?;
         let sa = KeyPair::generate().map_err(pki_error)?;
         Ok(Self {
+            issuer: std::sync::Arc::new(issuer),
             ca_cert: write("ca.crt", &ca.pem())?,
             ca_pem: ca.pem(),
             apiserver_cert: write("apiserver.crt", &api_cert)?,

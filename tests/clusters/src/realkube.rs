@@ -21,7 +21,7 @@ use crate::process::{Child, free_port, tail};
 pub const KUBERNETES_VERSION: &str = "v1.36.3";
 
 /// How to run a real control plane.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RealKubeConfig {
     /// Directory with etcd, kube-apiserver, kube-controller-manager and
     /// kube-scheduler; `None` finds or builds them ([`binaries`]).
@@ -32,6 +32,19 @@ pub struct RealKubeConfig {
     pub unpullable_image: String,
     /// kube-apiserver's `--etcd-compaction-interval`.
     pub etcd_compaction_interval: String,
+    /// Authenticate bearer tokens the static token file does not know with
+    /// this (through a token-review webhook): cloud tokens.
+    pub token_webhook: Option<polysync_sandbox::TokenValidator>,
+}
+
+impl std::fmt::Debug for RealKubeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealKubeConfig")
+            .field("bin_dir", &self.bin_dir)
+            .field("time_scale", &self.time_scale)
+            .field("token_webhook", &self.token_webhook.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RealKubeConfig {
@@ -41,6 +54,7 @@ impl Default for RealKubeConfig {
             time_scale: 1.0,
             unpullable_image: "does-not-exist".into(),
             etcd_compaction_interval: "5m".into(),
+            token_webhook: None,
         }
     }
 }
@@ -112,6 +126,8 @@ pub struct RealKube {
     apiserver_args: Vec<String>,
     processes: Mutex<Processes>,
     agent: Option<NodeAgent>,
+    webhook: Option<tokio::task::JoinHandle<()>>,
+    pki: Pki,
     runtime: Option<tokio::runtime::Runtime>,
     dir: tempfile::TempDir,
 }
@@ -206,6 +222,32 @@ impl RealKube {
         })?;
 
         let url = format!("https://127.0.0.1:{api_port}");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("polysync-realkube")
+            .enable_all()
+            .build()
+            .map_err(|e| ClusterError::Setup(format!("tokio runtime: {e}")))?;
+        let mut webhook_task = None;
+        let mut webhook_args = Vec::new();
+        if let Some(validator) = config.token_webhook.clone() {
+            let (cert, key) = pki.issue_server("polysync-token-webhook")?;
+            let (port, task) = runtime.block_on(crate::webhook::start(validator, &cert, &key))?;
+            webhook_task = Some(task);
+            let file = d.join("token-webhook.kubeconfig");
+            let kubeconfig = polysync_sandbox::tls::kubeconfig(
+                &format!("https://127.0.0.1:{port}/tokenreview"),
+                Some(&pki.ca_pem),
+                "unused",
+                "default",
+            );
+            std::fs::write(&file, kubeconfig).map_err(|e| ClusterError::io(&file, e))?;
+            webhook_args = vec![
+                format!("--authentication-token-webhook-config-file={}", s(&file)),
+                "--authentication-token-webhook-version=v1".into(),
+                "--authentication-token-webhook-cache-ttl=1s".into(),
+            ];
+        }
         let apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".into(),
@@ -229,13 +271,10 @@ impl RealKube {
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
             "--v=1".into(),
-        ];
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("polysync-realkube")
-            .enable_all()
-            .build()
-            .map_err(|e| ClusterError::Setup(format!("tokio runtime: {e}")))?;
+        ]
+        .into_iter()
+        .chain(webhook_args)
+        .collect::<Vec<String>>();
         let admin_kubeconfig = token_kubeconfig(&url, &pki.ca_pem, &admin_token);
         let admin = runtime.block_on(client_for(&admin_kubeconfig))?;
         let mut apiserver = Child::spawn(
@@ -259,7 +298,7 @@ impl RealKube {
             &bin.join("kube-controller-manager"),
             &[
                 format!("--kubeconfig={}", s(&kcm_kubeconfig)),
-                "--controllers=job-controller,cronjob-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,pod-garbage-collector-controller,ttl-after-finished-controller,root-ca-certificate-publisher-controller".into(),
+                "--controllers=job-controller,cronjob-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,pod-garbage-collector-controller,ttl-after-finished-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller".into(),
                 format!("--service-account-private-key-file={}", s(&pki.sa_key)),
                 format!("--root-ca-file={}", s(&pki.ca_cert)),
                 "--use-service-account-credentials=true".into(),
@@ -312,6 +351,8 @@ impl RealKube {
             apiserver_args,
             processes: Mutex::new(Processes { etcd, apiserver, controller_manager, scheduler }),
             agent: Some(agent),
+            webhook: webhook_task,
+            pki: pki.clone(),
             runtime: Some(runtime),
             dir,
         };
@@ -415,6 +456,12 @@ impl RealKube {
         Ok(revision)
     }
 
+    /// A client certificate and key (PEM) for `user`, signed by the CA the
+    /// apiserver trusts (`--client-ca-file`).
+    pub fn issue_client_cert(&self, user: &str, groups: &[&str]) -> Result<(String, String), ClusterError> {
+        self.pki.issue_client(user, groups)
+    }
+
     /// The node agent's kubelet port.
     pub fn node_port(&self) -> u16 {
         self.agent.as_ref().map_or(0, |a| a.port)
@@ -426,6 +473,9 @@ impl Drop for RealKube {
         if let Some(rt) = self.runtime.take() {
             let _guard = rt.enter();
             drop(self.agent.take());
+            if let Some(w) = self.webhook.take() {
+                w.abort();
+            }
             rt.shutdown_background();
         }
         // Children are killed by their own Drop, in field order.

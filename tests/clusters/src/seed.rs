@@ -99,3 +99,13 @@ pub async fn seed(cluster: &Cluster, namespace: &str, jobs: usize, cronjobs: usi
         cluster.request("POST", &job_path, Some(job)).await.unwrap_or_else(|e| panic!("seeding {name}'s Job: {e}"));
     }
 }
+
+/// [`seed`] for sync code, on a thread of its own (so it also works from
+/// inside a runtime's `block_on`).
+pub fn seed_blocking(cluster: &Cluster, namespace: &str, jobs: usize, cronjobs: usize) {
+    std::thread::scope(|s| {
+        s.spawn(|| futures::executor::block_on(seed(cluster, namespace, jobs, cronjobs)))
+            .join()
+            .unwrap_or_else(|_| panic!("seeding {namespace} panicked"));
+    });
+}
