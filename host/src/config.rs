@@ -27,8 +27,33 @@ use crate::error::{Error, Result};
 pub struct Connection {
     pub name: String,
     pub provider: String,
-    /// Everything but `provider`, as the provider's settings.
+    /// A run still Starting this long after it was submitted fails with its
+    /// last waiting reason (`startup_timeout = "10m"`); the host's, not the
+    /// provider's.
+    pub startup_timeout: Option<std::time::Duration>,
+    /// Everything but `provider` and the host's own keys, as the provider's
+    /// settings.
     pub settings: serde_json::Value,
+}
+
+/// `90s`, `10m`, `1h`, `500ms` (a bare number is seconds); between 1 s and 7 days.
+pub fn parse_duration_setting(what: &str, v: &str) -> Result<std::time::Duration> {
+    let v = v.trim();
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.trim().parse().map_err(|_| {
+        Error::Config(format!("`{what}` = {v:?} is not a duration; write e.g. \"10m\", \"90s\" or \"1h\""))
+    })?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(Error::Config(format!("`{what}` = {v:?}: unknown unit {unit:?}; use ms, s, m or h"))),
+    };
+    if !secs.is_finite() || !(1.0..=7.0 * 86400.0).contains(&secs) {
+        return Err(Error::Config(format!("`{what}` = {v:?} is out of range; use between 1s and 168h")));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Clone)]
@@ -140,9 +165,23 @@ impl Config {
                                 )));
                             }
                         };
+                        let startup_timeout = match settings.remove("startup_timeout") {
+                            Some(toml::Value::String(v)) => {
+                                Some(parse_duration_setting(&format!("connections.{name}.startup_timeout"), &v)?)
+                            }
+                            Some(_) => {
+                                return Err(Error::Config(format!(
+                                    "{shown}: `connections.{name}.startup_timeout` must be a duration string like \"10m\""
+                                )));
+                            }
+                            None => None,
+                        };
                         let settings = serde_json::to_value(&settings)
                             .map_err(|e| Error::Config(format!("{shown}: `connections.{name}`: {e}")))?;
-                        config.connections.insert(name.clone(), Connection { name: name.clone(), provider, settings });
+                        config.connections.insert(
+                            name.clone(),
+                            Connection { name: name.clone(), provider, startup_timeout, settings },
+                        );
                     }
                 }
                 other => {

@@ -106,6 +106,14 @@ pub struct FallbackAttributes {
     /// so a rebuilt run starts from the same defaults. (API 1.1)
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The whole template the source ran from, minus what the platform
+    /// owns (Kubernetes: the Job's `metadata` labels/annotations and
+    /// `spec`), so a rerun of a deleted source is the same job — service
+    /// account, volumes, init containers, `valueFrom`, restart policy — not
+    /// a bare image + command. Opaque to the host, which stores it as is.
+    /// (API 1.3)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<serde_json::Value>,
 }
 
 /// Ask for one page of entries.

@@ -31,8 +31,8 @@ pub use error::{ErrorKind, ProviderError, Result};
 pub use manifest::{API_VERSION, Capability, Manifest, SettingDoc};
 pub use provider::{Provider, ResultStream};
 pub use run::{
-    CancelOutcome, CancelRequest, ContainerStatus, PollRequest, RunHandle, RunRequest, RunSource, RunState, RunStatus,
-    UnitStatus, WatchRequest,
+    CancelOutcome, CancelRequest, ContainerStatus, PollRequest, REASON_VANISHED, RunHandle, RunRequest, RunSource,
+    RunState, RunStatus, UnitStatus, WatchRequest,
 };
 pub use stream::{EventKind, EventsRequest, LogChunk, LogRequest, MonitorUrl, RunEvent, UrlRequest};
 

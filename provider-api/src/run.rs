@@ -65,6 +65,12 @@ pub enum RunState {
     Unknown,
 }
 
+/// The reason of an `Unknown` status that is final: the platform no longer
+/// has the run (a Kubernetes Job deleted by `ttlSecondsAfterFinished` or a
+/// person before anyone saw how it ended) and never will again. A host
+/// stops following it. (API 1.3)
+pub const REASON_VANISHED: &str = "Vanished";
+
 impl RunState {
     /// Success, Failed and Cancelled are final: a run never leaves them.
     pub fn is_terminal(self) -> bool {

@@ -247,6 +247,7 @@ cluster_test!(
                 command: vec!["sh".into(), "-c".into()],
                 args: vec!["echo hello $WHO".into()],
                 env: Default::default(),
+                template: None,
             });
             let run = p.run(req).await.unwrap();
             assert_eq!(run.source, RunSource::Fallback);

@@ -296,6 +296,7 @@ fn a_job_exported_by_kubectl_from_a_real_apiserver_reruns() {
             command: vec!["sh".into(), "-c".into()],
             args: vec!["echo \"$GREETING from export\"".into()],
             env: Default::default(),
+            template: None,
         });
         let run = p.run(req).await.unwrap();
         let stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await.unwrap();

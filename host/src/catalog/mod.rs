@@ -11,6 +11,7 @@
 //! * connection settings are never stored here, only connection names.
 
 mod entries;
+mod logs;
 mod runs;
 mod schema;
 
@@ -19,7 +20,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 pub use entries::{EntryState, PageCounts, StoredEntry, SyncRecord};
-pub use runs::{RunFilter, StoredRun};
+pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
+pub use runs::{LOST, RunFilter, StoredRun};
 
 use crate::error::{Error, Result};
 

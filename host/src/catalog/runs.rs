@@ -13,6 +13,9 @@ use crate::error::Result;
 pub const SUBMITTING: &str = "Submitting";
 /// The provider refused the run; nothing was created.
 pub const SUBMIT_FAILED: &str = "SubmitFailed";
+/// The platform lost the run before its end was seen (a Job deleted by its
+/// TTL before anyone watched): final, with the last state seen in `reason`.
+pub const LOST: &str = "Lost";
 
 /// A run as the catalog keeps it.
 #[derive(Debug, Clone, Serialize)]
@@ -35,12 +38,20 @@ pub struct StoredRun {
     pub created_at: String,
     pub updated_at: String,
     pub finished_at: Option<String>,
+    /// Fail the run if it is still Starting this long after submission.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_timeout_ms: Option<i64>,
 }
 
 impl StoredRun {
-    /// Finished for good (terminal, or never submitted).
+    /// Finished for good (terminal, never submitted, or lost).
     pub fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "Success" | "Failed" | "Cancelled" | SUBMIT_FAILED)
+        matches!(self.state.as_str(), "Success" | "Failed" | "Cancelled" | SUBMIT_FAILED | LOST)
+    }
+
+    /// The exit code of a CLI that waited for this run.
+    pub fn succeeded(&self) -> bool {
+        self.state == "Success"
     }
 }
 
@@ -53,7 +64,7 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
-const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at";
+const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms";
 
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
     Ok(StoredRun {
@@ -72,6 +83,7 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
         created_at: r.get(12)?,
         updated_at: r.get(13)?,
         finished_at: r.get(14)?,
+        startup_timeout_ms: r.get(15)?,
     })
 }
 
@@ -89,13 +101,15 @@ impl Catalog {
         idempotency_key: &str,
         parameters: &BTreeMap<String, String>,
         delete_after: &str,
+        startup_timeout: Option<std::time::Duration>,
     ) -> Result<StoredRun> {
         let at = now();
+        let timeout_ms = startup_timeout.map(|d| d.as_millis() as i64);
         self.conn
             .execute(
-                "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (idempotency_key) DO NOTHING",
-                params![connection, external_id, idempotency_key, serde_json::to_string(parameters).unwrap_or_default(), SUBMITTING, delete_after, at],
+                "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) ON CONFLICT (idempotency_key) DO NOTHING",
+                params![connection, external_id, idempotency_key, serde_json::to_string(parameters).unwrap_or_default(), SUBMITTING, delete_after, at, timeout_ms],
             )
             .map_err(|e| self.err(e))?;
         self.run_by_key(idempotency_key)?
@@ -124,15 +138,27 @@ impl Catalog {
         Ok(())
     }
 
-    /// Store the latest status. A run never leaves a terminal state.
+    /// Store the latest status. A run never leaves a final state. A
+    /// vanished run (the platform no longer has it) becomes `Lost`, keeping
+    /// the last state seen in its reason.
     pub fn record_status(&self, id: i64, status: &RunStatus) -> Result<()> {
         let at = now();
-        let finished = status.state.is_terminal().then(|| status.finished_at.clone().unwrap_or_else(|| at.clone()));
+        let vanished = status.state == RunState::Unknown
+            && status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED);
+        let final_now = status.state.is_terminal() || vanished;
+        let finished = final_now.then(|| status.finished_at.clone().unwrap_or_else(|| at.clone()));
+        let state = if vanished { LOST } else { state_name(status.state) };
+        let reason = if vanished {
+            // Keep what was last known: "Lost (last seen Running)".
+            self.find_run(&id.to_string())?.map(|r| format!("Vanished after {}", r.state))
+        } else {
+            status.reason.clone()
+        };
         self.conn
             .execute(
                 "UPDATE runs SET state = ?2, reason = ?3, message = ?4, updated_at = ?5, finished_at = COALESCE(finished_at, ?6)
-                 WHERE id = ?1 AND state NOT IN ('Success', 'Failed', 'Cancelled', 'SubmitFailed')",
-                params![id, state_name(status.state), status.reason, status.message, at, finished],
+                 WHERE id = ?1 AND state NOT IN ('Success', 'Failed', 'Cancelled', 'SubmitFailed', 'Lost')",
+                params![id, state, reason, status.message, at, finished],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

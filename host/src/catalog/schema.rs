@@ -56,6 +56,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_by_state ON runs (state);
     CREATE INDEX runs_by_run_id ON runs (connection, run_id);
     ",
+    // 2: per-run startup timeout; container logs archived when a run ends.
+    "
+    ALTER TABLE runs ADD COLUMN startup_timeout_ms INTEGER;
+    CREATE TABLE run_logs (
+        run        INTEGER NOT NULL REFERENCES runs (id),
+        unit       TEXT NOT NULL,
+        container  TEXT NOT NULL,
+        bytes      INTEGER NOT NULL,
+        truncated  INTEGER NOT NULL,
+        data       BLOB NOT NULL,
+        PRIMARY KEY (run, unit, container)
+    );
+    ",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

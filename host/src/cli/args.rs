@@ -42,7 +42,15 @@ pub enum DeleteAfter {
     Always,
 }
 
+/// How an unset `--delete-after` is stored.
+pub const DELETE_AFTER_DEFAULT: &str = "default";
+
 impl DeleteAfter {
+    /// The stored word; `None` (not given) is [`DELETE_AFTER_DEFAULT`].
+    pub fn stored(choice: Option<Self>) -> &'static str {
+        choice.map_or(DELETE_AFTER_DEFAULT, Self::as_str)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Never => "never",
@@ -221,7 +229,15 @@ pub struct RunArgs {
     /// With --wait: print pod events as they happen.
     #[arg(long)]
     pub events: bool,
-    /// With --wait: remove the run's Job afterwards.
-    #[arg(long, value_enum, default_value_t = DeleteAfter::Never)]
-    pub delete_after: DeleteAfter,
+    /// Remove the run's Job once it ends and its logs are archived (applied
+    /// by `run --wait` and by `polysync watch`). Unset: finished Jobs stay,
+    /// a Job that never started (startup timeout) is removed; `never` keeps
+    /// even that one.
+    #[arg(long, value_enum)]
+    pub delete_after: Option<DeleteAfter>,
+    /// Fail the run if it has not started this long after submission
+    /// (ImagePullBackOff, Unschedulable, ...); default: the connection's
+    /// `startup_timeout`, else none.
+    #[arg(long, value_parser = parse_duration)]
+    pub startup_timeout: Option<Duration>,
 }

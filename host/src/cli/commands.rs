@@ -15,7 +15,7 @@ use polysync_provider_api::{
 };
 use serde_json::json;
 
-use super::args::{Cli, Command, ConnectionsAction, DeleteAfter, RunArgs};
+use super::args::{Cli, Command, ConnectionsAction, RunArgs};
 use super::output::Out;
 
 pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
@@ -24,7 +24,9 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
         Command::Sandbox(args) => return super::demo::sandbox(out, &args).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "polysync", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "polysync", &mut script);
+            super::output::emit(&String::from_utf8_lossy(&script));
             return Ok(EXIT_OK);
         }
         _ => {}
@@ -250,7 +252,15 @@ async fn run(host: &mut Host, out: Out, args: RunArgs) -> Result<u8> {
     tracking::check_parameters(&entry, &params)?;
     let provider = host.provider(&args.connection)?;
     let key = args.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let recorded = catalog.record_intent(&args.connection, &args.entry, &key, &params, args.delete_after.as_str())?;
+    let startup_timeout = args.startup_timeout.or(host.config.connection(&args.connection)?.startup_timeout);
+    let recorded = catalog.record_intent(
+        &args.connection,
+        &args.entry,
+        &key,
+        &params,
+        super::args::DeleteAfter::stored(args.delete_after),
+        startup_timeout,
+    )?;
     let mut run = if recorded.run_id.is_some() {
         recorded
     } else {
@@ -270,12 +280,15 @@ async fn run(host: &mut Host, out: Out, args: RunArgs) -> Result<u8> {
                 while let Some(Ok(e)) = events.next().await {
                     if !out.json && !out.quiet {
                         let why = e.reason.map(|r| format!(" {r}")).unwrap_or_default();
-                        println!("  event: {:?} {} {}{why}", e.kind, e.unit, e.phase);
+                        super::output::emit(&format!("  event: {:?} {} {}{why}\n", e.kind, e.unit, e.phase));
                     }
                 }
             }
         })
     });
+    // Gather the logs while the run is live, so the archive is whole even
+    // if the Job's pods vanish the moment it ends (TTL 0).
+    let live_logs = tracking::LiveLogs::start(provider.clone(), run_id.clone());
     let mut shown = Changes::default();
     let follow = tracking::follow(&catalog, provider.as_ref(), std::slice::from_ref(&run), |r, s| {
         if shown.changed(s) {
@@ -297,23 +310,16 @@ async fn run(host: &mut Host, out: Out, args: RunArgs) -> Result<u8> {
     }
     followed?;
     run = catalog.run_by_key(&key)?.unwrap_or(run);
+    let gathered = live_logs.finish().await;
+    let finished = tracking::finish(&catalog, provider.as_ref(), &run, Some(gathered)).await?;
     if args.logs {
-        print_logs(provider.as_ref(), out, &run_id, false, None, None).await?;
+        print_run_logs(&catalog, provider.as_ref(), out, &run, false, None, None).await?;
     }
-    let succeeded = run.state == "Success";
-    let delete = match args.delete_after {
-        DeleteAfter::Never => false,
-        DeleteAfter::Success => succeeded,
-        DeleteAfter::Always => true,
-    };
-    if delete {
-        provider
-            .cancel(CancelRequest { run_id: run_id.clone(), reason: Some("delete-after".into()), delete: true })
-            .await?;
+    if finished.deleted {
         out.say(format!("#{} deleted {run_id}", run.id));
     }
     print_run(out, &run);
-    Ok(if succeeded { EXIT_OK } else { EXIT_FAILURE })
+    Ok(if run.succeeded() { EXIT_OK } else { EXIT_FAILURE })
 }
 
 /// Status lines for people: one per change of state or reason, not per pod
@@ -384,7 +390,32 @@ async fn watch(host: &mut Host, out: Out, only: Option<&str>) -> Result<u8> {
             let catalog = polysync::catalog::Catalog::open(&path)?;
             let runs = catalog.active_runs(Some(&c))?;
             let mut shown = Changes::default();
-            tracking::follow(&catalog, p.as_ref(), &runs, |r, s| {
+            // Runs that end are finished (logs archived, delete-after
+            // applied) beside the watch, as they end.
+            let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<i64>();
+            let finisher = {
+                let (p, path) = (p.clone(), path.clone());
+                async move {
+                    let catalog = polysync::catalog::Catalog::open(&path)?;
+                    while let Some(id) = ended.recv().await {
+                        if let Some(run) = catalog.find_run(&id.to_string())?
+                            && run.is_final()
+                        {
+                            let done = tracking::finish(&catalog, p.as_ref(), &run, None).await?;
+                            if done.deleted {
+                                out.say(format!("#{} deleted {}", run.id, run.run_id.as_deref().unwrap_or("-")));
+                            }
+                        }
+                    }
+                    Ok::<(), Error>(())
+                }
+            };
+            let ended_by = ended_tx.clone();
+            drop(ended_tx);
+            let following = tracking::follow(&catalog, p.as_ref(), &runs, move |r, s| {
+                if s.state.is_terminal() || s.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED) {
+                    let _ = ended_by.send(r.id);
+                }
                 if shown.changed(s) {
                     let why = s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
                     out.say(format!(
@@ -395,8 +426,9 @@ async fn watch(host: &mut Host, out: Out, only: Option<&str>) -> Result<u8> {
                         out.state(s.state.as_str())
                     ));
                 }
-            })
-            .await
+            });
+            let (followed, finished) = futures::future::join(following, finisher).await;
+            followed.and(finished)
         }
     });
     for result in futures::future::join_all(follows).await {
@@ -454,14 +486,14 @@ async fn print_logs(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         if out.json {
-            println!("{}", serde_json::to_string(&chunk).unwrap_or_default());
+            super::output::emit(&format!("{}\n", serde_json::to_string(&chunk).unwrap_or_default()));
             continue;
         }
         let source = format!("{}/{}", chunk.unit, chunk.container);
         if multi.replace(Some(source.clone())).as_deref() != Some(source.as_str()) && !out.quiet {
-            println!("==> {source} <==");
+            super::output::emit(&format!("==> {source} <==\n"));
         }
-        print!("{}", chunk.text);
+        super::output::emit(&chunk.text);
     }
     Ok(())
 }
@@ -475,10 +507,73 @@ async fn logs(
     tail: Option<u64>,
 ) -> Result<u8> {
     let run = find_run(host, reference)?;
-    let run_id = submitted_id(&run)?;
+    submitted_id(&run)?;
     let provider = host.provider(&run.connection)?;
-    print_logs(provider.as_ref(), out, &run_id, follow, container, tail).await?;
+    let catalog = host.catalog()?;
+    print_run_logs(&catalog, provider.as_ref(), out, &run, follow, container, tail).await?;
     Ok(EXIT_OK)
+}
+
+/// A run's logs: from the archive once the run is final and archived (the
+/// pods may be gone), else from the platform — and from the archive after
+/// all if the platform no longer has them.
+async fn print_run_logs(
+    catalog: &polysync::catalog::Catalog,
+    provider: &dyn Provider,
+    out: Out,
+    run: &StoredRun,
+    follow: bool,
+    container: Option<String>,
+    tail: Option<u64>,
+) -> Result<()> {
+    let run_id = submitted_id(run)?;
+    let archived = if run.is_final() { catalog.archived_logs(run.id)? } else { None };
+    if let Some(logs) = archived {
+        print_archived(out, &logs, container.as_deref(), tail);
+        return Ok(());
+    }
+    match print_logs(provider, out, &run_id, follow, container.clone(), tail).await {
+        Err(Error::Provider(e)) if e.kind() == polysync_provider_api::ErrorKind::NotFound => {
+            match catalog.archived_logs(run.id)? {
+                Some(logs) => {
+                    print_archived(out, &logs, container.as_deref(), tail);
+                    Ok(())
+                }
+                None => Err(Error::NotFound(format!(
+                    "the logs of run #{} are gone from the platform and were not archived (the run ended before polysync followed it); {}",
+                    run.id,
+                    e.message()
+                ))),
+            }
+        }
+        other => other,
+    }
+}
+
+fn print_archived(out: Out, logs: &[polysync::catalog::ArchivedLog], container: Option<&str>, tail: Option<u64>) {
+    let multi = logs.len() > 1;
+    for log in logs.iter().filter(|l| container.is_none_or(|c| c == l.container)) {
+        let lines: Vec<&str> = log.text.split_inclusive('\n').collect();
+        let skip = tail.map_or(0, |t| lines.len().saturating_sub(t as usize));
+        if out.json {
+            let text: String = lines[skip..].concat();
+            super::output::emit(&format!(
+                "{}\n",
+                serde_json::json!({"unit": log.unit, "container": log.container, "text": text, "archived": true, "truncated": log.truncated})
+            ));
+            continue;
+        }
+        if multi && !out.quiet {
+            super::output::emit(&format!("==> {}/{} <==\n", log.unit, log.container));
+        }
+        if log.truncated && !out.quiet {
+            super::output::emit(&format!(
+                "[archived log: only its last {} KiB were kept]\n",
+                polysync::catalog::ARCHIVE_LIMIT / 1024
+            ));
+        }
+        super::output::emit(&lines[skip..].concat());
+    }
 }
 
 async fn events(host: &mut Host, out: Out, reference: &str, follow: bool) -> Result<u8> {
@@ -490,7 +585,7 @@ async fn events(host: &mut Host, out: Out, reference: &str, follow: bool) -> Res
     while let Some(e) = stream.next().await {
         let e = e?;
         if out.json {
-            println!("{}", serde_json::to_string(&e).unwrap_or_default());
+            super::output::emit(&format!("{}\n", serde_json::to_string(&e).unwrap_or_default()));
         } else if follow {
             out.say(format!("{:?} {} {} {}", e.kind, e.unit, e.phase, e.reason.clone().unwrap_or_default()));
         } else {

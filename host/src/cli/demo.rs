@@ -129,7 +129,8 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         timeout: Some(std::time::Duration::from_secs(60)),
         logs,
         events,
-        delete_after: DeleteAfter::Never,
+        startup_timeout: None,
+        delete_after: Some(DeleteAfter::Never),
     };
     super::commands::dispatch_with(
         &mut host,

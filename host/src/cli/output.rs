@@ -1,6 +1,21 @@
 //! Tables for people, JSON for programs; colour only on a terminal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+
+/// Exit status of a process whose stdout was closed under it, as a shell
+/// reports one killed by SIGPIPE (`polysync catalog | head -1`).
+pub const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// Write to stdout; a closed pipe ends the process quietly with
+/// [`EXIT_BROKEN_PIPE`] instead of a panic.
+pub fn emit(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(EXIT_BROKEN_PIPE);
+    }
+}
 
 use serde::Serialize;
 
@@ -19,13 +34,13 @@ impl Out {
 
     /// Print a value as JSON (always, in JSON mode).
     pub fn json<T: Serialize>(&self, value: &T) {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        emit(&format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default()));
     }
 
     /// A line for people (not in JSON or quiet mode).
     pub fn say(&self, text: impl std::fmt::Display) {
         if !self.json && !self.quiet {
-            println!("{text}");
+            emit(&format!("{text}\n"));
         }
     }
 
@@ -78,7 +93,7 @@ impl Out {
                     out.push_str(&" ".repeat(widths[i] - visible(cell) + 2));
                 }
             }
-            println!("{}", out.trim_end());
+            emit(&format!("{}\n", out.trim_end()));
         };
         line(headers.iter().map(|h| (*h).to_owned()).collect());
         for row in rows {

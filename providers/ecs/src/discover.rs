@@ -83,6 +83,7 @@ pub(crate) fn entry(ecs: &Ecs, family: &str, td: &aws_sdk_ecs::types::TaskDefini
             command: c.entry_point().to_vec(),
             args: c.command().to_vec(),
             env: BTreeMap::new(),
+            template: None,
         })
         .unwrap_or_default();
     let mut labels = BTreeMap::new();

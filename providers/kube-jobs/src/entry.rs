@@ -35,9 +35,10 @@ fn parameters(template: &PodTemplateSpec) -> Vec<Parameter> {
         .collect()
 }
 
-fn fallback(template: &PodTemplateSpec) -> FallbackAttributes {
+fn fallback(template: &PodTemplateSpec, stored: serde_json::Value) -> FallbackAttributes {
     let container = template.spec.as_ref().and_then(|s| s.containers.first());
     FallbackAttributes {
+        template: Some(stored),
         image: container.and_then(|c| c.image.clone()),
         command: container.and_then(|c| c.command.clone()).unwrap_or_default(),
         args: container.and_then(|c| c.args.clone()).unwrap_or_default(),
@@ -59,15 +60,24 @@ fn fingerprint(template: &PodTemplateSpec, shape: serde_json::Value) -> String {
     format!("{:016x}", fnv64(&spec))
 }
 
+/// What an entry is made from: the pod template, the Job fields that shape
+/// execution (for the fingerprint), and the whole template stored for
+/// rebuilds.
+struct Made<'a> {
+    template: &'a PodTemplateSpec,
+    shape: serde_json::Value,
+    stored: serde_json::Value,
+}
+
 fn entry(
     external_id: String,
     kind: EntryKind,
     name: &str,
     namespace: &str,
     labels: Option<&BTreeMap<String, String>>,
-    template: &PodTemplateSpec,
-    shape: serde_json::Value,
+    made: Made<'_>,
 ) -> CatalogEntry {
+    let Made { template, shape, stored } = made;
     CatalogEntry {
         external_id,
         kind,
@@ -75,7 +85,7 @@ fn entry(
         namespace: Some(namespace.to_owned()),
         cluster: None,
         parameters: parameters(template),
-        fallback: fallback(template),
+        fallback: fallback(template, stored),
         fingerprint: fingerprint(template, shape),
         labels: labels.cloned().unwrap_or_default(),
     }
@@ -95,7 +105,15 @@ pub fn from_job(job: &Job, namespace: &str) -> Option<CatalogEntry> {
         spec.active_deadline_seconds,
         spec.completion_mode
     ]);
-    Some(entry(name.to_owned(), EntryKind::Job, name, namespace, job.metadata.labels.as_ref(), &spec.template, shape))
+    let stored = crate::spec::stored_template(&job.metadata, spec);
+    Some(entry(
+        name.to_owned(),
+        EntryKind::Job,
+        name,
+        namespace,
+        job.metadata.labels.as_ref(),
+        Made { template: &spec.template, shape, stored },
+    ))
 }
 
 /// The entry of a CronJob (`cronjob/<name>`); runs use its `jobTemplate`.
@@ -108,13 +126,14 @@ pub fn from_cronjob(cronjob: &CronJob, namespace: &str) -> Option<CatalogEntry> 
         job_spec.parallelism,
         job_spec.active_deadline_seconds
     ]);
+    let stored =
+        crate::spec::stored_template(&cronjob.spec.job_template.metadata.clone().unwrap_or_default(), job_spec);
     Some(entry(
         format!("{CRONJOB_PREFIX}{name}"),
         EntryKind::CronJob,
         name,
         namespace,
         cronjob.metadata.labels.as_ref(),
-        &job_spec.template,
-        shape,
+        Made { template: &job_spec.template, shape, stored },
     ))
 }

@@ -20,15 +20,18 @@ pub fn suffix(idempotency_key: &str) -> String {
         .collect()
 }
 
-/// The run Job's name for `source` (a Job or CronJob name).
-pub fn run_name(source: &str, idempotency_key: &str) -> String {
+/// The run Job's name for `source` (a Job or CronJob name). For an Indexed
+/// Job of `completions`, room is left for `-<completions - 1>`: the server
+/// requires every pod hostname `<job>-<index>` to be a DNS label too.
+pub fn run_name(source: &str, idempotency_key: &str, indexed_completions: Option<i32>) -> String {
+    let reserve = indexed_completions.map_or(0, |c| 1 + (c.max(1) - 1).to_string().len());
     let suffix = suffix(idempotency_key);
     let mut base: String = source
         .chars()
         .map(|c| c.to_ascii_lowercase())
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    base.truncate(63 - 1 - suffix.len());
+    base.truncate(63 - 1 - suffix.len() - reserve);
     let base = base.trim_matches('-');
     let base = if base.is_empty() { "run" } else { base };
     format!("{base}-{suffix}")
@@ -61,20 +64,29 @@ mod tests {
     }
 
     #[test]
+    fn indexed_names_leave_room_for_every_pod_hostname() {
+        let source = "n".repeat(56);
+        for completions in [1, 10, 11, 1000] {
+            let name = run_name(&source, "k", Some(completions));
+            assert!(format!("{name}-{}", completions - 1).len() <= 63, "{name} with {completions}");
+        }
+    }
+
+    #[test]
     fn names_are_valid_labels_whatever_the_source() {
         for source in
             ["a", &"x".repeat(60), &"y".repeat(63), &format!("{}-z", "w".repeat(53)), "Mixed.Case_name", "---"]
         {
-            let name = run_name(source, "key-1");
+            let name = run_name(source, "key-1", None);
             assert!(is_dns_label(&name), "{source} -> {name}");
         }
-        assert_eq!(run_name(&"x".repeat(60), "k").len(), 63);
+        assert_eq!(run_name(&"x".repeat(60), "k", None).len(), 63);
     }
 
     #[test]
     fn same_key_same_name_other_key_other_name() {
-        assert_eq!(run_name("job", "k1"), run_name("job", "k1"));
-        assert_ne!(run_name("job", "k1"), run_name("job", "k2"));
-        assert!(run_name("job", "k1").starts_with("job-"));
+        assert_eq!(run_name("job", "k1", None), run_name("job", "k1", None));
+        assert_ne!(run_name("job", "k1", None), run_name("job", "k2", None));
+        assert!(run_name("job", "k1", None).starts_with("job-"));
     }
 }

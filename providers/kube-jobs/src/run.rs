@@ -20,38 +20,55 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
         Some(name) => (name, SourceKind::CronJob),
         None => (request.external_id.as_str(), SourceKind::Job),
     };
-    let name = run_name(source, &request.idempotency_key);
-    let id = RunIdentity { name: &name, namespace: ns, source, kind, idempotency_key: &request.idempotency_key };
     let client = k.client().await?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
 
-    let live = match kind {
+    // The source first: its shape decides the name (Indexed Jobs need room
+    // for their pods' hostnames).
+    enum Source {
+        Job(Box<Job>),
+        CronJob(Box<CronJob>),
+        Fallback,
+    }
+    let found = match kind {
         SourceKind::Job => {
             let what = format!("reading source Job {source} in namespace {ns}");
-            k.retry
-                .call(&what, || jobs.get_opt(source))
-                .await?
-                .map(|job| spec::from_job(&job, &id, &request.parameters))
-                .transpose()?
+            k.retry.call(&what, || jobs.get_opt(source)).await?.map(|j| Source::Job(Box::new(j)))
         }
         SourceKind::CronJob => {
             let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
             let what = format!("reading source CronJob {source} in namespace {ns}");
-            let cronjob = k.retry.call(&what, || cronjobs.get_opt(source)).await?;
-            cronjob.map(|c| spec::from_template(&c.spec.job_template, &id, &request.parameters)).transpose()?
+            k.retry.call(&what, || cronjobs.get_opt(source)).await?.map(|c| Source::CronJob(Box::new(c)))
         }
     };
-    let (job, source_kind) = match (live, &request.fallback) {
-        (Some(job), _) => (job, RunSource::Live),
-        (None, Some(fallback)) => {
-            tracing::info!(source, "the source is gone; running from the stored fallback attributes");
-            (spec::from_fallback(fallback, &id, &request.parameters)?, RunSource::Fallback)
-        }
+    let found = match (found, &request.fallback) {
+        (Some(s), _) => s,
+        (None, Some(_)) => Source::Fallback,
         (None, None) => {
             return Err(ProviderError::not_found(format!(
                 "{} {source} no longer exists in namespace {ns} and no fallback attributes were stored; run discover again",
                 if kind == SourceKind::CronJob { "CronJob" } else { "Job" }
             )));
+        }
+    };
+    let job_spec = match &found {
+        Source::Job(j) => j.spec.clone(),
+        Source::CronJob(c) => c.spec.job_template.spec.clone(),
+        Source::Fallback => request.fallback.as_ref().and_then(spec::fallback_spec),
+    };
+    let indexed = job_spec
+        .as_ref()
+        .filter(|s| s.completion_mode.as_deref() == Some("Indexed"))
+        .map(|s| s.completions.unwrap_or(1));
+    let name = run_name(source, &request.idempotency_key, indexed);
+    let id = RunIdentity { name: &name, namespace: ns, source, kind, idempotency_key: &request.idempotency_key };
+    let (job, source_kind) = match found {
+        Source::Job(job) => (spec::from_job(&job, &id, &request.parameters)?, RunSource::Live),
+        Source::CronJob(c) => (spec::from_template(&c.spec.job_template, &id, &request.parameters)?, RunSource::Live),
+        Source::Fallback => {
+            tracing::info!(source, "the source is gone; running from the stored template");
+            let fallback = request.fallback.as_ref().expect("checked above");
+            (spec::from_fallback(fallback, &id, &request.parameters)?, RunSource::Fallback)
         }
     };
     let what = format!("creating Job {name} in namespace {ns}");

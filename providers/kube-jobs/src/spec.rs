@@ -189,12 +189,50 @@ pub fn from_template(
     }))
 }
 
-/// A run rebuilt from stored attributes, when the source no longer exists.
+/// The Job spec stored at discovery, if the entry has one.
+pub fn fallback_spec(fallback: &FallbackAttributes) -> Option<JobSpec> {
+    let template = fallback.template.as_ref()?;
+    serde_json::from_value(template.get("spec")?.clone()).ok()
+}
+
+/// What discovery stores of a source so a rerun can be rebuilt whole: the
+/// Job's (or CronJob template's) labels, annotations and spec, minus what
+/// the server owns.
+pub fn stored_template(meta: &ObjectMeta, spec: &JobSpec) -> serde_json::Value {
+    let mut spec = spec.clone();
+    spec.selector = None;
+    spec.manual_selector = None;
+    if let Some(m) = spec.template.metadata.as_mut() {
+        m.labels = Some(strip_labels(m.labels.take()));
+    }
+    let mut annotations = meta.annotations.clone().unwrap_or_default();
+    strip_annotations(&mut annotations);
+    serde_json::json!({
+        "metadata": {"labels": strip_labels(meta.labels.clone()), "annotations": annotations},
+        "spec": spec,
+    })
+}
+
+/// A run rebuilt when the source no longer exists: from the template stored
+/// at discovery, or — for entries that never had one — busybox with the
+/// stored image, command, args and env.
 pub fn from_fallback(
     fallback: &FallbackAttributes,
     id: &RunIdentity<'_>,
     parameters: &BTreeMap<String, String>,
 ) -> Result<Job, ProviderError> {
+    if let Some(spec) = fallback_spec(fallback) {
+        let meta: ObjectMeta = fallback
+            .template
+            .as_ref()
+            .and_then(|t| serde_json::from_value(t.get("metadata").cloned().unwrap_or_default()).ok())
+            .unwrap_or_default();
+        return Ok(queued(Job {
+            metadata: fresh_metadata(&meta, id),
+            spec: Some(prepare_spec(spec, id, parameters)?),
+            status: None,
+        }));
+    }
     let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     let env: Vec<EnvVar> = fallback
         .env
@@ -329,6 +367,7 @@ mod tests {
             command: vec!["sh".into(), "-c".into()],
             args: vec!["echo $A $B".into()],
             env: [("A".to_owned(), "default".to_owned()), ("B".to_owned(), "kept".to_owned())].into(),
+            template: None,
         };
         let job = from_fallback(&fb, &id(), &params).unwrap();
         let c = &job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];

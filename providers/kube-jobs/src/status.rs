@@ -27,6 +27,9 @@ const STUCK: [&str; 6] = [
     "CrashLoopBackOff",
 ];
 
+/// Waiting reasons that can never clear on their own: the run fails at once.
+const HOPELESS: [&str; 1] = ["InvalidImageName"];
+
 /// The state, reason and message of a Job.
 pub fn job_state(job: &Job) -> (RunState, Option<String>, Option<String>) {
     let status = job.status.as_ref();
@@ -110,11 +113,23 @@ fn rfc3339(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> String {
     t.0.to_string()
 }
 
+/// No container of the pod has run yet.
+fn not_started(u: &UnitStatus) -> bool {
+    u.phase == "Pending" && u.containers.iter().all(|c| c.state == "waiting" || c.state == "unknown")
+}
+
 /// The normalized status of run `run_id` from its Job and pods.
 pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
-    let (state, mut reason, mut message) = job_state(job);
+    let (mut state, mut reason, mut message) = job_state(job);
     let mut units: Vec<UnitStatus> = pods.iter().map(unit).collect();
     units.sort_by(|a, b| a.name.cmp(&b.name));
+    // A Job has a startTime (and active pods) as soon as its pods exist;
+    // the run has started only once a container has. Pods still pulling or
+    // unschedulable keep the run Starting, so a startup timeout can see it.
+    let counts = job.status.as_ref().map_or(0, |s| s.succeeded.unwrap_or(0) + s.failed.unwrap_or(0));
+    if state == RunState::Running && counts == 0 && !units.is_empty() && units.iter().all(not_started) {
+        state = RunState::Starting;
+    }
     if !state.is_terminal() {
         let stuck = units
             .iter()
@@ -126,6 +141,9 @@ pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
                 Some(m) => format!("container {}: {m}", c.name),
                 None => format!("container {} is waiting: {}", c.name, c.reason.as_deref().unwrap_or_default()),
             });
+        }
+        if stuck.is_some_and(|c| c.reason.as_deref().is_some_and(|r| HOPELESS.contains(&r))) {
+            state = RunState::Failed;
         }
     }
     let status = job.status.as_ref();

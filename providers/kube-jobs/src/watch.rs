@@ -63,8 +63,12 @@ impl Tracker {
         let mut status = self.last.get(run).cloned().unwrap_or_else(|| RunStatus::new(run, RunState::Cancelled));
         let seen = self.last.contains_key(run);
         status.state = if seen { RunState::Cancelled } else { RunState::Unknown };
-        status.reason = Some(if seen { "Deleted" } else { "NotFound" }.into());
-        status.message = Some("the run's Job no longer exists on the cluster".into());
+        status.reason = Some(if seen { "Deleted" } else { polysync_provider_api::REASON_VANISHED }.into());
+        status.message = Some(if seen {
+            "the run's Job was deleted before it finished".into()
+        } else {
+            "the run's Job no longer exists (deleted, e.g. by ttlSecondsAfterFinished, before its end was seen); its last known state stands".into()
+        });
         sink.send(status).await
     }
 
@@ -211,16 +215,10 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
                         let seen = relist.take().unwrap_or_default();
                         let first = !listed_jobs;
                         listed_jobs = true;
+                        // A run whose Job is not there (TTL-deleted before
+                        // anyone watched) ends as vanished; the others go on.
+                        let _ = first;
                         let missing: Vec<String> = t.wanted.iter().filter(|r| !seen.contains(*r)).cloned().collect();
-                        if first && missing.len() == t.wanted.len() {
-                            let list: Vec<_> = missing.iter().map(String::as_str).collect();
-                            sink.fail(ProviderError::not_found(format!(
-                                "no run {} exists in namespace {ns} (deleted, or never created here)",
-                                list.join(", ")
-                            )))
-                            .await;
-                            return;
-                        }
                         for run in missing {
                             if !t.gone(&run, &sink).await {
                                 return;

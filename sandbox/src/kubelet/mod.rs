@@ -70,6 +70,28 @@ fn image_id(image: &str) -> String {
     format!("docker.io/library/{}@sha256:{:064x}", image.split(':').next().unwrap_or(image), 0u8)
 }
 
+/// Why `image` is not a valid image reference (the checks of the reference
+/// grammar a kubelet applies before pulling), if it is not.
+fn invalid_reference(image: &str) -> Option<String> {
+    let name = image.split('@').next().unwrap_or(image);
+    let repo = match name.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => name,
+    };
+    let path = repo
+        .split_once('/')
+        .filter(|(host, _)| host.contains(['.', ':']) || *host == "localhost")
+        .map_or(repo, |(_, p)| p);
+    if repo.is_empty() || image.chars().any(char::is_whitespace) {
+        return Some(String::new());
+    }
+    if path.chars().any(|c| c.is_ascii_uppercase()) {
+        return Some(": repository name must be lowercase".into());
+    }
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/');
+    (!path.chars().all(ok)).then(String::new)
+}
+
 fn is_finished(pod: &Value) -> bool {
     matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
@@ -315,6 +337,16 @@ impl<N: NodeApi> Kubelet<N> {
     async fn pull(&self, key: &Key, list: &str, c: &Value) -> Step {
         let image = c["image"].as_str().unwrap_or_default().to_owned();
         let name = c["name"].clone();
+        if let Some(why) = invalid_reference(&image) {
+            // As a kubelet does: no pull, and no way out.
+            let message = format!(
+                "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format{why}"
+            );
+            self.set_waiting(key, list, &name, "InvalidImageName", Some(&message)).await?;
+            self.event(key, true, "InspectFailed", &message).await;
+            self.event(key, true, "Failed", "Error: InvalidImageName").await;
+            return std::future::pending().await;
+        }
         self.event(key, false, "Pulling", &format!("Pulling image \"{image}\"")).await;
         self.pause(0.3).await;
         if self.unpullable.is_empty() || !image.contains(&self.unpullable) {

@@ -29,7 +29,7 @@ impl Flavor {
 
 enum Inner {
     Sandbox(BackgroundSandbox),
-    Real(RealKube),
+    Real(Box<RealKube>),
 }
 
 /// An API error: the HTTP status and the server's `Status` message.
@@ -68,7 +68,7 @@ impl Cluster {
     pub fn real(config: RealKubeConfig) -> Result<Self, ClusterError> {
         let real = RealKube::start(config)?;
         let kubeconfig = real.kubeconfig("default");
-        Self::new(Inner::Real(real), &kubeconfig)
+        Self::new(Inner::Real(Box::new(real)), &kubeconfig)
     }
 
     /// One of each, with the time scale the tests use.

@@ -59,6 +59,7 @@ impl FakeProvider {
                 command: vec!["sh".into(), "-c".into()],
                 args: vec!["echo $GREETING".into()],
                 env: Default::default(),
+                template: None,
             },
             fingerprint: format!("fake-{index}-v1"),
             labels: Default::default(),
