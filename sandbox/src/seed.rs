@@ -18,9 +18,10 @@ use crate::validation::{
     BATCH_CONTROLLER_UID, BATCH_JOB_NAME, CONTROLLER_UID, JOB_NAME, controller_ref, prepare_create,
 };
 
-/// A finished Job named `name` in `namespace`, as a real cluster shows it.
-pub fn finished_job(namespace: &str, name: &str, index: usize) -> Value {
-    let uid = uuid::Uuid::new_v4().to_string();
+/// What sample Job number `index` looks like: its team label, image and
+/// container env (`BATCH_ID`, `GREETING`, `REGION`, every fifth
+/// `SLEEP_SECONDS` as literals; `POD_NAME` from the downward API).
+pub fn sample(index: usize) -> (&'static str, &'static str, Vec<Value>) {
     let team = ["payments", "search", "ledger", "reports"][index % 4];
     let image = ["busybox:1.36", "alpine:3.20", "python:3.12-slim"][index % 3];
     let region = ["eu-west-1", "us-east-1"][index % 2];
@@ -33,6 +34,13 @@ pub fn finished_job(namespace: &str, name: &str, index: usize) -> Value {
     if index.is_multiple_of(5) {
         env.push(json!({"name": "SLEEP_SECONDS", "value": "2"}));
     }
+    (team, image, env)
+}
+
+/// A finished Job named `name` in `namespace`, as a real cluster shows it.
+pub fn finished_job(namespace: &str, name: &str, index: usize) -> Value {
+    let uid = uuid::Uuid::new_v4().to_string();
+    let (team, image, env) = sample(index);
     json!({
         "metadata": {
             "name": name,

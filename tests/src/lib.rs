@@ -123,6 +123,21 @@ pub fn source_job(
     }
 }
 
+/// A multi-threaded runtime for one test.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+}
+
+/// A run request of `external_id` with `params` and idempotency key `key`.
+pub fn run_request(external_id: &str, key: &str, params: &[(&str, &str)]) -> polysync_provider_api::RunRequest {
+    polysync_provider_api::RunRequest {
+        external_id: external_id.into(),
+        parameters: params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        idempotency_key: key.into(),
+        fallback: None,
+    }
+}
+
 /// A sandbox with its own configuration (faults, token validators, seeds),
 /// for what only the sandbox can do, and a kubeconfig file for it.
 #[derive(Debug)]

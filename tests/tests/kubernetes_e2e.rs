@@ -5,7 +5,6 @@
 //! on the sandbox alone, what needs its fault injection (cut watches, 410s,
 //! a token that may not watch).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,8 +12,8 @@ use polysync::plugins::Registry;
 use polysync_conformance::artifacts;
 use polysync_provider_api::abi::host::PluginProvider;
 use polysync_provider_api::{
-    CancelRequest, DiscoverRequest, ErrorKind, FallbackAttributes, LogRequest, PollRequest, Provider, RunRequest,
-    RunSource, RunState, RunStatus, WatchRequest,
+    CancelRequest, DiscoverRequest, ErrorKind, FallbackAttributes, LogRequest, PollRequest, Provider, RunSource,
+    RunState, RunStatus, WatchRequest,
 };
 use polysync_sandbox::{FaultSettings, SandboxConfig, SeedConfig, seed};
 use polysync_tests::{Cluster, SandboxCluster, cluster_test, seed_once, source_job};
@@ -31,18 +30,7 @@ fn provider(cluster: &Cluster, namespace: &str) -> PluginProvider {
     provider_with(&cluster.settings(namespace))
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-fn request(external_id: &str, key: &str, params: &[(&str, &str)]) -> RunRequest {
-    RunRequest {
-        external_id: external_id.into(),
-        parameters: params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect::<BTreeMap<_, _>>(),
-        idempotency_key: key.into(),
-        fallback: None,
-    }
-}
+use polysync_tests::{rt, run_request as request};
 
 async fn wait_terminal(p: &PluginProvider, run_id: &str) -> Vec<RunStatus> {
     let stream = p.watch(WatchRequest { run_ids: vec![run_id.into()] }).await.unwrap();

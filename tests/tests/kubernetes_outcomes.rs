@@ -4,7 +4,6 @@
 //! backoffLimitPerIndex on Indexed Jobs, native sidecars, Kueue's suspend /
 //! resume / preemption, and ttlSecondsAfterFinished.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -21,17 +20,10 @@ fn provider(cluster: &Cluster, namespace: &str) -> PluginProvider {
     registry.connect("kubernetes", &cluster.settings(namespace)).unwrap()
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
+use polysync_tests::rt;
 
 fn request(external_id: &str, key: &str) -> RunRequest {
-    RunRequest {
-        external_id: external_id.into(),
-        parameters: BTreeMap::new(),
-        idempotency_key: key.into(),
-        fallback: None,
-    }
+    polysync_tests::run_request(external_id, key, &[])
 }
 
 /// Run `source` and watch it to its end.

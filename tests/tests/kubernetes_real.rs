@@ -3,7 +3,6 @@
 //! get -o json` from a real apiserver reruns; watches survive etcd
 //! compaction (a real 410) and an apiserver restart.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,7 +12,7 @@ use polysync_conformance::artifacts;
 use polysync_provider_api::abi::host::PluginProvider;
 use polysync_provider_api::{
     CancelRequest, DiscoverRequest, ErrorKind, EventsRequest, LogRequest, PollRequest, Provider, ProviderError,
-    RunRequest, RunState, RunStatus, WatchRequest,
+    RunState, RunStatus, WatchRequest,
 };
 use polysync_tests::{Cluster, Flavor, shared, source_job};
 use serde_json::{Value, json};
@@ -30,18 +29,7 @@ fn rand_suffix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-fn request(external_id: &str, key: &str, params: &[(&str, &str)]) -> RunRequest {
-    RunRequest {
-        external_id: external_id.into(),
-        parameters: params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect::<BTreeMap<_, _>>(),
-        idempotency_key: key.into(),
-        fallback: None,
-    }
-}
+use polysync_tests::{rt, run_request as request};
 
 /// The Role in README.md, as a user would apply it.
 fn readme_role() -> Value {

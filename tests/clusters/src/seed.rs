@@ -14,18 +14,7 @@ use crate::Cluster;
 /// (every fifth also `SLEEP_SECONDS`) literal env, `POD_NAME` from the
 /// downward API, running `sh -c script`. Suspended.
 pub fn source_job(name: &str, index: usize, script: &str) -> Value {
-    let team = ["payments", "search", "ledger", "reports"][index % 4];
-    let image = ["busybox:1.36", "alpine:3.20", "python:3.12-slim"][index % 3];
-    let region = ["eu-west-1", "us-east-1"][index % 2];
-    let mut env = vec![
-        json!({"name": "BATCH_ID", "value": format!("{index}")}),
-        json!({"name": "GREETING", "value": "hello"}),
-        json!({"name": "REGION", "value": region}),
-        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}),
-    ];
-    if index.is_multiple_of(5) {
-        env.push(json!({"name": "SLEEP_SECONDS", "value": "2"}));
-    }
+    let (team, image, env) = polysync_sandbox::seed::sample(index);
     json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
