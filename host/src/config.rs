@@ -36,6 +36,52 @@ pub struct Connection {
     pub settings: serde_json::Value,
 }
 
+/// Expand a leading `~/` and `$VAR` / `${VAR}` in a path setting; an unset
+/// variable is an error that names it (never a directory literally named
+/// `$HOME`).
+pub fn expand_path(v: &str) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let rest = match (v.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => {
+            out.push_str(&home.display().to_string());
+            out.push('/');
+            rest
+        }
+        (Some(_), None) => return Err("`~` is used but there is no home directory".into()),
+        _ => v,
+    };
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let braced = chars.peek() == Some(&'{');
+        if braced {
+            chars.next();
+        }
+        let mut name = String::new();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphanumeric() || n == '_' {
+                name.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        if braced && chars.next() != Some('}') {
+            return Err(format!("{v:?} has an unclosed ${{...}}"));
+        }
+        if name.is_empty() {
+            out.push('$');
+            continue;
+        }
+        let value = std::env::var(&name).map_err(|_| format!("{v:?} uses ${name}, which is not set"))?;
+        out.push_str(&value);
+    }
+    Ok(out)
+}
+
 /// `90s`, `10m`, `1h`, `500ms` (a bare number is seconds); between 1 s and 7 days.
 pub fn parse_duration_setting(what: &str, v: &str) -> Result<std::time::Duration> {
     let v = v.trim();
@@ -111,12 +157,9 @@ impl Config {
         let shown = path.as_ref().map_or("the config".to_owned(), |p| p.display().to_string());
         let table: toml::Table = text.parse().map_err(|e| Error::Config(format!("{shown} is not valid TOML: {e}")))?;
         let base = path.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
-        let resolve = |v: &str| {
-            let expanded = match (v.strip_prefix("~/"), dirs::home_dir()) {
-                (Some(rest), Some(home)) => home.join(rest),
-                _ => PathBuf::from(v),
-            };
-            if expanded.is_relative() { base.join(expanded) } else { expanded }
+        let resolve = |key: &str, v: &str| -> Result<PathBuf> {
+            let expanded = PathBuf::from(expand_path(v).map_err(|e| Error::Config(format!("{shown}: `{key}`: {e}")))?);
+            Ok(if expanded.is_relative() { base.join(expanded) } else { expanded })
         };
         let mut config = Self {
             path: path.clone(),
@@ -130,13 +173,13 @@ impl Config {
                     let v = value
                         .as_str()
                         .ok_or_else(|| Error::Config(format!("{shown}: `plugin_dir` must be a path string")))?;
-                    config.plugin_dir = resolve(v);
+                    config.plugin_dir = resolve("plugin_dir", v)?;
                 }
                 "catalog" => {
                     let v = value
                         .as_str()
                         .ok_or_else(|| Error::Config(format!("{shown}: `catalog` must be a path string")))?;
-                    config.catalog = resolve(v);
+                    config.catalog = resolve("catalog", v)?;
                 }
                 "connections" => {
                     let conns = value.as_table().ok_or_else(|| {

@@ -30,6 +30,10 @@ pub enum Error {
     Timeout(String),
     #[error("{0}")]
     Io(String),
+    /// The request collides with something that exists (an idempotency key
+    /// already used for another request).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -45,6 +49,7 @@ impl Error {
             Self::Catalog { .. } => "catalog",
             Self::Timeout(_) => "timeout",
             Self::Io(_) => "io",
+            Self::Conflict(_) => "conflict",
         }
     }
 
@@ -52,6 +57,7 @@ impl Error {
         match self {
             Self::Config(_) | Self::InvalidInput(_) | Self::NotFound(_) => EXIT_INVALID,
             Self::Timeout(_) => EXIT_TIMEOUT,
+            Self::Conflict(_) => EXIT_CONFLICT,
             Self::Catalog { .. } | Self::Io(_) => EXIT_FAILURE,
             Self::Provider(e) => match e.kind() {
                 ErrorKind::Unauthorized | ErrorKind::Forbidden => EXIT_AUTH,

@@ -31,6 +31,11 @@ pub async fn sync(
                 return Err(Error::Provider(polysync_provider_api::ProviderError::new(e.kind(), message)));
             }
         };
+        if page.restarted {
+            // The listing started over: count entries, not re-reads.
+            catalog.restart_sync_counts(sync_id)?;
+            seen = 0;
+        }
         catalog.upsert_page(connection, sync_id, &page.entries)?;
         pages += 1;
         seen += page.entries.len();

@@ -26,7 +26,7 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub seed_file: Option<PathBuf>,
     /// Simulated durations are multiplied by this (0.1: a 10 s sleep takes 1 s).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
     pub time_scale: f64,
     /// Serve plain HTTP instead of HTTPS.
     #[arg(long)]
@@ -34,6 +34,16 @@ pub struct SandboxArgs {
     /// Do not run the CronJob controller.
     #[arg(long)]
     pub no_cronjobs: bool,
+}
+
+/// A time scale: a finite number in (0, 1000].
+pub fn parse_time_scale(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1000.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a time scale; give a number above 0 and at most 1000 (0.1 makes a 10 s sleep take 1 s)"
+        )),
+    }
 }
 
 impl SandboxArgs {

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-pub use args::SandboxArgs;
+pub use args::{SandboxArgs, parse_time_scale};
 pub use auth::{Access, Identity, TokenValidator};
 pub use faults::{FaultSettings, Faults};
 pub use stats::Stats;
@@ -244,13 +244,7 @@ impl Sandbox {
 
     /// Write the admin kubeconfig to `path`, readable by the owner only.
     pub fn write_kubeconfig(&self, path: &std::path::Path, namespace: &str) -> std::io::Result<()> {
-        std::fs::write(path, self.kubeconfig(namespace))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        }
-        Ok(())
+        write_private(path, &self.kubeconfig(namespace))
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -272,6 +266,36 @@ impl Drop for Sandbox {
             task.abort();
         }
     }
+}
+
+/// Write `text` to `path` for its owner only: created 0600 (never readable
+/// by others, not even for a moment), an existing file truncated and made
+/// 0600, and never through a symlink (a planted link is refused, not
+/// followed).
+pub fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    /// `O_NOFOLLOW` on Linux.
+    const O_NOFOLLOW: i32 = 0o400000;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(40) {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("{} is a symbolic link; refusing to write credentials through it", path.display()),
+                )
+            } else {
+                e
+            }
+        })?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
 
 /// A sandbox on its own runtime thread, for synchronous callers (tests that

@@ -370,3 +370,192 @@ fn no_secret_reaches_the_catalog_or_the_logs() {
         assert!(!contains(o, planted), "a log or output line shows the planted secret");
     }
 }
+
+#[test]
+fn odd_numbers_and_unknown_names_are_invalid_input_not_panics() {
+    let env = Env::new("host-odd-input");
+    env.source("greeter", "echo hi");
+    env.json(&["discover", "sandbox"]);
+    for args in [
+        &["run", "sandbox", "greeter", "--wait", "--timeout", "99999999999999999999999"][..],
+        &["run", "sandbox", "greeter", "--startup-timeout", "inf"],
+        &["demo", "--time-scale", "-1"],
+        &["demo", "--time-scale", "NaN"],
+        &["sandbox", "--time-scale", "0"],
+        &["runs", "--state", "bogus"],
+        &["watch", "nosuch"],
+    ] {
+        let out = env.run(args);
+        assert_eq!(code(&out), 20, "polysync {args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "polysync {args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn discovery_ends_when_every_continue_token_expires() {
+    let env = Env::new("host-expiring");
+    for i in 0..25 {
+        env.source(&format!("job-{i:02}"), "true");
+    }
+    env.cluster.sandbox.faults().set(FaultSettings { expire_continue: true, ..Default::default() });
+    let out = env.command(&["-o", "json", "discover", "sandbox", "--page-size", "5"]).output().unwrap();
+    env.cluster.sandbox.faults().clear();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["seen"], 25, "entries, not re-reads: {report}");
+    assert!(report["pages"].as_u64().unwrap() <= 4, "{report}");
+    assert!(env.cluster.sandbox.stats().get("list", "jobs") <= 4, "{:?}", env.cluster.sandbox.stats().snapshot());
+}
+
+#[test]
+fn an_idempotency_key_reused_for_another_request_is_a_conflict() {
+    let env = Env::new("host-key-reuse");
+    env.source("first", "true");
+    env.source("second", "true");
+    env.json(&["discover", "sandbox"]);
+    let a = env.json(&["run", "sandbox", "first", "--idempotency-key", "K"]);
+    let again = env.json(&["run", "sandbox", "first", "--idempotency-key", "K"]);
+    assert_eq!(a["id"], again["id"], "the same request with the same key is the same run");
+    for args in [
+        &["run", "sandbox", "second", "--idempotency-key", "K"][..],
+        &["run", "sandbox", "first", "-p", "GREETING=x", "--idempotency-key", "K"],
+    ] {
+        let out = env.run(args);
+        assert_eq!(code(&out), 21, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("run #{}", a["id"])), "names the run: {}", stderr(&out));
+    }
+    assert_eq!(env.jobs_of_source("second"), 0, "the conflicting request ran nothing");
+}
+
+#[test]
+fn the_catalog_is_private_and_foreign_or_newer_files_are_refused_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("host-catalog-files");
+    let nested = env.dir.path().join("fresh/dir/catalog.db");
+    let config = env.dir.path().join("nested.toml");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let old = env.dir.path().join("catalog.db").display().to_string();
+    std::fs::write(&config, text.replace(&old, &nested.display().to_string())).unwrap();
+    let out = Command::new(artifacts::executable("polysync", "polysync"))
+        .arg("--config")
+        .arg(&config)
+        .arg("runs")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&nested), 0o600);
+    assert_eq!(mode(nested.parent().unwrap()), 0o700);
+
+    // A newer schema, and a database that is not ours: refused, unchanged.
+    for (name, setup) in [
+        ("newer.db", "CREATE TABLE runs (id INTEGER); PRAGMA user_version = 99;"),
+        ("foreign.db", "CREATE TABLE invoices (id INTEGER);"),
+    ] {
+        let path = env.dir.path().join(name);
+        let status = Command::new("python3")
+            .args([
+                "-c",
+                &format!(
+                    "import sqlite3; c = sqlite3.connect({:?}); c.executescript({setup:?}); c.commit()",
+                    path.display().to_string()
+                ),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let before = std::fs::read(&path).unwrap();
+        std::fs::write(&config, text.replace(&old, &path.display().to_string())).unwrap();
+        let out = Command::new(artifacts::executable("polysync", "polysync"))
+            .arg("--config")
+            .arg(&config)
+            .arg("runs")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 20, "{name}: {}", stderr(&out));
+        let why = stderr(&out);
+        assert!(why.contains("schema version 99") || why.contains("not a polysync catalog"), "{name}: {why}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{name} was modified");
+        assert!(!env.dir.path().join(format!("{name}-wal")).exists(), "{name} was switched to WAL");
+    }
+}
+
+#[test]
+fn path_settings_expand_home_and_variables() {
+    let env = Env::new("host-paths");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let old = env.dir.path().join("catalog.db").display().to_string();
+    std::fs::write(&env.config, text.replace(&format!("{old:?}"), "\"$POLYSYNC_TEST_DIR/expanded.db\"")).unwrap();
+    let out = env.command(&["runs"]).env("POLYSYNC_TEST_DIR", env.dir.path()).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(env.dir.path().join("expanded.db").exists());
+    let out = env.command(&["runs"]).env_remove("POLYSYNC_TEST_DIR").output().unwrap();
+    assert_eq!(code(&out), 20);
+    assert!(stderr(&out).contains("POLYSYNC_TEST_DIR"), "{}", stderr(&out));
+}
+
+#[test]
+fn four_discovers_and_twenty_waiting_runs_at_once_share_one_catalog() {
+    let env = Env::new("host-concurrent");
+    for i in 0..20 {
+        env.source(&format!("c-{i:02}"), "echo ok");
+    }
+    env.json(&["discover", "sandbox"]);
+    let mut children = Vec::new();
+    for _ in 0..4 {
+        children.push(
+            env.command(&["discover", "sandbox", "--page-size", "3"])
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for i in 0..20 {
+        let entry = format!("c-{i:02}");
+        children.push(
+            env.command(&["run", "sandbox", &entry, "--wait", "--timeout", "120s"])
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert!(!stderr(&out).contains("locked"), "{}", stderr(&out));
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import sqlite3; print(sqlite3.connect({:?}).execute(\"SELECT count(*) FROM syncs WHERE status = 'running'\").fetchone()[0])",
+                env.dir.path().join("catalog.db").display().to_string()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "no sync is left running");
+}
+
+#[test]
+fn a_retired_connection_does_not_stop_watch_for_the_others() {
+    let env = Env::new("host-retired");
+    env.source("kept", "sleep 50; echo done");
+    env.json(&["discover", "sandbox"]);
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    // The same cluster under a second name, which is then retired.
+    let old_conn = text[text.find("[connections.sandbox]").unwrap()..].to_owned();
+    std::fs::write(&env.config, format!("{text}\n{}", old_conn.replace("[connections.sandbox]", "[connections.old]")))
+        .unwrap();
+    env.json(&["discover", "old"]);
+    env.json(&["run", "old", "kept"]);
+    let followed = env.json(&["run", "sandbox", "kept"]);
+    std::fs::write(&env.config, &text).unwrap();
+    let out = env.run(&["watch"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("\"old\"") && stderr(&out).contains("[connections.old]"), "{}", stderr(&out));
+    let run = env.json(&["status", &followed["id"].to_string()]);
+    assert_eq!(run["state"], "Success", "the other connection's run was followed to its end");
+}

@@ -98,10 +98,11 @@ const ENTRY_COLUMNS: &str = "connection, external_id, kind, display_name, namesp
 impl Catalog {
     /// Start a sync of `connection`; returns its id.
     pub fn begin_sync(&self, connection: &str) -> Result<i64> {
+        self.fail_orphaned_syncs()?;
         self.conn
             .execute(
-                "INSERT INTO syncs (connection, started_at, status) VALUES (?1, ?2, 'running')",
-                params![connection, now()],
+                "INSERT INTO syncs (connection, started_at, status, pid) VALUES (?1, ?2, 'running', ?3)",
+                params![connection, now(), std::process::id()],
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
@@ -110,8 +111,10 @@ impl Catalog {
     /// Upsert one page in one transaction.
     pub fn upsert_page(&mut self, connection: &str, sync_id: i64, entries: &[CatalogEntry]) -> Result<PageCounts> {
         let at = now();
-        let tx =
-            self.conn.transaction().map_err(|e| Error::Catalog { path: self.path.display().to_string(), source: e })?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| Error::Catalog { path: self.path.display().to_string(), source: e })?;
         let mut counts = PageCounts::default();
         {
             let mut existing = tx
@@ -191,8 +194,10 @@ impl Catalog {
         complete: bool,
         error: Option<&str>,
     ) -> Result<SyncRecord> {
-        let tx =
-            self.conn.transaction().map_err(|e| Error::Catalog { path: self.path.display().to_string(), source: e })?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| Error::Catalog { path: self.path.display().to_string(), source: e })?;
         let missing = if complete {
             tx.execute(
                 "UPDATE entries SET state = 'missing' WHERE connection = ?1 AND last_sync != ?2 AND state = 'active'",
@@ -261,3 +266,41 @@ impl Catalog {
 }
 
 use crate::error::Error;
+
+impl Catalog {
+    /// The provider restarted its listing: the sync's entry counts start over.
+    pub fn restart_sync_counts(&self, sync_id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE syncs SET seen = 0, added = 0, updated = 0, unchanged = 0 WHERE id = ?1", [sync_id])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+impl Catalog {
+    /// A sync whose process is gone (killed mid-way) is marked failed, so
+    /// none stays `running` forever. Processes on this machine only: a
+    /// catalog is a local file.
+    pub fn fail_orphaned_syncs(&self) -> Result<usize> {
+        let running: Vec<(i64, Option<i64>)> = {
+            let mut stmt =
+                self.conn.prepare("SELECT id, pid FROM syncs WHERE status = 'running'").map_err(|e| self.err(e))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?
+        };
+        let mut failed = 0;
+        for (id, pid) in running {
+            let alive = pid.is_some_and(|p| std::path::Path::new("/proc").join(p.to_string()).exists());
+            if !alive {
+                failed += self
+                    .conn
+                    .execute(
+                        "UPDATE syncs SET status = 'failed', finished_at = ?2, error = 'interrupted: the process running it ended before it finished; nothing was marked missing' WHERE id = ?1 AND status = 'running'",
+                        params![id, now()],
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(failed)
+    }
+}

@@ -112,8 +112,25 @@ impl Catalog {
                 params![connection, external_id, idempotency_key, serde_json::to_string(parameters).unwrap_or_default(), SUBMITTING, delete_after, at, timeout_ms],
             )
             .map_err(|e| self.err(e))?;
-        self.run_by_key(idempotency_key)?
-            .ok_or_else(|| crate::error::Error::Io("the run vanished right after it was recorded".into()))
+        let run = self
+            .run_by_key(idempotency_key)?
+            .ok_or_else(|| crate::error::Error::Io("the run vanished right after it was recorded".into()))?;
+        // A retry must be the same request; a key reused for another one
+        // would silently return a run the caller did not ask for.
+        if run.connection != connection || run.external_id != external_id || &run.parameters != parameters {
+            return Err(crate::error::Error::Conflict(format!(
+                "idempotency key {idempotency_key:?} already belongs to run #{} ({} {} with {}); use a new key for a different request",
+                run.id,
+                run.connection,
+                run.external_id,
+                if run.parameters.is_empty() {
+                    "no parameters".to_owned()
+                } else {
+                    run.parameters.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                }
+            )));
+        }
+        Ok(run)
     }
 
     pub fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<()> {

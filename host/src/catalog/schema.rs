@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     // 2: per-run startup timeout; container logs archived when a run ends.
     "
     ALTER TABLE runs ADD COLUMN startup_timeout_ms INTEGER;
+    ALTER TABLE syncs ADD COLUMN pid INTEGER;
     CREATE TABLE run_logs (
         run        INTEGER NOT NULL REFERENCES runs (id),
         unit       TEXT NOT NULL,
@@ -71,14 +72,20 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// The schema version this build writes.
+pub(super) const VERSION: usize = MIGRATIONS.len();
+
+/// Apply the missing migrations, one write transaction each; the version is
+/// read inside the transaction, so two processes opening a new catalog at
+/// once never apply one twice.
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let version = usize::try_from(version).unwrap_or(0);
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction()?;
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(0);
+        let Some(sql) = MIGRATIONS.get(version) else { return tx.commit() };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64)?;
         tx.commit()?;
     }
-    Ok(())
 }

@@ -74,6 +74,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("{s:?} is not a positive duration"));
     }
+    // Past this, Duration arithmetic overflows; no wait is that long.
+    if secs > 366.0 * 86400.0 {
+        return Err(format!("{s:?} is too long; at most 8784h (a year)"));
+    }
     Ok(Duration::from_secs_f64(secs))
 }
 
@@ -182,7 +186,7 @@ pub enum Command {
     /// Example: polysync demo
     Demo {
         /// Time scale of the sandbox (0.05: a 10 s job takes 0.5 s).
-        #[arg(long, default_value_t = 0.05)]
+        #[arg(long, default_value_t = 0.05, value_parser = polysync_sandbox::parse_time_scale)]
         time_scale: f64,
     },
     /// Run the sandbox cluster in the foreground, for kubectl and polysync side by side.

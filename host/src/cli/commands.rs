@@ -63,6 +63,14 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
         Command::Events { run, follow } => events(host, out, &run, follow).await,
         Command::Url { connection, entry, run } => url(host, out, connection, entry, run).await,
         Command::Runs { connection, entry, state, limit } => {
+            if let Some(s) = state.as_deref()
+                && !KNOWN_STATES.contains(&s)
+            {
+                return Err(Error::InvalidInput(format!(
+                    "--state {s:?} is not a run state; use one of {}",
+                    KNOWN_STATES.join(", ")
+                )));
+            }
             runs(host, out, RunFilter { connection, external_id: entry, state, limit: Some(limit) })
         }
         Command::Demo { .. } | Command::Sandbox(_) | Command::Completions { .. } => {
@@ -70,6 +78,10 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
         }
     }
 }
+
+/// Every state a stored run can be in.
+const KNOWN_STATES: [&str; 9] =
+    ["Submitting", "SubmitFailed", "Starting", "Running", "Success", "Failed", "Cancelled", "Lost", "Unknown"];
 
 fn plugins(host: &Host, out: Out) -> Result<u8> {
     if out.json {
@@ -364,6 +376,9 @@ async fn status(host: &mut Host, out: Out, reference: &str) -> Result<u8> {
 }
 
 async fn watch(host: &mut Host, out: Out, only: Option<&str>) -> Result<u8> {
+    if let Some(name) = only {
+        host.config.connection(name)?;
+    }
     let catalog = host.catalog()?;
     let connections: std::collections::BTreeSet<String> =
         catalog.active_runs(only)?.into_iter().map(|r| r.connection).collect();
@@ -376,6 +391,16 @@ async fn watch(host: &mut Host, out: Out, only: Option<&str>) -> Result<u8> {
     }
     let mut providers: Vec<(String, Arc<dyn Provider>)> = Vec::new();
     for c in &connections {
+        if host.config.connection(c).is_err() {
+            // A retired connection must not stop the others from being followed.
+            let ids: Vec<String> = catalog.active_runs(Some(c))?.iter().map(|r| format!("#{}", r.id)).collect();
+            tracing::warn!(connection = %c, "unfinished runs of a connection that is no longer configured");
+            eprintln!(
+                "warning: connection {c:?} is no longer in the config, so its unfinished runs {} are not followed; add [connections.{c}] back and run `polysync watch {c}` to finish them",
+                ids.join(", ")
+            );
+            continue;
+        }
         providers.push((c.clone(), host.provider(c)?));
     }
     for (c, p) in &providers {

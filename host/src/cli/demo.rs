@@ -65,7 +65,13 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
     .await
     .map_err(|e| Error::Io(format!("the sandbox cluster did not start: {e}")))?;
     sample_jobs(&sandbox);
-    let dir = tempfile_dir()?;
+    // A fresh private directory (0700, unpredictable name), removed however
+    // the demo ends.
+    let tmp = tempfile::Builder::new()
+        .prefix("polysync-demo-")
+        .tempdir()
+        .map_err(|e| Error::Io(format!("cannot create a temporary directory: {e}")))?;
+    let dir = tmp.path().to_path_buf();
     let kubeconfig = dir.join("kubeconfig");
     sandbox
         .write_kubeconfig(&kubeconfig, NAMESPACE)
@@ -185,14 +191,8 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         "\nDemo finished in {:.1} s. Try it yourself: `polysync sandbox` keeps a cluster running for kubectl and polysync side by side.",
         started.elapsed().as_secs_f64()
     ));
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     Ok(EXIT_OK)
-}
-
-fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("polysync-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
 }
 
 pub async fn sandbox(out: Out, args: &polysync_sandbox::SandboxArgs) -> Result<u8> {

@@ -2,8 +2,10 @@
 //!
 //! The page token says which listing it continues (`jobs:` or `cronjobs:`
 //! plus the API server's continue token). A `410 Expired` continue token
-//! restarts the listing from the start and marks the page `restarted`, so
-//! the host de-duplicates instead of failing a long sync.
+//! restarts the listing — as client-go's pager does, in one unpaged list, so
+//! a server whose tokens keep expiring cannot make discovery loop — and marks
+//! the page `restarted`, so the host starts its count again instead of
+//! failing a long sync.
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::api::{Api, ListParams, ObjectList};
@@ -37,9 +39,9 @@ where
     match k.retry.run(what, || api.list(&first)).await {
         Ok(list) => Ok((list, false)),
         Err(e) if code(&e) == Some(410) && token.is_some() => {
-            tracing::info!("{what}: the continue token expired; restarting the listing");
-            let fresh = params(None);
-            let list = k.retry.call(what, || api.list(&fresh)).await?;
+            tracing::info!("{what}: the continue token expired; listing everything at once");
+            let whole = ListParams::default();
+            let list = k.retry.call(what, || api.list(&whole)).await?;
             Ok((list, true))
         }
         Err(e) => Err(from_kube(e, what)),

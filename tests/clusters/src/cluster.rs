@@ -339,22 +339,7 @@ impl Drop for Cluster {
     }
 }
 
-/// Write a file readable by its owner only, created that way (no window in
-/// which it is readable by others), never through a symlink.
+/// Write a file readable by its owner only (see [`polysync_sandbox::write_private`]).
 pub fn write_private(path: &Path, text: &str) -> Result<(), ClusterError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc_o_nofollow())
-        .open(path)
-        .map_err(|e| ClusterError::io(path, e))?;
-    f.write_all(text.as_bytes()).map_err(|e| ClusterError::io(path, e))
-}
-
-/// `O_NOFOLLOW` on Linux.
-const fn libc_o_nofollow() -> i32 {
-    0o400000
+    polysync_sandbox::write_private(path, text).map_err(|e| ClusterError::io(path, e))
 }

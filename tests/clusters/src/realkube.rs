@@ -302,6 +302,8 @@ impl RealKube {
                 format!("--service-account-private-key-file={}", s(&pki.sa_key)),
                 format!("--root-ca-file={}", s(&pki.ca_cert)),
                 "--use-service-account-credentials=true".into(),
+                "--kube-api-qps=200".into(),
+                "--kube-api-burst=400".into(),
                 "--leader-elect=false".into(),
                 "--secure-port=0".into(),
                 "--v=1".into(),
