@@ -109,6 +109,8 @@ pub struct Config {
     pub plugin_dir: PathBuf,
     pub catalog: PathBuf,
     pub connections: BTreeMap<String, Connection>,
+    /// Which parameter names hold secrets (`secret_patterns = [...]`).
+    pub secrets: crate::secrets::SecretNames,
 }
 
 /// Where the config file is looked for.
@@ -148,6 +150,7 @@ impl Config {
                 plugin_dir: default_plugin_dir(),
                 catalog: default_catalog(),
                 connections: BTreeMap::new(),
+                secrets: Default::default(),
             }),
         }
     }
@@ -166,6 +169,7 @@ impl Config {
             plugin_dir: default_plugin_dir(),
             catalog: default_catalog(),
             connections: BTreeMap::new(),
+            secrets: Default::default(),
         };
         for (key, value) in &table {
             match key.as_str() {
@@ -227,9 +231,20 @@ impl Config {
                         );
                     }
                 }
+                "secret_patterns" => {
+                    let list = value
+                        .as_array()
+                        .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+                        .ok_or_else(|| {
+                            Error::Config(format!(
+                                "{shown}: `secret_patterns` must be a list of name fragments, like [\"PASSWORD\", \"TOKEN\"]"
+                            ))
+                        })?;
+                    config.secrets = crate::secrets::SecretNames::new(list);
+                }
                 other => {
                     return Err(Error::Config(format!(
-                        "{shown}: unknown setting `{other}`; the settings are plugin_dir, catalog and [connections.NAME]"
+                        "{shown}: unknown setting `{other}`; the settings are plugin_dir, catalog, secret_patterns and [connections.NAME]"
                     )));
                 }
             }

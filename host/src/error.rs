@@ -12,6 +12,10 @@ pub const EXIT_AUTH: u8 = 2;
 pub const EXIT_INVALID: u8 = 20;
 pub const EXIT_CONFLICT: u8 = 21;
 pub const EXIT_TIMEOUT: u8 = 40;
+/// `run` could not hear back from the platform: the run is recorded and
+/// pending (it may or may not exist there); `polysync watch` finishes it
+/// with the same idempotency key, `polysync cancel` withdraws it.
+pub const EXIT_PENDING: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -34,6 +38,9 @@ pub enum Error {
     /// already used for another request).
     #[error("{0}")]
     Conflict(String),
+    /// A submission whose outcome is unknown; see [`EXIT_PENDING`].
+    #[error("{0}")]
+    Pending(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -50,6 +57,7 @@ impl Error {
             Self::Timeout(_) => "timeout",
             Self::Io(_) => "io",
             Self::Conflict(_) => "conflict",
+            Self::Pending(_) => "pending",
         }
     }
 
@@ -58,6 +66,7 @@ impl Error {
             Self::Config(_) | Self::InvalidInput(_) | Self::NotFound(_) => EXIT_INVALID,
             Self::Timeout(_) => EXIT_TIMEOUT,
             Self::Conflict(_) => EXIT_CONFLICT,
+            Self::Pending(_) => EXIT_PENDING,
             Self::Catalog { .. } | Self::Io(_) => EXIT_FAILURE,
             Self::Provider(e) => match e.kind() {
                 ErrorKind::Unauthorized | ErrorKind::Forbidden => EXIT_AUTH,

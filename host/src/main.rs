@@ -32,7 +32,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let out = Out::new(cli.output == Output::Json, cli.quiet);
+    let mut out = Out::new(cli.output == Output::Json, cli.quiet);
+    out.show_secrets = cli.show_secrets;
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -271,7 +271,8 @@ fn a_killed_host_resumes_and_creates_exactly_one_job() {
     env.cluster.sandbox.faults().set(FaultSettings { error_rate: 1.0, error_codes: vec![503], ..Default::default() });
     let out = env.run(&["run", "sandbox", "later"]);
     env.cluster.sandbox.faults().clear();
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    // Pending (3), not failed (1): a scheduler must not read it as "will not run".
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
     let pending = env.json(&["runs", "--entry", "later"]);
     assert_eq!(pending[0]["state"], "Submitting", "{pending}");
     env.ok(&["watch"]);
@@ -558,4 +559,105 @@ fn a_retired_connection_does_not_stop_watch_for_the_others() {
     assert!(stderr(&out).contains("\"old\"") && stderr(&out).contains("[connections.old]"), "{}", stderr(&out));
     let run = env.json(&["status", &followed["id"].to_string()]);
     assert_eq!(run["state"], "Success", "the other connection's run was followed to its end");
+}
+
+#[test]
+fn a_broken_library_in_the_plugin_directory_breaks_nothing_else() {
+    let env = Env::new("host-broken-plugins");
+    env.source("fine", "echo fine");
+    let plugins = env.dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let real = artifacts::cdylib("polysync-provider-kubernetes");
+    std::fs::copy(&real, plugins.join(real.file_name().unwrap())).unwrap();
+    let bytes = std::fs::read(&real).unwrap();
+    std::fs::write(plugins.join("libpolysync_provider_truncated.so"), &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::write(plugins.join("libnot_a_library.so"), b"#!/bin/sh\necho hello\n").unwrap();
+    // A library whose initializer aborts the process that loads it.
+    polysync_tests::compile_c(
+        "abort_on_load.c",
+        &plugins.join("libpolysync_provider_aborts.so"),
+        &["-shared", "-fPIC"],
+    );
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace(
+            &format!("{:?}", plugin_dir().display().to_string()),
+            &format!("{:?}", plugins.display().to_string()),
+        ),
+    )
+    .unwrap();
+
+    // Commands that need no provider load none; the one needed is loaded alone.
+    assert_eq!(code(&env.run(&["runs"])), 0);
+    let out = env.json(&["discover", "sandbox"]);
+    assert_eq!(out["added"], 1, "{out}");
+    let out = env.run(&["run", "sandbox", "fine", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // `plugins` reports each bad file with a reason, checked before loading
+    // (the aborting one is left out of this directory for that command).
+    std::fs::remove_file(plugins.join("libpolysync_provider_aborts.so")).unwrap();
+    let report = env.json(&["plugins"]);
+    let refused = report["refused"].as_array().unwrap();
+    let why = |name: &str| {
+        refused
+            .iter()
+            .find(|r| r["path"].as_str().unwrap().ends_with(name))
+            .map(|r| r["reason"].as_str().unwrap().to_owned())
+    };
+    assert!(why("libpolysync_provider_truncated.so").is_some_and(|r| r.contains("truncated")), "{report}");
+    assert!(why("libnot_a_library.so").is_some_and(|r| r.contains("not an ELF")), "{report}");
+    assert_eq!(report["plugins"].as_array().unwrap().len(), 1, "{report}");
+}
+
+#[test]
+fn a_submission_without_an_answer_is_pending_and_can_be_withdrawn_or_finished() {
+    let env = Env::new("host-pending");
+    env.source("maybe", "echo ran");
+    env.json(&["discover", "sandbox"]);
+    let down = FaultSettings { error_rate: 1.0, error_codes: vec![503], ..Default::default() };
+    env.cluster.sandbox.faults().set(down.clone());
+    let out = env.run(&["run", "sandbox", "maybe", "--idempotency-key", "p1"]);
+    let out2 = env.run(&["run", "sandbox", "maybe", "--idempotency-key", "p2"]);
+    env.cluster.sandbox.faults().clear();
+    for o in [&out, &out2] {
+        assert_eq!(code(o), 3, "{}", stderr(o));
+        assert!(stderr(o).contains("pending") && stderr(o).contains("polysync cancel"), "{}", stderr(o));
+    }
+    let runs = env.json(&["runs"]);
+    let id_of =
+        |key: &str| runs.as_array().unwrap().iter().find(|r| r["idempotency_key"] == key).unwrap()["id"].to_string();
+    // Withdraw one; finish the other: exactly one Job, never two.
+    let withdrawn = env.json(&["cancel", &id_of("p1")]);
+    assert_eq!(withdrawn["outcome"], "Withdrawn");
+    let out = env.run(&["watch"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(env.json(&["status", &id_of("p1")])["state"], "Withdrawn");
+    assert_eq!(env.json(&["status", &id_of("p2")])["state"], "Success");
+    assert_eq!(env.jobs_of_source("maybe"), 1);
+}
+
+#[test]
+fn secret_looking_parameters_are_redacted_unless_asked_for() {
+    let env = Env::new("host-secret-params");
+    let mut job = seed::finished_job(&env.ns, "dbjob", 1);
+    job["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "DB_PASSWORD", "value": "hunter2"}, {"name": "api_token", "value": "t0k3n"}, {"name": "TABLE", "value": "orders"}]);
+    env.cluster.sandbox.store().create(Kind::Job, job).unwrap();
+    env.json(&["discover", "sandbox"]);
+    for args in [
+        &["catalog", "sandbox", "--entry", "dbjob"][..],
+        &["catalog", "sandbox"],
+        &["-o", "json", "catalog", "sandbox"],
+        &["-o", "json", "catalog", "sandbox", "--entry", "dbjob"],
+    ] {
+        let out = env.ok(args);
+        assert!(!out.contains("hunter2") && !out.contains("t0k3n"), "{args:?}: {out}");
+    }
+    let shown = env.ok(&["catalog", "sandbox", "--entry", "dbjob", "--show-secrets"]);
+    assert!(shown.contains("hunter2") && shown.contains("orders"), "{shown}");
+    let out = env.run(&["-o", "json", "run", "sandbox", "dbjob", "-p", "DB_PASSWORD=s3cr3t", "--wait"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cr3t"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!env.ok(&["-o", "json", "runs"]).contains("s3cr3t"));
+    assert!(env.ok(&["-o", "json", "runs", "--show-secrets"]).contains("s3cr3t"));
 }

@@ -21,7 +21,7 @@ use rusqlite::Connection;
 
 pub use entries::{EntryState, PageCounts, StoredEntry, SyncRecord};
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
-pub use runs::{LOST, RunFilter, StoredRun};
+pub use runs::{LOST, RunFilter, SUBMITTING as SUBMITTING_STATE, StoredRun, WITHDRAWN};
 
 use crate::error::{Error, Result};
 

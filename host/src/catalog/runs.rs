@@ -13,6 +13,9 @@ use crate::error::Result;
 pub const SUBMITTING: &str = "Submitting";
 /// The provider refused the run; nothing was created.
 pub const SUBMIT_FAILED: &str = "SubmitFailed";
+/// A pending submission the user withdrew (`polysync cancel`): final, never
+/// submitted again.
+pub const WITHDRAWN: &str = "Withdrawn";
 /// The platform lost the run before its end was seen (a Job deleted by its
 /// TTL before anyone watched): final, with the last state seen in `reason`.
 pub const LOST: &str = "Lost";
@@ -46,7 +49,7 @@ pub struct StoredRun {
 impl StoredRun {
     /// Finished for good (terminal, never submitted, or lost).
     pub fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "Success" | "Failed" | "Cancelled" | SUBMIT_FAILED | LOST)
+        matches!(self.state.as_str(), "Success" | "Failed" | "Cancelled" | SUBMIT_FAILED | LOST | WITHDRAWN)
     }
 
     /// The exit code of a CLI that waited for this run.
@@ -144,6 +147,19 @@ impl Catalog {
         Ok(())
     }
 
+    /// Withdraw a run still `Submitting`; false if it was submitted meanwhile.
+    pub fn withdraw(&self, id: i64) -> Result<bool> {
+        let at = now();
+        let n = self
+            .conn
+            .execute(
+                "UPDATE runs SET state = ?2, reason = 'WithdrawnByUser', updated_at = ?3, finished_at = ?3 WHERE id = ?1 AND state = ?4 AND run_id IS NULL",
+                params![id, WITHDRAWN, at, SUBMITTING],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
     pub fn record_submit_failed(&self, id: i64, message: &str) -> Result<()> {
         let at = now();
         self.conn
@@ -174,7 +190,7 @@ impl Catalog {
         self.conn
             .execute(
                 "UPDATE runs SET state = ?2, reason = ?3, message = ?4, updated_at = ?5, finished_at = COALESCE(finished_at, ?6)
-                 WHERE id = ?1 AND state NOT IN ('Success', 'Failed', 'Cancelled', 'SubmitFailed', 'Lost')",
+                 WHERE id = ?1 AND state NOT IN ('Success', 'Failed', 'Cancelled', 'SubmitFailed', 'Lost', 'Withdrawn')",
                 params![id, state, reason, status.message, at, finished],
             )
             .map_err(|e| self.err(e))?;

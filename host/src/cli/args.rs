@@ -25,6 +25,10 @@ pub struct Cli {
     /// Print only errors (and JSON, when asked for).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Show the values of parameters whose names look secret (PASSWORD,
+    /// TOKEN, KEY, ...; `secret_patterns` in the config) instead of <redacted>.
+    #[arg(long, global = true)]
+    pub show_secrets: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -83,15 +83,16 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
 const KNOWN_STATES: [&str; 9] =
     ["Submitting", "SubmitFailed", "Starting", "Running", "Success", "Failed", "Cancelled", "Lost", "Unknown"];
 
-fn plugins(host: &Host, out: Out) -> Result<u8> {
+fn plugins(host: &mut Host, out: Out) -> Result<u8> {
+    let plugin_dir = host.config.plugin_dir.clone();
+    let registry = host.registry()?;
     if out.json {
         let loaded: Vec<_> =
-            host.registry.plugins().map(|p| json!({"path": p.path, "manifest": p.library.manifest()})).collect();
-        out.json(&json!({"plugin_dir": host.config.plugin_dir, "plugins": loaded, "refused": host.registry.refused()}));
+            registry.plugins().map(|p| json!({"path": p.path, "manifest": p.library.manifest()})).collect();
+        out.json(&json!({"plugin_dir": plugin_dir, "plugins": loaded, "refused": registry.refused()}));
         return Ok(EXIT_OK);
     }
-    let rows: Vec<Vec<String>> = host
-        .registry
+    let rows: Vec<Vec<String>> = registry
         .plugins()
         .map(|p| {
             let m = p.library.manifest();
@@ -99,11 +100,11 @@ fn plugins(host: &Host, out: Out) -> Result<u8> {
         })
         .collect();
     out.table(&["NAME", "VERSION", "API", "DESCRIPTION"], &rows);
-    for r in host.registry.refused() {
+    for r in registry.refused() {
         out.say(format!("refused {}: {}", r.path.display(), r.reason));
     }
     if rows.is_empty() {
-        out.say(format!("no plugins in {}", host.config.plugin_dir.display()));
+        out.say(format!("no plugins in {}", plugin_dir.display()));
     }
     Ok(EXIT_OK)
 }
@@ -201,6 +202,7 @@ fn catalog(host: &Host, out: Out, connection: Option<&str>, missing: bool, entry
             Error::InvalidInput("--entry needs the connection: polysync catalog CONNECTION --entry ID".into())
         })?;
         let e = catalog.entry(connection, id)?.ok_or_else(|| missing_entry(connection, id))?;
+        let e = if out.show_secrets { e } else { host.config.secrets.entry(&e) };
         if out.json {
             out.json(&e);
         } else {
@@ -216,6 +218,8 @@ fn catalog(host: &Host, out: Out, connection: Option<&str>, missing: bool, entry
         return Ok(EXIT_OK);
     }
     let entries = catalog.entries(connection, missing.then_some(EntryState::Missing))?;
+    let entries: Vec<_> =
+        if out.show_secrets { entries } else { entries.iter().map(|e| host.config.secrets.entry(e)).collect() };
     if out.json {
         out.json(&entries);
     } else {
@@ -243,7 +247,9 @@ fn missing_entry(connection: &str, id: &str) -> Error {
     ))
 }
 
-fn print_run(out: Out, run: &StoredRun) {
+fn print_run(out: Out, names: &polysync::secrets::SecretNames, run: &StoredRun) {
+    let redacted = if out.show_secrets { run.clone() } else { names.run(run) };
+    let run = &redacted;
     if out.json {
         out.json(run);
         return;
@@ -257,6 +263,8 @@ fn print_run(out: Out, run: &StoredRun) {
 }
 
 async fn run(host: &mut Host, out: Out, args: RunArgs) -> Result<u8> {
+    // An unknown connection is named as such, not as a missing entry.
+    host.config.connection(&args.connection)?;
     let catalog = host.catalog()?;
     let entry =
         catalog.entry(&args.connection, &args.entry)?.ok_or_else(|| missing_entry(&args.connection, &args.entry))?;
@@ -276,10 +284,22 @@ async fn run(host: &mut Host, out: Out, args: RunArgs) -> Result<u8> {
     let mut run = if recorded.run_id.is_some() {
         recorded
     } else {
-        tracking::submit(&catalog, provider.as_ref(), &recorded, Some(&entry)).await?
+        match tracking::submit(&catalog, provider.as_ref(), &recorded, Some(&entry)).await {
+            Ok(run) => run,
+            // The platform did not answer: the run may or may not exist
+            // there. Say so, and how to finish or withdraw it.
+            Err(Error::Provider(e)) if e.is_retryable() => {
+                return Err(Error::Pending(format!(
+                    "run #{id} is pending: the platform did not answer ({msg}); it may or may not have been created. `polysync watch` finishes it with the same idempotency key (adopting the Job if it exists, never creating a second), or `polysync cancel {id}` withdraws it",
+                    id = recorded.id,
+                    msg = e.message()
+                )));
+            }
+            Err(e) => return Err(e),
+        }
     };
     if !args.wait {
-        print_run(out, &run);
+        print_run(out, &host.config.secrets, &run);
         return Ok(EXIT_OK);
     }
     out.say(format!("#{} {} started as {}", run.id, run.external_id, run.run_id.as_deref().unwrap_or("-")));
@@ -330,7 +350,7 @@ async fn run(host: &mut Host, out: Out, args: RunArgs) -> Result<u8> {
     if finished.deleted {
         out.say(format!("#{} deleted {run_id}", run.id));
     }
-    print_run(out, &run);
+    print_run(out, &host.config.secrets, &run);
     Ok(if run.succeeded() { EXIT_OK } else { EXIT_FAILURE })
 }
 
@@ -371,7 +391,7 @@ async fn status(host: &mut Host, out: Out, reference: &str) -> Result<u8> {
         host.catalog()?.record_status(run.id, &s)?;
     }
     let run = find_run(host, reference)?;
-    print_run(out, &run);
+    print_run(out, &host.config.secrets, &run);
     Ok(EXIT_OK)
 }
 
@@ -472,6 +492,15 @@ async fn watch(host: &mut Host, out: Out, only: Option<&str>) -> Result<u8> {
 
 async fn cancel(host: &mut Host, out: Out, reference: &str) -> Result<u8> {
     let run = find_run(host, reference)?;
+    if run.run_id.is_none() && run.state == polysync::catalog::SUBMITTING_STATE && host.catalog()?.withdraw(run.id)? {
+        let run = find_run(host, reference)?;
+        if out.json {
+            out.json(&json!({"outcome": "Withdrawn", "run": run}));
+        } else {
+            out.say(format!("#{}: withdrawn before it was submitted; `polysync watch` will leave it alone", run.id));
+        }
+        return Ok(EXIT_OK);
+    }
     let run_id = submitted_id(&run)?;
     let provider = host.provider(&run.connection)?;
     let outcome = provider
@@ -488,6 +517,7 @@ async fn cancel(host: &mut Host, out: Out, reference: &str) -> Result<u8> {
         catalog.record_status(run.id, &s)?;
     }
     let run = find_run(host, reference)?;
+    let run = if out.show_secrets { run } else { host.config.secrets.run(&run) };
     if out.json {
         out.json(&json!({"outcome": outcome, "run": run}));
     } else {
@@ -659,6 +689,8 @@ async fn url(
 
 fn runs(host: &Host, out: Out, filter: RunFilter) -> Result<u8> {
     let runs = host.catalog()?.runs(&filter)?;
+    let runs: Vec<StoredRun> =
+        if out.show_secrets { runs } else { runs.iter().map(|r| host.config.secrets.run(r)).collect() };
     if out.json {
         out.json(&runs);
         return Ok(EXIT_OK);

@@ -93,7 +93,7 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         config_text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
     ));
     let mut host = Host::new(Config::load(Some(&config_path))?)?;
-    if host.registry.get("kubernetes").is_none() {
+    if host.registry()?.get("kubernetes").is_none() {
         return Err(Error::Config(format!(
             "the demo needs the kubernetes plugin next to polysync in {}; build both with `bash scripts/demo` (or cargo build --release -p polysync -p polysync-provider-kubernetes)",
             plugin_dir.display()

@@ -23,13 +23,15 @@ use serde::Serialize;
 pub struct Out {
     pub json: bool,
     pub quiet: bool,
+    /// Print secret-looking parameter values as they are.
+    pub show_secrets: bool,
     color: bool,
 }
 
 impl Out {
     pub fn new(json: bool, quiet: bool) -> Self {
         let color = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Self { json, quiet, color }
+        Self { json, quiet, show_secrets: false, color }
     }
 
     /// Print a value as JSON (always, in JSON mode).

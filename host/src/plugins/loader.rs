@@ -52,7 +52,53 @@ impl RefuseReason {
     }
 }
 
+/// Check the file's headers before `dlopen` maps it: a truncated or foreign
+/// file must be refused with a reason, not crash the process (a mapping
+/// past the end of a file is a SIGBUS on first touch).
+fn check_file(path: &Path) -> Result<(), RefuseReason> {
+    use object::{Object, ObjectSection, ObjectSegment};
+    let data = std::fs::read(path).map_err(|e| RefuseReason::NotALibrary(format!("cannot read it: {e}")))?;
+    if !data.starts_with(b"\x7fELF") {
+        return Err(RefuseReason::NotALibrary("not an ELF shared library".into()));
+    }
+    let file = object::File::parse(&*data)
+        .map_err(|e| RefuseReason::NotALibrary(format!("a truncated or damaged ELF file ({e})")))?;
+    if file.kind() != object::ObjectKind::Dynamic {
+        return Err(RefuseReason::NotALibrary(format!(
+            "an ELF file, but of kind {:?}, not a shared library",
+            file.kind()
+        )));
+    }
+    let native = if cfg!(target_arch = "x86_64") {
+        object::Architecture::X86_64
+    } else if cfg!(target_arch = "aarch64") {
+        object::Architecture::Aarch64
+    } else {
+        file.architecture()
+    };
+    if file.architecture() != native {
+        return Err(RefuseReason::NotALibrary(format!("built for {:?}, this host is {native:?}", file.architecture())));
+    }
+    let len = data.len() as u64;
+    let beyond = |(offset, size): (u64, u64)| offset.checked_add(size).is_none_or(|end| end > len);
+    if let Some(seg) = file.segments().find(|s| beyond(s.file_range())) {
+        let (offset, size) = seg.file_range();
+        return Err(RefuseReason::NotALibrary(format!(
+            "truncated: a segment needs bytes {offset}..{} but the file has {len}",
+            offset.saturating_add(size)
+        )));
+    }
+    if let Some(sec) = file.sections().find(|s| s.file_range().is_some_and(beyond)) {
+        return Err(RefuseReason::NotALibrary(format!(
+            "truncated: section {} lies past the end of the file ({len} bytes)",
+            sec.name().unwrap_or("?")
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn load(path: &Path) -> Result<PluginLibrary, RefuseReason> {
+    check_file(path)?;
     // SAFETY: loading a library runs its initializers. The plugin directory
     // is trusted configuration, like a PATH entry; nothing else is called
     // until the checks below pass.

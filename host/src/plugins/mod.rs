@@ -41,6 +41,24 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The file a provider's plugin is expected in: `libpolysync_provider_<name>.so`
+    /// (Cargo's name for the `polysync-provider-<name>` crate).
+    pub fn conventional_path(dir: &Path, provider: &str) -> PathBuf {
+        let stem = format!("polysync_provider_{}", provider.replace('-', "_"));
+        dir.join(format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+    }
+
+    /// Load only the plugin of `provider`, from its conventional file; an
+    /// empty registry if that file is missing or holds another plugin.
+    pub fn load_one(dir: &Path, provider: &str) -> Self {
+        let mut registry = Self::default();
+        let path = Self::conventional_path(dir, provider);
+        if path.is_file() {
+            registry.add(path);
+        }
+        registry
+    }
+
     /// Load every library in `dir` (files ending in the platform's dynamic
     /// library extension). A missing directory is an empty registry.
     pub fn scan(dir: &Path) -> std::io::Result<Self> {

@@ -69,8 +69,17 @@ impl AwsSettings {
                 aws.insert((*key).to_owned(), v);
             }
         }
-        let parsed: Self = serde_json::from_value(serde_json::Value::Object(aws))
-            .map_err(|e| ProviderError::invalid_input(format!("{provider} connection settings: {e}")))?;
+        let parsed: Self = serde_json::from_value(serde_json::Value::Object(aws.clone())).map_err(|e| {
+            // Name the setting: serde's message alone does not.
+            let culprit = aws.iter().find(|(k, v)| {
+                let one = serde_json::Map::from_iter([((*k).clone(), (*v).clone())]);
+                serde_json::from_value::<Self>(serde_json::Value::Object(one)).is_err()
+            });
+            match culprit {
+                Some((k, v)) => ProviderError::invalid_input(format!("{provider} setting `{k}` = {v}: {e}")),
+                None => ProviderError::invalid_input(format!("{provider} connection settings: {e}")),
+            }
+        })?;
         parsed.validate()?;
         Ok((parsed, serde_json::Value::Object(map)))
     }
