@@ -16,4 +16,4 @@ fn target() -> Target {
     .panic_run("__panic__")
 }
 
-conformance_suite!(target());
+conformance_suite!(target(), panics);
