@@ -98,67 +98,122 @@ pub async fn follow(
         return Ok(());
     }
     let mut open: HashMap<String, Option<RunStatus>> = by_run_id.keys().map(|k| (k.clone(), None)).collect();
-    let mut stream = provider.watch(WatchRequest { run_ids: by_run_id.keys().cloned().collect() }).await?;
-    loop {
-        let next_deadline = open
-            .iter()
-            .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
-            .filter_map(|(id, _)| startup_deadline(by_run_id[id]))
-            .min();
-        let wait = next_deadline.map(|d| {
-            let left = jiff::Timestamp::now().duration_until(d);
-            Duration::try_from(left).unwrap_or(Duration::ZERO)
-        });
-        let event = match wait {
-            Some(w) => tokio::select! {
-                s = stream.next() => Some(s),
-                _ = tokio::time::sleep(w) => None,
-            },
-            None => Some(stream.next().await),
+    // A watch refused with NotFound means some runs no longer exist on the
+    // platform (a Job deleted by its TTL before anyone watched): those are
+    // settled as vanished one by one, and the rest are watched again.
+    'watching: while !open.is_empty() {
+        let ids: Vec<String> = open.keys().cloned().collect();
+        let mut stream = match provider.watch(WatchRequest { run_ids: ids }).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                settle_vanished(catalog, provider, &by_run_id, &mut open, &mut on_status, e).await?;
+                continue 'watching;
+            }
+            Err(e) => return Err(e.into()),
         };
-        match event {
-            Some(Some(status)) => {
-                let status = status?;
-                if let Some(run) = by_run_id.get(&status.run_id) {
-                    catalog.record_status(run.id, &status)?;
-                    on_status(run, &status);
-                    if status.state.is_terminal()
-                        || status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
-                    {
-                        open.remove(&status.run_id);
-                    } else if let Some(last) = open.get_mut(&status.run_id) {
-                        *last = Some(status);
+        loop {
+            let next_deadline = open
+                .iter()
+                .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
+                .filter_map(|(id, _)| startup_deadline(by_run_id[id]))
+                .min();
+            let wait = next_deadline.map(|d| {
+                let left = jiff::Timestamp::now().duration_until(d);
+                Duration::try_from(left).unwrap_or(Duration::ZERO)
+            });
+            let event = match wait {
+                Some(w) => tokio::select! {
+                    s = stream.next() => Some(s),
+                    _ = tokio::time::sleep(w) => None,
+                },
+                None => Some(stream.next().await),
+            };
+            match event {
+                Some(Some(Err(e))) if e.kind() == ErrorKind::NotFound => {
+                    settle_vanished(catalog, provider, &by_run_id, &mut open, &mut on_status, e).await?;
+                    continue 'watching;
+                }
+                Some(Some(status)) => {
+                    let status = status?;
+                    if let Some(run) = by_run_id.get(&status.run_id) {
+                        catalog.record_status(run.id, &status)?;
+                        on_status(run, &status);
+                        if status.state.is_terminal()
+                            || status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
+                        {
+                            open.remove(&status.run_id);
+                        } else if let Some(last) = open.get_mut(&status.run_id) {
+                            *last = Some(status);
+                        }
                     }
                 }
-            }
-            Some(None) => break,
-            None => {
-                let now = jiff::Timestamp::now();
-                let expired: Vec<String> = open
-                    .iter()
-                    .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
-                    .filter(|(id, _)| startup_deadline(by_run_id[*id]).is_some_and(|d| d <= now))
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in expired {
-                    let run = by_run_id[&id];
-                    let last = open.remove(&id).flatten();
-                    let status = startup_failure(run, last.as_ref());
-                    catalog.record_status(run.id, &status)?;
-                    on_status(run, &status);
-                    if run.delete_after != "never" {
-                        let cancel =
-                            CancelRequest { run_id: id.clone(), reason: Some("startup timeout".into()), delete: true };
-                        if let Err(e) = provider.cancel(cancel).await {
-                            tracing::warn!(run = run.id, "could not delete the run that did not start: {e}");
+                Some(None) => break 'watching,
+                None => {
+                    let now = jiff::Timestamp::now();
+                    let expired: Vec<String> = open
+                        .iter()
+                        .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
+                        .filter(|(id, _)| startup_deadline(by_run_id[*id]).is_some_and(|d| d <= now))
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    for id in expired {
+                        let run = by_run_id[&id];
+                        let last = open.remove(&id).flatten();
+                        let status = startup_failure(run, last.as_ref());
+                        catalog.record_status(run.id, &status)?;
+                        on_status(run, &status);
+                        if run.delete_after != "never" {
+                            let cancel = CancelRequest {
+                                run_id: id.clone(),
+                                reason: Some("startup timeout".into()),
+                                delete: true,
+                            };
+                            if let Err(e) = provider.cancel(cancel).await {
+                                tracing::warn!(run = run.id, "could not delete the run that did not start: {e}");
+                            }
                         }
                     }
                 }
             }
+            if open.is_empty() {
+                break 'watching;
+            }
         }
-        if open.is_empty() {
-            break;
+    }
+    Ok(())
+}
+
+/// Settle the open runs the platform no longer has (each polled: NotFound
+/// means vanished), or give up with `err` if every one still exists.
+async fn settle_vanished(
+    catalog: &Catalog,
+    provider: &dyn Provider,
+    by_run_id: &HashMap<String, &StoredRun>,
+    open: &mut HashMap<String, Option<RunStatus>>,
+    on_status: &mut impl FnMut(&StoredRun, &RunStatus),
+    err: polysync_provider_api::ProviderError,
+) -> Result<()> {
+    let mut settled = 0;
+    let ids: Vec<String> = open.keys().cloned().collect();
+    for id in ids {
+        match provider.poll(polysync_provider_api::PollRequest { run_id: id.clone() }).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let run = by_run_id[&id];
+                let mut status = RunStatus::new(id.clone(), RunState::Unknown);
+                status.reason = Some(polysync_provider_api::REASON_VANISHED.into());
+                status.message = Some(
+                    "the run no longer exists on the platform (deleted, e.g. by ttlSecondsAfterFinished, before its end was seen)".into(),
+                );
+                catalog.record_status(run.id, &status)?;
+                on_status(run, &status);
+                open.remove(&id);
+                settled += 1;
+            }
+            _ => {}
         }
+    }
+    if settled == 0 {
+        return Err(Error::Provider(err));
     }
     Ok(())
 }

@@ -215,10 +215,20 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
                         let seen = relist.take().unwrap_or_default();
                         let first = !listed_jobs;
                         listed_jobs = true;
-                        // A run whose Job is not there (TTL-deleted before
-                        // anyone watched) ends as vanished; the others go on.
-                        let _ = first;
+                        // None of the runs exists: the caller asked about
+                        // runs that are not there (NotFound, as the contract
+                        // says). Some missing among others: those vanished
+                        // (TTL-deleted before anyone watched); the rest go on.
                         let missing: Vec<String> = t.wanted.iter().filter(|r| !seen.contains(*r)).cloned().collect();
+                        if first && missing.len() == t.wanted.len() {
+                            let list: Vec<_> = missing.iter().map(String::as_str).collect();
+                            sink.fail(ProviderError::not_found(format!(
+                                "no run {} exists in namespace {ns} (deleted, or never created here)",
+                                list.join(", ")
+                            )))
+                            .await;
+                            return;
+                        }
                         for run in missing {
                             if !t.gone(&run, &sink).await {
                                 return;
