@@ -24,7 +24,7 @@ tmp="$cache.tmp.$$"
 rm -rf "$tmp"; mkdir -p "$tmp/bin"
 trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
->&2 echo "realkube: building Kubernetes ${K8S_VERSION} and etcd from source into $cache (cold: ~20 min on 2 cores)"
+>&2 echo "realkube: building Kubernetes ${K8S_VERSION} and etcd from source into $cache (about 4-5 minutes on 2 cores, once per version)"
 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler ./cmd/etcd
