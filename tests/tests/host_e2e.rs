@@ -661,3 +661,47 @@ fn secret_looking_parameters_are_redacted_unless_asked_for() {
     assert!(!env.ok(&["-o", "json", "runs"]).contains("s3cr3t"));
     assert!(env.ok(&["-o", "json", "runs", "--show-secrets"]).contains("s3cr3t"));
 }
+
+#[test]
+fn a_server_that_never_answers_times_out_naming_it_and_a_missing_exec_helper_is_named() {
+    let env = Env::new("host-silent-server");
+    // Accepts connections, never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let _held = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().take(50) {
+            held.push(s);
+        }
+    });
+    let kubeconfig = env.dir.path().join("silent.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"https://127.0.0.1:{port}\", insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: x}}}}, {{name: e, user: {{exec: {{apiVersion: client.authentication.k8s.io/v1beta1, command: kubelogin-not-installed, args: [get-token]}}}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}, {{name: e, context: {{cluster: c, user: e}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!(
+            "{text}\n[connections.silent]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nrequest_timeout = \"2s\"\n\n[connections.exec]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\ncontext = \"e\"\n",
+            kubeconfig.display().to_string(),
+            kubeconfig.display().to_string()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = env.run(&["discover", "silent"]);
+    assert_eq!(code(&out), 40, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("127.0.0.1:{port}")) && stderr(&out).contains("did not answer within"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    let out = env.run(&["discover", "exec"]);
+    assert_eq!(code(&out), 20, "{}", stderr(&out));
+    assert!(stderr(&out).contains("kubelogin-not-installed"), "{}", stderr(&out));
+}

@@ -29,6 +29,9 @@ pub fn from_kube(err: kube::Error, what: &str) -> ProviderError {
                         "{what}: RBAC denied it ({msg}); grant the polysync Role (jobs, cronjobs, pods, pods/log, events) in this namespace"
                     ),
                 ),
+                504 if status.reason == crate::retry::TIMEOUT_REASON => {
+                    ProviderError::new(ErrorKind::Timeout, format!("{what}: {}", status.message))
+                }
                 404 => ProviderError::new(ErrorKind::NotFound, format!("{what}: {msg}")),
                 409 => ProviderError::new(ErrorKind::Conflict, format!("{what}: {msg}")),
                 410 => ProviderError::new(ErrorKind::Unavailable, format!("{what}: {msg}; retry")),

@@ -10,17 +10,32 @@ use rand::RngExt;
 
 use crate::error::{from_kube, is_transient};
 
-/// How often and how long to retry.
-#[derive(Debug, Clone, Copy)]
+/// How often and how long to retry, and how long one request may take.
+#[derive(Debug, Clone)]
 pub struct RetryPolicy {
     pub attempts: u32,
     pub base: Duration,
     pub cap: Duration,
+    /// One request (not a watch or a followed log) gets no answer in this
+    /// long: it fails at once, naming `endpoint`, instead of hanging. A
+    /// server that accepts connections and never answers is not retried.
+    pub timeout: Option<Duration>,
+    /// The API server, for messages.
+    pub endpoint: String,
 }
+
+/// The `reason` of the error a request that timed out is reported with.
+pub const TIMEOUT_REASON: &str = "PolysyncRequestTimeout";
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { attempts: 6, base: Duration::from_millis(100), cap: Duration::from_secs(5) }
+        Self {
+            attempts: 6,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(5),
+            timeout: Some(Duration::from_secs(30)),
+            endpoint: "the API server".into(),
+        }
     }
 }
 
@@ -35,7 +50,26 @@ impl RetryPolicy {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match call().await {
+            let answer = match self.timeout {
+                Some(limit) => match tokio::time::timeout(limit, call()).await {
+                    Ok(a) => a,
+                    Err(_) => {
+                        let message = format!(
+                            "{} did not answer within {limit:?}; check that the endpoint is reachable, or raise `request_timeout`",
+                            self.endpoint
+                        );
+                        let status = kube::core::Status {
+                            code: 504,
+                            reason: TIMEOUT_REASON.into(),
+                            message,
+                            ..Default::default()
+                        };
+                        return Err(kube::Error::Api(status.boxed()));
+                    }
+                },
+                None => call().await,
+            };
+            match answer {
                 Err(e) if is_transient(&e) && attempt < self.attempts => {
                     let mapped = from_kube(e, what);
                     let exp = self.base.saturating_mul(1 << (attempt - 1).min(16)).min(self.cap);

@@ -23,6 +23,34 @@ struct Settings {
     namespace: Option<String>,
     monitor_url_template: Option<String>,
     include_cronjobs: Option<bool>,
+    /// How long one API request may go unanswered (`"30s"`, or seconds).
+    request_timeout: Option<serde_json::Value>,
+    /// How long connecting to the API server may take.
+    connect_timeout: Option<serde_json::Value>,
+}
+
+/// A duration setting: seconds as a number, or `"30s"`, `"2m"`, `"500ms"`;
+/// between 100 ms and 1 hour.
+fn duration_setting(key: &str, v: &serde_json::Value) -> Result<std::time::Duration> {
+    let secs = match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(t) => {
+            let t = t.trim();
+            let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+            let n: Option<f64> = num.trim().parse().ok();
+            match unit {
+                "" | "s" => n,
+                "ms" => n.map(|n| n / 1000.0),
+                "m" => n.map(|n| n * 60.0),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match secs {
+        Some(s) if s.is_finite() && (0.1..=3600.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(invalid(format!("setting `{key}` = {v}: give a duration between 100ms and 1h, like \"30s\""))),
+    }
 }
 
 fn invalid(message: String) -> ProviderError {
@@ -42,6 +70,8 @@ fn manifest() -> Manifest {
             "https URL for entries and runs, with {namespace}, {name}, {kind}",
         ),
         SettingDoc::optional("include_cronjobs", "discover CronJobs too (default true)"),
+        SettingDoc::optional("request_timeout", "how long one API request may go unanswered (default \"30s\")"),
+        SettingDoc::optional("connect_timeout", "how long connecting to the API server may take (default \"10s\")"),
     ];
     m.capabilities = polysync_kube_jobs::capabilities();
     m
@@ -51,6 +81,7 @@ fn manifest() -> Manifest {
 struct KubeconfigConnector {
     kubeconfig: Kubeconfig,
     options: KubeConfigOptions,
+    connect_timeout: std::time::Duration,
 }
 
 #[async_trait]
@@ -63,6 +94,8 @@ impl Connector for KubeconfigConnector {
                     format!("the kubeconfig cannot be used: {e}; check its cluster and user entries"),
                 )
             })?;
+        let mut config = config;
+        config.connect_timeout = Some(self.connect_timeout);
         polysync_kube_jobs::connect::client(config)
     }
 }
@@ -71,7 +104,7 @@ impl Connector for KubeconfigConnector {
 pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
     let s: Settings = serde_json::from_value(settings).map_err(|e| {
         invalid(format!(
-            "kubernetes connection settings: {e}; the settings are kubeconfig, kubeconfig_inline, context, namespace, monitor_url_template, include_cronjobs"
+            "kubernetes connection settings: {e}; the settings are kubeconfig, kubeconfig_inline, context, namespace, monitor_url_template, include_cronjobs, request_timeout, connect_timeout"
         ))
     })?;
     let kubeconfig = match (&s.kubeconfig, &s.kubeconfig_inline) {
@@ -105,11 +138,34 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
         None => return Err(invalid("the kubeconfig has no current-context; set `context`".into())),
     };
     let namespace =
-        s.namespace.clone().or_else(|| context.and_then(|c| c.namespace)).unwrap_or_else(|| "default".into());
+        s.namespace.clone().or_else(|| context.clone().and_then(|c| c.namespace)).unwrap_or_else(|| "default".into());
     polysync_kube_jobs::naming::check_namespace(&namespace)?;
+    let user = context.as_ref().and_then(|c| c.user.clone());
+    let server = context.as_ref().and_then(|c| {
+        kubeconfig.clusters.iter().find(|k| k.name == c.cluster).and_then(|k| k.cluster.as_ref()?.server.clone())
+    });
+    check_exec_helper(&kubeconfig, user.as_deref())?;
+    let request_timeout = s
+        .request_timeout
+        .as_ref()
+        .map(|v| duration_setting("request_timeout", v))
+        .transpose()?
+        .unwrap_or(std::time::Duration::from_secs(30));
+    let connect_timeout = s
+        .connect_timeout
+        .as_ref()
+        .map(|v| duration_setting("connect_timeout", v))
+        .transpose()?
+        .unwrap_or(std::time::Duration::from_secs(10));
     let connector = KubeconfigConnector {
         kubeconfig,
         options: KubeConfigOptions { context: context_name, cluster: None, user: None },
+        connect_timeout,
+    };
+    let retry = polysync_kube_jobs::RetryPolicy {
+        timeout: Some(request_timeout),
+        endpoint: format!("the API server {}", server.as_deref().unwrap_or("of the kubeconfig")),
+        ..Default::default()
     };
     let include = s.include_cronjobs.unwrap_or(true);
     let provider = match s.monitor_url_template {
@@ -119,7 +175,32 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
         Some(t) => KubeJobs::new(manifest(), namespace, connector, UrlTemplate(t)),
         None => KubeJobs::new(manifest(), namespace, connector, NoMonitor),
     };
-    Ok(provider.with_cronjobs(include))
+    Ok(provider.with_cronjobs(include).with_retry(retry))
+}
+
+/// A kubeconfig whose user gets credentials from a program (`exec`:
+/// kubelogin, aws, gke-gcloud-auth-plugin, ...) needs that program: say
+/// which one is missing, not that "the client failed".
+fn check_exec_helper(kubeconfig: &Kubeconfig, user: Option<&str>) -> Result<()> {
+    let Some(user) = user else { return Ok(()) };
+    let command = kubeconfig
+        .auth_infos
+        .iter()
+        .find(|a| a.name == user)
+        .and_then(|a| a.auth_info.as_ref()?.exec.as_ref()?.command.clone());
+    let Some(command) = command else { return Ok(()) };
+    let found = if command.contains('/') {
+        std::path::Path::new(&command).is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(&command).is_file()))
+    };
+    if found {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "the kubeconfig user {user:?} gets its credentials by running `{command}` (exec), which is not installed or not on PATH; install it, or use a kubeconfig with a token or certificate"
+    )))
 }
 
 fn expand_home(path: &str) -> String {
