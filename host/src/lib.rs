@@ -49,9 +49,19 @@ impl Host {
 
     /// Every plugin in the directory, loaded (once) to report on each.
     pub fn registry(&mut self) -> Result<&plugins::Registry> {
+        self.registry_probed(|_| Ok(()))
+    }
+
+    /// [`Host::registry`], loading in this process only the files `probe`
+    /// accepts (the CLI probes each in a child process, so a library whose
+    /// initializer crashes is refused instead of killing the command).
+    pub fn registry_probed(
+        &mut self,
+        probe: impl Fn(&std::path::Path) -> std::result::Result<(), String>,
+    ) -> Result<&plugins::Registry> {
         if self.registry.is_none() {
             let dir = &self.config.plugin_dir;
-            let scanned = plugins::Registry::scan(dir)
+            let scanned = plugins::Registry::scan_with(dir, probe)
                 .map_err(|e| Error::Config(format!("cannot read the plugin directory {}: {e}", dir.display())))?;
             self.registry = Some(scanned);
         }

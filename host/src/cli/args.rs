@@ -201,6 +201,11 @@ pub enum Command {
     ///
     /// Example: polysync completions bash > /etc/bash_completion.d/polysync
     Completions { shell: clap_complete::Shell },
+    /// Load one plugin library in this process and exit: `polysync plugins`
+    /// runs it per file, so a library whose initializer crashes the process
+    /// is reported instead of taking the command down.
+    #[command(name = "__probe-plugin", hide = true)]
+    ProbePlugin { path: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -22,6 +22,11 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
     match cli.command {
         Command::Demo { time_scale } => return super::demo::run(out, time_scale).await,
         Command::Sandbox(args) => return super::demo::sandbox(out, &args).await,
+        Command::ProbePlugin { path } => {
+            let mut registry = polysync::plugins::Registry::default();
+            registry.add(path);
+            return Ok(if registry.refused().is_empty() { EXIT_OK } else { EXIT_FAILURE });
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -73,7 +78,7 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
             }
             runs(host, out, RunFilter { connection, external_id: entry, state, limit: Some(limit) })
         }
-        Command::Demo { .. } | Command::Sandbox(_) | Command::Completions { .. } => {
+        Command::Demo { .. } | Command::Sandbox(_) | Command::Completions { .. } | Command::ProbePlugin { .. } => {
             Err(Error::InvalidInput("this command cannot run inside another one".into()))
         }
     }
@@ -83,9 +88,30 @@ pub async fn dispatch_with(host: &mut Host, out: Out, command: Command) -> Resul
 const KNOWN_STATES: [&str; 9] =
     ["Submitting", "SubmitFailed", "Starting", "Running", "Success", "Failed", "Cancelled", "Lost", "Unknown"];
 
+/// Load `path` in a child process first: a library whose initializer
+/// aborts or crashes must not take `polysync plugins` down with it.
+fn probe_in_child(path: &std::path::Path) -> std::result::Result<(), String> {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable to probe with: {e}"))?;
+    let status = std::process::Command::new(exe)
+        .arg("__probe-plugin")
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot start a probe: {e}"))?;
+    match status.signal() {
+        Some(sig) => Err(format!(
+            "loading it crashed the process (signal {sig}): its initializer aborts or faults; remove it from the plugin directory"
+        )),
+        None => Ok(()),
+    }
+}
+
 fn plugins(host: &mut Host, out: Out) -> Result<u8> {
     let plugin_dir = host.config.plugin_dir.clone();
-    let registry = host.registry()?;
+    let registry = host.registry_probed(probe_in_child)?;
     if out.json {
         let loaded: Vec<_> =
             registry.plugins().map(|p| json!({"path": p.path, "manifest": p.library.manifest()})).collect();

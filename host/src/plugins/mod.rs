@@ -62,6 +62,12 @@ impl Registry {
     /// Load every library in `dir` (files ending in the platform's dynamic
     /// library extension). A missing directory is an empty registry.
     pub fn scan(dir: &Path) -> std::io::Result<Self> {
+        Self::scan_with(dir, |_| Ok(()))
+    }
+
+    /// [`Registry::scan`], loading only the files `probe` accepts; the
+    /// others are refused with the probe's reason.
+    pub fn scan_with(dir: &Path, probe: impl Fn(&Path) -> std::result::Result<(), String>) -> std::io::Result<Self> {
         let mut registry = Self::default();
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -74,7 +80,13 @@ impl Registry {
             .collect();
         paths.sort();
         for path in paths {
-            registry.add(path);
+            match probe(&path) {
+                Ok(()) => registry.add(path),
+                Err(why) => {
+                    tracing::warn!(path = %path.display(), "plugin refused: {why}");
+                    registry.refused.push(RefusedPlugin { path, kind: "crashed_on_load", reason: why });
+                }
+            }
         }
         Ok(registry)
     }
