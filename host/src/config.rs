@@ -82,24 +82,36 @@ pub fn expand_path(v: &str) -> std::result::Result<String, String> {
     Ok(out)
 }
 
-/// `90s`, `10m`, `1h`, `500ms` (a bare number is seconds); between 1 s and 7 days.
-pub fn parse_duration_setting(what: &str, v: &str) -> Result<std::time::Duration> {
-    let v = v.trim();
-    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
-    let n: f64 = num.trim().parse().map_err(|_| {
-        Error::Config(format!("`{what}` = {v:?} is not a duration; write e.g. \"10m\", \"90s\" or \"1h\""))
-    })?;
+/// `30s`, `5m`, `1h`, `500ms`, or plain seconds; at most a year (past
+/// that `Duration` arithmetic overflows, and no wait is that long).
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+    let n: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a duration; use e.g. 90s, 5m or 2h"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(Error::Config(format!("`{what}` = {v:?}: unknown unit {unit:?}; use ms, s, m or h"))),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
     };
-    if !secs.is_finite() || !(1.0..=7.0 * 86400.0).contains(&secs) {
-        return Err(Error::Config(format!("`{what}` = {v:?} is out of range; use between 1s and 168h")));
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a positive duration"));
+    }
+    if secs > 366.0 * 86400.0 {
+        return Err(format!("{s:?} is too long; at most 8784h (a year)"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// A duration setting of the config file: [`parse_duration`], between 1 s
+/// and 7 days.
+pub fn parse_duration_setting(what: &str, v: &str) -> Result<std::time::Duration> {
+    let d = parse_duration(v).map_err(|e| Error::Config(format!("`{what}`: {e}")))?;
+    if !(1.0..=7.0 * 86400.0).contains(&d.as_secs_f64()) {
+        return Err(Error::Config(format!("`{what}` = {v:?} is out of range; use between 1s and 168h")));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Clone)]

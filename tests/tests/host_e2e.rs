@@ -63,6 +63,13 @@ impl Env {
         self.command(args).output().unwrap()
     }
 
+    /// Run with another config file than the test's own.
+    fn run_with_config(&self, config: &std::path::Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new(artifacts::executable("polysync", "polysync"));
+        cmd.arg("--config").arg(config).args(args).env_remove("POLYSYNC_CONFIG").env("NO_COLOR", "1");
+        cmd.output().unwrap()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
@@ -399,7 +406,23 @@ fn discovery_ends_when_every_continue_token_expires() {
         env.source(&format!("job-{i:02}"), "true");
     }
     env.cluster.sandbox.faults().set(FaultSettings { expire_continue: true, ..Default::default() });
-    let out = env.command(&["-o", "json", "discover", "sandbox", "--page-size", "5"]).output().unwrap();
+    // A discovery that loops on expired tokens fails here after a minute
+    // instead of hanging the suite.
+    let mut child = env
+        .command(&["-o", "json", "discover", "sandbox", "--page-size", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("discovery never ended with every continue token expiring");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     env.cluster.sandbox.faults().clear();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -437,12 +460,7 @@ fn the_catalog_is_private_and_foreign_or_newer_files_are_refused_untouched() {
     let text = std::fs::read_to_string(&env.config).unwrap();
     let old = env.dir.path().join("catalog.db").display().to_string();
     std::fs::write(&config, text.replace(&old, &nested.display().to_string())).unwrap();
-    let out = Command::new(artifacts::executable("polysync", "polysync"))
-        .arg("--config")
-        .arg(&config)
-        .arg("runs")
-        .output()
-        .unwrap();
+    let out = env.run_with_config(&config, &["runs"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&nested), 0o600);
@@ -467,12 +485,7 @@ fn the_catalog_is_private_and_foreign_or_newer_files_are_refused_untouched() {
         assert!(status.success());
         let before = std::fs::read(&path).unwrap();
         std::fs::write(&config, text.replace(&old, &path.display().to_string())).unwrap();
-        let out = Command::new(artifacts::executable("polysync", "polysync"))
-            .arg("--config")
-            .arg(&config)
-            .arg("runs")
-            .output()
-            .unwrap();
+        let out = env.run_with_config(&config, &["runs"]);
         assert_eq!(code(&out), 20, "{name}: {}", stderr(&out));
         let why = stderr(&out);
         assert!(why.contains("schema version 99") || why.contains("not a polysync catalog"), "{name}: {why}");

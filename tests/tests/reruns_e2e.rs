@@ -5,7 +5,6 @@
 //! timeout. Each from the user's side: the command, its exit code, its JSON,
 //! what stays on the cluster.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -266,13 +265,15 @@ cluster_test!(
             source_job(cluster, &env.ns, &format!("many-{i:02}"), "true", |_| {});
         }
         env.discover();
+        // The reading end closes before polysync writes anything (it has a
+        // config and a catalog to open first), so every write hits EPIPE.
         let mut child = env.command(&["catalog"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
-        assert!(first.starts_with("CONNECTION"), "{first}");
         assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
-        assert!(matches!(out.status.code(), Some(0 | 141)), "{:?}", out.status);
+        assert_eq!(out.status.code(), Some(141), "{:?}: {}", out.status, text(&out.stderr));
+        // With a reader, the same command prints the table.
+        assert!(env.ok(&["catalog"]).starts_with("CONNECTION"));
     }
 );
 

@@ -64,25 +64,9 @@ impl DeleteAfter {
     }
 }
 
-/// `30s`, `5m`, `1h`, or plain seconds.
+/// `30s`, `5m`, `1h`, or plain seconds (see [`polysync::config::parse_duration`]).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.trim().split_at(s.trim().find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.trim().len()));
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration; use e.g. 90s, 5m or 2h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?} is not a positive duration"));
-    }
-    // Past this, Duration arithmetic overflows; no wait is that long.
-    if secs > 366.0 * 86400.0 {
-        return Err(format!("{s:?} is too long; at most 8784h (a year)"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    polysync::config::parse_duration(s)
 }
 
 /// `NAME=VALUE`.

@@ -30,8 +30,9 @@ struct Settings {
 }
 
 /// A duration setting: seconds as a number, or `"30s"`, `"2m"`, `"500ms"`;
-/// between 100 ms and 1 hour.
-fn duration_setting(key: &str, v: &serde_json::Value) -> Result<std::time::Duration> {
+/// between 100 ms and 1 hour; `default_secs` when unset.
+fn duration_setting(key: &str, v: Option<&serde_json::Value>, default_secs: f64) -> Result<std::time::Duration> {
+    let Some(v) = v else { return Ok(std::time::Duration::from_secs_f64(default_secs)) };
     let secs = match v {
         serde_json::Value::Number(n) => n.as_f64(),
         serde_json::Value::String(t) => {
@@ -145,18 +146,8 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
         kubeconfig.clusters.iter().find(|k| k.name == c.cluster).and_then(|k| k.cluster.as_ref()?.server.clone())
     });
     check_exec_helper(&kubeconfig, user.as_deref())?;
-    let request_timeout = s
-        .request_timeout
-        .as_ref()
-        .map(|v| duration_setting("request_timeout", v))
-        .transpose()?
-        .unwrap_or(std::time::Duration::from_secs(30));
-    let connect_timeout = s
-        .connect_timeout
-        .as_ref()
-        .map(|v| duration_setting("connect_timeout", v))
-        .transpose()?
-        .unwrap_or(std::time::Duration::from_secs(10));
+    let request_timeout = duration_setting("request_timeout", s.request_timeout.as_ref(), 30.0)?;
+    let connect_timeout = duration_setting("connect_timeout", s.connect_timeout.as_ref(), 10.0)?;
     let connector = KubeconfigConnector {
         kubeconfig,
         options: KubeConfigOptions { context: context_name, cluster: None, user: None },

@@ -251,7 +251,7 @@ impl NodeAgent {
 
 fn node_object(port: u16) -> Value {
     let now = now_rfc3339();
-    let version = "v1.36.3";
+    let version = crate::realkube::KUBERNETES_VERSION;
     json!({
         "apiVersion": "v1",
         "kind": "Node",

@@ -139,18 +139,7 @@ impl std::fmt::Debug for RealKube {
 }
 
 fn random_token(prefix: &str) -> String {
-    let bytes: [u8; 16] = rand_bytes();
-    format!("{prefix}-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
-fn rand_bytes() -> [u8; 16] {
-    // uuid-free randomness from the OS, enough for throwaway test tokens.
-    let mut out = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut out);
-    }
-    out
+    format!("{prefix}-{:032x}", rand::random::<u128>())
 }
 
 fn token_kubeconfig(url: &str, ca_pem: &str, token: &str) -> String {
