@@ -119,10 +119,90 @@ pub struct Config {
     /// The file it came from (None: defaults only).
     pub path: Option<PathBuf>,
     pub plugin_dir: PathBuf,
-    pub catalog: PathBuf,
+    pub catalog: CatalogLocation,
     pub connections: BTreeMap<String, Connection>,
     /// Which parameter names hold secrets (`secret_patterns = [...]`).
     pub secrets: crate::secrets::SecretNames,
+    /// How long a host holds a run it follows without renewing
+    /// (`run_lease`): another host takes it over once this has passed.
+    pub run_lease: std::time::Duration,
+}
+
+/// The default [`Config::run_lease`].
+pub const DEFAULT_RUN_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where the catalog lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogLocation {
+    /// An SQLite file (the default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database shared by several hosts.
+    Postgres(PostgresCatalog),
+}
+
+impl CatalogLocation {
+    /// For messages: the path, or the URL without a password.
+    pub fn shown(&self) -> String {
+        match self {
+            Self::Sqlite(p) => p.display().to_string(),
+            Self::Postgres(pg) => pg.shown(),
+        }
+    }
+}
+
+/// Where a PostgreSQL catalog's password comes from: never the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// A PostgreSQL catalog: its URL (without a password) and where the
+/// password is read from when the catalog opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresCatalog {
+    pub url: String,
+    pub password: Option<PasswordSource>,
+}
+
+impl PostgresCatalog {
+    /// `url` must not carry a password: the config file is not a secret store.
+    pub fn new(url: &str, password: Option<PasswordSource>) -> std::result::Result<Self, String> {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && userinfo.contains(':')
+        {
+            return Err(
+                "`catalog` has a password in its URL; remove it and set `catalog_password_env` (an environment variable holding it) or `catalog_password_file`".into(),
+            );
+        }
+        if url.contains("password=") {
+            return Err("`catalog` has a password= parameter; remove it and set `catalog_password_env` or `catalog_password_file`".into());
+        }
+        Ok(Self { url: url.to_owned(), password })
+    }
+
+    /// The URL as shown in messages (it holds no password).
+    pub fn shown(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The password, read now (so a rotated file or variable is picked up
+    /// at the next start).
+    pub fn password(&self) -> Result<Option<String>> {
+        match &self.password {
+            None => Ok(None),
+            Some(PasswordSource::Env(var)) => std::env::var(var).map(Some).map_err(|_| {
+                Error::Config(format!(
+                    "`catalog_password_env` names {var}, which is not set; export it with the catalog's password"
+                ))
+            }),
+            Some(PasswordSource::File(path)) => std::fs::read_to_string(path)
+                .map(|p| Some(p.trim_end_matches(['\n', '\r']).to_owned()))
+                .map_err(|e| Error::Config(format!("cannot read `catalog_password_file` {}: {e}", path.display()))),
+        }
+    }
 }
 
 /// Where the config file is looked for.
@@ -160,9 +240,10 @@ impl Config {
             _ => Ok(Self {
                 path: None,
                 plugin_dir: default_plugin_dir(),
-                catalog: default_catalog(),
+                catalog: CatalogLocation::Sqlite(default_catalog()),
                 connections: BTreeMap::new(),
                 secrets: Default::default(),
+                run_lease: DEFAULT_RUN_LEASE,
             }),
         }
     }
@@ -176,12 +257,14 @@ impl Config {
             let expanded = PathBuf::from(expand_path(v).map_err(|e| Error::Config(format!("{shown}: `{key}`: {e}")))?);
             Ok(if expanded.is_relative() { base.join(expanded) } else { expanded })
         };
+        let (mut catalog, mut password) = (None::<String>, None::<PasswordSource>);
         let mut config = Self {
             path: path.clone(),
             plugin_dir: default_plugin_dir(),
-            catalog: default_catalog(),
+            catalog: CatalogLocation::Sqlite(default_catalog()),
             connections: BTreeMap::new(),
             secrets: Default::default(),
+            run_lease: DEFAULT_RUN_LEASE,
         };
         for (key, value) in &table {
             match key.as_str() {
@@ -192,10 +275,28 @@ impl Config {
                     config.plugin_dir = resolve("plugin_dir", v)?;
                 }
                 "catalog" => {
-                    let v = value
-                        .as_str()
-                        .ok_or_else(|| Error::Config(format!("{shown}: `catalog` must be a path string")))?;
-                    config.catalog = resolve("catalog", v)?;
+                    let v = value.as_str().ok_or_else(|| {
+                        Error::Config(format!("{shown}: `catalog` must be a path or a postgres:// URL string"))
+                    })?;
+                    catalog = Some(v.to_owned());
+                }
+                "catalog_password_env" => {
+                    let v = value.as_str().filter(|v| !v.is_empty()).ok_or_else(|| {
+                        Error::Config(format!("{shown}: `catalog_password_env` must name an environment variable"))
+                    })?;
+                    password = Some(PasswordSource::Env(v.to_owned()));
+                }
+                "catalog_password_file" => {
+                    let v = value.as_str().ok_or_else(|| {
+                        Error::Config(format!("{shown}: `catalog_password_file` must be a path string"))
+                    })?;
+                    password = Some(PasswordSource::File(resolve("catalog_password_file", v)?));
+                }
+                "run_lease" => {
+                    let v = value.as_str().ok_or_else(|| {
+                        Error::Config(format!("{shown}: `run_lease` must be a duration string like \"30s\""))
+                    })?;
+                    config.run_lease = parse_duration_setting("run_lease", v)?;
                 }
                 "connections" => {
                     let conns = value.as_table().ok_or_else(|| {
@@ -256,11 +357,25 @@ impl Config {
                 }
                 other => {
                     return Err(Error::Config(format!(
-                        "{shown}: unknown setting `{other}`; the settings are plugin_dir, catalog, secret_patterns and [connections.NAME]"
+                        "{shown}: unknown setting `{other}`; the settings are plugin_dir, catalog, catalog_password_env, catalog_password_file, run_lease, secret_patterns and [connections.NAME]"
                     )));
                 }
             }
         }
+        config.catalog = match catalog {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                CatalogLocation::Postgres(PostgresCatalog::new(&url, password).map_err(|e| Error::Config(format!("{shown}: {e}")))?)
+            }
+            Some(path) => {
+                if password.is_some() {
+                    return Err(Error::Config(format!(
+                        "{shown}: `catalog_password_env`/`catalog_password_file` are for a postgres:// catalog; `catalog` is a file"
+                    )));
+                }
+                CatalogLocation::Sqlite(resolve("catalog", &path)?)
+            }
+            None => CatalogLocation::Sqlite(default_catalog()),
+        };
         Ok(config)
     }
 
@@ -292,7 +407,7 @@ mod tests {
             Some(PathBuf::from("/etc/polysync/config.toml")),
         )
         .unwrap();
-        assert_eq!(c.catalog, PathBuf::from("/etc/polysync/cat.db"));
+        assert_eq!(c.catalog, CatalogLocation::Sqlite(PathBuf::from("/etc/polysync/cat.db")));
         let prod = c.connection("prod").unwrap();
         assert_eq!(prod.provider, "kubernetes");
         assert_eq!(prod.settings, serde_json::json!({"namespace": "batch"}));

@@ -28,8 +28,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Provider(#[from] ProviderError),
-    #[error("the catalog at {path} failed: {source}; check the file is writable and not corrupt")]
-    Catalog { path: String, source: rusqlite::Error },
+    /// The catalog store failed; `message` says what to check.
+    #[error("the catalog {store} failed: {message}")]
+    Catalog { store: String, message: String },
     #[error("{0}")]
     Timeout(String),
     #[error("{0}")]

@@ -1,54 +1,84 @@
-//! The polysync host as a library: the `polysync` binary is a thin CLI over
-//! it, and the cross-crate tests drive it directly.
+//! The polysync host as a library: the `polysync` binary (CLI, demo and,
+//! later, the server) only parses input and renders the typed outcomes of
+//! the workflows here.
 //!
 //! * [`config`] — the TOML file and its named connections;
 //! * [`plugins`] — loading provider libraries through the C ABI;
-//! * [`catalog`] — entries, syncs and runs in SQLite;
-//! * [`sync`] — discovery into the catalog;
-//! * [`tracking`] — submitting, recovering and following runs.
+//! * [`store`] — the catalog (entries, syncs, runs, leases, archived
+//!   logs) behind one trait, on SQLite or PostgreSQL;
+//! * [`runs`] — every workflow: sync, start, follow, finish, cancel,
+//!   watch (with run ownership), logs.
 
-pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod plugins;
+pub mod runs;
 pub mod secrets;
-pub mod sync;
-pub mod tracking;
+pub mod store;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use polysync_provider_api::{ErrorKind, Provider};
 
 pub use error::{Error, Result};
+pub use runs::HostId;
+pub use store::Store;
 
-/// Config, plugins and open connections of one process. Plugins are loaded
-/// only when a command needs one, and then only that one (one broken
-/// library in the directory never breaks `runs` or another provider's
-/// commands); `polysync plugins` loads them all to report on each.
+/// Config, catalog, plugins and open connections of one process, shareable
+/// across tasks. Plugins are loaded only when a workflow needs one, and
+/// then only that one (one broken library in the directory never breaks
+/// `runs` or another provider's commands).
 pub struct Host {
     pub config: config::Config,
-    registry: Option<plugins::Registry>,
-    providers: HashMap<String, Arc<dyn Provider>>,
+    store: tokio::sync::OnceCell<Arc<dyn Store>>,
+    id: HostId,
+    registry: Mutex<Option<Arc<plugins::Registry>>>,
+    providers: Mutex<HashMap<String, Arc<dyn Provider>>>,
 }
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host")
             .field("config", &self.config.path)
-            .field("connected", &self.providers.keys())
+            .field("catalog", &self.config.catalog)
+            .field("id", &self.id)
             .finish_non_exhaustive()
     }
 }
 
 impl Host {
-    /// A host for `config`; nothing is loaded yet.
-    pub fn new(config: config::Config) -> Result<Self> {
-        Ok(Self { config, registry: None, providers: HashMap::new() })
+    /// A host for `config`. Nothing is opened yet: the catalog when a
+    /// workflow first needs it (once per process), plugins likewise.
+    pub fn new(config: config::Config) -> Self {
+        Self {
+            config,
+            store: tokio::sync::OnceCell::new(),
+            id: HostId::new(),
+            registry: Mutex::new(None),
+            providers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A host over an already open store.
+    pub fn with_store(config: config::Config, store: Arc<dyn Store>) -> Self {
+        let host = Self::new(config);
+        let _ = host.store.set(store);
+        host
+    }
+
+    /// The catalog, opened (and migrated) on first use.
+    pub async fn store(&self) -> Result<&Arc<dyn Store>> {
+        self.store.get_or_try_init(|| store::open(&self.config.catalog)).await
+    }
+
+    /// This process's identity as an owner of runs.
+    pub fn id(&self) -> &HostId {
+        &self.id
     }
 
     /// Every plugin in the directory, loaded (once) to report on each.
-    pub fn registry(&mut self) -> Result<&plugins::Registry> {
+    pub fn registry(&self) -> Result<Arc<plugins::Registry>> {
         self.registry_probed(|_| Ok(()))
     }
 
@@ -56,21 +86,24 @@ impl Host {
     /// accepts (the CLI probes each in a child process, so a library whose
     /// initializer crashes is refused instead of killing the command).
     pub fn registry_probed(
-        &mut self,
+        &self,
         probe: impl Fn(&std::path::Path) -> std::result::Result<(), String>,
-    ) -> Result<&plugins::Registry> {
-        if self.registry.is_none() {
-            let dir = &self.config.plugin_dir;
-            let scanned = plugins::Registry::scan_with(dir, probe)
-                .map_err(|e| Error::Config(format!("cannot read the plugin directory {}: {e}", dir.display())))?;
-            self.registry = Some(scanned);
+    ) -> Result<Arc<plugins::Registry>> {
+        let mut slot = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
         }
-        Ok(self.registry.as_ref().expect("set above"))
+        let dir = &self.config.plugin_dir;
+        let scanned = plugins::Registry::scan_with(dir, probe)
+            .map_err(|e| Error::Config(format!("cannot read the plugin directory {}: {e}", dir.display())))?;
+        let scanned = Arc::new(scanned);
+        *slot = Some(scanned.clone());
+        Ok(scanned)
     }
 
     /// The provider of a named connection, connected once per process.
-    pub fn provider(&mut self, connection: &str) -> Result<Arc<dyn Provider>> {
-        if let Some(p) = self.providers.get(connection) {
+    pub fn provider(&self, connection: &str) -> Result<Arc<dyn Provider>> {
+        if let Some(p) = self.providers.lock().unwrap_or_else(|p| p.into_inner()).get(connection) {
             return Ok(p.clone());
         }
         let conn = self.config.connection(connection)?.clone();
@@ -81,14 +114,19 @@ impl Host {
         let provider = if alone.get(&conn.provider).is_some() {
             connect(&alone, &dir, connection, &conn)?
         } else {
-            connect(self.registry()?, &dir, connection, &conn)?
+            connect(self.registry()?.as_ref(), &dir, connection, &conn)?
         };
-        self.providers.insert(connection.to_owned(), provider.clone());
-        Ok(provider)
+        let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(providers.entry(connection.to_owned()).or_insert(provider).clone())
     }
 
-    pub fn catalog(&self) -> Result<catalog::Catalog> {
-        catalog::Catalog::open(&self.config.catalog)
+    /// Give up the runs this host holds, so another host takes them at
+    /// once instead of after the lease; call before the process ends.
+    pub async fn shutdown(&self) -> Result<()> {
+        match self.store.get() {
+            Some(store) => store.release_runs(self.id.as_str()).await.map(drop),
+            None => Ok(()),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use polysync_provider_api::CatalogEntry;
 
-use crate::catalog::{StoredEntry, StoredRun};
+use crate::store::{StoredEntry, StoredRun};
 
 /// What a redacted value reads as.
 pub const REDACTED: &str = "<redacted>";

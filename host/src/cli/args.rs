@@ -46,20 +46,13 @@ pub enum DeleteAfter {
     Always,
 }
 
-/// How an unset `--delete-after` is stored.
-pub const DELETE_AFTER_DEFAULT: &str = "default";
-
 impl DeleteAfter {
-    /// The stored word; `None` (not given) is [`DELETE_AFTER_DEFAULT`].
-    pub fn stored(choice: Option<Self>) -> &'static str {
-        choice.map_or(DELETE_AFTER_DEFAULT, Self::as_str)
-    }
-
-    pub fn as_str(self) -> &'static str {
+    /// The library's choice for this flag.
+    pub fn stored(self) -> polysync::store::DeleteAfter {
         match self {
-            Self::Never => "never",
-            Self::Success => "success",
-            Self::Always => "always",
+            Self::Never => polysync::store::DeleteAfter::Never,
+            Self::Success => polysync::store::DeleteAfter::Success,
+            Self::Always => polysync::store::DeleteAfter::Always,
         }
     }
 }

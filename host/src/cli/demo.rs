@@ -2,8 +2,8 @@
 //!
 //! The demo starts the sandbox cluster in this process with a namespace of
 //! sample Jobs, writes a kubeconfig and a config that points the
-//! `kubernetes` plugin at it, and walks through the everyday commands by
-//! calling the same code the commands run.
+//! `kubernetes` plugin at it, and walks through the everyday commands: the
+//! same library workflows and renderers the commands use.
 
 use std::path::Path;
 use std::time::Instant;
@@ -15,8 +15,11 @@ use polysync_sandbox::resources::Kind;
 use polysync_sandbox::{Sandbox, SandboxConfig, SeedConfig, seed};
 use serde_json::json;
 
-use super::args::{Command, DeleteAfter, RunArgs};
+use polysync::runs::{self, StartRun};
+use polysync::store::{DeleteAfter, RunFilter};
+
 use super::output::Out;
+use super::render;
 
 const NAMESPACE: &str = "demo";
 
@@ -56,7 +59,7 @@ fn step(out: Out, n: usize, title: &str, command: &str) {
 }
 
 pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
-    let started = Instant::now();
+    let began = Instant::now();
     let sandbox = Sandbox::start(SandboxConfig {
         time_scale,
         seed: SeedConfig { namespace: NAMESPACE.into(), jobs: 20, cronjobs: 2, file: None },
@@ -92,20 +95,21 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         config_path.display(),
         config_text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
     ));
-    let mut host = Host::new(Config::load(Some(&config_path))?)?;
-    if host.registry()?.get("kubernetes").is_none() {
+    let host = Host::new(Config::load(Some(&config_path))?);
+    let registry = host.registry()?;
+    if registry.get("kubernetes").is_none() {
         return Err(Error::Config(format!(
             "the demo needs the kubernetes plugin next to polysync in {}; build both with `bash scripts/demo` (or cargo build --release -p polysync -p polysync-provider-kubernetes)",
             plugin_dir.display()
         )));
     }
+    let names = &host.config.secrets;
 
     step(out, 1, "the provider plugins the host loaded through the C ABI", "plugins");
-    super::commands::dispatch_with(&mut host, out, Command::Plugins).await?;
+    render::plugins(out, &host.config.plugin_dir, &registry);
 
     step(out, 2, "import the namespace's Jobs and CronJobs into the catalog", "discover sandbox");
-    super::commands::dispatch_with(&mut host, out, Command::Discover { connection: "sandbox".into(), page_size: None })
-        .await?;
+    render::sync(out, "sandbox", &runs::sync_connection(&host, "sandbox", None, |_, _| {}).await?);
 
     step(
         out,
@@ -113,12 +117,7 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         "the catalog entry of a Job: its parameters are container[0]'s literal env",
         "catalog sandbox --entry nightly-report",
     );
-    super::commands::dispatch_with(
-        &mut host,
-        out,
-        Command::Catalog { connection: Some("sandbox".into()), missing: false, entry: Some("nightly-report".into()) },
-    )
-    .await?;
+    render::entry(out, names, &runs::find_entry(&host, "sandbox", "nightly-report").await?);
 
     step(
         out,
@@ -126,30 +125,19 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         "a parameterized rerun, with live pod events and the logs",
         "run sandbox nightly-report -p REPORT_DATE=2026-11-01 -p REGION=us-east-1 --wait --events --logs",
     );
-    let run = |entry: &str, params: &[(&str, &str)], wait: bool, events: bool, logs: bool| RunArgs {
+    let start = |entry: &str, params: &[(&str, &str)]| StartRun {
         connection: "sandbox".into(),
         entry: entry.into(),
-        params: params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        parameters: params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
         idempotency_key: None,
-        wait,
-        timeout: Some(std::time::Duration::from_secs(60)),
-        logs,
-        events,
+        delete_after: DeleteAfter::Never,
         startup_timeout: None,
-        delete_after: Some(DeleteAfter::Never),
     };
-    super::commands::dispatch_with(
-        &mut host,
-        out,
-        Command::Run(run(
-            "nightly-report",
-            &[("REPORT_DATE", "2026-11-01"), ("REGION", "us-east-1")],
-            true,
-            true,
-            true,
-        )),
-    )
-    .await?;
+    let wait = |events: bool| render::Wait { events, logs: true, timeout: Some(std::time::Duration::from_secs(60)) };
+    let started =
+        runs::start_run(&host, start("nightly-report", &[("REPORT_DATE", "2026-11-01"), ("REGION", "us-east-1")]))
+            .await?;
+    render::wait(&host, out, &started.run, wait(true)).await?;
 
     step(
         out,
@@ -157,9 +145,9 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         "a run that fails: the reason comes from the Job's conditions",
         "run sandbox flaky-export --wait --logs",
     );
-    let code =
-        super::commands::dispatch_with(&mut host, out, Command::Run(run("flaky-export", &[], true, false, true)))
-            .await?;
+    let started = runs::start_run(&host, start("flaky-export", &[])).await?;
+    let ended = render::wait(&host, out, &started.run, wait(false)).await?;
+    let code = if ended.succeeded() { EXIT_OK } else { polysync::error::EXIT_FAILURE };
     out.say(format!("   (exit code {code}: the run failed)"));
 
     step(
@@ -168,28 +156,20 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         "start a long run, then cancel it",
         "run sandbox long-backfill -p DAYS=365   then   polysync cancel <run>",
     );
-    super::commands::dispatch_with(
-        &mut host,
-        out,
-        Command::Run(run("long-backfill", &[("DAYS", "365")], false, false, false)),
-    )
-    .await?;
-    let last = host.catalog()?.runs(&polysync::catalog::RunFilter { limit: Some(1), ..Default::default() })?;
-    let id = last.first().map(|r| r.id.to_string()).unwrap_or_default();
+    let started = runs::start_run(&host, start("long-backfill", &[("DAYS", "365")])).await?;
+    render::run(out, names, &started.run);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    super::commands::dispatch_with(&mut host, out, Command::Cancel { run: id }).await?;
+    let cancelled = runs::cancel(&host, &started.run.id.to_string(), "cancelled from the polysync CLI").await?;
+    render::cancelled(out, names, &cancelled);
 
     step(out, 7, "run history", "runs");
-    super::commands::dispatch_with(
-        &mut host,
-        out,
-        Command::Runs { connection: None, entry: None, state: None, limit: 10 },
-    )
-    .await?;
+    let history = host.store().await?.runs(&RunFilter { limit: Some(10), ..RunFilter::default() }).await?;
+    render::runs(out, names, history);
+    host.shutdown().await?;
 
     out.say(format!(
         "\nDemo finished in {:.1} s. Try it yourself: `polysync sandbox` keeps a cluster running for kubectl and polysync side by side.",
-        started.elapsed().as_secs_f64()
+        began.elapsed().as_secs_f64()
     ));
     drop(tmp);
     Ok(EXIT_OK)

@@ -1,6 +1,12 @@
 //! Schema migrations, applied in order and recorded in `user_version`.
+//! PostgreSQL's (in `postgres/schema.rs`) follow the same numbering and
+//! end in the same tables.
+
+use std::path::Path;
 
 use rusqlite::Connection;
+
+use crate::error::{Error, Result};
 
 const MIGRATIONS: &[&str] = &[
     // 1: entries, syncs, runs.
@@ -70,10 +76,24 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run, unit, container)
     );
     ",
+    // 3: run ownership (several hosts on one catalog divide the runs by
+    // lease), finished runs marked once their logs are archived and their
+    // delete-after applied, and sync leases (one sync per connection).
+    // Runs already final were finished by the process that saw them end.
+    "
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    ALTER TABLE runs ADD COLUMN lease_until INTEGER;
+    ALTER TABLE runs ADD COLUMN finalized INTEGER NOT NULL DEFAULT 0;
+    UPDATE runs SET finalized = 1
+        WHERE state IN ('Success', 'Failed', 'Cancelled', 'SubmitFailed', 'Lost', 'Withdrawn');
+    CREATE INDEX runs_open ON runs (id) WHERE finalized = 0;
+    ALTER TABLE syncs ADD COLUMN owner TEXT;
+    ALTER TABLE syncs ADD COLUMN lease_until INTEGER;
+    ",
 ];
 
 /// The schema version this build writes.
-pub(super) const VERSION: usize = MIGRATIONS.len();
+pub(crate) const VERSION: usize = MIGRATIONS.len();
 
 /// Apply the missing migrations, one write transaction each; the version is
 /// read inside the transaction, so two processes opening a new catalog at
@@ -88,4 +108,34 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.pragma_update(None, "user_version", (version + 1) as i64)?;
         tx.commit()?;
     }
+}
+
+/// Refuse, without writing, a database polysync did not make or cannot read.
+pub(super) fn check_is_ours(conn: &Connection, path: &Path) -> Result<()> {
+    let shown = path.display();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|_| {
+        Error::InvalidInput(format!(
+            "{shown} is not a polysync catalog (not an SQLite database); point `catalog` at another file"
+        ))
+    })?;
+    let known = VERSION as i64;
+    if version > known {
+        return Err(Error::InvalidInput(format!(
+            "the catalog {shown} has schema version {version}, written by a newer polysync (this one knows up to {known}); upgrade polysync, or use another catalog"
+        )));
+    }
+    let tables: Vec<String> = (|| {
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()
+    })()
+    .map_err(|e| super::err(path, e))?;
+    let ours = ["entries", "syncs", "runs", "run_logs"];
+    if version == 0 && !tables.is_empty() || tables.iter().any(|t| !ours.contains(&t.as_str())) {
+        return Err(Error::InvalidInput(format!(
+            "{shown} is not a polysync catalog (it has tables {}); point `catalog` at another file",
+            tables.join(", ")
+        )));
+    }
+    Ok(())
 }

@@ -1,0 +1,182 @@
+//! Following runs to their end through the provider's watch, with
+//! startup deadlines, vanished runs settled, and only while this host
+//! holds them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use polysync_provider_api::{CancelRequest, ErrorKind, Provider, RunState, RunStatus, WatchRequest};
+
+use super::Leases;
+use crate::error::{Error, Result};
+use crate::store::{DeleteAfter, Store, StoredRun};
+
+/// When a run's startup deadline passes, if it has one.
+fn startup_deadline(run: &StoredRun) -> Option<jiff::Timestamp> {
+    let ms = run.startup_timeout_ms?;
+    let created: jiff::Timestamp = run.created_at.parse().ok()?;
+    created.checked_add(jiff::SignedDuration::from_millis(ms)).ok()
+}
+
+/// Follow `runs` (all of one connection) with one watch until each is
+/// final, recording every status; `on_status` sees each change. A run still
+/// `Starting` past its startup timeout is failed with its last waiting
+/// reason (ImagePullBackOff, Unschedulable, ...) and its Job deleted (it
+/// holds a pending pod and quota) unless `delete_after` is an explicit
+/// `never`.
+pub async fn follow(
+    store: &dyn Store,
+    provider: &dyn Provider,
+    runs: &[StoredRun],
+    leases: Option<&Leases>,
+    mut on_status: impl FnMut(&StoredRun, &RunStatus),
+) -> Result<()> {
+    let by_run_id: HashMap<String, &StoredRun> =
+        runs.iter().filter_map(|r| r.run_id.clone().map(|id| (id, r))).collect();
+    if by_run_id.is_empty() {
+        return Ok(());
+    }
+    let mut open: HashMap<String, Option<RunStatus>> = by_run_id.keys().map(|k| (k.clone(), None)).collect();
+    // A watch refused with NotFound means some runs no longer exist on the
+    // platform (a Job deleted by its TTL before anyone watched): those are
+    // settled as vanished one by one, and the rest are watched again.
+    'watching: while !open.is_empty() {
+        let ids: Vec<String> = open.keys().cloned().collect();
+        let mut stream = match provider.watch(WatchRequest { run_ids: ids }).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                settle_vanished(store, provider, &by_run_id, &mut open, &mut on_status, e).await?;
+                continue 'watching;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        loop {
+            let next_deadline = open
+                .iter()
+                .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
+                .filter_map(|(id, _)| startup_deadline(by_run_id[id]))
+                .min();
+            let wait = next_deadline.map(|d| {
+                let left = jiff::Timestamp::now().duration_until(d);
+                Duration::try_from(left).unwrap_or(Duration::ZERO)
+            });
+            let event = match wait {
+                Some(w) => tokio::select! {
+                    s = stream.next() => Some(s),
+                    _ = tokio::time::sleep(w) => None,
+                },
+                None => Some(stream.next().await),
+            };
+            match event {
+                Some(Some(Err(e))) if e.kind() == ErrorKind::NotFound => {
+                    settle_vanished(store, provider, &by_run_id, &mut open, &mut on_status, e).await?;
+                    continue 'watching;
+                }
+                Some(Some(status)) => {
+                    let status = status?;
+                    if let Some(run) = by_run_id.get(&status.run_id) {
+                        if leases.is_some_and(|l| !l.holds(run.id)) {
+                            // Another host took the run over (this one
+                            // stalled past its lease): it is theirs now.
+                            open.remove(&status.run_id);
+                        } else {
+                        store.record_status(run.id, &status).await?;
+                        on_status(run, &status);
+                        if status.state.is_terminal()
+                            || status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
+                        {
+                            open.remove(&status.run_id);
+                        } else if let Some(last) = open.get_mut(&status.run_id) {
+                            *last = Some(status);
+                        }
+                        }
+                    }
+                }
+                Some(None) => break 'watching,
+                None => {
+                    let now = jiff::Timestamp::now();
+                    let expired: Vec<String> = open
+                        .iter()
+                        .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
+                        .filter(|(id, _)| startup_deadline(by_run_id[*id]).is_some_and(|d| d <= now))
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    for id in expired {
+                        let run = by_run_id[&id];
+                        let last = open.remove(&id).flatten();
+                        let status = startup_failure(run, last.as_ref());
+                        store.record_status(run.id, &status).await?;
+                        on_status(run, &status);
+                        if run.delete_after != DeleteAfter::Never {
+                            let cancel = CancelRequest {
+                                run_id: id.clone(),
+                                reason: Some("startup timeout".into()),
+                                delete: true,
+                            };
+                            if let Err(e) = provider.cancel(cancel).await {
+                                tracing::warn!(run = run.id, "could not delete the run that did not start: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+            if open.is_empty() {
+                break 'watching;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Settle the open runs the platform no longer has (each polled: NotFound
+/// means vanished), or give up with `err` if every one still exists.
+async fn settle_vanished(
+    store: &dyn Store,
+    provider: &dyn Provider,
+    by_run_id: &HashMap<String, &StoredRun>,
+    open: &mut HashMap<String, Option<RunStatus>>,
+    on_status: &mut impl FnMut(&StoredRun, &RunStatus),
+    err: polysync_provider_api::ProviderError,
+) -> Result<()> {
+    let mut settled = 0;
+    let ids: Vec<String> = open.keys().cloned().collect();
+    for id in ids {
+        match provider.poll(polysync_provider_api::PollRequest { run_id: id.clone() }).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let run = by_run_id[&id];
+                let mut status = RunStatus::new(id.clone(), RunState::Unknown);
+                status.reason = Some(polysync_provider_api::REASON_VANISHED.into());
+                status.message = Some(
+                    "the run no longer exists on the platform (deleted, e.g. by ttlSecondsAfterFinished, before its end was seen)".into(),
+                );
+                store.record_status(run.id, &status).await?;
+                on_status(run, &status);
+                open.remove(&id);
+                settled += 1;
+            }
+            _ => {}
+        }
+    }
+    if settled == 0 {
+        return Err(Error::Provider(err));
+    }
+    Ok(())
+}
+
+/// The status of a run that did not start in time.
+fn startup_failure(run: &StoredRun, last: Option<&RunStatus>) -> RunStatus {
+    let limit = Duration::from_millis(run.startup_timeout_ms.unwrap_or(0) as u64);
+    let mut status =
+        last.cloned().unwrap_or_else(|| RunStatus::new(run.run_id.clone().unwrap_or_default(), RunState::Starting));
+    let waiting = status.reason.clone();
+    status.state = RunState::Failed;
+    status.reason = Some(waiting.clone().unwrap_or_else(|| "StartupTimeout".into()));
+    status.message = Some(match (&waiting, last.and_then(|s| s.message.clone())) {
+        (Some(r), Some(m)) => format!("did not start within {limit:?}: {r}: {m}"),
+        (Some(r), None) => format!("did not start within {limit:?}: {r}"),
+        _ => format!("did not start within {limit:?}"),
+    });
+    status
+}
+

@@ -1,0 +1,166 @@
+//! The catalog store: entries found by discovery, the history of syncs,
+//! every run with its owner and lease, and archived logs — behind one
+//! trait with two engines.
+//!
+//! * [`sqlite`] — one file (WAL), the embedded default;
+//! * [`postgres`] — one database shared by several hosts (`polysync watch`
+//!   processes, `polysync serve` replicas), which divide the active runs
+//!   through leases.
+//!
+//! Guarantees, on both engines:
+//! * an entry is never deleted: one not seen in a *complete* sync is marked
+//!   `missing` (and can still run from its fallback attributes); a sync that
+//!   failed midway marks nothing missing;
+//! * a run is recorded (with its idempotency key) before the provider is
+//!   called and updated after, so a crash loses no run and a restart can
+//!   finish submitting it without creating a second one;
+//! * a run never leaves a final state;
+//! * an active run is followed by at most one host at a time: the one
+//!   holding its lease ([`Store::claim_runs`]);
+//! * connection settings are never stored, only connection names.
+//!
+//! SQL stays behind this trait: the workflows in [`crate::runs`] see typed
+//! values only.
+
+mod logs;
+mod model;
+pub mod postgres;
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
+
+pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
+pub use model::{
+    DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, RunFilter, RunState, StoredEntry, StoredRun,
+    SyncRecord, next_state, now, now_ms,
+};
+
+use crate::config::CatalogLocation;
+use crate::error::Result;
+
+/// The catalog, opened once per process and shared by every task.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Where it is, for messages (never a password).
+    fn describe(&self) -> String;
+
+    // ---- syncs and entries
+
+    /// Start a sync of `connection` by `owner`. A sync of the same
+    /// connection whose owner still holds it is a Conflict (one sync per
+    /// connection at a time); one whose owner is gone is failed first.
+    async fn begin_sync(&self, connection: &str, owner: &str, lease: Duration) -> Result<i64>;
+    /// Upsert one page in one transaction, renewing the sync's lease.
+    async fn upsert_page(&self, sync_id: i64, entries: &[CatalogEntry], lease: Duration) -> Result<PageCounts>;
+    /// The provider restarted its listing: the counts start over.
+    async fn restart_sync_counts(&self, sync_id: i64) -> Result<()>;
+    /// Close a sync. Only a complete sync marks entries it did not see
+    /// missing; a failed one records how far it got and marks nothing.
+    async fn finish_sync(&self, sync_id: i64, complete: bool, error: Option<&str>) -> Result<SyncRecord>;
+    async fn sync_record(&self, sync_id: i64) -> Result<Option<SyncRecord>>;
+    async fn entry(&self, connection: &str, external_id: &str) -> Result<Option<StoredEntry>>;
+    async fn entries(&self, filter: &EntryFilter) -> Result<Vec<StoredEntry>>;
+
+    // ---- runs
+
+    /// Record the intent to run, owned by `owner` for `lease`. The same key
+    /// twice returns the existing run (a retried request); a key reused for
+    /// another request is a Conflict.
+    async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<StoredRun>;
+    /// The platform accepted the run.
+    async fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<()>;
+    /// The provider refused the run: final.
+    async fn record_submit_failed(&self, id: i64, message: &str) -> Result<()>;
+    /// Withdraw a run still `Submitting`; false if it was submitted meanwhile.
+    async fn withdraw(&self, id: i64) -> Result<bool>;
+    /// Store the latest status (see [`next_state`]); a final run is left
+    /// as it is. Returns the run as stored after.
+    async fn record_status(&self, id: i64, status: &RunStatus) -> Result<Option<StoredRun>>;
+    /// Logs archived and delete-after applied.
+    async fn mark_finalized(&self, id: i64) -> Result<()>;
+    async fn run(&self, id: i64) -> Result<Option<StoredRun>>;
+    async fn run_by_key(&self, key: &str) -> Result<Option<StoredRun>>;
+    /// The newest run with this platform id.
+    async fn run_by_platform_id(&self, run_id: &str) -> Result<Option<StoredRun>>;
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<StoredRun>>;
+
+    // ---- ownership
+
+    /// Atomically take up to `limit` runs that need a host — active, or
+    /// final but not finalized — that nobody holds: unowned, lease expired,
+    /// or already `owner`'s. They are `owner`'s for `lease`.
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        connection: Option<&str>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<StoredRun>>;
+    /// Extend `owner`'s leases on `ids`; returns the ids still its own (a
+    /// run another host took over after a stall is dropped).
+    async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>>;
+    /// Give up every lease `owner` holds (clean shutdown).
+    async fn release_runs(&self, owner: &str) -> Result<u64>;
+
+    // ---- logs
+
+    /// Archive `logs` for run `id` (replacing an earlier archive).
+    async fn archive_logs(&self, id: i64, logs: &[ArchivedLog]) -> Result<()>;
+    /// The archived logs of run `id`, in the order they were written.
+    async fn archived_logs(&self, id: i64) -> Result<Option<Vec<ArchivedLog>>>;
+}
+
+/// Open the catalog the config names (creating and migrating it).
+pub async fn open(location: &CatalogLocation) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(match location {
+        CatalogLocation::Sqlite(path) => std::sync::Arc::new(sqlite::SqliteStore::open(path).await?),
+        CatalogLocation::Postgres(pg) => std::sync::Arc::new(postgres::PostgresStore::open(pg).await?),
+    })
+}
+
+/// The message of a key reused for another request.
+pub(crate) fn key_conflict(key: &str, run: &StoredRun) -> crate::Error {
+    crate::Error::Conflict(format!(
+        "idempotency key {key:?} already belongs to run #{} ({} {} with {}); use a new key for a different request",
+        run.id,
+        run.connection,
+        run.external_id,
+        if run.parameters.is_empty() {
+            "no parameters".to_owned()
+        } else {
+            run.parameters.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+        }
+    ))
+}
+
+/// Whether `run` was recorded for the same request as `new`.
+pub(crate) fn same_request(run: &StoredRun, new: &NewRun) -> bool {
+    run.connection == new.connection && run.external_id == new.external_id && run.parameters == new.parameters
+}
+
+/// The JSON column of a value.
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// The stored word of an entry kind.
+pub(crate) fn kind_str(kind: polysync_provider_api::EntryKind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "Unknown".into())
+}
+
+pub(crate) fn parse_kind(s: String) -> polysync_provider_api::EntryKind {
+    serde_json::from_value(serde_json::Value::String(s)).unwrap_or(polysync_provider_api::EntryKind::Unknown)
+}
+
+/// The stored word of a handle's source.
+pub(crate) fn source_str(handle: &RunHandle) -> Option<String> {
+    serde_json::to_value(handle.source).ok().and_then(|v| v.as_str().map(str::to_owned))
+}
+
+/// Lease length in milliseconds.
+pub(crate) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

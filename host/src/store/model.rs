@@ -1,0 +1,297 @@
+//! What the store keeps, as typed values: every engine reads and writes
+//! these, and the workflows and renderers see nothing else.
+
+use std::collections::BTreeMap;
+
+use polysync_provider_api::{CatalogEntry, RunStatus};
+use serde::{Deserialize, Serialize};
+
+/// The state of a run as the host keeps it: the provider's normalized
+/// states plus the host's own (before submission, and after the platform
+/// lost the run). Adding a state means a variant here, its word in
+/// [`RunState::as_str`]/[`RunState::parse`], and nothing else: the stores
+/// keep the word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RunState {
+    /// Recorded; the platform has not (yet) confirmed it.
+    Submitting,
+    /// The provider refused the run; nothing was created.
+    SubmitFailed,
+    /// A pending submission the user withdrew: final, never submitted again.
+    Withdrawn,
+    Starting,
+    Running,
+    Success,
+    Failed,
+    Cancelled,
+    Unknown,
+    /// The platform lost the run before its end was seen (a Job deleted by
+    /// its TTL before anyone watched): final, with the last state seen in
+    /// the reason.
+    Lost,
+}
+
+impl RunState {
+    /// Every state, in the order a run can go through them.
+    pub const ALL: [Self; 10] = [
+        Self::Submitting,
+        Self::SubmitFailed,
+        Self::Withdrawn,
+        Self::Starting,
+        Self::Running,
+        Self::Success,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Unknown,
+        Self::Lost,
+    ];
+
+    /// The stored and printed word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitting => "Submitting",
+            Self::SubmitFailed => "SubmitFailed",
+            Self::Withdrawn => "Withdrawn",
+            Self::Starting => "Starting",
+            Self::Running => "Running",
+            Self::Success => "Success",
+            Self::Failed => "Failed",
+            Self::Cancelled => "Cancelled",
+            Self::Unknown => "Unknown",
+            Self::Lost => "Lost",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
+    /// Finished for good: nothing moves it again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Success | Self::Failed | Self::Cancelled | Self::SubmitFailed | Self::Lost | Self::Withdrawn)
+    }
+
+    /// The host state for a provider's normalized state.
+    pub fn from_api(state: polysync_provider_api::RunState) -> Self {
+        use polysync_provider_api::RunState as Api;
+        match state {
+            Api::Starting => Self::Starting,
+            Api::Running => Self::Running,
+            Api::Success => Self::Success,
+            Api::Failed => Self::Failed,
+            Api::Cancelled => Self::Cancelled,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The words of the final states, for queries.
+    pub fn finals() -> impl Iterator<Item = &'static str> {
+        Self::ALL.into_iter().filter(|s| s.is_final()).map(Self::as_str)
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When a finished run's Job (or task) is deleted from the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteAfter {
+    /// Not chosen: kept, except a run that never started (its pending pod
+    /// holds quota) is deleted when its startup timeout fails it.
+    #[default]
+    Default,
+    /// Never deleted, not even after a startup timeout.
+    Never,
+    /// Deleted once it succeeded.
+    Success,
+    /// Deleted once it ended, whatever the outcome.
+    Always,
+}
+
+impl DeleteAfter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Never => "never",
+            Self::Success => "success",
+            Self::Always => "always",
+        }
+    }
+
+    /// An unknown stored word reads as the default (kept).
+    pub fn parse(word: &str) -> Self {
+        match word {
+            "never" => Self::Never,
+            "success" => Self::Success,
+            "always" => Self::Always,
+            _ => Self::Default,
+        }
+    }
+
+    /// Whether a run that ended in `state` is deleted.
+    pub fn deletes(self, state: RunState) -> bool {
+        match self {
+            Self::Always => state != RunState::Lost,
+            Self::Success => state == RunState::Success,
+            Self::Default | Self::Never => false,
+        }
+    }
+}
+
+/// Whether an entry was seen by the latest complete sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    Active,
+    Missing,
+}
+
+impl EntryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Missing => "missing",
+        }
+    }
+
+    pub fn parse(word: &str) -> Self {
+        if word == "missing" { Self::Missing } else { Self::Active }
+    }
+}
+
+/// An entry as the catalog keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEntry {
+    pub connection: String,
+    #[serde(flatten)]
+    pub entry: CatalogEntry,
+    pub state: EntryState,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+/// What one page did to the catalog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PageCounts {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// One sync, as recorded.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncRecord {
+    pub id: i64,
+    pub connection: String,
+    pub complete: bool,
+    pub pages: u64,
+    pub seen: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub missing: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A run to record before the provider is called.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub connection: String,
+    pub external_id: String,
+    pub idempotency_key: String,
+    pub parameters: BTreeMap<String, String>,
+    pub delete_after: DeleteAfter,
+    pub startup_timeout: Option<std::time::Duration>,
+}
+
+/// A run as the catalog keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredRun {
+    /// The catalog's own number for the run.
+    pub id: i64,
+    pub connection: String,
+    pub external_id: String,
+    pub idempotency_key: String,
+    pub parameters: BTreeMap<String, String>,
+    /// The platform's id (Job name, task ARN) once submitted.
+    pub run_id: Option<String>,
+    pub state: RunState,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub source: Option<String>,
+    pub monitor_url: Option<String>,
+    pub delete_after: DeleteAfter,
+    pub created_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+    /// Fail the run if it is still Starting this long after submission.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_timeout_ms: Option<i64>,
+    /// The host that follows the run while its lease lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Its logs are archived and its delete-after applied: nothing is left
+    /// to do for it.
+    #[serde(skip)]
+    pub finalized: bool,
+}
+
+impl StoredRun {
+    /// Finished for good (terminal, never submitted, or lost).
+    pub fn is_final(&self) -> bool {
+        self.state.is_final()
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.state == RunState::Success
+    }
+}
+
+/// Which runs to list (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub connection: Option<String>,
+    pub external_id: Option<String>,
+    pub state: Option<RunState>,
+    /// Only runs numbered below this (paging back through history).
+    pub before: Option<i64>,
+    /// Only runs a host still has work for: active, or ended but not yet
+    /// finished (logs archived, delete-after applied).
+    pub open: bool,
+    pub limit: Option<usize>,
+}
+
+/// Which entries to list (by connection, then id).
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    pub connection: Option<String>,
+    pub state: Option<EntryState>,
+}
+
+/// The state a status moves a run to, and its reason: a vanished run
+/// becomes `Lost`, keeping the state last seen.
+pub fn next_state(current: RunState, status: &RunStatus) -> (RunState, Option<String>, bool) {
+    let vanished = status.state == polysync_provider_api::RunState::Unknown
+        && status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED);
+    if vanished {
+        (RunState::Lost, Some(format!("Vanished after {current}")), true)
+    } else {
+        let state = RunState::from_api(status.state);
+        (state, status.reason.clone(), state.is_final())
+    }
+}
+
+/// Now, as the stores write it (UTC, milliseconds; sorts as text).
+pub fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Now in milliseconds since the epoch (lease expiries).
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

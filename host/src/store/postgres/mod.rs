@@ -1,0 +1,597 @@
+//! The PostgreSQL engine, for several hosts sharing one catalog: a pool of
+//! `tokio-postgres` connections (deadpool), TLS through rustls with ring
+//! (the one TLS stack polysync ships) when the server offers it, and run
+//! claims with `FOR UPDATE SKIP LOCKED`, so hosts claiming at once never
+//! wait on each other or take the same run.
+
+mod schema;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use polysync_provider_api::{CatalogEntry, FallbackAttributes, Parameter, RunHandle, RunStatus};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::{
+    ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, RunFilter, RunState, Store,
+    StoredEntry, StoredRun, SyncRecord, json, key_conflict, kind_str, ms, next_state, now, now_ms, parse_kind,
+    same_request, source_str,
+};
+use crate::config::PostgresCatalog;
+use crate::error::{Error, Result};
+
+/// A catalog in a PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    shown: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("at", &self.shown).finish_non_exhaustive()
+    }
+}
+
+pub(super) fn err(shown: &str, e: tokio_postgres::Error) -> Error {
+    let detail = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
+    Error::Catalog {
+        store: shown.to_owned(),
+        message: format!("{detail}; check the server is reachable and the role may create and write tables there"),
+    }
+}
+
+const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized";
+
+fn row_to_run(r: &Row) -> StoredRun {
+    StoredRun {
+        id: r.get(0),
+        connection: r.get(1),
+        external_id: r.get(2),
+        idempotency_key: r.get(3),
+        parameters: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or_default(),
+        run_id: r.get(5),
+        state: RunState::parse(r.get(6)).unwrap_or(RunState::Unknown),
+        reason: r.get(7),
+        message: r.get(8),
+        source: r.get(9),
+        monitor_url: r.get(10),
+        delete_after: DeleteAfter::parse(r.get(11)),
+        created_at: r.get(12),
+        updated_at: r.get(13),
+        finished_at: r.get(14),
+        startup_timeout_ms: r.get(15),
+        owner: r.get(16),
+        finalized: r.get(17),
+    }
+}
+
+const ENTRY_COLUMNS: &str = "connection, external_id, kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state, first_seen, last_seen";
+
+fn row_to_entry(r: &Row) -> StoredEntry {
+    let parameters: Vec<Parameter> = serde_json::from_str(r.get::<_, &str>(6)).unwrap_or_default();
+    let fallback: FallbackAttributes = serde_json::from_str(r.get::<_, &str>(7)).unwrap_or_default();
+    StoredEntry {
+        connection: r.get(0),
+        entry: CatalogEntry {
+            external_id: r.get(1),
+            kind: parse_kind(r.get(2)),
+            display_name: r.get(3),
+            namespace: r.get(4),
+            cluster: r.get(5),
+            parameters,
+            fallback,
+            fingerprint: r.get(8),
+            labels: serde_json::from_str(r.get::<_, &str>(9)).unwrap_or_default(),
+        },
+        state: EntryState::parse(r.get(10)),
+        first_seen: r.get(11),
+        last_seen: r.get(12),
+    }
+}
+
+fn row_to_sync(r: &Row) -> SyncRecord {
+    SyncRecord {
+        id: r.get(0),
+        connection: r.get(1),
+        complete: r.get::<_, &str>(2) == "complete",
+        pages: r.get::<_, i64>(3) as u64,
+        seen: r.get::<_, i64>(4) as u64,
+        added: r.get::<_, i64>(5) as u64,
+        updated: r.get::<_, i64>(6) as u64,
+        unchanged: r.get::<_, i64>(7) as u64,
+        missing: r.get::<_, i64>(8) as u64,
+        error: r.get(9),
+    }
+}
+
+/// The TLS connector: the system's roots, rustls with ring.
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS for the catalog: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+impl PostgresStore {
+    /// Connect (checking the server answers) and migrate.
+    pub async fn open(location: &PostgresCatalog) -> Result<Self> {
+        let mut config: tokio_postgres::Config = location
+            .url
+            .parse()
+            .map_err(|e| Error::Config(format!("`catalog` is not a PostgreSQL URL ({}): {e}", location.shown())))?;
+        if let Some(password) = location.password()? {
+            config.password(password);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("polysync");
+        }
+        config.connect_timeout(Duration::from_secs(10));
+        let shown = location.shown();
+        let manager = Manager::from_config(config, tls()?, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(|e| Error::Config(format!("the catalog {shown}: {e}")))?;
+        let store = Self { pool, shown };
+        let mut client = store.client().await?;
+        schema::migrate(&mut client, &store.shown).await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => err(&self.shown, e),
+            other => Error::Catalog {
+                store: self.shown.clone(),
+                message: format!("{other}; check the server is reachable"),
+            },
+        })
+    }
+
+    fn fail(&self) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+        |e| err(&self.shown, e)
+    }
+
+    async fn query_runs(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<StoredRun>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(self.fail())?;
+        Ok(client.query(&stmt, params).await.map_err(self.fail())?.iter().map(row_to_run).collect())
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(self.fail())?;
+        client.execute(&stmt, params).await.map_err(self.fail())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    async fn begin_sync(&self, connection: &str, owner: &str, lease: Duration) -> Result<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(self.fail())?;
+        // One sync per connection: serialize the check on a per-connection lock.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('polysync-sync:' || $1))", &[&connection])
+            .await
+            .map_err(self.fail())?;
+        let now_ms = now_ms();
+        let running = tx
+            .query("SELECT id, owner, lease_until FROM syncs WHERE status = 'running' AND connection = $1", &[&connection])
+            .await
+            .map_err(self.fail())?;
+        for row in running {
+            let (id, holder, until): (i64, Option<String>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
+            let gone =
+                until.is_none_or(|u| u < now_ms) || holder.as_deref().is_some_and(crate::runs::HostId::is_gone);
+            if gone {
+                tx.execute(
+                    "UPDATE syncs SET status = 'failed', finished_at = $2, error = $3 WHERE id = $1",
+                    &[&id, &now(), &super::sqlite::INTERRUPTED],
+                )
+                .await
+                .map_err(self.fail())?;
+            } else {
+                let since: String = tx
+                    .query_one("SELECT started_at FROM syncs WHERE id = $1", &[&id])
+                    .await
+                    .map_err(self.fail())?
+                    .get(0);
+                return Err(Error::Conflict(format!(
+                    "a sync of {connection} is already running (by {}, since {since}); wait for it to end",
+                    holder.unwrap_or_default()
+                )));
+            }
+        }
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO syncs (connection, started_at, status, pid, owner, lease_until) VALUES ($1, $2, 'running', $3, $4, $5) RETURNING id",
+                &[&connection, &now(), &i64::from(std::process::id()), &owner, &(now_ms + ms(lease))],
+            )
+            .await
+            .map_err(self.fail())?
+            .get(0);
+        tx.commit().await.map_err(self.fail())?;
+        Ok(id)
+    }
+
+    async fn upsert_page(&self, sync_id: i64, entries: &[CatalogEntry], lease: Duration) -> Result<PageCounts> {
+        let at = now();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(self.fail())?;
+        let connection: String = tx
+            .query_one("SELECT connection FROM syncs WHERE id = $1", &[&sync_id])
+            .await
+            .map_err(self.fail())?
+            .get(0);
+        let ids: Vec<&str> = entries.iter().map(|e| e.external_id.as_str()).collect();
+        // What the page's entries were, in one round trip.
+        let before: std::collections::HashMap<String, (Vec<Option<String>>, String)> = tx
+            .query(
+                "SELECT external_id, kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state
+                 FROM entries WHERE connection = $1 AND external_id = ANY($2)",
+                &[&connection, &ids],
+            )
+            .await
+            .map_err(self.fail())?
+            .iter()
+            .map(|r| (r.get(0), ((1..9).map(|i| r.get::<_, Option<String>>(i)).collect(), r.get(9))))
+            .collect();
+        let upsert = tx
+            .prepare_cached(
+                "INSERT INTO entries (connection, external_id, kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state, first_seen, last_seen, last_sync)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11, $12)
+                 ON CONFLICT (connection, external_id) DO UPDATE SET
+                    kind = excluded.kind, display_name = excluded.display_name, namespace = excluded.namespace,
+                    cluster = excluded.cluster, parameters = excluded.parameters, fallback = excluded.fallback,
+                    fingerprint = excluded.fingerprint, labels = excluded.labels, state = 'active',
+                    last_seen = excluded.last_seen, last_sync = excluded.last_sync",
+            )
+            .await
+            .map_err(self.fail())?;
+        let mut counts = PageCounts::default();
+        let rows: Vec<[Option<String>; 8]> = entries
+            .iter()
+            .map(|e| {
+                [
+                    Some(kind_str(e.kind)),
+                    Some(e.display_name.clone()),
+                    e.namespace.clone(),
+                    e.cluster.clone(),
+                    Some(json(&e.parameters)),
+                    Some(json(&e.fallback)),
+                    Some(e.fingerprint.clone()),
+                    Some(json(&e.labels)),
+                ]
+            })
+            .collect();
+        for (e, row) in entries.iter().zip(&rows) {
+            match before.get(&e.external_id) {
+                None => counts.added += 1,
+                Some((stored, state)) if stored.as_slice() == row.as_slice() && state == "active" => {
+                    counts.unchanged += 1
+                }
+                Some(_) => counts.updated += 1,
+            }
+        }
+        // Pipelined: every upsert of the page in flight at once.
+        let params: Vec<[&(dyn ToSql + Sync); 12]> = entries
+            .iter()
+            .zip(&rows)
+            .map(|(e, row)| {
+                [
+                    &connection as &(dyn ToSql + Sync),
+                    &e.external_id,
+                    &row[0],
+                    &row[1],
+                    &row[2],
+                    &row[3],
+                    &row[4],
+                    &row[5],
+                    &row[6],
+                    &row[7],
+                    &at,
+                    &sync_id,
+                ]
+            })
+            .collect();
+        let writes = params.iter().map(|p| tx.execute(&upsert, p));
+        futures::future::try_join_all(writes).await.map_err(self.fail())?;
+        tx.execute(
+            "UPDATE syncs SET pages = pages + 1, seen = seen + $2, added = added + $3, updated = updated + $4, unchanged = unchanged + $5, lease_until = $6 WHERE id = $1",
+            &[
+                &sync_id,
+                &(entries.len() as i64),
+                &(counts.added as i64),
+                &(counts.updated as i64),
+                &(counts.unchanged as i64),
+                &(now_ms() + ms(lease)),
+            ],
+        )
+        .await
+        .map_err(self.fail())?;
+        tx.commit().await.map_err(self.fail())?;
+        Ok(counts)
+    }
+
+    async fn restart_sync_counts(&self, sync_id: i64) -> Result<()> {
+        self.execute("UPDATE syncs SET seen = 0, added = 0, updated = 0, unchanged = 0 WHERE id = $1", &[&sync_id])
+            .await
+            .map(drop)
+    }
+
+    async fn finish_sync(&self, sync_id: i64, complete: bool, error: Option<&str>) -> Result<SyncRecord> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(self.fail())?;
+        let missing = if complete {
+            tx.execute(
+                "UPDATE entries SET state = 'missing' WHERE connection = (SELECT connection FROM syncs WHERE id = $1) AND last_sync != $1 AND state = 'active'",
+                &[&sync_id],
+            )
+            .await
+            .map_err(self.fail())?
+        } else {
+            0
+        };
+        tx.execute(
+            "UPDATE syncs SET finished_at = $2, status = $3, missing = $4, error = $5, lease_until = NULL WHERE id = $1",
+            &[&sync_id, &now(), &if complete { "complete" } else { "failed" }, &(missing as i64), &error],
+        )
+        .await
+        .map_err(self.fail())?;
+        tx.commit().await.map_err(self.fail())?;
+        drop(client);
+        self.sync_record(sync_id).await?.ok_or_else(|| Error::Io(format!("sync {sync_id} vanished")))
+    }
+
+    async fn sync_record(&self, sync_id: i64) -> Result<Option<SyncRecord>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, connection, status, pages, seen, added, updated, unchanged, missing, error FROM syncs WHERE id = $1",
+                &[&sync_id],
+            )
+            .await
+            .map_err(self.fail())?;
+        Ok(row.as_ref().map(row_to_sync))
+    }
+
+    async fn entry(&self, connection: &str, external_id: &str) -> Result<Option<StoredEntry>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE connection = $1 AND external_id = $2"))
+            .await
+            .map_err(self.fail())?;
+        let row = client.query_opt(&stmt, &[&connection, &external_id]).await.map_err(self.fail())?;
+        Ok(row.as_ref().map(row_to_entry))
+    }
+
+    async fn entries(&self, filter: &EntryFilter) -> Result<Vec<StoredEntry>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM entries WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR state = $2) ORDER BY connection, external_id"
+                ),
+                &[&filter.connection, &filter.state.map(EntryState::as_str)],
+            )
+            .await
+            .map_err(self.fail())?;
+        Ok(rows.iter().map(row_to_entry).collect())
+    }
+
+    async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<StoredRun> {
+        let at = now();
+        let timeout_ms = run.startup_timeout.map(ms);
+        self.execute(
+            "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms, owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) ON CONFLICT (idempotency_key) DO NOTHING",
+            &[
+                &run.connection,
+                &run.external_id,
+                &run.idempotency_key,
+                &json(&run.parameters),
+                &RunState::Submitting.as_str(),
+                &run.delete_after.as_str(),
+                &at,
+                &timeout_ms,
+                &owner,
+                &(now_ms() + ms(lease)),
+            ],
+        )
+        .await?;
+        let stored = self
+            .run_by_key(&run.idempotency_key)
+            .await?
+            .ok_or_else(|| Error::Io("the run vanished right after it was recorded".into()))?;
+        if !same_request(&stored, run) {
+            return Err(key_conflict(&run.idempotency_key, &stored));
+        }
+        Ok(stored)
+    }
+
+    async fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<()> {
+        self.execute(
+            "UPDATE runs SET run_id = $2, state = CASE WHEN state = 'Submitting' THEN 'Starting' ELSE state END, source = $3, monitor_url = $4, updated_at = $5 WHERE id = $1",
+            &[&id, &handle.run_id, &source_str(handle), &handle.monitor_url, &now()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn record_submit_failed(&self, id: i64, message: &str) -> Result<()> {
+        self.execute(
+            "UPDATE runs SET state = 'SubmitFailed', message = $2, updated_at = $3, finished_at = $3, finalized = true, owner = NULL, lease_until = NULL WHERE id = $1",
+            &[&id, &message, &now()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn withdraw(&self, id: i64) -> Result<bool> {
+        let n = self
+            .execute(
+                "UPDATE runs SET state = 'Withdrawn', reason = 'WithdrawnByUser', updated_at = $2, finished_at = $2, finalized = true, owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND state = 'Submitting' AND run_id IS NULL",
+                &[&id, &now()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn record_status(&self, id: i64, status: &RunStatus) -> Result<Option<StoredRun>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(self.fail())?;
+        let Some(row) = tx
+            .query_opt(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 FOR UPDATE"), &[&id])
+            .await
+            .map_err(self.fail())?
+        else {
+            return Ok(None);
+        };
+        let current = row_to_run(&row);
+        let after = if current.is_final() {
+            current
+        } else {
+            let at = now();
+            let (state, reason, final_now) = next_state(current.state, status);
+            let finished = final_now.then(|| status.finished_at.clone().unwrap_or_else(|| at.clone()));
+            let row = tx
+                .query_one(
+                    &format!(
+                        "UPDATE runs SET state = $2, reason = $3, message = $4, updated_at = $5, finished_at = COALESCE(finished_at, $6) WHERE id = $1 RETURNING {RUN_COLUMNS}"
+                    ),
+                    &[&id, &state.as_str(), &reason, &status.message, &at, &finished],
+                )
+                .await
+                .map_err(self.fail())?;
+            row_to_run(&row)
+        };
+        tx.commit().await.map_err(self.fail())?;
+        Ok(Some(after))
+    }
+
+    async fn mark_finalized(&self, id: i64) -> Result<()> {
+        self.execute("UPDATE runs SET finalized = true, owner = NULL, lease_until = NULL WHERE id = $1", &[&id])
+            .await
+            .map(drop)
+    }
+
+    async fn run(&self, id: i64) -> Result<Option<StoredRun>> {
+        Ok(self.query_runs(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"), &[&id]).await?.pop())
+    }
+
+    async fn run_by_key(&self, key: &str) -> Result<Option<StoredRun>> {
+        Ok(self.query_runs(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE idempotency_key = $1"), &[&key]).await?.pop())
+    }
+
+    async fn run_by_platform_id(&self, run_id: &str) -> Result<Option<StoredRun>> {
+        Ok(self
+            .query_runs(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1 ORDER BY id DESC LIMIT 1"), &[&run_id])
+            .await?
+            .pop())
+    }
+
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<StoredRun>> {
+        let limit = filter.limit.map(|l| l as i64);
+        self.query_runs(
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR external_id = $2)
+                 AND ($3::text IS NULL OR state = $3) AND ($4::bigint IS NULL OR id < $4) AND (NOT $6 OR NOT finalized) ORDER BY id DESC LIMIT $5"
+            ),
+            &[&filter.connection, &filter.external_id, &filter.state.map(RunState::as_str), &filter.before, &limit, &filter.open],
+        )
+        .await
+    }
+
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        connection: Option<&str>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<StoredRun>> {
+        let now = now_ms();
+        // SKIP LOCKED: rows another host is claiming right now are passed
+        // over, not waited for; the lock re-checks ownership on the row's
+        // latest version, so a run just taken is never taken twice.
+        let mut runs = self
+            .query_runs(
+                &format!(
+                    "UPDATE runs SET owner = $1, lease_until = $2
+                     WHERE id IN (SELECT id FROM runs WHERE NOT finalized AND ($3::text IS NULL OR connection = $3)
+                                  AND (owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until < $4)
+                                  ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
+                     RETURNING {RUN_COLUMNS}"
+                ),
+                &[&owner, &(now + ms(lease)), &connection, &now, &(limit as i64)],
+            )
+            .await?;
+        runs.sort_by_key(|r| r.id);
+        Ok(runs)
+    }
+
+    async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE runs SET lease_until = $1 WHERE owner = $2 AND id = ANY($3) RETURNING id",
+                &[&(now_ms() + ms(lease)), &owner, &ids],
+            )
+            .await
+            .map_err(self.fail())?;
+        let mut kept: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        kept.sort_unstable();
+        Ok(kept)
+    }
+
+    async fn release_runs(&self, owner: &str) -> Result<u64> {
+        self.execute("UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = $1", &[&owner]).await
+    }
+
+    async fn archive_logs(&self, id: i64, logs: &[ArchivedLog]) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(self.fail())?;
+        for log in logs {
+            let data = super::logs::compress(&log.text)?;
+            tx.execute(
+                "INSERT INTO run_logs (run, unit, container, bytes, truncated, data) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (run, unit, container) DO UPDATE SET bytes = $4, truncated = $5, data = $6",
+                &[&id, &log.unit, &log.container, &(log.text.len() as i64), &log.truncated, &data],
+            )
+            .await
+            .map_err(self.fail())?;
+        }
+        tx.commit().await.map_err(self.fail())
+    }
+
+    async fn archived_logs(&self, id: i64) -> Result<Option<Vec<ArchivedLog>>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT unit, container, truncated, data FROM run_logs WHERE run = $1 ORDER BY seq", &[&id])
+            .await
+            .map_err(self.fail())?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (unit, container): (String, String) = (r.get(0), r.get(1));
+            let text = super::logs::decompress(&unit, &container, r.get::<_, &[u8]>(3))?;
+            out.push(ArchivedLog { unit, container, text, truncated: r.get(2) });
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+}

@@ -1,0 +1,220 @@
+//! Syncs and entries in SQLite.
+
+use std::time::Duration;
+
+use polysync_provider_api::{CatalogEntry, FallbackAttributes, Parameter};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::{Error, Result};
+use crate::store::{
+    EntryFilter, EntryState, PageCounts, StoredEntry, SyncRecord, json, kind_str, ms, now, now_ms, parse_kind,
+};
+
+/// The stored columns of an entry that a sync compares.
+type Row = (String, String, Option<String>, Option<String>, String, String, String, String);
+
+const ENTRY_COLUMNS: &str = "connection, external_id, kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state, first_seen, last_seen";
+
+fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
+    let parameters: Vec<Parameter> = serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default();
+    let fallback: FallbackAttributes = serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default();
+    let labels = serde_json::from_str(&row.get::<_, String>(9)?).unwrap_or_default();
+    Ok(StoredEntry {
+        connection: row.get(0)?,
+        entry: CatalogEntry {
+            external_id: row.get(1)?,
+            kind: parse_kind(row.get(2)?),
+            display_name: row.get(3)?,
+            namespace: row.get(4)?,
+            cluster: row.get(5)?,
+            parameters,
+            fallback,
+            fingerprint: row.get(8)?,
+            labels,
+        },
+        state: EntryState::parse(&row.get::<_, String>(10)?),
+        first_seen: row.get(11)?,
+        last_seen: row.get(12)?,
+    })
+}
+
+/// The message a sync whose owner went away is closed with.
+pub(crate) const INTERRUPTED: &str =
+    "interrupted: the process running it ended before it finished; nothing was marked missing";
+
+pub(super) fn begin_sync(
+    c: &mut Connection,
+    connection: &str,
+    owner: &str,
+    lease: Duration,
+    wrap: &impl Fn(rusqlite::Error) -> Error,
+) -> Result<i64> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(wrap)?;
+    let now_ms = now_ms();
+    // Syncs whose owner stopped renewing (killed mid-way) are failed, so
+    // none stays `running` forever; so are those of a process on this
+    // machine that is gone (no need to wait out its lease).
+    let running: Vec<(i64, Option<String>, Option<i64>)> = (|| {
+        let mut stmt = tx.prepare("SELECT id, owner, lease_until FROM syncs WHERE status = 'running'")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+    })()
+    .map_err(wrap)?;
+    for (id, holder, until) in running {
+        let gone = until.is_none_or(|u| u < now_ms) || holder.as_deref().is_some_and(crate::runs::HostId::is_gone);
+        if gone {
+            tx.execute(
+                "UPDATE syncs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
+                params![id, now(), INTERRUPTED],
+            )
+            .map_err(wrap)?;
+        }
+    }
+    let busy: Option<(String, String)> = tx
+        .query_row(
+            "SELECT owner, started_at FROM syncs WHERE status = 'running' AND connection = ?1",
+            [connection],
+            |r| Ok((r.get::<_, Option<String>>(0)?.unwrap_or_default(), r.get(1)?)),
+        )
+        .optional()
+        .map_err(wrap)?;
+    if let Some((holder, since)) = busy {
+        return Err(Error::Conflict(format!(
+            "a sync of {connection} is already running (by {holder}, since {since}); wait for it to end"
+        )));
+    }
+    tx.execute(
+        "INSERT INTO syncs (connection, started_at, status, pid, owner, lease_until) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
+        params![connection, now(), std::process::id(), owner, now_ms + ms(lease)],
+    )
+    .map_err(wrap)?;
+    let id = tx.last_insert_rowid();
+    tx.commit().map_err(wrap)?;
+    Ok(id)
+}
+
+pub(super) fn upsert_page(
+    c: &mut Connection,
+    sync_id: i64,
+    entries: &[CatalogEntry],
+    lease: Duration,
+) -> rusqlite::Result<PageCounts> {
+    let at = now();
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let connection: String = tx.query_row("SELECT connection FROM syncs WHERE id = ?1", [sync_id], |r| r.get(0))?;
+    let mut counts = PageCounts::default();
+    {
+        let mut existing = tx.prepare_cached(
+            "SELECT kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state FROM entries WHERE connection = ?1 AND external_id = ?2",
+        )?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO entries (connection, external_id, kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state, first_seen, last_seen, last_sync)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'active', ?11, ?11, ?12)
+             ON CONFLICT (connection, external_id) DO UPDATE SET
+                kind = excluded.kind, display_name = excluded.display_name, namespace = excluded.namespace,
+                cluster = excluded.cluster, parameters = excluded.parameters, fallback = excluded.fallback,
+                fingerprint = excluded.fingerprint, labels = excluded.labels, state = 'active',
+                last_seen = excluded.last_seen, last_sync = excluded.last_sync",
+        )?;
+        for e in entries {
+            let row: Row = (
+                kind_str(e.kind),
+                e.display_name.clone(),
+                e.namespace.clone(),
+                e.cluster.clone(),
+                json(&e.parameters),
+                json(&e.fallback),
+                e.fingerprint.clone(),
+                json(&e.labels),
+            );
+            let before: Option<(Row, String)> = existing
+                .query_row(params![connection, e.external_id], |r| {
+                    Ok(((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?), r.get(8)?))
+                })
+                .optional()?;
+            match before {
+                None => counts.added += 1,
+                Some((stored, state)) if stored == row && state == "active" => counts.unchanged += 1,
+                Some(_) => counts.updated += 1,
+            }
+            upsert.execute(params![
+                connection, e.external_id, row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, at, sync_id
+            ])?;
+        }
+    }
+    tx.execute(
+        "UPDATE syncs SET pages = pages + 1, seen = seen + ?2, added = added + ?3, updated = updated + ?4, unchanged = unchanged + ?5, lease_until = ?6 WHERE id = ?1",
+        params![
+            sync_id,
+            entries.len() as i64,
+            counts.added as i64,
+            counts.updated as i64,
+            counts.unchanged as i64,
+            now_ms() + ms(lease)
+        ],
+    )?;
+    tx.commit()?;
+    Ok(counts)
+}
+
+pub(super) fn finish_sync(
+    c: &mut Connection,
+    sync_id: i64,
+    complete: bool,
+    error: Option<&str>,
+) -> rusqlite::Result<SyncRecord> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let missing = if complete {
+        tx.execute(
+            "UPDATE entries SET state = 'missing' WHERE connection = (SELECT connection FROM syncs WHERE id = ?1) AND last_sync != ?1 AND state = 'active'",
+            [sync_id],
+        )?
+    } else {
+        0
+    };
+    tx.execute(
+        "UPDATE syncs SET finished_at = ?2, status = ?3, missing = ?4, error = ?5, lease_until = NULL WHERE id = ?1",
+        params![sync_id, now(), if complete { "complete" } else { "failed" }, missing as i64, error],
+    )?;
+    tx.commit()?;
+    sync_record(c, sync_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+pub(super) fn sync_record(c: &Connection, sync_id: i64) -> rusqlite::Result<Option<SyncRecord>> {
+    c.query_row(
+        "SELECT id, connection, status, pages, seen, added, updated, unchanged, missing, error FROM syncs WHERE id = ?1",
+        [sync_id],
+        |r| {
+            Ok(SyncRecord {
+                id: r.get(0)?,
+                connection: r.get(1)?,
+                complete: r.get::<_, String>(2)? == "complete",
+                pages: r.get::<_, i64>(3)? as u64,
+                seen: r.get::<_, i64>(4)? as u64,
+                added: r.get::<_, i64>(5)? as u64,
+                updated: r.get::<_, i64>(6)? as u64,
+                unchanged: r.get::<_, i64>(7)? as u64,
+                missing: r.get::<_, i64>(8)? as u64,
+                error: r.get(9)?,
+            })
+        },
+    )
+    .optional()
+}
+
+pub(super) fn entry(c: &Connection, connection: &str, external_id: &str) -> rusqlite::Result<Option<StoredEntry>> {
+    c.query_row(
+        &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE connection = ?1 AND external_id = ?2"),
+        params![connection, external_id],
+        row_to_entry,
+    )
+    .optional()
+}
+
+pub(super) fn entries(c: &Connection, filter: &EntryFilter) -> rusqlite::Result<Vec<StoredEntry>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM entries WHERE (?1 IS NULL OR connection = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY connection, external_id"
+    ))?;
+    let rows = stmt.query_map(params![filter.connection, filter.state.map(EntryState::as_str)], row_to_entry)?;
+    rows.collect()
+}

@@ -1,0 +1,268 @@
+//! The SQLite engine: one file in WAL mode (readers never block the
+//! writer), one connection per process behind a mutex, every call on
+//! tokio's blocking threads so no async worker waits on the disk. Writes
+//! run in IMMEDIATE transactions, so several processes on one file
+//! serialize instead of failing with "database is locked".
+
+mod entries;
+
+pub(crate) use entries::INTERRUPTED;
+mod runs;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
+use rusqlite::Connection;
+
+use super::{
+    ArchivedLog, EntryFilter, NewRun, PageCounts, RunFilter, Store, StoredEntry, StoredRun, SyncRecord,
+};
+use crate::error::{Error, Result};
+
+/// A catalog in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: Arc<PathBuf>,
+}
+
+/// The error of a failed statement, naming the file.
+fn err(path: &Path, source: rusqlite::Error) -> Error {
+    Error::Catalog {
+        store: path.display().to_string(),
+        message: format!("{source}; check the file is writable and not corrupt"),
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating the file, 0600, and its directory, 0700, if needed)
+    /// and migrate. A file that is not a polysync catalog, or one written by
+    /// a newer polysync, is refused before anything in it changes.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(|e| Error::Io(format!("opening the catalog: {e}")))?
+    }
+
+    /// [`SqliteStore::open`] on the calling thread.
+    pub fn open_blocking(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::Io(format!("cannot create the catalog directory {}: {e}", dir.display())))?;
+        }
+        if !path.exists() {
+            // The catalog holds parameter defaults: the owner's alone. SQLite
+            // gives its -wal and -shm files the same mode.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::Io(format!("cannot create the catalog {}: {e}", path.display())))?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| err(path, e))?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(|e| err(path, e))?;
+        schema::check_is_ours(&conn, path)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err(path, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err(path, e))?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| err(path, e))?;
+        schema::migrate(&mut conn).map_err(|e| err(path, e))?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path.to_path_buf()) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` on the connection on a blocking thread.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.call_checked(move |c| Ok(f(c))).await?.map_err(|e| err(&self.path, e))
+    }
+
+    /// [`SqliteStore::call`] for work that returns the host's own errors too.
+    async fn call_checked<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Io(format!("a catalog call ended abnormally: {e}")))?
+    }
+
+    fn wrap(&self) -> impl Fn(rusqlite::Error) -> Error + Send + 'static {
+        let path = self.path.clone();
+        move |e| err(&path, e)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn begin_sync(&self, connection: &str, owner: &str, lease: Duration) -> Result<i64> {
+        let (connection, owner) = (connection.to_owned(), owner.to_owned());
+        let wrap = self.wrap();
+        self.call_checked(move |c| entries::begin_sync(c, &connection, &owner, lease, &wrap)).await
+    }
+
+    async fn upsert_page(&self, sync_id: i64, list: &[CatalogEntry], lease: Duration) -> Result<PageCounts> {
+        let list = list.to_vec();
+        self.call(move |c| entries::upsert_page(c, sync_id, &list, lease)).await
+    }
+
+    async fn restart_sync_counts(&self, sync_id: i64) -> Result<()> {
+        self.call(move |c| {
+            c.execute("UPDATE syncs SET seen = 0, added = 0, updated = 0, unchanged = 0 WHERE id = ?1", [sync_id])
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn finish_sync(&self, sync_id: i64, complete: bool, error: Option<&str>) -> Result<SyncRecord> {
+        let error = error.map(str::to_owned);
+        self.call(move |c| entries::finish_sync(c, sync_id, complete, error.as_deref())).await
+    }
+
+    async fn sync_record(&self, sync_id: i64) -> Result<Option<SyncRecord>> {
+        self.call(move |c| entries::sync_record(c, sync_id)).await
+    }
+
+    async fn entry(&self, connection: &str, external_id: &str) -> Result<Option<StoredEntry>> {
+        let (connection, external_id) = (connection.to_owned(), external_id.to_owned());
+        self.call(move |c| entries::entry(c, &connection, &external_id)).await
+    }
+
+    async fn entries(&self, filter: &EntryFilter) -> Result<Vec<StoredEntry>> {
+        let filter = filter.clone();
+        self.call(move |c| entries::entries(c, &filter)).await
+    }
+
+    async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<StoredRun> {
+        let (run, owner) = (run.clone(), owner.to_owned());
+        let wrap = self.wrap();
+        self.call_checked(move |c| runs::record_intent(c, &run, &owner, lease).map_err(&wrap)?).await
+    }
+
+    async fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<()> {
+        let handle = handle.clone();
+        self.call(move |c| runs::record_submitted(c, id, &handle)).await
+    }
+
+    async fn record_submit_failed(&self, id: i64, message: &str) -> Result<()> {
+        let message = message.to_owned();
+        self.call(move |c| runs::record_submit_failed(c, id, &message)).await
+    }
+
+    async fn withdraw(&self, id: i64) -> Result<bool> {
+        self.call(move |c| runs::withdraw(c, id)).await
+    }
+
+    async fn record_status(&self, id: i64, status: &RunStatus) -> Result<Option<StoredRun>> {
+        let status = status.clone();
+        self.call(move |c| runs::record_status(c, id, &status)).await
+    }
+
+    async fn mark_finalized(&self, id: i64) -> Result<()> {
+        self.call(move |c| {
+            c.execute("UPDATE runs SET finalized = 1, owner = NULL, lease_until = NULL WHERE id = ?1", [id]).map(drop)
+        })
+        .await
+    }
+
+    async fn run(&self, id: i64) -> Result<Option<StoredRun>> {
+        self.call(move |c| runs::by_id(c, id)).await
+    }
+
+    async fn run_by_key(&self, key: &str) -> Result<Option<StoredRun>> {
+        let key = key.to_owned();
+        self.call(move |c| runs::by_key(c, &key)).await
+    }
+
+    async fn run_by_platform_id(&self, run_id: &str) -> Result<Option<StoredRun>> {
+        let run_id = run_id.to_owned();
+        self.call(move |c| runs::by_platform_id(c, &run_id)).await
+    }
+
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<StoredRun>> {
+        let filter = filter.clone();
+        self.call(move |c| runs::list(c, &filter)).await
+    }
+
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        connection: Option<&str>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<StoredRun>> {
+        let (owner, connection) = (owner.to_owned(), connection.map(str::to_owned));
+        self.call(move |c| runs::claim(c, &owner, connection.as_deref(), lease, limit)).await
+    }
+
+    async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>> {
+        let (owner, ids) = (owner.to_owned(), ids.to_vec());
+        self.call(move |c| runs::renew(c, &owner, &ids, lease)).await
+    }
+
+    async fn release_runs(&self, owner: &str) -> Result<u64> {
+        let owner = owner.to_owned();
+        self.call(move |c| {
+            c.execute("UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?1", [owner]).map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn archive_logs(&self, id: i64, logs: &[ArchivedLog]) -> Result<()> {
+        let mut rows = Vec::with_capacity(logs.len());
+        for log in logs {
+            rows.push((log.unit.clone(), log.container.clone(), log.text.len() as i64, log.truncated, super::logs::compress(&log.text)?));
+        }
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            for (unit, container, bytes, truncated, data) in rows {
+                tx.execute(
+                    "INSERT INTO run_logs (run, unit, container, bytes, truncated, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (run, unit, container) DO UPDATE SET bytes = ?4, truncated = ?5, data = ?6",
+                    rusqlite::params![id, unit, container, bytes, truncated, data],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn archived_logs(&self, id: i64) -> Result<Option<Vec<ArchivedLog>>> {
+        let rows: Vec<(String, String, bool, Vec<u8>)> = self
+            .call(move |c| {
+                let mut stmt =
+                    c.prepare("SELECT unit, container, truncated, data FROM run_logs WHERE run = ?1 ORDER BY rowid")?;
+                let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+                rows.collect()
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (unit, container, truncated, data) in rows {
+            let text = super::logs::decompress(&unit, &container, &data)?;
+            out.push(ArchivedLog { unit, container, text, truncated });
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+}

@@ -1,0 +1,184 @@
+//! Runs and their leases in SQLite.
+
+use std::time::Duration;
+
+use polysync_provider_api::{RunHandle, RunStatus};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::Result as HostResult;
+use crate::store::{
+    DeleteAfter, NewRun, RunFilter, RunState, StoredRun, json, key_conflict, ms, next_state, now, now_ms,
+    same_request, source_str,
+};
+
+const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized";
+
+fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
+    Ok(StoredRun {
+        id: r.get(0)?,
+        connection: r.get(1)?,
+        external_id: r.get(2)?,
+        idempotency_key: r.get(3)?,
+        parameters: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+        run_id: r.get(5)?,
+        state: RunState::parse(&r.get::<_, String>(6)?).unwrap_or(RunState::Unknown),
+        reason: r.get(7)?,
+        message: r.get(8)?,
+        source: r.get(9)?,
+        monitor_url: r.get(10)?,
+        delete_after: DeleteAfter::parse(&r.get::<_, String>(11)?),
+        created_at: r.get(12)?,
+        updated_at: r.get(13)?,
+        finished_at: r.get(14)?,
+        startup_timeout_ms: r.get(15)?,
+        owner: r.get(16)?,
+        finalized: r.get(17)?,
+    })
+}
+
+pub(super) fn record_intent(
+    c: &mut Connection,
+    run: &NewRun,
+    owner: &str,
+    lease: Duration,
+) -> rusqlite::Result<HostResult<StoredRun>> {
+    let at = now();
+    let timeout_ms = run.startup_timeout.map(ms);
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms, owner, lease_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT (idempotency_key) DO NOTHING",
+        params![
+            run.connection,
+            run.external_id,
+            run.idempotency_key,
+            json(&run.parameters),
+            RunState::Submitting.as_str(),
+            run.delete_after.as_str(),
+            at,
+            timeout_ms,
+            owner,
+            now_ms() + ms(lease)
+        ],
+    )?;
+    let stored = by_key(&tx, &run.idempotency_key)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    tx.commit()?;
+    // A retry must be the same request; a key reused for another one would
+    // silently return a run the caller did not ask for.
+    if !same_request(&stored, run) {
+        return Ok(Err(key_conflict(&run.idempotency_key, &stored)));
+    }
+    Ok(Ok(stored))
+}
+
+pub(super) fn record_submitted(c: &mut Connection, id: i64, handle: &RunHandle) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE runs SET run_id = ?2, state = CASE WHEN state = 'Submitting' THEN 'Starting' ELSE state END, source = ?3, monitor_url = ?4, updated_at = ?5 WHERE id = ?1",
+        params![id, handle.run_id, source_str(handle), handle.monitor_url, now()],
+    )
+    .map(drop)
+}
+
+pub(super) fn record_submit_failed(c: &mut Connection, id: i64, message: &str) -> rusqlite::Result<()> {
+    let at = now();
+    c.execute(
+        "UPDATE runs SET state = 'SubmitFailed', message = ?2, updated_at = ?3, finished_at = ?3, finalized = 1, owner = NULL, lease_until = NULL WHERE id = ?1",
+        params![id, message, at],
+    )
+    .map(drop)
+}
+
+pub(super) fn withdraw(c: &mut Connection, id: i64) -> rusqlite::Result<bool> {
+    let at = now();
+    let n = c.execute(
+        "UPDATE runs SET state = 'Withdrawn', reason = 'WithdrawnByUser', updated_at = ?2, finished_at = ?2, finalized = 1, owner = NULL, lease_until = NULL
+         WHERE id = ?1 AND state = 'Submitting' AND run_id IS NULL",
+        params![id, at],
+    )?;
+    Ok(n == 1)
+}
+
+pub(super) fn record_status(c: &mut Connection, id: i64, status: &RunStatus) -> rusqlite::Result<Option<StoredRun>> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Some(current) = by_id(&tx, id)? else { return Ok(None) };
+    if !current.is_final() {
+        let at = now();
+        let (state, reason, final_now) = next_state(current.state, status);
+        let finished = final_now.then(|| status.finished_at.clone().unwrap_or_else(|| at.clone()));
+        tx.execute(
+            "UPDATE runs SET state = ?2, reason = ?3, message = ?4, updated_at = ?5, finished_at = COALESCE(finished_at, ?6) WHERE id = ?1",
+            params![id, state.as_str(), reason, status.message, at, finished],
+        )?;
+    }
+    let after = by_id(&tx, id)?;
+    tx.commit()?;
+    Ok(after)
+}
+
+pub(super) fn by_id(c: &Connection, id: i64) -> rusqlite::Result<Option<StoredRun>> {
+    c.query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), [id], row_to_run).optional()
+}
+
+pub(super) fn by_key(c: &Connection, key: &str) -> rusqlite::Result<Option<StoredRun>> {
+    c.query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE idempotency_key = ?1"), [key], row_to_run).optional()
+}
+
+pub(super) fn by_platform_id(c: &Connection, run_id: &str) -> rusqlite::Result<Option<StoredRun>> {
+    c.query_row(
+        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1 ORDER BY id DESC LIMIT 1"),
+        [run_id],
+        row_to_run,
+    )
+    .optional()
+}
+
+pub(super) fn list(c: &Connection, filter: &RunFilter) -> rusqlite::Result<Vec<StoredRun>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR connection = ?1) AND (?2 IS NULL OR external_id = ?2) AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR id < ?4) AND (?6 = 0 OR finalized = 0)
+         ORDER BY id DESC LIMIT ?5"
+    ))?;
+    let limit = filter.limit.map_or(-1, |l| l as i64);
+    let rows = stmt.query_map(
+        params![filter.connection, filter.external_id, filter.state.map(RunState::as_str), filter.before, limit, filter.open],
+        row_to_run,
+    )?;
+    rows.collect()
+}
+
+pub(super) fn claim(
+    c: &mut Connection,
+    owner: &str,
+    connection: Option<&str>,
+    lease: Duration,
+    limit: usize,
+) -> rusqlite::Result<Vec<StoredRun>> {
+    let now = now_ms();
+    // One IMMEDIATE transaction is the whole claim: SQLite has one writer,
+    // so two hosts never take the same run.
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let claimed = {
+        let mut stmt = tx.prepare_cached(&format!(
+            "UPDATE runs SET owner = ?1, lease_until = ?2
+             WHERE id IN (SELECT id FROM runs WHERE finalized = 0 AND (?3 IS NULL OR connection = ?3)
+                          AND (owner IS NULL OR owner = ?1 OR lease_until IS NULL OR lease_until < ?4)
+                          ORDER BY id LIMIT ?5)
+             RETURNING {RUN_COLUMNS}"
+        ))?;
+        let rows = stmt.query_map(params![owner, now + ms(lease), connection, now, limit as i64], row_to_run)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.commit()?;
+    let mut claimed = claimed;
+    claimed.sort_by_key(|r| r.id);
+    Ok(claimed)
+}
+
+pub(super) fn renew(c: &mut Connection, owner: &str, ids: &[i64], lease: Duration) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = c.prepare_cached(
+        "UPDATE runs SET lease_until = ?1 WHERE owner = ?2 AND id IN (SELECT value FROM json_each(?3)) RETURNING id",
+    )?;
+    let rows = stmt.query_map(params![now_ms() + ms(lease), owner, json(&ids)], |r| r.get(0))?;
+    let mut kept = rows.collect::<rusqlite::Result<Vec<i64>>>()?;
+    kept.sort_unstable();
+    Ok(kept)
+}
