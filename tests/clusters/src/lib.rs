@@ -13,6 +13,7 @@
 
 mod cluster;
 pub mod node_agent;
+pub mod postgres;
 mod pki;
 pub mod process;
 pub mod realkube;

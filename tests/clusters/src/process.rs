@@ -48,10 +48,24 @@ pub struct Child {
 impl Child {
     /// Start `program` with `args`, its stdout and stderr appended to `log`.
     pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Self, ClusterError> {
+        Self::spawn_as(name, None, program, args, log)
+    }
+
+    /// [`Child::spawn`] as `user` (servers that refuse to run as root).
+    pub fn spawn_as(
+        name: &str,
+        user: Option<&str>,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+    ) -> Result<Self, ClusterError> {
         let out =
             std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| ClusterError::io(log, e))?;
         let err = out.try_clone().map_err(|e| ClusterError::io(log, e))?;
         let mut command = Command::new("setpriv");
+        if let Some(user) = user {
+            command.arg(format!("--reuid={user}")).arg(format!("--regid={user}")).arg("--init-groups");
+        }
         command.arg("--pdeathsig").arg("KILL").arg("--").arg(program).args(args);
         command.stdin(Stdio::null()).stdout(out).stderr(err);
         let (tx, rx) = mpsc::channel();
