@@ -124,7 +124,7 @@ impl Host {
     /// once instead of after the lease; call before the process ends.
     pub async fn shutdown(&self) -> Result<()> {
         match self.store.get() {
-            Some(store) => store.release_runs(self.id.as_str()).await.map(drop),
+            Some(store) => store.release_runs(self.id.as_str(), None).await.map(drop),
             None => Ok(()),
         }
     }

@@ -89,7 +89,7 @@ pub async fn watch(host: &Host, only: Option<&str>, on_event: impl Fn(WatchEvent
                 leases.hold(r.id);
             }
             report.handled += new.len();
-            batches.push(handle_batch(store.as_ref(), provider.clone(), new, &leases, &on_event));
+            batches.push(handle_batch(store.as_ref(), host.id().as_str(), provider.clone(), new, &leases, &on_event));
         }
         let still_open = open_runs(store.as_ref(), only)
             .await?
@@ -118,6 +118,7 @@ async fn open_runs(store: &dyn Store, only: Option<&str>) -> Result<Vec<StoredRu
 /// Returns the runs it gave up on (this process leaves them to another).
 async fn handle_batch(
     store: &dyn Store,
+    owner: &str,
     provider: Arc<dyn Provider>,
     runs: Vec<StoredRun>,
     leases: &Leases,
@@ -188,10 +189,14 @@ async fn handle_batch(
     let (followed, finished) = futures::future::join(following, finisher).await;
     followed?;
     failed.extend(finished?);
-    // Runs still held but not ended (a watch that ended early) are let go
-    // here, so the next claim follows them again.
-    for id in ids {
-        leases.drop_run(id);
+    // Runs still held but not finished (the platform's watch ended early)
+    // are let go, so the next claim follows them again.
+    let unfinished: Vec<i64> = ids.into_iter().filter(|id| leases.holds(*id)).collect();
+    for id in &unfinished {
+        leases.drop_run(*id);
+    }
+    if !unfinished.is_empty() {
+        store.release_runs(owner, Some(&unfinished)).await?;
     }
     Ok(failed)
 }

@@ -90,8 +90,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // ---- ownership
 
     /// Atomically take up to `limit` runs that need a host — active, or
-    /// final but not finalized — that nobody holds: unowned, lease expired,
-    /// or already `owner`'s. They are `owner`'s for `lease`.
+    /// final but not finalized — that nobody holds (unowned, or the lease
+    /// lapsed; runs `owner` holds already are not returned again). They
+    /// are `owner`'s for `lease`.
     async fn claim_runs(
         &self,
         owner: &str,
@@ -102,8 +103,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Extend `owner`'s leases on `ids`; returns the ids still its own (a
     /// run another host took over after a stall is dropped).
     async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>>;
-    /// Give up every lease `owner` holds (clean shutdown).
-    async fn release_runs(&self, owner: &str) -> Result<u64>;
+    /// Give up `owner`'s leases on `ids`, or on every run it holds (clean
+    /// shutdown); another host may claim them at once.
+    async fn release_runs(&self, owner: &str, ids: Option<&[i64]>) -> Result<u64>;
 
     // ---- logs
 

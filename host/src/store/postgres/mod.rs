@@ -535,7 +535,7 @@ impl Store for PostgresStore {
                 &format!(
                     "UPDATE runs SET owner = $1, lease_until = $2
                      WHERE id IN (SELECT id FROM runs WHERE NOT finalized AND ($3::text IS NULL OR connection = $3)
-                                  AND (owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until < $4)
+                                  AND (owner IS NULL OR lease_until IS NULL OR lease_until < $4)
                                   ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
                      RETURNING {RUN_COLUMNS}"
                 ),
@@ -560,8 +560,13 @@ impl Store for PostgresStore {
         Ok(kept)
     }
 
-    async fn release_runs(&self, owner: &str) -> Result<u64> {
-        self.execute("UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = $1", &[&owner]).await
+    async fn release_runs(&self, owner: &str, ids: Option<&[i64]>) -> Result<u64> {
+        let ids: Option<Vec<i64>> = ids.map(<[i64]>::to_vec);
+        self.execute(
+            "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = $1 AND ($2::bigint[] IS NULL OR id = ANY($2))",
+            &[&owner, &ids],
+        )
+        .await
     }
 
     async fn archive_logs(&self, id: i64, logs: &[ArchivedLog]) -> Result<()> {

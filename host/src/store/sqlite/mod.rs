@@ -222,10 +222,14 @@ impl Store for SqliteStore {
         self.call(move |c| runs::renew(c, &owner, &ids, lease)).await
     }
 
-    async fn release_runs(&self, owner: &str) -> Result<u64> {
-        let owner = owner.to_owned();
+    async fn release_runs(&self, owner: &str, ids: Option<&[i64]>) -> Result<u64> {
+        let (owner, ids) = (owner.to_owned(), ids.map(|i| super::json(&i)));
         self.call(move |c| {
-            c.execute("UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?1", [owner]).map(|n| n as u64)
+            c.execute(
+                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?1 AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))",
+                rusqlite::params![owner, ids],
+            )
+            .map(|n| n as u64)
         })
         .await
     }

@@ -160,7 +160,7 @@ pub(super) fn claim(
         let mut stmt = tx.prepare_cached(&format!(
             "UPDATE runs SET owner = ?1, lease_until = ?2
              WHERE id IN (SELECT id FROM runs WHERE finalized = 0 AND (?3 IS NULL OR connection = ?3)
-                          AND (owner IS NULL OR owner = ?1 OR lease_until IS NULL OR lease_until < ?4)
+                          AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?4)
                           ORDER BY id LIMIT ?5)
              RETURNING {RUN_COLUMNS}"
         ))?;

@@ -1,0 +1,312 @@
+//! The store contract, on both engines: every test runs once on SQLite and
+//! once on PostgreSQL (a server of this test binary's own, a fresh
+//! database per test) through [`store_test!`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use polysync::config::{CatalogLocation, PasswordSource, PostgresCatalog};
+use polysync::store::{
+    self, ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, RunFilter, RunState, Store,
+};
+use polysync_clusters::postgres::{self, Postgres};
+use polysync_provider_api::{CatalogEntry, EntryKind, RunHandle, RunSource, RunStatus};
+
+fn server() -> &'static Postgres {
+    static SERVER: OnceLock<Postgres> = OnceLock::new();
+    SERVER.get_or_init(|| Postgres::start().unwrap_or_else(|e| panic!("the test PostgreSQL server: {e}")))
+}
+
+/// A fresh store of `engine`; the SQLite file lives as long as the guard.
+async fn fresh(engine: &str, name: &str) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match engine {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store::open(&CatalogLocation::Sqlite(dir.path().join("catalog.db"))).await.unwrap();
+            (store, Some(dir))
+        }
+        _ => {
+            let db = format!("t_{name}_{}", std::process::id());
+            let url = server().database(&db).unwrap();
+            let pw = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(pw.path(), format!("{}\n", postgres::PASSWORD)).unwrap();
+            let location = PostgresCatalog::new(&url, Some(PasswordSource::File(pw.path().to_owned()))).unwrap();
+            (store::open(&CatalogLocation::Postgres(location)).await.unwrap(), None)
+        }
+    }
+}
+
+/// `store_test!(name, |store| async move { ... })` runs the body against
+/// each engine as `name::sqlite` and `name::postgres`.
+macro_rules! store_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            async fn body(store: Arc<dyn Store>) {
+                let f = $body;
+                f(store).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (store, _dir) = fresh("sqlite", stringify!($name)).await;
+                body(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let (store, _dir) = fresh("postgres", stringify!($name)).await;
+                body(store).await;
+            }
+        }
+    };
+}
+
+fn entry(id: &str, fingerprint: &str) -> CatalogEntry {
+    CatalogEntry {
+        external_id: id.into(),
+        kind: EntryKind::Job,
+        display_name: id.into(),
+        namespace: Some("batch".into()),
+        cluster: None,
+        parameters: vec![],
+        fallback: Default::default(),
+        fingerprint: fingerprint.into(),
+        labels: BTreeMap::new(),
+    }
+}
+
+fn new_run(key: &str, entry: &str) -> NewRun {
+    NewRun {
+        connection: "prod".into(),
+        external_id: entry.into(),
+        idempotency_key: key.into(),
+        parameters: BTreeMap::from([("DATE".to_owned(), "2026-11-30".to_owned())]),
+        delete_after: DeleteAfter::Success,
+        startup_timeout: Some(Duration::from_secs(60)),
+    }
+}
+
+fn handle(run_id: &str) -> RunHandle {
+    RunHandle { run_id: run_id.into(), external_id: "nightly".into(), source: RunSource::Live, adopted: false, monitor_url: None }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+store_test!(syncs_count_pages_and_only_a_complete_one_marks_missing, |store: Arc<dyn Store>| async move {
+    let id = store.begin_sync("prod", "host-a", LEASE).await.unwrap();
+    let counts = store.upsert_page(id, &[entry("a", "1"), entry("b", "1"), entry("c", "1")], LEASE).await.unwrap();
+    assert_eq!((counts.added, counts.updated, counts.unchanged), (3, 0, 0));
+    let done = store.finish_sync(id, true, None).await.unwrap();
+    assert!(done.complete);
+    assert_eq!((done.seen, done.pages, done.added, done.missing), (3, 1, 3, 0));
+
+    // One sync per connection at a time; another connection is free.
+    let second = store.begin_sync("prod", "host-a", LEASE).await.unwrap();
+    let busy = store.begin_sync("prod", "host-b", LEASE).await.unwrap_err();
+    assert_eq!(busy.kind(), "conflict", "{busy}");
+    assert!(busy.to_string().contains("host-a"), "{busy}");
+    store.begin_sync("other", "host-b", LEASE).await.unwrap();
+
+    let counts = store.upsert_page(second, &[entry("a", "1"), entry("b", "2")], LEASE).await.unwrap();
+    assert_eq!((counts.added, counts.updated, counts.unchanged), (0, 1, 1));
+    // Failed midway: nothing marked missing.
+    let failed = store.finish_sync(second, false, Some("boom")).await.unwrap();
+    assert!(!failed.complete);
+    assert_eq!(failed.error.as_deref(), Some("boom"));
+    let missing = store.entries(&EntryFilter { state: Some(EntryState::Missing), ..Default::default() }).await.unwrap();
+    assert!(missing.is_empty());
+
+    let third = store.begin_sync("prod", "host-a", LEASE).await.unwrap();
+    store.upsert_page(third, &[entry("a", "1")], LEASE).await.unwrap();
+    let done = store.finish_sync(third, true, None).await.unwrap();
+    assert_eq!(done.missing, 2);
+    let b = store.entry("prod", "b").await.unwrap().unwrap();
+    assert_eq!(b.state, EntryState::Missing);
+    assert_eq!(b.entry.fingerprint, "2", "an entry is never deleted and keeps what was last seen");
+    let all = store.entries(&EntryFilter { connection: Some("prod".into()), state: None }).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.entry.external_id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+});
+
+store_test!(a_sync_whose_owner_stopped_renewing_is_failed_and_the_connection_freed, |store: Arc<dyn Store>| async move {
+    let stale = store.begin_sync("prod", "elsewhere/1/dead", Duration::from_millis(200)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let next = store.begin_sync("prod", "host-b", LEASE).await.unwrap();
+    assert_ne!(next, stale);
+    let old = store.sync_record(stale).await.unwrap().unwrap();
+    assert!(!old.complete);
+    assert!(old.error.unwrap().contains("interrupted"));
+});
+
+store_test!(an_idempotency_key_returns_the_same_run_and_refuses_another_request, |store: Arc<dyn Store>| async move {
+    let first = store.record_intent(&new_run("k1", "nightly"), "host-a", LEASE).await.unwrap();
+    assert_eq!(first.state, RunState::Submitting);
+    assert_eq!(first.delete_after, DeleteAfter::Success);
+    assert_eq!(first.startup_timeout_ms, Some(60_000));
+    assert_eq!(first.owner.as_deref(), Some("host-a"));
+    let again = store.record_intent(&new_run("k1", "nightly"), "host-b", LEASE).await.unwrap();
+    assert_eq!(again.id, first.id);
+    let mut other = new_run("k1", "nightly");
+    other.parameters.insert("DATE".into(), "2026-12-01".into());
+    let err = store.record_intent(&other, "host-a", LEASE).await.unwrap_err();
+    assert_eq!(err.kind(), "conflict");
+    assert!(err.to_string().contains(&format!("run #{}", first.id)), "{err}");
+    assert_eq!(store.runs(&RunFilter::default()).await.unwrap().len(), 1);
+});
+
+store_test!(a_run_moves_through_its_states_and_never_leaves_a_final_one, |store: Arc<dyn Store>| async move {
+    let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap();
+    store.record_submitted(run.id, &handle("nightly-abc")).await.unwrap();
+    let run = store.run(run.id).await.unwrap().unwrap();
+    assert_eq!((run.state, run.run_id.as_deref()), (RunState::Starting, Some("nightly-abc")));
+    assert_eq!(store.run_by_platform_id("nightly-abc").await.unwrap().unwrap().id, run.id);
+
+    let mut running = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Running);
+    running.reason = Some("PodRunning".into());
+    assert_eq!(store.record_status(run.id, &running).await.unwrap().unwrap().state, RunState::Running);
+    let mut failed = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Failed);
+    failed.reason = Some("BackoffLimitExceeded".into());
+    let ended = store.record_status(run.id, &failed).await.unwrap().unwrap();
+    assert_eq!(ended.state, RunState::Failed);
+    assert!(ended.finished_at.is_some());
+    // A late Success from a stale watch does not rewrite history.
+    let late = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Success);
+    let kept = store.record_status(run.id, &late).await.unwrap().unwrap();
+    assert_eq!((kept.state, kept.reason.as_deref()), (RunState::Failed, Some("BackoffLimitExceeded")));
+
+    // A run the platform lost is Lost, saying what it was last seen as.
+    let other = store.record_intent(&new_run("k2", "nightly"), "host-a", LEASE).await.unwrap();
+    store.record_submitted(other.id, &handle("nightly-def")).await.unwrap();
+    store.record_status(other.id, &running).await.unwrap();
+    let mut vanished = RunStatus::new("nightly-def", polysync_provider_api::RunState::Unknown);
+    vanished.reason = Some(polysync_provider_api::REASON_VANISHED.into());
+    let lost = store.record_status(other.id, &vanished).await.unwrap().unwrap();
+    assert_eq!((lost.state, lost.reason.as_deref()), (RunState::Lost, Some("Vanished after Running")));
+
+    // Withdrawn only while nothing was submitted; SubmitFailed is final.
+    let pending = store.record_intent(&new_run("k3", "nightly"), "host-a", LEASE).await.unwrap();
+    assert!(!store.withdraw(run.id).await.unwrap());
+    assert!(store.withdraw(pending.id).await.unwrap());
+    let refused = store.record_intent(&new_run("k4", "nightly"), "host-a", LEASE).await.unwrap();
+    store.record_submit_failed(refused.id, "forbidden").await.unwrap();
+    let states: Vec<RunState> = store.runs(&RunFilter::default()).await.unwrap().iter().map(|r| r.state).collect();
+    assert_eq!(states, [RunState::SubmitFailed, RunState::Withdrawn, RunState::Lost, RunState::Failed]);
+    let failed_only = RunFilter { state: Some(RunState::Failed), ..RunFilter::default() };
+    assert_eq!(store.runs(&failed_only).await.unwrap().len(), 1);
+    let page = RunFilter { before: Some(refused.id), limit: Some(2), ..RunFilter::default() };
+    let ids: Vec<i64> = store.runs(&page).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(ids, [pending.id, other.id]);
+    // Withdrawn and refused runs need no host; the failed and lost ones do
+    // until they are finished.
+    let open = RunFilter { open: true, ..RunFilter::default() };
+    let ids: Vec<i64> = store.runs(&open).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(ids, [other.id, run.id]);
+    store.mark_finalized(run.id).await.unwrap();
+    assert_eq!(store.runs(&open).await.unwrap().len(), 1);
+});
+
+store_test!(hosts_claiming_at_once_never_share_a_run_and_take_over_lapsed_leases, |store: Arc<dyn Store>| async move {
+    for i in 0..60 {
+        let run = store.record_intent(&new_run(&format!("k{i}"), "nightly"), "creator", Duration::ZERO).await.unwrap();
+        store.record_submitted(run.id, &handle(&format!("job-{i}"))).await.unwrap();
+    }
+    // Six hosts claim at once, in batches of 7, until nothing is left.
+    let mut tasks = Vec::new();
+    for h in 0..6 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim_runs(&format!("host-{h}"), Some("prod"), LEASE, 7).await.unwrap();
+                let new: Vec<i64> = got.iter().map(|r| r.id).filter(|id| !mine.contains(id)).collect();
+                if new.is_empty() {
+                    return mine;
+                }
+                mine.extend(new);
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a run was claimed by two hosts");
+    assert_eq!(all.len(), 60);
+
+    // A held run is nobody else's; a lapsed one is taken over; a host
+    // learns on renewal which of its runs are no longer its own.
+    let owner_of = |id: i64| {
+        let store = store.clone();
+        async move { store.run(id).await.unwrap().unwrap().owner.unwrap() }
+    };
+    let first = all[0];
+    let holder = owner_of(first).await;
+    let others: Vec<i64> = store.claim_runs("late", Some("prod"), LEASE, 100).await.unwrap().iter().map(|r| r.id).collect();
+    assert!(others.is_empty(), "runs under lease were claimed: {others:?}");
+    let short = Duration::from_millis(300);
+    assert!(store.claim_runs(&holder, Some("prod"), short, 100).await.unwrap().is_empty(), "held runs are not returned again");
+    let mine = vec![first];
+    assert_eq!(store.renew_leases(&holder, &mine, short).await.unwrap(), mine);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let taken: Vec<i64> = store.claim_runs("late", Some("prod"), LEASE, 100).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(taken, mine, "lapsed leases are taken over, and only those");
+    assert!(store.renew_leases(&holder, &mine, LEASE).await.unwrap().is_empty());
+    assert_eq!(store.renew_leases("late", &mine, LEASE).await.unwrap(), mine);
+
+    // Released runs are free at once; finalized ones are never claimed.
+    let second = all[1];
+    let holder = owner_of(second).await;
+    assert_eq!(store.release_runs(&holder, Some(&[second])).await.unwrap(), 1);
+    let again: Vec<i64> = store.claim_runs("third", Some("prod"), LEASE, 100).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(again, [second]);
+    store.mark_finalized(first).await.unwrap();
+    assert_eq!(store.release_runs("late", None).await.unwrap(), 0, "finalizing let the run go");
+    assert!(store.claim_runs("fourth", None, LEASE, 100).await.unwrap().is_empty());
+});
+
+store_test!(archived_logs_come_back_whole_and_in_order, |store: Arc<dyn Store>| async move {
+    let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap();
+    assert!(store.archived_logs(run.id).await.unwrap().is_none());
+    let big = "line\n".repeat(50_000);
+    let logs = vec![
+        ArchivedLog { unit: "pod-b".into(), container: "main".into(), text: "b\n".into(), truncated: false },
+        ArchivedLog { unit: "pod-a".into(), container: "main".into(), text: big.clone(), truncated: true },
+    ];
+    store.archive_logs(run.id, &logs).await.unwrap();
+    let back = store.archived_logs(run.id).await.unwrap().unwrap();
+    assert_eq!(back.iter().map(|l| l.unit.as_str()).collect::<Vec<_>>(), ["pod-b", "pod-a"]);
+    assert_eq!(back[1].text, big);
+    assert!(back[1].truncated);
+    // Archiving again replaces.
+    let again = vec![ArchivedLog { unit: "pod-b".into(), container: "main".into(), text: "b2\n".into(), truncated: false }];
+    store.archive_logs(run.id, &again).await.unwrap();
+    assert_eq!(store.archived_logs(run.id).await.unwrap().unwrap()[0].text, "b2\n");
+});
+
+/// A catalog written by the previous schema (version 2) opens with
+/// everything in it, its finished runs marked as such.
+#[tokio::test]
+async fn a_version_2_sqlite_catalog_migrates_forward_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("fixtures/catalog-v2.sql")).unwrap();
+    }
+    let store = store::open(&CatalogLocation::Sqlite(path.clone())).await.unwrap();
+    let runs = store.runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    let done = runs.iter().find(|r| r.state == RunState::Success).unwrap();
+    assert_eq!(done.parameters.get("DATE").map(String::as_str), Some("2026-10-01"));
+    assert_eq!(done.delete_after, DeleteAfter::Default);
+    assert!(done.finalized, "a run already finished is not finished again");
+    let live = runs.iter().find(|r| r.state == RunState::Running).unwrap();
+    assert!(!live.finalized);
+    assert_eq!(store.archived_logs(done.id).await.unwrap().unwrap()[0].text, "hello\n");
+    assert_eq!(store.entry("prod", "nightly").await.unwrap().unwrap().entry.display_name, "nightly");
+    // The next host to watch claims the live run.
+    let claimed = store.claim_runs("host", None, LEASE, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), [live.id]);
+}
