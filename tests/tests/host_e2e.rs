@@ -718,3 +718,191 @@ fn a_server_that_never_answers_times_out_naming_it_and_a_missing_exec_helper_is_
     assert_eq!(code(&out), 20, "{}", stderr(&out));
     assert!(stderr(&out).contains("kubelogin-not-installed"), "{}", stderr(&out));
 }
+
+/// The test run's PostgreSQL server (one per test binary, a database per
+/// test).
+fn postgres() -> &'static polysync_clusters::postgres::Postgres {
+    static SERVER: std::sync::OnceLock<polysync_clusters::postgres::Postgres> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        polysync_clusters::postgres::Postgres::start().unwrap_or_else(|e| panic!("the test PostgreSQL server: {e}"))
+    })
+}
+
+/// The environment variable the tests' configs name for the catalog password.
+const PG_PASSWORD_ENV: &str = "POLYSYNC_TEST_CATALOG_PASSWORD";
+
+impl Env {
+    /// [`Env::new`] with the catalog in a fresh PostgreSQL database, its
+    /// password read from an environment variable, and a short run lease.
+    fn on_postgres(ns: &str, lease: &str) -> Self {
+        let mut env = Self::new(ns);
+        let url = postgres().database(&ns.replace('-', "_")).unwrap();
+        let config = env.dir.path().join("config-pg.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "plugin_dir = {:?}\ncatalog = {url:?}\ncatalog_password_env = \"{PG_PASSWORD_ENV}\"\nrun_lease = \"{lease}\"\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"\n",
+                plugin_dir().display().to_string(),
+                env.cluster.kubeconfig.display().to_string()
+            ),
+        )
+        .unwrap();
+        env.config = config;
+        env
+    }
+
+    fn kubectl_count_jobs(&self, source: &str) -> usize {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.cluster.kubeconfig)
+            .args(["get", "jobs", "-n", &self.ns, "-o", "name", "-l", &format!("polysync.io/source={source}")])
+            .output()
+            .expect("kubectl runs");
+        assert!(out.status.success(), "kubectl: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).count()
+    }
+}
+
+#[test]
+fn the_readme_tour_runs_on_a_postgresql_catalog() {
+    let env = Env::on_postgres("host-pg-tour", "30s");
+    env.source("report", "echo \"report for $TARGET\"; sleep 2; echo done");
+    env.source("long", "sleep 3000");
+    // Without the password the catalog refuses, naming the variable.
+    let out = env.command(&["runs"]).env_remove(PG_PASSWORD_ENV).output().unwrap();
+    assert_eq!(code(&out), 20, "{}", stderr(&out));
+    assert!(stderr(&out).contains(PG_PASSWORD_ENV), "{}", stderr(&out));
+    // A password in the URL itself is refused.
+    let inline = env.dir.path().join("inline.toml");
+    std::fs::write(&inline, "catalog = \"postgres://polysync:secret@127.0.0.1:1/x\"\n").unwrap();
+    let out = env.run_with_config(&inline, &["runs"]);
+    assert_eq!(code(&out), 20);
+    assert!(stderr(&out).contains("catalog_password_env") && !stderr(&out).contains("secret"), "{}", stderr(&out));
+
+    let pw = polysync_clusters::postgres::PASSWORD;
+    let ok = |args: &[&str]| {
+        let out = env.command(args).env(PG_PASSWORD_ENV, pw).output().unwrap();
+        assert!(out.status.success(), "polysync {args:?}: {}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let sync: Value = serde_json::from_str(&ok(&["-o", "json", "discover", "sandbox"])).unwrap();
+    assert!(sync["seen"].as_u64().unwrap() >= 2, "{sync}");
+    assert!(ok(&["catalog", "sandbox"]).contains("report"));
+    assert!(ok(&["catalog", "sandbox", "--entry", "report"]).contains("TARGET"));
+    let run = ok(&["run", "sandbox", "report", "-p", "TARGET=postgres", "--wait", "--logs"]);
+    assert!(run.contains("report for postgres") && run.contains("Success"), "{run}");
+    let started: Value = serde_json::from_str(&ok(&["-o", "json", "run", "sandbox", "long"])).unwrap();
+    let id = started["id"].to_string();
+    let cancelled = ok(&["cancel", &id]);
+    assert!(cancelled.contains("Cancelled"), "{cancelled}");
+    // `watch` finishes the cancelled run (archives its logs) and ends.
+    ok(&["watch"]);
+    let runs: Value = serde_json::from_str(&ok(&["-o", "json", "runs"])).unwrap();
+    let states: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["Cancelled", "Success"], "{runs}");
+    let logs = ok(&["logs", &runs[1]["id"].to_string()]);
+    assert!(logs.contains("report for postgres"), "{logs}");
+    // Nothing secret reached the database: the password is not stored.
+    let dump = postgres().psql("host_pg_tour", "SELECT string_agg(t::text, ' ') FROM runs t").unwrap();
+    assert!(!dump.contains(pw));
+}
+
+/// Two `polysync watch` processes on one PostgreSQL catalog with 200
+/// active runs: each run is followed by one of them; one is killed with
+/// SIGKILL and the other takes its runs over within the lease; no run is
+/// lost and no Job created twice.
+#[test]
+fn two_watchers_share_the_runs_and_one_takes_over_when_the_other_is_killed() {
+    const RUNS: usize = 200;
+    let env = Env::on_postgres("host-pg-watchers", "3s");
+    env.source("sleepy", "echo start; sleep 1000; echo done");
+    let pw = polysync_clusters::postgres::PASSWORD;
+    let run_ok = |args: &[&str]| {
+        let out = env.command(args).env(PG_PASSWORD_ENV, pw).output().unwrap();
+        assert!(out.status.success(), "polysync {args:?}: {}", stderr(&out));
+    };
+    run_ok(&["discover", "sandbox"]);
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let run_ok = &run_ok;
+            s.spawn(move || {
+                for i in (t..RUNS).step_by(8) {
+                    run_ok(&["run", "sandbox", "sleepy", "--idempotency-key", &format!("watchers-{i}")]);
+                }
+            });
+        }
+    });
+    assert_eq!(env.kubectl_count_jobs("sleepy"), RUNS);
+    let watcher = |name: &str| {
+        let log = env.dir.path().join(format!("{name}.out"));
+        let child = env
+            .command(&["watch"])
+            .env(PG_PASSWORD_ENV, pw)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (child, log)
+    };
+    let (mut a, a_log) = watcher("a");
+    let (mut b, b_log) = watcher("b");
+    let ids_in = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines().filter_map(|l| l.strip_prefix('#')).filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect()
+    };
+    // Let both claim and follow, then kill one mid-way.
+    let started = std::time::Instant::now();
+    loop {
+        let (ta, tb) = (std::fs::read_to_string(&a_log).unwrap(), std::fs::read_to_string(&b_log).unwrap());
+        if !ids_in(&ta).is_empty() && !ids_in(&tb).is_empty() && ids_in(&ta).len() + ids_in(&tb).len() >= RUNS {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the watchers did not pick up the runs:\n{ta}\n{tb}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let killed_at = std::time::Instant::now();
+    let a_seen = ids_in(&std::fs::read_to_string(&a_log).unwrap());
+    let b_before = ids_in(&std::fs::read_to_string(&b_log).unwrap());
+    assert!(a_seen.is_disjoint(&b_before), "a run was followed by both: {:?}", a_seen.intersection(&b_before).collect::<Vec<_>>());
+    // B takes A's runs over; measure how soon.
+    let takeover = loop {
+        let now_b = ids_in(&std::fs::read_to_string(&b_log).unwrap());
+        if a_seen.iter().any(|id| now_b.contains(id)) {
+            break killed_at.elapsed();
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(60), "B never took over A's runs");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let status = b.wait_timeout_or_kill(Duration::from_secs(180));
+    assert!(status, "the surviving watcher did not finish");
+    eprintln!("takeover after SIGKILL: {:.2} s (lease 3 s); A held {} runs", takeover.as_secs_f64(), a_seen.len());
+    assert!(takeover < Duration::from_secs(8), "takeover took {takeover:?}");
+    let out = env.command(&["-o", "json", "runs", "--limit", "1000"]).env(PG_PASSWORD_ENV, pw).output().unwrap();
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), RUNS);
+    let not_done: Vec<&Value> = runs.iter().filter(|r| r["state"] != "Success").collect();
+    assert!(not_done.is_empty(), "runs lost or unfinished: {not_done:?}");
+    assert_eq!(env.kubectl_count_jobs("sleepy"), RUNS, "a Job was created twice");
+}
+
+trait WaitTimeout {
+    /// Wait up to `limit`; kill and return false if it is still running.
+    fn wait_timeout_or_kill(&mut self, limit: Duration) -> bool;
+}
+
+impl WaitTimeout for std::process::Child {
+    fn wait_timeout_or_kill(&mut self, limit: Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.kill();
+        let _ = self.wait();
+        false
+    }
+}

@@ -78,6 +78,16 @@ pub async fn watch(host: &Host, only: Option<&str>, on_event: impl Fn(WatchEvent
     let mut batches = FuturesUnordered::new();
     let tick = (lease / 3).max(Duration::from_millis(200));
     loop {
+        // Runs held by a process on this machine that has ended (killed
+        // mid-follow) need not wait out their lease.
+        let open = open_runs(store.as_ref(), only).await?;
+        let dead: BTreeSet<&str> =
+            open.iter().filter_map(|r| r.owner.as_deref()).filter(|o| super::HostId::is_gone(o)).collect();
+        for owner in dead {
+            tracing::info!(owner, "taking over the runs of a process that ended");
+            store.release_runs(owner, None).await?;
+        }
+        let still_open = open.iter().filter(|r| scope.contains(&r.connection) && !given_up.contains(&r.id)).count();
         for (connection, provider) in &providers {
             let claimed =
                 store.claim_runs(host.id().as_str(), Some(connection), lease, CLAIM_BATCH).await?;
@@ -91,11 +101,6 @@ pub async fn watch(host: &Host, only: Option<&str>, on_event: impl Fn(WatchEvent
             report.handled += new.len();
             batches.push(handle_batch(store.as_ref(), host.id().as_str(), provider.clone(), new, &leases, &on_event));
         }
-        let still_open = open_runs(store.as_ref(), only)
-            .await?
-            .into_iter()
-            .filter(|r| scope.contains(&r.connection) && !given_up.contains(&r.id))
-            .count();
         if batches.is_empty() && still_open == 0 {
             break;
         }
