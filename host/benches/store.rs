@@ -25,8 +25,8 @@ fn entry(i: usize, generation: usize) -> CatalogEntry {
         namespace: Some("batch".into()),
         cluster: None,
         parameters: vec![
-            Parameter { name: "DATE".into(), default: Some("2026-11-30".into()), ..Default::default() },
-            Parameter { name: "REGION".into(), default: Some("eu-west-1".into()), ..Default::default() },
+            Parameter::input("DATE", "2026-11-30"),
+            Parameter::input("REGION", "eu-west-1"),
         ],
         fallback: Default::default(),
         fingerprint: format!("{generation}-{i}"),
@@ -45,7 +45,7 @@ struct Numbers {
 
 async fn measure(store: Arc<dyn Store>) -> Numbers {
     let entries: Vec<CatalogEntry> = (0..ENTRIES).map(|i| entry(i, 0)).collect();
-    let mut sync = |generation: usize| {
+    let sync = |generation: usize| {
         let store = store.clone();
         let entries: Vec<CatalogEntry> =
             if generation == 0 { entries.clone() } else { (0..ENTRIES).map(|i| entry(i, i % 10)).collect() };

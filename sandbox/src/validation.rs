@@ -485,7 +485,7 @@ fn validate_cronjob(cronjob: &Value, causes: &mut Vec<Cause>) {
     match spec["schedule"].as_str() {
         None | Some("") => causes.push(Cause::required("spec.schedule", "")),
         Some(s) => {
-            if crate::controllers::cronjob::parse_schedule(s).is_err() {
+            if parse_schedule(s).is_err() {
                 causes.push(Cause::invalid("spec.schedule", &spec["schedule"], "unparseable cron expression"));
             }
         }
@@ -548,4 +548,20 @@ pub fn controller_ref(owner: &Value) -> Value {
 /// `labels` of an object as a map (empty if none).
 pub fn labels(object: &Value) -> Map<String, Value> {
     object.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+/// Parse a standard 5-field schedule (or a `@hourly`-style macro).
+pub fn parse_schedule(schedule: &str) -> Result<croner::Cron, String> {
+    let expanded = match schedule.trim() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        other => other,
+    };
+    if expanded.split_whitespace().count() != 5 {
+        return Err(format!("expected 5 fields, got {expanded:?}"));
+    }
+    <croner::Cron as std::str::FromStr>::from_str(expanded).map_err(|e| e.to_string())
 }

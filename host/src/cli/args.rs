@@ -163,6 +163,7 @@ pub enum Command {
         limit: usize,
     },
     /// A guided tour on the embedded sandbox cluster: no cloud account needed.
+    #[cfg(feature = "sandbox")]
     ///
     /// Example: polysync demo
     Demo {
@@ -171,6 +172,7 @@ pub enum Command {
         time_scale: f64,
     },
     /// Run the sandbox cluster in the foreground, for kubectl and polysync side by side.
+    #[cfg(feature = "sandbox")]
     ///
     /// Example: polysync sandbox --jobs 200 --kubeconfig sandbox.kubeconfig
     Sandbox(polysync_sandbox::SandboxArgs),

@@ -21,7 +21,9 @@ use super::render;
 
 pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
     match cli.command {
+        #[cfg(feature = "sandbox")]
         Command::Demo { time_scale } => return super::demo::run(out, time_scale).await,
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => return super::demo::sandbox(out, &args).await,
         Command::ProbePlugin { path } => {
             let mut registry = polysync::plugins::Registry::default();
@@ -87,7 +89,11 @@ async fn command(host: &Host, out: Out, command: Command) -> Result<u8> {
             render::runs(out, &host.config.secrets, host.store().await?.runs(&filter).await?);
             Ok(EXIT_OK)
         }
-        Command::Demo { .. } | Command::Sandbox(_) | Command::Completions { .. } | Command::ProbePlugin { .. } => {
+        #[cfg(feature = "sandbox")]
+        Command::Demo { .. } | Command::Sandbox(_) => {
+            Err(Error::InvalidInput("this command cannot run inside another one".into()))
+        }
+        Command::Completions { .. } | Command::ProbePlugin { .. } => {
             Err(Error::InvalidInput("this command cannot run inside another one".into()))
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod commands;
+#[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod output;
 pub mod render;

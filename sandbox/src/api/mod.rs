@@ -3,6 +3,7 @@
 
 mod admin;
 mod discovery;
+mod logs;
 pub mod patch;
 mod protobuf;
 pub mod request;
@@ -171,7 +172,7 @@ impl Server {
         }
         match verb {
             "get" if target.subresource.as_deref() == Some("log") => {
-                crate::kubelet::logs::handle(self, &target, &query)
+                logs::handle(self, &target, &query)
             }
             "get" => resource::get(self, &target, as_table),
             "list" => resource::list(self, &target, &query, as_table),

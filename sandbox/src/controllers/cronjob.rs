@@ -4,11 +4,9 @@
 //! `status.active` / `lastScheduleTime` / `lastSuccessfulTime`, and trims
 //! finished Jobs to the history limits.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use croner::Cron;
 use serde_json::{Value, json};
 
 use super::events::record;
@@ -20,22 +18,6 @@ use crate::validation;
 
 const COMPONENT: &str = "cronjob-controller";
 const SCHEDULED_ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
-
-/// Parse a standard 5-field schedule (or a `@hourly`-style macro).
-pub fn parse_schedule(schedule: &str) -> Result<Cron, String> {
-    let expanded = match schedule.trim() {
-        "@yearly" | "@annually" => "0 0 1 1 *",
-        "@monthly" => "0 0 1 * *",
-        "@weekly" => "0 0 * * 0",
-        "@daily" | "@midnight" => "0 0 * * *",
-        "@hourly" => "0 * * * *",
-        other => other,
-    };
-    if expanded.split_whitespace().count() != 5 {
-        return Err(format!("expected 5 fields, got {expanded:?}"));
-    }
-    Cron::from_str(expanded).map_err(|e| e.to_string())
-}
 
 fn owned_jobs(store: &Store, cronjob: &Value) -> Vec<Arc<Value>> {
     let ns = cronjob["metadata"]["namespace"].as_str().unwrap_or_default();
@@ -99,7 +81,7 @@ fn sync(store: &Store, cronjob: &Value) {
     if cronjob["spec"]["suspend"] == true || cronjob["metadata"].get("deletionTimestamp").is_some() {
         return;
     }
-    let Ok(schedule) = parse_schedule(cronjob["spec"]["schedule"].as_str().unwrap_or_default()) else { return };
+    let Ok(schedule) = validation::parse_schedule(cronjob["spec"]["schedule"].as_str().unwrap_or_default()) else { return };
     let since = cronjob["status"]["lastScheduleTime"]
         .as_str()
         .or_else(|| cronjob["metadata"]["creationTimestamp"].as_str())
@@ -181,9 +163,9 @@ fn trim_history(store: &Store, cronjob: &Value, jobs: &[Arc<Value>]) {
 mod tests {
     #[test]
     fn schedules() {
-        assert!(super::parse_schedule("*/5 * * * *").is_ok());
-        assert!(super::parse_schedule("@hourly").is_ok());
-        assert!(super::parse_schedule("not a schedule").is_err());
-        assert!(super::parse_schedule("* * * * * *").is_err());
+        assert!(crate::validation::parse_schedule("*/5 * * * *").is_ok());
+        assert!(crate::validation::parse_schedule("@hourly").is_ok());
+        assert!(crate::validation::parse_schedule("not a schedule").is_err());
+        assert!(crate::validation::parse_schedule("* * * * * *").is_err());
     }
 }

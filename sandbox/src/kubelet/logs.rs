@@ -4,18 +4,13 @@
 //! previous instance that does not exist. The sandbox's `pods/log` and the
 //! node agent's `/containerLogs` both answer through [`container_log`].
 
+
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
 use serde_json::Value;
 
 use super::{ContainerLog, LogStore};
-use crate::api::request::{Query, Target};
-use crate::api::response::{self, Body, BoxError};
-use crate::error::ApiError;
-use crate::resources::Kind;
-use crate::store::Key;
 
 /// What a log read asks for.
 #[derive(Debug, Clone, Default)]
@@ -26,20 +21,6 @@ pub struct LogQuery {
     pub timestamps: bool,
     pub follow: bool,
     pub previous: bool,
-}
-
-impl LogQuery {
-    /// From `pods/log` / `/containerLogs` query parameters.
-    pub fn parse(query: &Query) -> Result<Self, ApiError> {
-        Ok(Self {
-            container: query.get("container").map(str::to_owned),
-            tail_lines: query.number("tailLines")?,
-            limit_bytes: query.number("limitBytes")?,
-            timestamps: query.flag("timestamps"),
-            follow: query.flag("follow"),
-            previous: query.flag("previous"),
-        })
-    }
 }
 
 /// A log read's answer: all of it now, or a stream that follows the container.
@@ -53,23 +34,6 @@ impl std::fmt::Debug for LogBody {
         match self {
             Self::Text(t) => f.debug_tuple("Text").field(t).finish(),
             Self::Follow(_) => f.write_str("Follow(..)"),
-        }
-    }
-}
-
-/// `GET pods/{name}/log` of the sandbox.
-pub(crate) fn handle(
-    server: &Arc<crate::api::Server>,
-    target: &Target,
-    query: &Query,
-) -> Result<Response<Body>, ApiError> {
-    let ns = target.namespace.as_deref().unwrap_or_default();
-    let name = target.name.as_deref().unwrap_or_default();
-    let pod = server.store.get(Kind::Pod, &Key::new(ns, name)).ok_or_else(|| ApiError::not_found(Kind::Pod, name))?;
-    match container_log(&server.logs, &pod, &LogQuery::parse(query)?).map_err(ApiError::bad_request)? {
-        LogBody::Text(text) => Ok(response::bytes(StatusCode::OK, "text/plain", text)),
-        LogBody::Follow(stream) => {
-            Ok(response::stream("text/plain", futures::StreamExt::map(stream, Ok::<_, BoxError>)))
         }
     }
 }
