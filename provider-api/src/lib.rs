@@ -40,3 +40,9 @@ pub use stream::{EventKind, EventsRequest, LogChunk, LogRequest, MonitorUrl, Run
 pub use async_trait::async_trait;
 pub use futures;
 pub use serde_json;
+
+/// What [`settings!`] expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}

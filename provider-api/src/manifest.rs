@@ -78,3 +78,67 @@ impl Manifest {
         }
     }
 }
+
+/// Declare a provider's connection settings once: the serde struct (every
+/// field optional, unknown keys refused), its key list ([`KEYS`]) for
+/// "the settings are ..." messages, and its manifest documentation
+/// ([`docs`]) all come from the one declaration, so they cannot drift.
+///
+/// ```
+/// polysync_provider_api::settings! {
+///     /// The example provider's settings.
+///     pub struct Settings {
+///         /// the cluster's name
+///         required cluster: String,
+///         /// namespace of the Jobs (default: default)
+///         optional namespace: String,
+///     }
+/// }
+/// assert_eq!(Settings::KEYS, ["cluster", "namespace"]);
+/// assert!(Settings::docs()[0].required);
+/// ```
+///
+/// [`KEYS`]: #associatedconstant.KEYS
+/// [`docs`]: #method.docs
+#[macro_export]
+macro_rules! settings {
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                #[doc = $doc:literal]
+                $(#[$field_attr:meta])*
+                $presence:ident $field:ident : $ty:ty,
+            )*
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Default, $crate::__private::serde::Deserialize)]
+        #[serde(crate = "polysync_provider_api::__private::serde", deny_unknown_fields)]
+        $vis struct $name {
+            $(
+                #[doc = $doc]
+                $(#[$field_attr])*
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        impl $name {
+            /// Every setting's name, in declaration order.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The manifest's documentation of these settings.
+            pub fn docs() -> Vec<$crate::SettingDoc> {
+                vec![$(
+                    $crate::SettingDoc {
+                        name: stringify!($field).into(),
+                        required: $crate::settings!(@required $presence),
+                        description: $doc.trim().into(),
+                    }
+                ),*]
+            }
+        }
+    };
+    (@required required) => { true };
+    (@required optional) => { false };
+}

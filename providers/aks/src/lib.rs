@@ -22,53 +22,47 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use polysync_kube_jobs::{Clusters, Connector, KubeJobs, Monitor};
-use polysync_provider_api::{Capability, ClustersPage, ClustersRequest, Manifest, ProviderError, Result, SettingDoc};
-use serde::Deserialize;
+use polysync_provider_api::{Capability, ClustersPage, ClustersRequest, Manifest, ProviderError, Result};
 
 use crate::arm::{Arm, ClusterRef};
 use crate::credential::Kind;
 use crate::kubeconfig::EntraTokens;
 use crate::transport::Https;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    subscription_id: Option<String>,
-    resource_group: Option<String>,
-    cluster: Option<String>,
-    namespace: Option<String>,
-    credential: Option<String>,
-    managed_identity_client_id: Option<String>,
-    admin: Option<bool>,
-    arm_endpoint: Option<String>,
-    authority_host: Option<String>,
-    ca_file: Option<String>,
-    include_cronjobs: Option<bool>,
+polysync_provider_api::settings! {
+    /// The aks connection's settings.
+    struct Settings {
+        /// Azure subscription id of the cluster
+        required subscription_id: String,
+        /// resource group of the cluster
+        required resource_group: String,
+        /// AKS cluster name
+        required cluster: String,
+        /// namespace of the Jobs (default: default)
+        optional namespace: String,
+        /// environment | workload_identity | managed_identity | azure_cli (default environment)
+        optional credential: String,
+        /// client id of a user-assigned managed identity
+        optional managed_identity_client_id: String,
+        /// use listClusterAdminCredential (default false)
+        optional admin: bool,
+        /// ARM endpoint (default https://management.azure.com)
+        optional arm_endpoint: String,
+        /// Entra ID authority (default https://login.microsoftonline.com)
+        optional authority_host: String,
+        /// PEM file of extra CAs to trust for ARM and Entra ID
+        optional ca_file: String,
+        /// discover CronJobs too (default true)
+        optional include_cronjobs: bool,
+    }
 }
-
-const KEYS: &str = "subscription_id, resource_group, cluster, namespace, credential, managed_identity_client_id, admin, arm_endpoint, authority_host, ca_file, include_cronjobs";
 
 const UNAUTHORIZED_HINT: &str = "the cluster refused the Entra ID token: give the identity a Kubernetes role binding (or Azure RBAC for Kubernetes) and check that the cluster's Entra integration is enabled";
 
 fn manifest() -> Manifest {
     let mut m = Manifest::new("aks", env!("CARGO_PKG_VERSION"));
     m.description = "Kubernetes Jobs and CronJobs on Azure Kubernetes Service, with Entra ID credentials".into();
-    m.settings = vec![
-        SettingDoc::required("subscription_id", "Azure subscription id of the cluster"),
-        SettingDoc::required("resource_group", "resource group of the cluster"),
-        SettingDoc::required("cluster", "AKS cluster name"),
-        SettingDoc::optional("namespace", "namespace of the Jobs (default: default)"),
-        SettingDoc::optional(
-            "credential",
-            "environment | workload_identity | managed_identity | azure_cli (default environment)",
-        ),
-        SettingDoc::optional("managed_identity_client_id", "client id of a user-assigned managed identity"),
-        SettingDoc::optional("admin", "use listClusterAdminCredential (default false)"),
-        SettingDoc::optional("arm_endpoint", "ARM endpoint (default https://management.azure.com)"),
-        SettingDoc::optional("authority_host", "Entra ID authority (default https://login.microsoftonline.com)"),
-        SettingDoc::optional("ca_file", "PEM file of extra CAs to trust for ARM and Entra ID"),
-        SettingDoc::optional("include_cronjobs", "discover CronJobs too (default true)"),
-    ];
+    m.settings = Settings::docs();
     m.capabilities = polysync_kube_jobs::capabilities();
     m.capabilities.push(Capability::ListClusters);
     m
@@ -170,7 +164,7 @@ fn https_url(value: Option<String>, name: &str, default: Option<&str>) -> Result
 /// Validate settings and build the provider (no network yet).
 pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
     let s: Settings = serde_json::from_value(settings)
-        .map_err(|e| ProviderError::invalid_input(format!("aks connection settings: {e}; the settings are {KEYS}")))?;
+        .map_err(|e| ProviderError::invalid_input(format!("aks connection settings: {e}; the settings are {}", Settings::KEYS.join(", "))))?;
     let cluster = ClusterRef {
         subscription_id: required(s.subscription_id, "subscription_id", "the cluster's subscription id")?,
         resource_group: required(s.resource_group, "resource_group", "the cluster's resource group")?,

@@ -2,29 +2,32 @@
 
 use aws_credential_types::Credentials;
 use polysync_provider_api::ProviderError;
-use serde::Deserialize;
 
-/// Settings every AWS provider takes. Providers split them off their own
-/// settings with [`AwsSettings::split`], so each still rejects unknown keys.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsSettings {
-    /// Region (default: the chain's, from `AWS_REGION` or the profile).
-    pub region: Option<String>,
-    /// Shared-config profile (default: `AWS_PROFILE`, then `default`).
-    pub profile: Option<String>,
-    /// A role to assume with the chain's credentials.
-    pub role_arn: Option<String>,
-    pub external_id: Option<String>,
-    /// Session name of the assumed role (default `polysync`).
-    pub session_name: Option<String>,
-    /// One endpoint for every AWS API (tests, VPC endpoints, LocalStack).
-    pub endpoint_url: Option<String>,
-    /// Names of environment variables holding static keys, for hosts that
-    /// inject secrets as variables. The keys themselves are never settings.
-    pub access_key_id_env: Option<String>,
-    pub secret_access_key_env: Option<String>,
-    pub session_token_env: Option<String>,
+polysync_provider_api::settings! {
+    /// Settings every AWS provider takes. Providers split them off their
+    /// own settings with [`AwsSettings::split`], so each still rejects
+    /// unknown keys. Static keys are never settings: only the names of
+    /// environment variables holding them, for hosts that inject secrets so.
+    pub struct AwsSettings {
+        /// AWS region (default: AWS_REGION or the profile's)
+        optional region: String,
+        /// AWS shared-config profile (default: AWS_PROFILE, then default)
+        optional profile: String,
+        /// IAM role to assume with the chain's credentials
+        optional role_arn: String,
+        /// external id for role_arn
+        optional external_id: String,
+        /// session name for role_arn (default polysync)
+        optional session_name: String,
+        /// one endpoint for every AWS API the provider calls (tests, VPC endpoints, LocalStack)
+        optional endpoint_url: String,
+        /// name of an environment variable holding an access key id
+        optional access_key_id_env: String,
+        /// name of an environment variable holding the secret key
+        optional secret_access_key_env: String,
+        /// name of an environment variable holding a session token
+        optional session_token_env: String,
+    }
 }
 
 /// Keys that would put a secret in the catalog.
@@ -37,17 +40,6 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("aws_session_token", "session_token_env"),
 ];
 
-const KEYS: &[&str] = &[
-    "region",
-    "profile",
-    "role_arn",
-    "external_id",
-    "session_name",
-    "endpoint_url",
-    "access_key_id_env",
-    "secret_access_key_env",
-    "session_token_env",
-];
 
 impl AwsSettings {
     /// Take the AWS keys out of a provider's settings object; the rest is
@@ -64,7 +56,7 @@ impl AwsSettings {
             }
         }
         let mut aws = serde_json::Map::new();
-        for key in KEYS {
+        for key in Self::KEYS {
             if let Some(v) = map.remove(*key) {
                 aws.insert((*key).to_owned(), v);
             }
@@ -82,42 +74,6 @@ impl AwsSettings {
         })?;
         parsed.validate()?;
         Ok((parsed, serde_json::Value::Object(map)))
-    }
-
-    /// The AWS setting names, for a provider's "the settings are ..." message.
-    pub fn keys() -> &'static [&'static str] {
-        KEYS
-    }
-
-    /// The manifest's documentation of the AWS settings; `apis` names what
-    /// `endpoint_url` serves (e.g. "EKS and STS").
-    pub fn docs(apis: &str) -> Vec<polysync_provider_api::SettingDoc> {
-        vec![
-            polysync_provider_api::SettingDoc::optional("region", "AWS region (default: AWS_REGION or the profile's)"),
-            polysync_provider_api::SettingDoc::optional(
-                "profile",
-                "AWS shared-config profile (default: AWS_PROFILE, then default)",
-            ),
-            polysync_provider_api::SettingDoc::optional("role_arn", "IAM role to assume with the chain's credentials"),
-            polysync_provider_api::SettingDoc::optional("external_id", "external id for role_arn"),
-            polysync_provider_api::SettingDoc::optional("session_name", "session name for role_arn (default polysync)"),
-            polysync_provider_api::SettingDoc::optional(
-                "endpoint_url",
-                &format!("one endpoint for the {apis} APIs (tests, VPC endpoints)"),
-            ),
-            polysync_provider_api::SettingDoc::optional(
-                "access_key_id_env",
-                "name of an environment variable holding an access key id",
-            ),
-            polysync_provider_api::SettingDoc::optional(
-                "secret_access_key_env",
-                "name of an environment variable holding the secret key",
-            ),
-            polysync_provider_api::SettingDoc::optional(
-                "session_token_env",
-                "name of an environment variable holding a session token",
-            ),
-        ]
     }
 
     fn validate(&self) -> Result<(), ProviderError> {

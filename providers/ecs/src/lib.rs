@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use polysync_aws::{Connection, from_sdk};
 use polysync_provider_api::{
     CancelOutcome, CancelRequest, Capability, ClustersPage, ClustersRequest, DiscoverPage, DiscoverRequest,
-    EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, ProviderError, Result,
-    ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, SettingDoc, UrlRequest, WatchRequest,
+    EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, Result,
+    ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, UrlRequest, WatchRequest,
 };
 
 use crate::settings::Settings;
@@ -61,36 +61,17 @@ impl Ecs {
 fn manifest() -> Manifest {
     let mut m = Manifest::new("ecs", env!("CARGO_PKG_VERSION"));
     m.description = "Amazon ECS task definitions as entries, tasks as runs, logs from CloudWatch Logs".into();
-    m.settings = vec![
-        SettingDoc::required("cluster", "ECS cluster name or ARN"),
-        SettingDoc::optional(
-            "launch_type",
-            "FARGATE, EC2 or EXTERNAL (else the cluster's default capacity provider strategy)",
-        ),
-        SettingDoc::optional(
-            "capacity_provider_strategy",
-            "[{capacity_provider, weight, base}] instead of launch_type",
-        ),
-        SettingDoc::optional("network_configuration", "awsvpc {subnets, security_groups, assign_public_ip}"),
-        SettingDoc::optional("family_prefix", "discover only families starting with this"),
-        SettingDoc::optional("platform_version", "Fargate platform version (default LATEST)"),
-        SettingDoc::optional("poll_interval_ms", "how often runs are described while watched (default 2000)"),
-    ];
-    m.settings.extend(polysync_aws::AwsSettings::docs("ECS, CloudWatch Logs and STS"));
+    m.settings = settings::Raw::docs();
+    m.settings.extend(polysync_aws::AwsSettings::docs());
     m.capabilities = vec![Capability::FollowLogs, Capability::ListClusters];
     m
 }
 
 /// Validate settings and build the provider (no network yet).
-pub fn build(mut value: serde_json::Value) -> Result<Ecs> {
-    let interval = match value.as_object_mut().and_then(|m| m.remove("poll_interval_ms")) {
-        None => Duration::from_secs(2),
-        Some(v) => match v.as_u64() {
-            Some(ms) if ms >= 100 => Duration::from_millis(ms),
-            _ => return Err(ProviderError::invalid_input("setting `poll_interval_ms` must be a whole number >= 100")),
-        },
-    };
-    Ok(Ecs::new(Settings::parse(value)?).with_poll_interval(interval))
+pub fn build(value: serde_json::Value) -> Result<Ecs> {
+    let settings = Settings::parse(value)?;
+    let interval = settings.poll_interval;
+    Ok(Ecs::new(settings).with_poll_interval(interval))
 }
 
 #[async_trait]

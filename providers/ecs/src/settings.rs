@@ -4,15 +4,25 @@ use polysync_aws::AwsSettings;
 use polysync_provider_api::{ProviderError, Result};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    cluster: Option<String>,
-    launch_type: Option<String>,
-    capacity_provider_strategy: Option<Vec<Strategy>>,
-    network_configuration: Option<Network>,
-    family_prefix: Option<String>,
-    platform_version: Option<String>,
+polysync_provider_api::settings! {
+    /// The ecs connection's own settings, as written (the AWS ones are
+    /// [`AwsSettings`]); [`Settings::parse`] checks them.
+    pub struct Raw {
+        /// ECS cluster name or ARN
+        required cluster: String,
+        /// FARGATE, EC2 or EXTERNAL (else the cluster's default capacity provider strategy)
+        optional launch_type: String,
+        /// [{capacity_provider, weight, base}] instead of launch_type
+        optional capacity_provider_strategy: Vec<Strategy>,
+        /// awsvpc {subnets, security_groups, assign_public_ip}
+        optional network_configuration: Network,
+        /// discover only families starting with this
+        optional family_prefix: String,
+        /// Fargate platform version (default LATEST)
+        optional platform_version: String,
+        /// how often runs are described while watched, in ms (default 2000)
+        optional poll_interval_ms: serde_json::Value,
+    }
 }
 
 /// One item of a capacity provider strategy.
@@ -53,18 +63,18 @@ pub struct Settings {
     pub network: Option<Network>,
     pub family_prefix: Option<String>,
     pub platform_version: Option<String>,
+    /// How often runs are described while watched.
+    pub poll_interval: std::time::Duration,
 }
-
-const KEYS: &str =
-    "cluster, launch_type, capacity_provider_strategy, network_configuration, family_prefix, platform_version";
 
 impl Settings {
     pub fn parse(value: serde_json::Value) -> Result<Self> {
         let (aws, rest) = AwsSettings::split("ecs", value)?;
         let raw: Raw = serde_json::from_value(rest).map_err(|e| {
             ProviderError::invalid_input(format!(
-                "ecs connection settings: {e}; the settings are {KEYS}, {}",
-                AwsSettings::keys().join(", ")
+                "ecs connection settings: {e}; the settings are {}, {}",
+                Raw::KEYS.join(", "),
+                AwsSettings::KEYS.join(", ")
             ))
         })?;
         let cluster = raw.cluster.filter(|c| !c.is_empty()).ok_or_else(|| {
@@ -99,10 +109,22 @@ impl Settings {
                 "setting `network_configuration`: `subnets` needs at least one subnet id",
             ));
         }
+        let poll_interval = match &raw.poll_interval_ms {
+            None => std::time::Duration::from_secs(2),
+            Some(v) => match v.as_u64() {
+                Some(ms) if ms >= 100 => std::time::Duration::from_millis(ms),
+                _ => {
+                    return Err(ProviderError::invalid_input(
+                        "setting `poll_interval_ms` must be a whole number >= 100",
+                    ));
+                }
+            },
+        };
         Ok(Self {
             aws,
             cluster,
             launch,
+            poll_interval,
             network: raw.network_configuration,
             family_prefix: raw.family_prefix,
             platform_version: raw.platform_version,

@@ -18,18 +18,21 @@ pub mod token;
 
 use polysync_aws::AwsSettings;
 use polysync_kube_jobs::KubeJobs;
-use polysync_provider_api::{Capability, Manifest, ProviderError, Result, SettingDoc};
-use serde::Deserialize;
+use polysync_provider_api::{Capability, Manifest, ProviderError, Result};
 
 use crate::cluster::{Aws, EksClusters, EksConnector};
 use crate::console::EksConsole;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    cluster: Option<String>,
-    namespace: Option<String>,
-    include_cronjobs: Option<bool>,
+polysync_provider_api::settings! {
+    /// The eks connection's own settings (the AWS ones are [`AwsSettings`]).
+    struct Settings {
+        /// EKS cluster name
+        required cluster: String,
+        /// namespace of the Jobs (default: default)
+        optional namespace: String,
+        /// discover CronJobs too (default true)
+        optional include_cronjobs: bool,
+    }
 }
 
 const UNAUTHORIZED_HINT: &str = "the cluster does not know this IAM identity: give it an EKS access entry (aws eks create-access-entry) or an aws-auth mapping, and check that the token's region and cluster are right";
@@ -37,12 +40,8 @@ const UNAUTHORIZED_HINT: &str = "the cluster does not know this IAM identity: gi
 fn manifest() -> Manifest {
     let mut m = Manifest::new("eks", env!("CARGO_PKG_VERSION"));
     m.description = "Kubernetes Jobs and CronJobs on Amazon EKS, with AWS credentials".into();
-    m.settings = vec![
-        SettingDoc::required("cluster", "EKS cluster name"),
-        SettingDoc::optional("namespace", "namespace of the Jobs (default: default)"),
-        SettingDoc::optional("include_cronjobs", "discover CronJobs too (default true)"),
-    ];
-    m.settings.extend(AwsSettings::docs("EKS and STS"));
+    m.settings = Settings::docs();
+    m.settings.extend(AwsSettings::docs());
     m.capabilities = polysync_kube_jobs::capabilities();
     m.capabilities.push(Capability::ListClusters);
     m
@@ -53,8 +52,9 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
     let (aws, rest) = AwsSettings::split("eks", settings)?;
     let s: Settings = serde_json::from_value(rest).map_err(|e| {
         ProviderError::invalid_input(format!(
-            "eks connection settings: {e}; the settings are cluster, namespace, include_cronjobs, {}",
-            AwsSettings::keys().join(", ")
+            "eks connection settings: {e}; the settings are {}, {}",
+            Settings::KEYS.join(", "),
+            AwsSettings::KEYS.join(", ")
         ))
     })?;
     let cluster = s.cluster.filter(|c| !c.is_empty()).ok_or_else(|| {

@@ -11,22 +11,28 @@
 use async_trait::async_trait;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use polysync_kube_jobs::{Connector, KubeJobs, NoMonitor, UrlTemplate};
-use polysync_provider_api::{ErrorKind, Manifest, ProviderError, Result, SettingDoc};
-use serde::Deserialize;
+use polysync_provider_api::{ErrorKind, Manifest, ProviderError, Result};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    kubeconfig: Option<String>,
-    kubeconfig_inline: Option<String>,
-    context: Option<String>,
-    namespace: Option<String>,
-    monitor_url_template: Option<String>,
-    include_cronjobs: Option<bool>,
-    /// How long one API request may go unanswered (`"30s"`, or seconds).
-    request_timeout: Option<serde_json::Value>,
-    /// How long connecting to the API server may take.
-    connect_timeout: Option<serde_json::Value>,
+polysync_provider_api::settings! {
+    /// The kubernetes connection's settings.
+    struct Settings {
+        /// path to a kubeconfig (default: $KUBECONFIG, then ~/.kube/config)
+        optional kubeconfig: String,
+        /// the kubeconfig YAML itself, instead of a path
+        optional kubeconfig_inline: String,
+        /// kubeconfig context (default: the current context)
+        optional context: String,
+        /// namespace of the Jobs (default: the context's, then default)
+        optional namespace: String,
+        /// https URL for entries and runs, with {namespace}, {name}, {kind}
+        optional monitor_url_template: String,
+        /// discover CronJobs too (default true)
+        optional include_cronjobs: bool,
+        /// how long one API request may go unanswered (default "30s")
+        optional request_timeout: serde_json::Value,
+        /// how long connecting to the API server may take (default "10s")
+        optional connect_timeout: serde_json::Value,
+    }
 }
 
 /// A duration setting: seconds as a number, or `"30s"`, `"2m"`, `"500ms"`;
@@ -61,19 +67,7 @@ fn invalid(message: String) -> ProviderError {
 fn manifest() -> Manifest {
     let mut m = Manifest::new("kubernetes", env!("CARGO_PKG_VERSION"));
     m.description = "Kubernetes Jobs and CronJobs on any cluster reachable through a kubeconfig".into();
-    m.settings = vec![
-        SettingDoc::optional("kubeconfig", "path to a kubeconfig (default: $KUBECONFIG, then ~/.kube/config)"),
-        SettingDoc::optional("kubeconfig_inline", "the kubeconfig YAML itself, instead of a path"),
-        SettingDoc::optional("context", "kubeconfig context (default: the current context)"),
-        SettingDoc::optional("namespace", "namespace of the Jobs (default: the context's, then default)"),
-        SettingDoc::optional(
-            "monitor_url_template",
-            "https URL for entries and runs, with {namespace}, {name}, {kind}",
-        ),
-        SettingDoc::optional("include_cronjobs", "discover CronJobs too (default true)"),
-        SettingDoc::optional("request_timeout", "how long one API request may go unanswered (default \"30s\")"),
-        SettingDoc::optional("connect_timeout", "how long connecting to the API server may take (default \"10s\")"),
-    ];
+    m.settings = Settings::docs();
     m.capabilities = polysync_kube_jobs::capabilities();
     m
 }
@@ -105,7 +99,8 @@ impl Connector for KubeconfigConnector {
 pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
     let s: Settings = serde_json::from_value(settings).map_err(|e| {
         invalid(format!(
-            "kubernetes connection settings: {e}; the settings are kubeconfig, kubeconfig_inline, context, namespace, monitor_url_template, include_cronjobs, request_timeout, connect_timeout"
+            "kubernetes connection settings: {e}; the settings are {}",
+            Settings::KEYS.join(", ")
         ))
     })?;
     let kubeconfig = match (&s.kubeconfig, &s.kubeconfig_inline) {
