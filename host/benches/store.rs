@@ -77,6 +77,7 @@ async fn measure(store: Arc<dyn Store>) -> Numbers {
                     parameters: BTreeMap::from([("DATE".to_owned(), format!("2026-11-{:02}", i % 28 + 1))]),
                     delete_after: DeleteAfter::Default,
                     startup_timeout: None,
+                    callback_url: None,
                 };
                 let r = store.record_intent(&run, "creator", Duration::ZERO).await.unwrap();
                 let handle = RunHandle {

@@ -126,6 +126,25 @@ pub struct Config {
     /// How long a host holds a run it follows without renewing
     /// (`run_lease`): another host takes it over once this has passed.
     pub run_lease: std::time::Duration,
+    /// The secret completion callbacks are signed with
+    /// (`callback_secret_env` / `callback_secret_file`).
+    pub callback_secret: Option<PasswordSource>,
+    /// `polysync serve`'s settings (`[serve]`).
+    pub serve: ServeConfig,
+}
+
+/// `[serve]`: how `polysync serve` listens and whom it lets in.
+#[derive(Debug, Clone, Default)]
+pub struct ServeConfig {
+    /// `listen = "127.0.0.1:8080"` (the `--listen` flag wins).
+    pub listen: Option<String>,
+    /// SHA-256 hashes (hex) of the bearer tokens it accepts (`tokens`).
+    pub token_hashes: Vec<String>,
+    /// Files each holding one token (`token_files`), read at start.
+    pub token_files: Vec<PathBuf>,
+    /// PEM certificate chain and key for HTTPS (`tls_cert`, `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The default [`Config::run_lease`].
@@ -150,11 +169,26 @@ impl CatalogLocation {
     }
 }
 
-/// Where a PostgreSQL catalog's password comes from: never the config.
+/// Where a secret (the catalog's password, the callback secret) comes
+/// from: never the config file itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordSource {
     Env(String),
     File(PathBuf),
+}
+
+impl PasswordSource {
+    /// Read it now; `setting` (`catalog_password`) names it in errors.
+    pub fn read(&self, setting: &str) -> Result<String> {
+        match self {
+            Self::Env(var) => std::env::var(var).map_err(|_| {
+                Error::Config(format!("`{setting}_env` names {var}, which is not set; export it with the secret"))
+            }),
+            Self::File(path) => std::fs::read_to_string(path)
+                .map(|p| p.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|e| Error::Config(format!("cannot read `{setting}_file` {}: {e}", path.display()))),
+        }
+    }
 }
 
 /// A PostgreSQL catalog: its URL (without a password) and where the
@@ -191,17 +225,7 @@ impl PostgresCatalog {
     /// The password, read now (so a rotated file or variable is picked up
     /// at the next start).
     pub fn password(&self) -> Result<Option<String>> {
-        match &self.password {
-            None => Ok(None),
-            Some(PasswordSource::Env(var)) => std::env::var(var).map(Some).map_err(|_| {
-                Error::Config(format!(
-                    "`catalog_password_env` names {var}, which is not set; export it with the catalog's password"
-                ))
-            }),
-            Some(PasswordSource::File(path)) => std::fs::read_to_string(path)
-                .map(|p| Some(p.trim_end_matches(['\n', '\r']).to_owned()))
-                .map_err(|e| Error::Config(format!("cannot read `catalog_password_file` {}: {e}", path.display()))),
-        }
+        self.password.as_ref().map(|p| p.read("catalog_password")).transpose()
     }
 }
 
@@ -244,6 +268,8 @@ impl Config {
                 connections: BTreeMap::new(),
                 secrets: Default::default(),
                 run_lease: DEFAULT_RUN_LEASE,
+                callback_secret: None,
+                serve: ServeConfig::default(),
             }),
         }
     }
@@ -265,6 +291,8 @@ impl Config {
             connections: BTreeMap::new(),
             secrets: Default::default(),
             run_lease: DEFAULT_RUN_LEASE,
+            callback_secret: None,
+            serve: ServeConfig::default(),
         };
         for (key, value) in &table {
             match key.as_str() {
@@ -291,6 +319,61 @@ impl Config {
                         Error::Config(format!("{shown}: `catalog_password_file` must be a path string"))
                     })?;
                     password = Some(PasswordSource::File(resolve("catalog_password_file", v)?));
+                }
+                "callback_secret_env" => {
+                    let v = value.as_str().filter(|v| !v.is_empty()).ok_or_else(|| {
+                        Error::Config(format!("{shown}: `callback_secret_env` must name an environment variable"))
+                    })?;
+                    config.callback_secret = Some(PasswordSource::Env(v.to_owned()));
+                }
+                "callback_secret_file" => {
+                    let v = value.as_str().ok_or_else(|| {
+                        Error::Config(format!("{shown}: `callback_secret_file` must be a path string"))
+                    })?;
+                    config.callback_secret = Some(PasswordSource::File(resolve("callback_secret_file", v)?));
+                }
+                "serve" => {
+                    let table = value.as_table().ok_or_else(|| {
+                        Error::Config(format!("{shown}: `serve` must be a table, like [serve]"))
+                    })?;
+                    for (k, v) in table {
+                        let text = |what: &str| {
+                            v.as_str().map(str::to_owned).ok_or_else(|| {
+                                Error::Config(format!("{shown}: `serve.{k}` must be {what}"))
+                            })
+                        };
+                        let list = || {
+                            v.as_array()
+                                .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+                                .ok_or_else(|| Error::Config(format!("{shown}: `serve.{k}` must be a list of strings")))
+                        };
+                        match k.as_str() {
+                            "listen" => config.serve.listen = Some(text("an address like \"127.0.0.1:8080\"")?),
+                            "tokens" => {
+                                for t in list()? {
+                                    let hex = t.strip_prefix("sha256:").unwrap_or(&t).to_ascii_lowercase();
+                                    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                                        return Err(Error::Config(format!(
+                                            "{shown}: `serve.tokens` holds SHA-256 hashes of tokens (\"sha256:<64 hex>\", e.g. from `printf %s TOKEN | sha256sum`), never tokens themselves"
+                                        )));
+                                    }
+                                    config.serve.token_hashes.push(hex);
+                                }
+                            }
+                            "token_files" => {
+                                for f in list()? {
+                                    config.serve.token_files.push(resolve("serve.token_files", &f)?);
+                                }
+                            }
+                            "tls_cert" => config.serve.tls_cert = Some(resolve("serve.tls_cert", &text("a path")?)?),
+                            "tls_key" => config.serve.tls_key = Some(resolve("serve.tls_key", &text("a path")?)?),
+                            other => {
+                                return Err(Error::Config(format!(
+                                    "{shown}: unknown setting `serve.{other}`; the settings are listen, tokens, token_files, tls_cert and tls_key"
+                                )));
+                            }
+                        }
+                    }
                 }
                 "run_lease" => {
                     let v = value.as_str().ok_or_else(|| {
@@ -357,7 +440,7 @@ impl Config {
                 }
                 other => {
                     return Err(Error::Config(format!(
-                        "{shown}: unknown setting `{other}`; the settings are plugin_dir, catalog, catalog_password_env, catalog_password_file, run_lease, secret_patterns and [connections.NAME]"
+                        "{shown}: unknown setting `{other}`; the settings are plugin_dir, catalog, catalog_password_env, catalog_password_file, run_lease, callback_secret_env, callback_secret_file, secret_patterns, [serve] and [connections.NAME]"
                     )));
                 }
             }

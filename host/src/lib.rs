@@ -7,13 +7,15 @@
 //! * [`store`] — the catalog (entries, syncs, runs, leases, archived
 //!   logs) behind one trait, on SQLite or PostgreSQL;
 //! * [`runs`] — every workflow: sync, start, follow, finish, cancel,
-//!   watch (with run ownership), logs.
+//!   watch (with run ownership), logs, completion callbacks;
+//! * [`serve`] — the same workflows over HTTP (`polysync serve`).
 
 pub mod config;
 pub mod error;
 pub mod plugins;
 pub mod runs;
 pub mod secrets;
+pub mod serve;
 pub mod store;
 
 use std::collections::HashMap;
@@ -35,6 +37,7 @@ pub struct Host {
     id: HostId,
     registry: Mutex<Option<Arc<plugins::Registry>>>,
     providers: Mutex<HashMap<String, Arc<dyn Provider>>>,
+    callbacks: std::sync::OnceLock<Option<runs::Callbacks>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -57,6 +60,7 @@ impl Host {
             id: HostId::new(),
             registry: Mutex::new(None),
             providers: Mutex::new(HashMap::new()),
+            callbacks: std::sync::OnceLock::new(),
         }
     }
 
@@ -118,6 +122,26 @@ impl Host {
         };
         let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
         Ok(providers.entry(connection.to_owned()).or_insert(provider).clone())
+    }
+
+    /// The callback signer, if a secret is configured (read once).
+    pub fn callbacks(&self) -> Result<Option<runs::Callbacks>> {
+        if let Some(c) = self.callbacks.get() {
+            return Ok(c.clone());
+        }
+        let built = match &self.config.callback_secret {
+            None => None,
+            Some(source) => {
+                let secret = source.read("callback_secret")?;
+                if secret.len() < 16 {
+                    return Err(Error::Config(
+                        "the callback secret is shorter than 16 characters; use a long random one".into(),
+                    ));
+                }
+                Some(runs::Callbacks::new(secret.into_bytes(), self.config.secrets.clone())?)
+            }
+        };
+        Ok(self.callbacks.get_or_init(|| built).clone())
     }
 
     /// Give up the runs this host holds, so another host takes them at

@@ -83,6 +83,7 @@ fn new_run(key: &str, entry: &str) -> NewRun {
         parameters: BTreeMap::from([("DATE".to_owned(), "2026-11-30".to_owned())]),
         delete_after: DeleteAfter::Success,
         startup_timeout: Some(Duration::from_secs(60)),
+        callback_url: None,
     }
 }
 
@@ -123,7 +124,7 @@ store_test!(syncs_count_pages_and_only_a_complete_one_marks_missing, |store: Arc
     let b = store.entry("prod", "b").await.unwrap().unwrap();
     assert_eq!(b.state, EntryState::Missing);
     assert_eq!(b.entry.fingerprint, "2", "an entry is never deleted and keeps what was last seen");
-    let all = store.entries(&EntryFilter { connection: Some("prod".into()), state: None }).await.unwrap();
+    let all = store.entries(&EntryFilter { connection: Some("prod".into()), ..Default::default() }).await.unwrap();
     assert_eq!(all.iter().map(|e| e.entry.external_id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
 });
 

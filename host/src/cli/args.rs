@@ -162,6 +162,19 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Serve the API (/v1, its OpenAPI document at /v1/openapi.json), the
+    /// status page (/), /healthz, /readyz and /metrics, and follow runs in
+    /// the background; several replicas share one PostgreSQL catalog.
+    ///
+    /// Example: POLYSYNC_API_TOKEN=$(openssl rand -hex 24) polysync serve --listen 0.0.0.0:8080
+    Serve {
+        /// HOST:PORT to listen on (default: [serve] listen, then 127.0.0.1:8080; port 0 picks one).
+        #[arg(long)]
+        listen: Option<String>,
+        /// How often to look in the catalog for runs no replica holds.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        claim_every: Duration,
+    },
     /// A guided tour on the embedded sandbox cluster: no cloud account needed.
     #[cfg(feature = "sandbox")]
     ///

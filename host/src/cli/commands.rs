@@ -43,6 +43,9 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
     if let Some(dir) = cli.plugin_dir {
         config.plugin_dir = dir;
     }
+    if let Command::Serve { listen, claim_every } = &cli.command {
+        return serve(config, out, listen.clone(), *claim_every).await;
+    }
     let host = Host::new(config);
     let result = command(&host, out, cli.command).await;
     // Runs this process held are let go at once, for another host to take.
@@ -76,6 +79,7 @@ async fn command(host: &Host, out: Out, command: Command) -> Result<u8> {
         }
         Command::Logs { run, follow, container, tail } => logs(host, out, &run, follow, container, tail).await,
         Command::Events { run, follow } => events(host, out, &run, follow).await,
+        Command::Serve { .. } => Err(Error::InvalidInput("this command cannot run inside another one".into())),
         Command::Url { connection, entry, run } => url(host, out, connection, entry, run).await,
         Command::Runs { connection, entry, state, limit } => {
             let state = match state.as_deref() {
@@ -270,7 +274,11 @@ async fn catalog(host: &Host, out: Out, connection: Option<&str>, missing: bool,
         return Ok(EXIT_OK);
     }
     let filter =
-        EntryFilter { connection: connection.map(str::to_owned), state: missing.then_some(EntryState::Missing) };
+        EntryFilter {
+        connection: connection.map(str::to_owned),
+        state: missing.then_some(EntryState::Missing),
+        ..EntryFilter::default()
+    };
     render::entries(out, &host.config.secrets, host.store().await?.entries(&filter).await?);
     Ok(EXIT_OK)
 }
@@ -283,8 +291,13 @@ async fn run(host: &Host, out: Out, args: RunArgs) -> Result<u8> {
         idempotency_key: args.idempotency_key.clone(),
         delete_after: args.delete_after.map(super::args::DeleteAfter::stored).unwrap_or_default(),
         startup_timeout: args.startup_timeout,
+        callback_url: None,
     };
-    let run = runs::start_run(host, request).await?.run;
+    let started = runs::start_run(host, request).await?;
+    if let Some(why) = started.pending {
+        return Err(Error::Pending(why));
+    }
+    let run = started.run;
     if !args.wait {
         render::run(out, &host.config.secrets, &run);
         return Ok(EXIT_OK);
@@ -317,6 +330,7 @@ async fn watch(host: &Host, out: Out, only: Option<&str>) -> Result<u8> {
             }
         }
         WatchEvent::Failed(r, why) => eprintln!("warning: run #{}: {why}; a later `polysync watch` retries it", r.id),
+        WatchEvent::Batch(_) => {}
         WatchEvent::NotConfigured { connection, runs } => {
             let ids: Vec<String> = runs.iter().map(|id| format!("#{id}")).collect();
             tracing::warn!(connection = %connection, "unfinished runs of a connection that is no longer configured");
@@ -362,3 +376,23 @@ async fn logs(
     Ok(EXIT_OK)
 }
 
+
+async fn serve(config: Config, out: Out, listen: Option<String>, claim_every: Duration) -> Result<u8> {
+    let listen = listen.or_else(|| config.serve.listen.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("--listen {listen:?} is not HOST:PORT, like 127.0.0.1:8080")))?;
+    let tokens = polysync::serve::Tokens::load(&config.serve, std::env::var("POLYSYNC_API_TOKEN").ok())?;
+    let scheme = if config.serve.tls_cert.is_some() { "https" } else { "http" };
+    let host = std::sync::Arc::new(Host::new(config));
+    let options = polysync::serve::Options { listen, tokens, claim_every };
+    polysync::serve::run(host, options, |addr| {
+        if out.json {
+            out.json(&json!({"listening": format!("{scheme}://{addr}")}));
+        } else {
+            out.say(format!("listening on {scheme}://{addr}"));
+        }
+    })
+    .await?;
+    Ok(EXIT_OK)
+}

@@ -132,6 +132,7 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         idempotency_key: None,
         delete_after: DeleteAfter::Never,
         startup_timeout: None,
+        callback_url: None,
     };
     let wait = |events: bool| render::Wait { events, logs: true, timeout: Some(std::time::Duration::from_secs(60)) };
     let started =

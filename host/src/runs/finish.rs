@@ -1,7 +1,8 @@
 //! Finishing a run that ended: archive its logs, then apply its stored
 //! delete-after, then mark it finalized — in that order, so nothing is
-//! deleted before its logs are kept, and a host that dies half-way leaves
-//! the run for the next one to finish.
+//! deleted before its logs are kept, and a host that dies half-way (or a
+//! callback that is not delivered) leaves the run for the next one to
+//! finish.
 
 use polysync_provider_api::{CancelRequest, ErrorKind, Provider};
 
@@ -16,6 +17,8 @@ pub struct Finished {
     pub archived: usize,
     /// The run's Job (or task) was deleted from the platform.
     pub deleted: bool,
+    /// Its final status was delivered to its callback URL.
+    pub called_back: bool,
 }
 
 /// Finish a final run: archive its logs (from `gathered`, or fetched now),
@@ -23,6 +26,7 @@ pub struct Finished {
 pub async fn finish(
     store: &dyn Store,
     provider: &dyn Provider,
+    callbacks: Option<&super::Callbacks>,
     run: &StoredRun,
     gathered: Option<LogBuffer>,
 ) -> Result<Finished> {
@@ -51,6 +55,18 @@ pub async fn finish(
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+    if run.callback_url.is_some() {
+        match callbacks {
+            Some(c) => {
+                c.deliver(run).await?;
+                done.called_back = true;
+            }
+            None => tracing::warn!(
+                run = run.id,
+                "the run has a callback URL but no callback secret is configured (callback_secret_env or callback_secret_file); not delivered"
+            ),
         }
     }
     store.mark_finalized(run.id).await?;

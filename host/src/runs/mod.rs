@@ -4,6 +4,7 @@
 //! The CLI, the demo and the server call these and render what they
 //! return; none of them holds workflow logic.
 
+mod callback;
 mod cancel;
 mod finish;
 mod follow;
@@ -16,13 +17,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use callback::{Callbacks, check_url as check_callback_url, event_id, signature};
 pub use cancel::{Cancelled, cancel};
 pub use finish::{Finished, finish};
 pub use follow::follow;
 pub use logs::{LiveLogs, LogBuffer, RunLogs, archived_or_gone, fetch_logs, open_logs};
 pub use start::{StartRun, Started, follow_one, recover, start_run, submit};
-pub use sync::sync_connection;
-pub use watch::{WatchEvent, watch};
+pub use sync::{continue_sync, start_sync, sync_connection};
+pub use watch::{Service, WatchEvent, WatchReport, serve, watch};
 
 use crate::error::{Error, Result};
 use crate::store::{Store, StoredEntry, StoredRun};
@@ -30,17 +32,14 @@ use crate::Host;
 
 /// A host's identity as the owner of runs and syncs:
 /// `HOSTNAME/PID/RANDOM`, unique per process, so a restarted process never
-/// mistakes its predecessor's leases for its own.
+/// mistakes its predecessor's leases for its own. `POLYSYNC_HOST_NAME`
+/// replaces the machine's name (a pod name, where hostnames repeat).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostId(String);
 
 impl HostId {
     pub fn new() -> Self {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
+        let host = machine_name();
         let tag = uuid::Uuid::new_v4().simple().to_string();
         Self(format!("{host}/{}/{}", std::process::id(), &tag[..8]))
     }
@@ -55,9 +54,18 @@ impl HostId {
     pub fn is_gone(owner: &str) -> bool {
         let mut parts = owner.split('/');
         let (Some(host), Some(pid)) = (parts.next(), parts.next()) else { return false };
-        let here = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-        host == here && pid.parse::<u32>().is_ok_and(|p| !std::path::Path::new("/proc").join(p.to_string()).exists())
+        host == machine_name() && pid.parse::<u32>().is_ok_and(|p| !std::path::Path::new("/proc").join(p.to_string()).exists())
     }
+}
+
+/// This machine's name as owners record it.
+fn machine_name() -> String {
+    std::env::var("POLYSYNC_HOST_NAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().replace('/', "-"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 impl Default for HostId {

@@ -25,6 +25,8 @@ pub struct StartRun {
     pub delete_after: DeleteAfter,
     /// Overrides the connection's `startup_timeout`.
     pub startup_timeout: Option<Duration>,
+    /// POSTed the run's final status (see [`super::Callbacks`]).
+    pub callback_url: Option<String>,
 }
 
 /// A run started (or found again by its idempotency key).
@@ -33,6 +35,10 @@ pub struct Started {
     pub run: StoredRun,
     /// False when the key named a run that already existed.
     pub created: bool,
+    /// The platform did not answer the submission: the run is recorded
+    /// and may or may not exist there; a watching host finishes it with
+    /// the same idempotency key. Says so, and how to withdraw it.
+    pub pending: Option<String>,
 }
 
 /// Record the run, then ask the provider for it. A platform that does not
@@ -53,20 +59,25 @@ pub async fn start_run(host: &Host, request: StartRun) -> Result<Started> {
         parameters: request.parameters,
         delete_after: request.delete_after,
         startup_timeout,
+        callback_url: request.callback_url,
     };
     let existed = host.store().await?.run_by_key(&key).await?.is_some();
     let recorded = host.store().await?.record_intent(&new, host.id().as_str(), host.config.run_lease).await?;
     if recorded.run_id.is_some() || recorded.is_final() {
-        return Ok(Started { run: recorded, created: false });
+        return Ok(Started { run: recorded, created: false, pending: None });
     }
     match submit(host.store().await?.as_ref(), provider.as_ref(), &recorded, Some(&entry)).await {
-        Ok(run) => Ok(Started { run, created: !existed }),
+        Ok(run) => Ok(Started { run, created: !existed, pending: None }),
         // The platform did not answer: the run may or may not exist there.
-        Err(Error::Provider(e)) if e.is_retryable() => Err(Error::Pending(format!(
-            "run #{id} is pending: the platform did not answer ({msg}); it may or may not have been created. `polysync watch` finishes it with the same idempotency key (adopting the Job if it exists, never creating a second), or `polysync cancel {id}` withdraws it",
-            id = recorded.id,
-            msg = e.message()
-        ))),
+        Err(Error::Provider(e)) if e.is_retryable() => Ok(Started {
+            pending: Some(format!(
+                "run #{id} is pending: the platform did not answer ({msg}); it may or may not have been created. `polysync watch` finishes it with the same idempotency key (adopting the Job if it exists, never creating a second), or `polysync cancel {id}` withdraws it",
+                id = recorded.id,
+                msg = e.message()
+            )),
+            run: recorded,
+            created: !existed,
+        }),
         Err(e) => Err(e),
     }
 }
@@ -124,6 +135,7 @@ pub async fn follow_one(
         Some(l) => Some(l.finish().await),
         None => None,
     };
-    let finished = finish(host.store().await?.as_ref(), provider.as_ref(), &ended, gathered).await?;
+    let callbacks = host.callbacks()?;
+    let finished = finish(host.store().await?.as_ref(), provider.as_ref(), callbacks.as_ref(), &ended, gathered).await?;
     Ok((ended, finished))
 }

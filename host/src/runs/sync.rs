@@ -22,18 +22,43 @@ pub async fn sync_connection(
     host: &Host,
     connection: &str,
     page_size: Option<u32>,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<SyncRecord> {
-    let provider = host.provider(connection)?;
-    let store = host.store().await?;
     let sync_id = loop {
-        match store.begin_sync(connection, host.id().as_str(), SYNC_LEASE).await {
+        match start_sync(host, connection).await {
             Ok(id) => break id,
             Err(Error::Conflict(why)) => {
                 tracing::info!("{why}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => return Err(e),
+        }
+    };
+    continue_sync(host, connection, sync_id, page_size, progress).await
+}
+
+/// Record the start of a sync of `connection`, or Conflict if one is
+/// running (on any host). [`continue_sync`] does the work.
+pub async fn start_sync(host: &Host, connection: &str) -> Result<i64> {
+    host.config.connection(connection)?;
+    host.store().await?.begin_sync(connection, host.id().as_str(), SYNC_LEASE).await
+}
+
+/// Discover `connection` into the sync `sync_id` that [`start_sync`]
+/// recorded, to its end.
+pub async fn continue_sync(
+    host: &Host,
+    connection: &str,
+    sync_id: i64,
+    page_size: Option<u32>,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<SyncRecord> {
+    let store = host.store().await?;
+    let provider = match host.provider(connection) {
+        Ok(p) => p,
+        Err(e) => {
+            store.finish_sync(sync_id, false, Some(&e.to_string())).await?;
+            return Err(e);
         }
     };
     let (mut pages, mut seen) = (0, 0);

@@ -35,6 +35,8 @@ pub enum WatchEvent {
     Failed(StoredRun, String),
     /// Unfinished runs of a connection no longer in the config: not followed.
     NotConfigured { connection: String, runs: Vec<i64> },
+    /// A batch of this many runs is being followed (one platform watch).
+    Batch(usize),
 }
 
 /// What a watch did.
@@ -49,6 +51,31 @@ pub struct WatchReport {
 /// Watch the unfinished runs of every configured connection (or `only`),
 /// until none is left.
 pub async fn watch(host: &Host, only: Option<&str>, on_event: impl Fn(WatchEvent) + Send + Sync) -> Result<WatchReport> {
+    run_loop(host, only, None, on_event).await
+}
+
+/// How a service follows runs: forever (until `stop` turns true), also
+/// following at once the runs its own requests created (`adopt`), and
+/// claiming every `tick`.
+#[derive(Debug)]
+pub struct Service {
+    pub adopt: tokio::sync::mpsc::UnboundedReceiver<i64>,
+    pub stop: tokio::sync::watch::Receiver<bool>,
+    pub tick: Duration,
+}
+
+/// Follow every unfinished run of every configured connection, sharing
+/// them with the other hosts on the catalog, until `service.stop`.
+pub async fn serve(host: &Host, service: Service, on_event: impl Fn(WatchEvent) + Send + Sync) -> Result<WatchReport> {
+    run_loop(host, None, Some(service), on_event).await
+}
+
+async fn run_loop(
+    host: &Host,
+    only: Option<&str>,
+    mut service: Option<Service>,
+    on_event: impl Fn(WatchEvent) + Send + Sync,
+) -> Result<WatchReport> {
     if let Some(name) = only {
         host.config.connection(name)?;
     }
@@ -71,13 +98,51 @@ pub async fn watch(host: &Host, only: Option<&str>, on_event: impl Fn(WatchEvent
     if let Some(name) = only {
         scope.insert(name.to_owned());
     }
+    if service.is_some() {
+        scope.extend(host.config.connections.keys().cloned());
+    }
     let providers: Vec<(String, Arc<dyn Provider>)> =
         scope.iter().map(|c| host.provider(c).map(|p| (c.clone(), p))).collect::<Result<_>>()?;
     let leases = Leases::start(store.clone(), host.id().clone(), lease);
+    let callbacks = host.callbacks()?;
+    let callbacks = callbacks.as_ref();
     let mut given_up: HashSet<i64> = HashSet::new();
     let mut batches = FuturesUnordered::new();
-    let tick = (lease / 3).max(Duration::from_millis(200));
+    let tick = match &service {
+        Some(s) => s.tick,
+        None => (lease / 3).max(Duration::from_millis(200)),
+    };
     loop {
+        if let Some(s) = service.as_mut() {
+            if *s.stop.borrow() {
+                break;
+            }
+            // Runs this host's own requests created: followed at once, in
+            // one batch per connection.
+            let mut adopted: Vec<i64> = Vec::new();
+            while let Ok(id) = s.adopt.try_recv() {
+                adopted.push(id);
+            }
+            let mut by_connection: std::collections::BTreeMap<String, Vec<StoredRun>> = Default::default();
+            for id in adopted {
+                if let Some(run) = store.run(id).await?
+                    && !run.finalized
+                    && !leases.holds(id)
+                    && run.owner.as_deref() == Some(host.id().as_str())
+                {
+                    by_connection.entry(run.connection.clone()).or_default().push(run);
+                }
+            }
+            for (connection, runs) in by_connection {
+                let Some((_, provider)) = providers.iter().find(|(c, _)| *c == connection) else { continue };
+                for r in &runs {
+                    leases.hold(r.id);
+                }
+                report.handled += runs.len();
+                on_event(WatchEvent::Batch(runs.len()));
+                batches.push(handle_batch(store.as_ref(), host.id().as_str(), provider.clone(), runs, &leases, callbacks, &on_event));
+            }
+        }
         // Runs held by a process on this machine that has ended (killed
         // mid-follow) need not wait out their lease.
         let open = open_runs(store.as_ref(), only).await?;
@@ -99,17 +164,32 @@ pub async fn watch(host: &Host, only: Option<&str>, on_event: impl Fn(WatchEvent
                 leases.hold(r.id);
             }
             report.handled += new.len();
-            batches.push(handle_batch(store.as_ref(), host.id().as_str(), provider.clone(), new, &leases, &on_event));
+            on_event(WatchEvent::Batch(new.len()));
+            batches.push(handle_batch(store.as_ref(), host.id().as_str(), provider.clone(), new, &leases, callbacks, &on_event));
         }
-        if batches.is_empty() && still_open == 0 {
+        if service.is_none() && batches.is_empty() && still_open == 0 {
             break;
         }
+        let stop_changed = async {
+            match service.as_mut() {
+                Some(s) => {
+                    let _ = s.stop.changed().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             Some(done) = batches.next(), if !batches.is_empty() => {
-                let failed: Vec<i64> = done?;
-                given_up.extend(failed);
+                match done {
+                    Ok(failed) => given_up.extend(failed),
+                    // A service keeps going: the batch's runs are let go
+                    // and claimed again.
+                    Err(e) if service.is_some() => tracing::warn!("following runs failed: {e}; they are claimed again"),
+                    Err(e) => return Err(e),
+                }
             }
             _ = tokio::time::sleep(tick) => {}
+            _ = stop_changed => {}
         }
     }
     Ok(report)
@@ -127,11 +207,13 @@ async fn handle_batch(
     provider: Arc<dyn Provider>,
     runs: Vec<StoredRun>,
     leases: &Leases,
+    callbacks: Option<&super::Callbacks>,
     on_event: &(impl Fn(WatchEvent) + Send + Sync),
 ) -> Result<Vec<i64>> {
     let mut failed = Vec::new();
     let mut live = Vec::new();
     let mut ended = Vec::new();
+    let all_ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
     for run in runs {
         if run.is_final() {
             ended.push(run);
@@ -165,7 +247,7 @@ async fn handle_batch(
                 if !run.is_final() || run.finalized {
                     continue;
                 }
-                match finish(store, provider.as_ref(), &run, None).await {
+                match finish(store, provider.as_ref(), callbacks, &run, None).await {
                     Ok(done) => on_event(WatchEvent::Finished(run.clone(), done)),
                     Err(e) => {
                         on_event(WatchEvent::Failed(run.clone(), e.to_string()));
@@ -179,7 +261,6 @@ async fn handle_batch(
     };
     let ended_by = ended_tx.clone();
     drop(ended_tx);
-    let ids: Vec<i64> = live.iter().map(|r| r.id).collect();
     let following = async move {
         let result = follow(store, provider.as_ref(), &live, Some(leases), |r, s| {
             if s.state.is_terminal() || s.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED) {
@@ -192,16 +273,16 @@ async fn handle_batch(
         result
     };
     let (followed, finished) = futures::future::join(following, finisher).await;
-    followed?;
-    failed.extend(finished?);
-    // Runs still held but not finished (the platform's watch ended early)
-    // are let go, so the next claim follows them again.
-    let unfinished: Vec<i64> = ids.into_iter().filter(|id| leases.holds(*id)).collect();
+    // Runs still held but not finished (the platform's watch ended early,
+    // or failed) are let go, so the next claim follows them again.
+    let unfinished: Vec<i64> = all_ids.into_iter().filter(|id| leases.holds(*id)).collect();
     for id in &unfinished {
         leases.drop_run(*id);
     }
     if !unfinished.is_empty() {
         store.release_runs(owner, Some(&unfinished)).await?;
     }
+    followed?;
+    failed.extend(finished?);
     Ok(failed)
 }

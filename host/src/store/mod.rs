@@ -86,6 +86,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The newest run with this platform id.
     async fn run_by_platform_id(&self, run_id: &str) -> Result<Option<StoredRun>>;
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<StoredRun>>;
+    /// Runs changed at or after `since` (the stores' timestamp text), oldest
+    /// change first: what status streams poll, on any host.
+    async fn runs_changed(&self, since: &str, run: Option<i64>, limit: usize) -> Result<Vec<StoredRun>>;
+    /// How many runs are in each state.
+    async fn count_by_state(&self) -> Result<Vec<(RunState, u64)>>;
 
     // ---- ownership
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// lost the run). Adding a state means a variant here, its word in
 /// [`RunState::as_str`]/[`RunState::parse`], and nothing else: the stores
 /// keep the word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum RunState {
     /// Recorded; the platform has not (yet) confirmed it.
     Submitting,
@@ -97,7 +97,7 @@ impl std::fmt::Display for RunState {
 }
 
 /// When a finished run's Job (or task) is deleted from the platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeleteAfter {
     /// Not chosen: kept, except a run that never started (its pending pod
@@ -143,7 +143,7 @@ impl DeleteAfter {
 }
 
 /// Whether an entry was seen by the latest complete sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryState {
     Active,
@@ -183,10 +183,12 @@ pub struct PageCounts {
 }
 
 /// One sync, as recorded.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SyncRecord {
     pub id: i64,
     pub connection: String,
+    /// `running`, `complete` or `failed`.
+    pub status: String,
     pub complete: bool,
     pub pages: u64,
     pub seen: u64,
@@ -207,10 +209,12 @@ pub struct NewRun {
     pub parameters: BTreeMap<String, String>,
     pub delete_after: DeleteAfter,
     pub startup_timeout: Option<std::time::Duration>,
+    /// Where the run's final status is POSTed.
+    pub callback_url: Option<String>,
 }
 
 /// A run as the catalog keeps it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredRun {
     /// The catalog's own number for the run.
     pub id: i64,
@@ -232,6 +236,9 @@ pub struct StoredRun {
     /// Fail the run if it is still Starting this long after submission.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub startup_timeout_ms: Option<i64>,
+    /// Where the run's final status is POSTed (signed), once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
     /// The host that follows the run while its lease lasts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -271,6 +278,9 @@ pub struct RunFilter {
 pub struct EntryFilter {
     pub connection: Option<String>,
     pub state: Option<EntryState>,
+    /// Only entries after this (connection, external id): paging.
+    pub after: Option<(String, String)>,
+    pub limit: Option<usize>,
 }
 
 /// The state a status moves a run to, and its reason: a vanished run

@@ -46,7 +46,7 @@ pub(super) fn err(shown: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
-const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized";
+const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url";
 
 fn row_to_run(r: &Row) -> StoredRun {
     StoredRun {
@@ -68,6 +68,7 @@ fn row_to_run(r: &Row) -> StoredRun {
         startup_timeout_ms: r.get(15),
         owner: r.get(16),
         finalized: r.get(17),
+        callback_url: r.get(18),
     }
 }
 
@@ -99,6 +100,7 @@ fn row_to_sync(r: &Row) -> SyncRecord {
     SyncRecord {
         id: r.get(0),
         connection: r.get(1),
+        status: r.get(2),
         complete: r.get::<_, &str>(2) == "complete",
         pages: r.get::<_, i64>(3) as u64,
         seen: r.get::<_, i64>(4) as u64,
@@ -386,9 +388,16 @@ impl Store for PostgresStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {ENTRY_COLUMNS} FROM entries WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR state = $2) ORDER BY connection, external_id"
+                    "SELECT {ENTRY_COLUMNS} FROM entries WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR state = $2)
+                     AND ($3::text IS NULL OR (connection, external_id) > ($3, $4::text)) ORDER BY connection, external_id LIMIT $5"
                 ),
-                &[&filter.connection, &filter.state.map(EntryState::as_str)],
+                &[
+                    &filter.connection,
+                    &filter.state.map(EntryState::as_str),
+                    &filter.after.as_ref().map(|a| a.0.as_str()),
+                    &filter.after.as_ref().map(|a| a.1.as_str()),
+                    &filter.limit.map(|l| l as i64),
+                ],
             )
             .await
             .map_err(self.fail())?;
@@ -399,8 +408,8 @@ impl Store for PostgresStore {
         let at = now();
         let timeout_ms = run.startup_timeout.map(ms);
         self.execute(
-            "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms, owner, lease_until)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) ON CONFLICT (idempotency_key) DO NOTHING",
+            "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms, owner, lease_until, callback_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11) ON CONFLICT (idempotency_key) DO NOTHING",
             &[
                 &run.connection,
                 &run.external_id,
@@ -412,6 +421,7 @@ impl Store for PostgresStore {
                 &timeout_ms,
                 &owner,
                 &(now_ms() + ms(lease)),
+                &run.callback_url,
             ],
         )
         .await?;
@@ -517,6 +527,22 @@ impl Store for PostgresStore {
             &[&filter.connection, &filter.external_id, &filter.state.map(RunState::as_str), &filter.before, &limit, &filter.open],
         )
         .await
+    }
+
+    async fn runs_changed(&self, since: &str, run: Option<i64>, limit: usize) -> Result<Vec<StoredRun>> {
+        self.query_runs(
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE updated_at >= $1 AND ($2::bigint IS NULL OR id = $2) ORDER BY updated_at, id LIMIT $3"
+            ),
+            &[&since, &run, &(limit as i64)],
+        )
+        .await
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(RunState, u64)>> {
+        let client = self.client().await?;
+        let rows = client.query("SELECT state, count(*) FROM runs GROUP BY state", &[]).await.map_err(self.fail())?;
+        Ok(rows.iter().filter_map(|r| Some((RunState::parse(r.get(0))?, r.get::<_, i64>(1) as u64))).collect())
     }
 
     async fn claim_runs(

@@ -86,6 +86,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE syncs ADD COLUMN owner TEXT;
     ALTER TABLE syncs ADD COLUMN lease_until BIGINT;
     ",
+    // 4: completion callbacks; status streams read changes by time.
+    "
+    ALTER TABLE runs ADD COLUMN callback_url TEXT;
+    CREATE INDEX runs_by_update ON runs (updated_at);
+    ",
 ];
 
 /// One key for the migration lock of every polysync catalog.

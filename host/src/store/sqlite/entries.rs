@@ -188,6 +188,7 @@ pub(super) fn sync_record(c: &Connection, sync_id: i64) -> rusqlite::Result<Opti
             Ok(SyncRecord {
                 id: r.get(0)?,
                 connection: r.get(1)?,
+                status: r.get(2)?,
                 complete: r.get::<_, String>(2)? == "complete",
                 pages: r.get::<_, i64>(3)? as u64,
                 seen: r.get::<_, i64>(4)? as u64,
@@ -213,8 +214,14 @@ pub(super) fn entry(c: &Connection, connection: &str, external_id: &str) -> rusq
 
 pub(super) fn entries(c: &Connection, filter: &EntryFilter) -> rusqlite::Result<Vec<StoredEntry>> {
     let mut stmt = c.prepare(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM entries WHERE (?1 IS NULL OR connection = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY connection, external_id"
+        "SELECT {ENTRY_COLUMNS} FROM entries WHERE (?1 IS NULL OR connection = ?1) AND (?2 IS NULL OR state = ?2)
+         AND (?3 IS NULL OR (connection, external_id) > (?3, ?4)) ORDER BY connection, external_id LIMIT ?5"
     ))?;
-    let rows = stmt.query_map(params![filter.connection, filter.state.map(EntryState::as_str)], row_to_entry)?;
+    let (after_c, after_e) = filter.after.clone().unzip();
+    let limit = filter.limit.map_or(-1, |l| l as i64);
+    let rows = stmt.query_map(
+        params![filter.connection, filter.state.map(EntryState::as_str), after_c, after_e, limit],
+        row_to_entry,
+    )?;
     rows.collect()
 }

@@ -206,6 +206,21 @@ impl Store for SqliteStore {
         self.call(move |c| runs::list(c, &filter)).await
     }
 
+    async fn runs_changed(&self, since: &str, run: Option<i64>, limit: usize) -> Result<Vec<StoredRun>> {
+        let since = since.to_owned();
+        self.call(move |c| runs::changed(c, &since, run, limit)).await
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(super::RunState, u64)>> {
+        self.call(|c| {
+            let mut stmt = c.prepare_cached("SELECT state, count(*) FROM runs GROUP BY state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows.into_iter().filter_map(|(s, n)| Some((super::RunState::parse(&s)?, n as u64))).collect())
+        })
+        .await
+    }
+
     async fn claim_runs(
         &self,
         owner: &str,

@@ -11,7 +11,7 @@ use crate::store::{
     same_request, source_str,
 };
 
-const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized";
+const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url";
 
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
     Ok(StoredRun {
@@ -33,6 +33,7 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
         startup_timeout_ms: r.get(15)?,
         owner: r.get(16)?,
         finalized: r.get(17)?,
+        callback_url: r.get(18)?,
     })
 }
 
@@ -46,8 +47,8 @@ pub(super) fn record_intent(
     let timeout_ms = run.startup_timeout.map(ms);
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
-        "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms, owner, lease_until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT (idempotency_key) DO NOTHING",
+        "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms, owner, lease_until, callback_url)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (idempotency_key) DO NOTHING",
         params![
             run.connection,
             run.external_id,
@@ -58,7 +59,8 @@ pub(super) fn record_intent(
             at,
             timeout_ms,
             owner,
-            now_ms() + ms(lease)
+            now_ms() + ms(lease),
+            run.callback_url
         ],
     )?;
     let stored = by_key(&tx, &run.idempotency_key)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
@@ -181,4 +183,12 @@ pub(super) fn renew(c: &mut Connection, owner: &str, ids: &[i64], lease: Duratio
     let mut kept = rows.collect::<rusqlite::Result<Vec<i64>>>()?;
     kept.sort_unstable();
     Ok(kept)
+}
+
+pub(super) fn changed(c: &Connection, since: &str, run: Option<i64>, limit: usize) -> rusqlite::Result<Vec<StoredRun>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE updated_at >= ?1 AND (?2 IS NULL OR id = ?2) ORDER BY updated_at, id LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![since, run, limit as i64], row_to_run)?;
+    rows.collect()
 }

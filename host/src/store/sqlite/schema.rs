@@ -90,6 +90,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE syncs ADD COLUMN owner TEXT;
     ALTER TABLE syncs ADD COLUMN lease_until INTEGER;
     ",
+    // 4: completion callbacks; status streams read changes by time.
+    "
+    ALTER TABLE runs ADD COLUMN callback_url TEXT;
+    CREATE INDEX runs_by_update ON runs (updated_at);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,106 @@
+//! Errors as RFC 9457 problem documents: one status per error kind, a
+//! `detail` that says what to do, and `kind` for programs.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use polysync_provider_api::ErrorKind;
+use serde::Serialize;
+
+use crate::Error;
+
+/// A problem document (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type (`about:blank` plus `kind`).
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    /// What happened and what to do.
+    pub detail: String,
+    /// The error's stable kind (`not_found`, `conflict`, ...).
+    pub kind: String,
+}
+
+/// An error answered as a problem document.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, kind, detail: detail.into() }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_input", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+}
+
+/// The status of each error kind.
+fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::Config(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        Error::Pending(_) => StatusCode::ACCEPTED,
+        Error::Catalog { .. } | Error::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Provider(p) => match p.kind() {
+            ErrorKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        },
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = status_of(&e);
+        // An unauthorized answer from a platform is the platform refusing
+        // polysync's credentials, not the caller's: say so.
+        let detail = match (&e, status) {
+            (Error::Provider(_), StatusCode::UNAUTHORIZED) => {
+                format!("the platform refused polysync's credentials for this connection: {e}")
+            }
+            _ => e.to_string(),
+        };
+        Self { status, kind: e.kind(), detail }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
+        let problem = Problem {
+            type_: format!("https://polysync.invalid/problems/{}", self.kind),
+            title,
+            status: self.status.as_u16(),
+            detail: self.detail,
+            kind: self.kind.to_owned(),
+        };
+        let mut response = (self.status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED && self.kind == "unauthenticated" {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

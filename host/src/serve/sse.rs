@@ -1,0 +1,83 @@
+//! Status streams: run status changes as Server-Sent Events. They read
+//! the catalog, not this replica's memory, so any replica streams any run,
+//! whichever replica follows it.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+
+use super::AppState;
+use crate::store::{StoredRun, now};
+
+/// How often the catalog is read for changes.
+const POLL: Duration = Duration::from_millis(250);
+
+struct Cursor {
+    state: AppState,
+    run: Option<i64>,
+    since: String,
+    /// What was last sent of each run (its `updated_at`), so a change is
+    /// sent once although the cursor re-reads its own millisecond.
+    sent: HashMap<i64, String>,
+    pending: std::collections::VecDeque<StoredRun>,
+    done: bool,
+}
+
+fn event(state: &AppState, run: &StoredRun) -> Event {
+    let view = state.host.config.secrets.run(run);
+    Event::default().event("status").id(format!("{}:{}", run.id, run.updated_at)).json_data(&view).unwrap_or_default()
+}
+
+/// Changes of `run` (starting with its current status, ending after its
+/// final one), or of every run from now on.
+pub fn status(state: AppState, run: Option<StoredRun>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut cursor = Cursor {
+        state,
+        run: run.as_ref().map(|r| r.id),
+        since: now(),
+        sent: HashMap::new(),
+        pending: Default::default(),
+        done: false,
+    };
+    if let Some(r) = run {
+        cursor.since = r.updated_at.clone();
+        cursor.sent.insert(r.id, r.updated_at.clone());
+        cursor.done = r.is_final();
+        cursor.pending.push_back(r);
+    }
+    let stream = futures::stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some(run) = c.pending.pop_front() {
+                let e = event(&c.state, &run);
+                return Some((Ok(e), c));
+            }
+            if c.done {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+            let Ok(store) = c.state.host.store().await else { continue };
+            let Ok(changed) = store.runs_changed(&c.since, c.run, 500).await else { continue };
+            for run in changed {
+                if c.sent.get(&run.id) == Some(&run.updated_at) {
+                    continue;
+                }
+                if run.updated_at > c.since {
+                    c.since = run.updated_at.clone();
+                }
+                c.sent.insert(run.id, run.updated_at.clone());
+                if c.run.is_some() && run.is_final() {
+                    c.done = true;
+                }
+                c.pending.push_back(run);
+            }
+            if c.sent.len() > 100_000 {
+                let since = c.since.clone();
+                c.sent.retain(|_, at| *at >= since);
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,294 @@
+//! `polysync serve` end to end, through plain HTTP (curl) only: the README
+//! tour over the API — sync, entries, a run with parameters and an
+//! idempotency key, its status over Server-Sent Events, its logs, a
+//! cancelled run, a signed completion callback — plus auth, problem
+//! documents, health, readiness, metrics and the OpenAPI document.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit, Mac};
+use polysync_conformance::artifacts;
+use polysync_sandbox::SeedConfig;
+use polysync_sandbox::resources::Kind;
+use polysync_sandbox::seed;
+use polysync_tests::SandboxCluster;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+const CALLBACK_SECRET: &str = "callback-secret-0123456789";
+
+fn plugin_dir() -> PathBuf {
+    artifacts::cdylib("polysync-provider-kubernetes").parent().unwrap().to_path_buf()
+}
+
+/// A running `polysync serve` on a sandbox, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    cluster: SandboxCluster,
+    ns: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(ns: &str) -> Self {
+        let cluster = SandboxCluster::start(SeedConfig { namespace: ns.into(), jobs: 3, ..SeedConfig::default() }, 0.02);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "plugin_dir = {:?}\ncatalog = {:?}\ncallback_secret_env = \"TEST_CALLBACK_SECRET\"\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"\n",
+                plugin_dir().display().to_string(),
+                dir.path().join("catalog.db").display().to_string(),
+                cluster.kubeconfig.display().to_string()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(artifacts::executable("polysync", "polysync"))
+            .args(["--config"])
+            .arg(&config)
+            .args(["serve", "--listen", "127.0.0.1:0", "--claim-every", "300ms"])
+            .env("POLYSYNC_API_TOKEN", TOKEN)
+            .env("TEST_CALLBACK_SECRET", CALLBACK_SECRET)
+            .env_remove("POLYSYNC_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+        Self { child, base, cluster, ns: ns.to_owned(), _dir: dir }
+    }
+
+    fn source(&self, name: &str, script: &str) {
+        let mut job = seed::finished_job(&self.ns, name, 1);
+        job["spec"]["template"]["spec"]["containers"][0]["args"] = json!([script]);
+        job["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "TARGET", "value": "world"}, {"name": "DB_PASSWORD", "value": "hunter2-secret"}]);
+        self.cluster.sandbox.store().create(Kind::Job, job).unwrap();
+    }
+
+    /// `curl` with the token; returns (status, content type, body).
+    fn curl(&self, method: &str, path: &str, body: Option<&Value>, headers: &[&str]) -> (u16, String, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-X", method, "-o", "-", "-w", "\n%{http_code} %{content_type}"]);
+        cmd.args(["-H", &format!("Authorization: Bearer {TOKEN}")]);
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
+        }
+        cmd.arg(format!("{}{path}", self.base));
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, tail) = text.rsplit_once('\n').unwrap();
+        let (code, ctype) = tail.split_once(' ').unwrap_or((tail, ""));
+        (code.parse().unwrap(), ctype.to_owned(), body.to_owned())
+    }
+
+    fn json(&self, method: &str, path: &str, body: Option<&Value>, want: u16) -> Value {
+        let (code, _, text) = self.curl(method, path, body, &[]);
+        assert_eq!(code, want, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
+    }
+}
+
+/// A local HTTP receiver of callbacks: records each request's headers and body.
+fn receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            sink.lock().unwrap().push((head, String::from_utf8_lossy(&body).into_owned()));
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn the_readme_tour_through_the_api() {
+    let server = Server::start("serve-tour");
+    server.source("report", "echo \"report for $TARGET\"; sleep 2; echo done");
+    server.source("long", "sleep 3000");
+
+    // Without a token: 401, as a problem document.
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "-", "-w", "\n%{http_code} %{content_type}", &format!("{}/v1/runs", server.base)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("401 application/problem+json"), "{text}");
+    assert!(text.contains("Authorization: Bearer"), "{text}");
+    // Health needs no token; readiness says the catalog and plugins are there.
+    let health = Command::new("curl").args(["-sS", &format!("{}/healthz", server.base)]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "ok\n");
+    assert_eq!(server.curl("GET", "/readyz", None, &[]).0, 200);
+
+    // Sync; one at a time per connection.
+    let sync = server.json("POST", "/v1/connections/sandbox/syncs", None, 202);
+    let id = sync["id"].as_i64().unwrap();
+    let started = Instant::now();
+    loop {
+        let s = server.json("GET", &format!("/v1/syncs/{id}"), None, 200);
+        if s["status"] == "complete" {
+            assert!(s["seen"].as_u64().unwrap() >= 5, "{s}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the sync did not finish: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let entries = server.json("GET", "/v1/entries?connection=sandbox&limit=2", None, 200);
+    assert_eq!(entries["entries"].as_array().unwrap().len(), 2);
+    let next = entries["next_after"].as_str().unwrap().to_owned();
+    let more = server.json("GET", &format!("/v1/entries?connection=sandbox&after={next}"), None, 200);
+    assert!(more["entries"].as_array().unwrap().len() >= 3, "{more}");
+    let entry = server.json("GET", "/v1/connections/sandbox/entries/report", None, 200);
+    let params: Vec<&str> = entry["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(params, ["TARGET", "DB_PASSWORD"]);
+    assert!(!entry.to_string().contains("hunter2"), "a secret default reached a response: {entry}");
+
+    // A run with parameters and an idempotency key; a retry is the same run.
+    let (hook, calls) = receiver();
+    let request = json!({"connection": "sandbox", "entry": "report", "parameters": {"TARGET": "the api", "DB_PASSWORD": "s3cret-value"}, "callback_url": hook});
+    let (code, _, text) = server.curl("POST", "/v1/runs", Some(&request), &["Idempotency-Key: tour-1"]);
+    assert_eq!(code, 201, "{text}");
+    let run: Value = serde_json::from_str(&text).unwrap();
+    assert!(!text.contains("s3cret-value"), "a secret parameter reached a response: {text}");
+    let (code, _, again) = server.curl("POST", "/v1/runs", Some(&request), &["Idempotency-Key: tour-1"]);
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(serde_json::from_str::<Value>(&again).unwrap()["id"], run["id"]);
+    let other = json!({"connection": "sandbox", "entry": "report", "parameters": {"TARGET": "else"}});
+    let (code, ctype, conflict) = server.curl("POST", "/v1/runs", Some(&other), &["Idempotency-Key: tour-1"]);
+    assert_eq!((code, ctype.as_str()), (409, "application/problem+json"), "{conflict}");
+
+    // Its status over Server-Sent Events, to the end (the stream closes).
+    let id = run["id"].as_i64().unwrap();
+    let sse = Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "60", "-H", &format!("Authorization: Bearer {TOKEN}")])
+        .arg(format!("{}/v1/runs/{id}/status-stream", server.base))
+        .output()
+        .unwrap();
+    let sse = String::from_utf8_lossy(&sse.stdout);
+    let states: Vec<String> = sse
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<Value>(d).unwrap()["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(states.last().map(String::as_str), Some("Success"), "{sse}");
+    assert!(sse.contains("event: status"), "{sse}");
+
+    // Its logs.
+    let (code, ctype, logs) = server.curl("GET", &format!("/v1/runs/{id}/logs"), None, &[]);
+    assert_eq!(code, 200);
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    assert!(logs.contains("report for the api"), "{logs}");
+
+    // Cancel another.
+    let long = server.json("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "long"})), 201);
+    std::thread::sleep(Duration::from_millis(300));
+    let cancelled = server.json("POST", &format!("/v1/runs/{}/cancel", long["id"]), None, 200);
+    assert_eq!(cancelled["outcome"], "Cancelled", "{cancelled}");
+    assert_eq!(cancelled["run"]["state"], "Cancelled");
+
+    // The signed callback arrived, once per event id, with the final status.
+    let started = Instant::now();
+    let (head, body) = loop {
+        if let Some(c) = calls.lock().unwrap().first().cloned() {
+            break c;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no callback arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let sent: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sent["run"]["state"], "Success", "{body}");
+    assert_eq!(header(&head, "x-polysync-event-id"), Some(format!("run-{id}-success").as_str()));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(CALLBACK_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(header(&head, "x-polysync-signature"), Some(format!("sha256={expected}").as_str()));
+    assert!(!body.contains("s3cret-value"), "a secret parameter reached a callback: {body}");
+
+    // Errors are problem documents with the right status.
+    let (code, ctype, _) = server.curl("GET", "/v1/runs/999999", None, &[]);
+    assert_eq!((code, ctype.as_str()), (404, "application/problem+json"));
+    let (code, _, text) = server.curl("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "report", "parameters": {"NOPE": "1"}})), &[]);
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("valid parameters: TARGET, DB_PASSWORD"), "{text}");
+    let (code, _, _) = server.curl("GET", "/v1/runs?limit=0", None, &[]);
+    assert_eq!(code, 400);
+    let big = json!({"connection": "sandbox", "entry": "report", "parameters": {"TARGET": "x".repeat(100_000)}});
+    assert_eq!(server.curl("POST", "/v1/runs", Some(&big), &[]).0, 413);
+
+    // Metrics: runs by state and submissions, no parameter values.
+    let (code, _, metrics) = server.curl("GET", "/metrics", None, &[]);
+    assert_eq!(code, 200);
+    assert!(metrics.contains("polysync_runs{state=\"Success\"} 1"), "{metrics}");
+    assert!(metrics.contains("polysync_submissions_total{outcome=\"created\"} 2"), "{metrics}");
+    assert!(metrics.contains("polysync_submissions_total{outcome=\"existing\"} 1"), "{metrics}");
+    assert!(!metrics.contains("s3cret") && !metrics.contains("the api"), "{metrics}");
+
+    // The OpenAPI document is 3.1 and names every path.
+    let doc = server.json("GET", "/v1/openapi.json", None, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    for path in ["/v1/runs", "/v1/runs/{id}/status-stream", "/v1/connections/{name}/syncs", "/v1/entries"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from the document");
+    }
+}
+
+#[test]
+fn a_server_without_tokens_refuses_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("catalog = {:?}\n", dir.path().join("c.db").display().to_string())).unwrap();
+    let out = Command::new(artifacts::executable("polysync", "polysync"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("POLYSYNC_API_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without tokens") && err.contains("POLYSYNC_API_TOKEN"), "{err}");
+}
