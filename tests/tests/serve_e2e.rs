@@ -292,3 +292,141 @@ fn a_server_without_tokens_refuses_a_public_address() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("without tokens") && err.contains("POLYSYNC_API_TOKEN"), "{err}");
 }
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, body).
+fn http(base: &str, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> (u16, String) {
+    let addr = base.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        payload.len()
+    );
+    if body.is_some() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&payload);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Three replicas on one PostgreSQL catalog; 1,000 runs submitted through
+/// all of them; one replica killed with SIGKILL while they run. Every run
+/// reaches its true end, none is lost, no Job is created twice, and the
+/// others take the dead replica's runs over within the lease.
+#[test]
+fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
+    const RUNS: usize = 1000;
+    let ns = "serve-replicas";
+    let cluster = SandboxCluster::start(SeedConfig { namespace: ns.into(), jobs: 0, ..SeedConfig::default() }, 0.02);
+    let mut job = seed::finished_job(ns, "steady", 1);
+    job["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["echo start; sleep 900; echo done"]);
+    cluster.sandbox.store().create(Kind::Job, job).unwrap();
+    let pg = polysync_clusters::postgres::Postgres::start().unwrap();
+    let url = pg.database("replicas").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "plugin_dir = {:?}\ncatalog = {url:?}\ncatalog_password_env = \"TEST_PG_PASSWORD\"\nrun_lease = \"3s\"\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"\n",
+            plugin_dir().display().to_string(),
+            cluster.kubeconfig.display().to_string()
+        ),
+    )
+    .unwrap();
+    let start = |i: usize| {
+        let mut child = Command::new(artifacts::executable("polysync", "polysync"))
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--listen", "127.0.0.1:0", "--claim-every", "500ms"])
+            .env("POLYSYNC_API_TOKEN", TOKEN)
+            .env("TEST_PG_PASSWORD", polysync_clusters::postgres::PASSWORD)
+            .env("POLYSYNC_HOST_NAME", format!("replica-{i}"))
+            .env_remove("POLYSYNC_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        (child, line.trim().strip_prefix("listening on ").unwrap().to_owned())
+    };
+    let mut replicas: Vec<(Child, String)> = (0..3).map(start).collect();
+    let bases: Vec<String> = replicas.iter().map(|(_, b)| b.clone()).collect();
+    let (code, body) = http(&bases[0], "POST", "/v1/connections/sandbox/syncs", None, &[]);
+    assert_eq!(code, 202, "{body}");
+    std::thread::sleep(Duration::from_secs(1));
+
+    let submitted = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            let bases = &bases;
+            s.spawn(move || {
+                for i in (t..RUNS).step_by(6) {
+                    let request = json!({"connection": "sandbox", "entry": "steady"});
+                    let key = format!("replicas-{i}");
+                    let (code, body) = http(&bases[i % 3], "POST", "/v1/runs", Some(&request), &[("Idempotency-Key", &key)]);
+                    assert_eq!(code, 201, "run {i}: {body}");
+                }
+            });
+        }
+    });
+    eprintln!("{RUNS} runs submitted through 3 replicas in {:.1} s", submitted.elapsed().as_secs_f64());
+
+    // Kill one mid-way, while its runs are running.
+    let owned_by_dead = || {
+        pg.psql("replicas", "SELECT count(*) FROM runs WHERE owner LIKE 'replica-0/%' AND NOT finalized").unwrap().parse::<u64>().unwrap()
+    };
+    let held = owned_by_dead();
+    assert!(held > 0, "replica 0 followed none of its runs");
+    replicas[0].0.kill().unwrap();
+    replicas[0].0.wait().unwrap();
+    let killed = Instant::now();
+    let takeover = loop {
+        if owned_by_dead() == 0 {
+            break killed.elapsed();
+        }
+        assert!(killed.elapsed() < Duration::from_secs(60), "the other replicas did not take over");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("replica 0 held {held} runs; all taken over {:.2} s after SIGKILL (lease 3 s)", takeover.as_secs_f64());
+
+    // Every run reaches its true end.
+    let started = Instant::now();
+    loop {
+        let done: u64 = pg.psql("replicas", "SELECT count(*) FROM runs WHERE finalized AND state = 'Success'").unwrap().parse().unwrap();
+        if done as usize == RUNS {
+            break;
+        }
+        let states = pg.psql("replicas", "SELECT string_agg(state || ':' || n, ' ') FROM (SELECT state, count(*) n FROM runs GROUP BY state) s").unwrap();
+        assert!(started.elapsed() < Duration::from_secs(240), "runs did not all end: {states}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(pg.psql("replicas", "SELECT count(*) FROM runs").unwrap(), RUNS.to_string(), "runs lost or duplicated");
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["get", "jobs", "-n", ns, "-o", "name", "-l", "polysync.io/source=steady"])
+        .output()
+        .unwrap();
+    let jobs = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).count();
+    assert_eq!(jobs, RUNS, "a Job was created twice (or lost)");
+    // A create sent to any replica is visible from all.
+    let (code, body) = http(&bases[2], "GET", "/v1/runs?limit=1000", None, &[]);
+    assert_eq!(code, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["runs"].as_array().unwrap().len(), RUNS);
+    for (child, _) in &mut replicas[1..] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

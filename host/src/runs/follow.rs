@@ -30,18 +30,48 @@ pub async fn follow(
     provider: &dyn Provider,
     runs: &[StoredRun],
     leases: Option<&Leases>,
+    on_status: impl FnMut(&StoredRun, &RunStatus),
+) -> Result<()> {
+    follow_more(store, provider, runs.to_vec(), None, leases, on_status).await
+}
+
+/// [`follow`], also taking the runs that arrive on `more` while it goes on:
+/// still one watch for the whole connection, reopened with the new runs
+/// added (a platform watch names its runs up front), and not ended while
+/// `more` is open.
+pub async fn follow_more(
+    store: &dyn Store,
+    provider: &dyn Provider,
+    runs: Vec<StoredRun>,
+    mut more: Option<&mut tokio::sync::mpsc::UnboundedReceiver<Vec<StoredRun>>>,
+    leases: Option<&Leases>,
     mut on_status: impl FnMut(&StoredRun, &RunStatus),
 ) -> Result<()> {
-    let by_run_id: HashMap<String, &StoredRun> =
-        runs.iter().filter_map(|r| r.run_id.clone().map(|id| (id, r))).collect();
-    if by_run_id.is_empty() {
-        return Ok(());
-    }
-    let mut open: HashMap<String, Option<RunStatus>> = by_run_id.keys().map(|k| (k.clone(), None)).collect();
+    let mut by_run_id: HashMap<String, StoredRun> = HashMap::new();
+    let mut open: HashMap<String, Option<RunStatus>> = HashMap::new();
+    let add = |batch: Vec<StoredRun>,
+               by_run_id: &mut HashMap<String, StoredRun>,
+               open: &mut HashMap<String, Option<RunStatus>>| {
+        for r in batch {
+            if let Some(id) = r.run_id.clone() {
+                open.entry(id.clone()).or_insert(None);
+                by_run_id.insert(id, r);
+            }
+        }
+    };
+    add(runs, &mut by_run_id, &mut open);
     // A watch refused with NotFound means some runs no longer exist on the
     // platform (a Job deleted by its TTL before anyone watched): those are
     // settled as vanished one by one, and the rest are watched again.
-    'watching: while !open.is_empty() {
+    'watching: loop {
+        if open.is_empty() {
+            let Some(rx) = more.as_mut() else { return Ok(()) };
+            match rx.recv().await {
+                Some(batch) => add(batch, &mut by_run_id, &mut open),
+                None => return Ok(()),
+            }
+            continue 'watching;
+        }
         let ids: Vec<String> = open.keys().cloned().collect();
         let mut stream = match provider.watch(WatchRequest { run_ids: ids }).await {
             Ok(s) => s,
@@ -55,18 +85,47 @@ pub async fn follow(
             let next_deadline = open
                 .iter()
                 .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
-                .filter_map(|(id, _)| startup_deadline(by_run_id[id]))
+                .filter_map(|(id, _)| startup_deadline(&by_run_id[id]))
                 .min();
             let wait = next_deadline.map(|d| {
                 let left = jiff::Timestamp::now().duration_until(d);
                 Duration::try_from(left).unwrap_or(Duration::ZERO)
             });
-            let event = match wait {
-                Some(w) => tokio::select! {
-                    s = stream.next() => Some(s),
-                    _ = tokio::time::sleep(w) => None,
-                },
-                None => Some(stream.next().await),
+            let more_runs = async {
+                match more.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let sleep = async {
+                match wait {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let event = tokio::select! {
+                s = stream.next() => Some(s),
+                _ = sleep => None,
+                batch = more_runs => {
+                    match batch {
+                        Some(batch) => {
+                            add(batch, &mut by_run_id, &mut open);
+                            // Gather what else arrives in a moment, then
+                            // reopen the watch once for all of it.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            if let Some(rx) = more.as_mut() {
+                                while let Ok(batch) = rx.try_recv() {
+                                    add(batch, &mut by_run_id, &mut open);
+                                }
+                            }
+                            continue 'watching;
+                        }
+                        None => {
+                            more = None;
+                            continue;
+                        }
+                    }
+                }
             };
             match event {
                 Some(Some(Err(e))) if e.kind() == ErrorKind::NotFound => {
@@ -93,17 +152,22 @@ pub async fn follow(
                         }
                     }
                 }
-                Some(None) => break 'watching,
+                // The platform ended the watch: open it again, after a
+                // breath (a platform that keeps ending it is not hammered).
+                Some(None) => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue 'watching;
+                }
                 None => {
                     let now = jiff::Timestamp::now();
                     let expired: Vec<String> = open
                         .iter()
                         .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
-                        .filter(|(id, _)| startup_deadline(by_run_id[*id]).is_some_and(|d| d <= now))
+                        .filter(|(id, _)| startup_deadline(&by_run_id[*id]).is_some_and(|d| d <= now))
                         .map(|(id, _)| id.clone())
                         .collect();
                     for id in expired {
-                        let run = by_run_id[&id];
+                        let run = &by_run_id[&id];
                         let last = open.remove(&id).flatten();
                         let status = startup_failure(run, last.as_ref());
                         store.record_status(run.id, &status).await?;
@@ -122,11 +186,10 @@ pub async fn follow(
                 }
             }
             if open.is_empty() {
-                break 'watching;
+                continue 'watching;
             }
         }
     }
-    Ok(())
 }
 
 /// Settle the open runs the platform no longer has (each polled: NotFound
@@ -134,7 +197,7 @@ pub async fn follow(
 async fn settle_vanished(
     store: &dyn Store,
     provider: &dyn Provider,
-    by_run_id: &HashMap<String, &StoredRun>,
+    by_run_id: &HashMap<String, StoredRun>,
     open: &mut HashMap<String, Option<RunStatus>>,
     on_status: &mut impl FnMut(&StoredRun, &RunStatus),
     err: polysync_provider_api::ProviderError,
@@ -144,7 +207,7 @@ async fn settle_vanished(
     for id in ids {
         match provider.poll(polysync_provider_api::PollRequest { run_id: id.clone() }).await {
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                let run = by_run_id[&id];
+                let run = &by_run_id[&id];
                 let mut status = RunStatus::new(id.clone(), RunState::Unknown);
                 status.reason = Some(polysync_provider_api::REASON_VANISHED.into());
                 status.message = Some(

@@ -1,19 +1,21 @@
-//! `watch`: follow every unfinished run until none is left, sharing the
-//! work with any other host on the same catalog. Runs are claimed in
-//! batches by lease; each batch is submitted (if a previous process did
-//! not finish submitting it), followed, and finished as its runs end. Runs
-//! another host holds are waited for, and taken over if its lease lapses
-//! (the host died).
+//! `watch` and the service's follower: follow unfinished runs, sharing
+//! the work with any other host on the same catalog. Runs are claimed by
+//! lease; each connection has one worker that submits what a previous
+//! process did not finish submitting, follows every run it holds through
+//! one platform watch, and finishes each run as it ends. Runs another host
+//! holds are waited for, and taken over if its lease lapses (the host
+//! died).
 
-use std::collections::{BTreeSet, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use polysync_provider_api::{Provider, RunStatus};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use super::{Finished, Leases, finish, follow, recover};
+use super::{Finished, Leases, finish, recover};
 use crate::Host;
 use crate::error::Result;
 use crate::store::{RunFilter, Store, StoredRun};
@@ -35,7 +37,7 @@ pub enum WatchEvent {
     Failed(StoredRun, String),
     /// Unfinished runs of a connection no longer in the config: not followed.
     NotConfigured { connection: String, runs: Vec<i64> },
-    /// A batch of this many runs is being followed (one platform watch).
+    /// This many runs were claimed (or adopted) and handed to a worker.
     Batch(usize),
 }
 
@@ -59,7 +61,7 @@ pub async fn watch(host: &Host, only: Option<&str>, on_event: impl Fn(WatchEvent
 /// claiming every `tick`.
 #[derive(Debug)]
 pub struct Service {
-    pub adopt: tokio::sync::mpsc::UnboundedReceiver<i64>,
+    pub adopt: UnboundedReceiver<i64>,
     pub stop: tokio::sync::watch::Receiver<bool>,
     pub tick: Duration,
 }
@@ -68,6 +70,18 @@ pub struct Service {
 /// them with the other hosts on the catalog, until `service.stop`.
 pub async fn serve(host: &Host, service: Service, on_event: impl Fn(WatchEvent) + Send + Sync) -> Result<WatchReport> {
     run_loop(host, None, Some(service), on_event).await
+}
+
+/// What the loop shares with the connection workers.
+struct Shared<'a, F> {
+    store: &'a dyn Store,
+    owner: &'a str,
+    leases: &'a Leases,
+    callbacks: Option<&'a super::Callbacks>,
+    on_event: &'a F,
+    /// Runs this process gave up on (a submission or finish that failed):
+    /// left to a later watch.
+    given_up: Mutex<HashSet<i64>>,
 }
 
 async fn run_loop(
@@ -84,7 +98,7 @@ async fn run_loop(
     let open = open_runs(store.as_ref(), only).await?;
     let mut report = WatchReport { open_at_start: open.len(), ..WatchReport::default() };
     let mut scope = BTreeSet::new();
-    let mut retired: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    let mut retired: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for run in &open {
         if host.config.connection(&run.connection).is_ok() {
             scope.insert(run.connection.clone());
@@ -101,13 +115,33 @@ async fn run_loop(
     if service.is_some() {
         scope.extend(host.config.connections.keys().cloned());
     }
-    let providers: Vec<(String, Arc<dyn Provider>)> =
-        scope.iter().map(|c| host.provider(c).map(|p| (c.clone(), p))).collect::<Result<_>>()?;
+    let mut providers: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+    for c in &scope {
+        providers.insert(c.clone(), host.provider(c)?);
+    }
     let leases = Leases::start(store.clone(), host.id().clone(), lease);
     let callbacks = host.callbacks()?;
-    let callbacks = callbacks.as_ref();
-    let mut given_up: HashSet<i64> = HashSet::new();
-    let mut batches = FuturesUnordered::new();
+    let shared = Shared {
+        store: store.as_ref(),
+        owner: host.id().as_str(),
+        leases: &leases,
+        callbacks: callbacks.as_ref(),
+        on_event: &on_event,
+        given_up: Mutex::new(HashSet::new()),
+    };
+    let shared = &shared;
+    let mut senders: BTreeMap<String, UnboundedSender<Vec<StoredRun>>> = BTreeMap::new();
+    let mut workers = FuturesUnordered::new();
+    let start_worker = |connection: &str, senders: &mut BTreeMap<String, UnboundedSender<Vec<StoredRun>>>| {
+        let (tx, rx) = unbounded_channel();
+        senders.insert(connection.to_owned(), tx);
+        let provider = providers[connection].clone();
+        let name = connection.to_owned();
+        async move { (name, worker(shared, provider, rx).await) }
+    };
+    for c in &scope {
+        workers.push(start_worker(c, &mut senders));
+    }
     let tick = match &service {
         Some(s) => s.tick,
         None => (lease / 3).max(Duration::from_millis(200)),
@@ -117,13 +151,12 @@ async fn run_loop(
             if *s.stop.borrow() {
                 break;
             }
-            // Runs this host's own requests created: followed at once, in
-            // one batch per connection.
+            // Runs this host's own requests created: followed at once.
             let mut adopted: Vec<i64> = Vec::new();
             while let Ok(id) = s.adopt.try_recv() {
                 adopted.push(id);
             }
-            let mut by_connection: std::collections::BTreeMap<String, Vec<StoredRun>> = Default::default();
+            let mut by_connection: BTreeMap<String, Vec<StoredRun>> = BTreeMap::new();
             for id in adopted {
                 if let Some(run) = store.run(id).await?
                     && !run.finalized
@@ -134,13 +167,7 @@ async fn run_loop(
                 }
             }
             for (connection, runs) in by_connection {
-                let Some((_, provider)) = providers.iter().find(|(c, _)| *c == connection) else { continue };
-                for r in &runs {
-                    leases.hold(r.id);
-                }
-                report.handled += runs.len();
-                on_event(WatchEvent::Batch(runs.len()));
-                batches.push(handle_batch(store.as_ref(), host.id().as_str(), provider.clone(), runs, &leases, callbacks, &on_event));
+                hand_over(&senders, &connection, runs, &leases, &mut report, &on_event);
             }
         }
         // Runs held by a process on this machine that has ended (killed
@@ -152,23 +179,22 @@ async fn run_loop(
             tracing::info!(owner, "taking over the runs of a process that ended");
             store.release_runs(owner, None).await?;
         }
-        let still_open = open.iter().filter(|r| scope.contains(&r.connection) && !given_up.contains(&r.id)).count();
-        for (connection, provider) in &providers {
-            let claimed =
-                store.claim_runs(host.id().as_str(), Some(connection), lease, CLAIM_BATCH).await?;
-            let new: Vec<StoredRun> = claimed.into_iter().filter(|r| !leases.holds(r.id) && !given_up.contains(&r.id)).collect();
-            if new.is_empty() {
-                continue;
-            }
-            for r in &new {
-                leases.hold(r.id);
-            }
-            report.handled += new.len();
-            on_event(WatchEvent::Batch(new.len()));
-            batches.push(handle_batch(store.as_ref(), host.id().as_str(), provider.clone(), new, &leases, callbacks, &on_event));
-        }
-        if service.is_none() && batches.is_empty() && still_open == 0 {
+        let still_open = {
+            let given_up = shared.given_up.lock().unwrap_or_else(|p| p.into_inner());
+            open.iter().filter(|r| scope.contains(&r.connection) && !given_up.contains(&r.id)).count()
+        };
+        if service.is_none() && still_open == 0 {
             break;
+        }
+        for connection in &scope {
+            let claimed = store.claim_runs(host.id().as_str(), Some(connection), lease, CLAIM_BATCH).await?;
+            let new: Vec<StoredRun> = {
+                let given_up = shared.given_up.lock().unwrap_or_else(|p| p.into_inner());
+                claimed.into_iter().filter(|r| !leases.holds(r.id) && !given_up.contains(&r.id)).collect()
+            };
+            if !new.is_empty() {
+                hand_over(&senders, connection, new, &leases, &mut report, &on_event);
+            }
         }
         let stop_changed = async {
             match service.as_mut() {
@@ -179,110 +205,143 @@ async fn run_loop(
             }
         };
         tokio::select! {
-            Some(done) = batches.next(), if !batches.is_empty() => {
-                match done {
-                    Ok(failed) => given_up.extend(failed),
-                    // A service keeps going: the batch's runs are let go
-                    // and claimed again.
-                    Err(e) if service.is_some() => tracing::warn!("following runs failed: {e}; they are claimed again"),
+            Some((connection, result)) = workers.next() => {
+                // A worker ends only when it failed: its runs were let go;
+                // a service starts it again, `watch` reports the error.
+                match result {
+                    Err(e) if service.is_some() => {
+                        tracing::warn!(connection = %connection, "following runs failed: {e}; they are claimed again");
+                        workers.push(start_worker(&connection, &mut senders));
+                    }
                     Err(e) => return Err(e),
+                    Ok(()) => {}
                 }
             }
             _ = tokio::time::sleep(tick) => {}
             _ = stop_changed => {}
         }
     }
+    // Nothing is left to follow (or the service stops): workers end.
+    drop(senders);
+    if service.is_none() {
+        while let Some((_, result)) = workers.next().await {
+            result?;
+        }
+    }
     Ok(report)
+}
+
+/// Give claimed or adopted runs to their connection's worker.
+fn hand_over(
+    senders: &BTreeMap<String, UnboundedSender<Vec<StoredRun>>>,
+    connection: &str,
+    runs: Vec<StoredRun>,
+    leases: &Leases,
+    report: &mut WatchReport,
+    on_event: &impl Fn(WatchEvent),
+) {
+    let Some(tx) = senders.get(connection) else { return };
+    for r in &runs {
+        leases.hold(r.id);
+    }
+    report.handled += runs.len();
+    on_event(WatchEvent::Batch(runs.len()));
+    let _ = tx.send(runs);
 }
 
 async fn open_runs(store: &dyn Store, only: Option<&str>) -> Result<Vec<StoredRun>> {
     store.runs(&RunFilter { connection: only.map(str::to_owned), open: true, ..RunFilter::default() }).await
 }
 
-/// Submit, follow and finish one claimed batch of a connection's runs.
-/// Returns the runs it gave up on (this process leaves them to another).
-async fn handle_batch(
-    store: &dyn Store,
-    owner: &str,
+/// One connection's worker: takes batches of runs this host now holds,
+/// submits those not yet submitted, follows the rest through one watch,
+/// and finishes each as it ends. Ends when `batches` closes and nothing
+/// is left, or with the error that stopped it (every run it held is then
+/// let go, to be claimed again).
+async fn worker<F: Fn(WatchEvent) + Send + Sync>(
+    shared: &Shared<'_, F>,
     provider: Arc<dyn Provider>,
-    runs: Vec<StoredRun>,
-    leases: &Leases,
-    callbacks: Option<&super::Callbacks>,
-    on_event: &(impl Fn(WatchEvent) + Send + Sync),
-) -> Result<Vec<i64>> {
-    let mut failed = Vec::new();
-    let mut live = Vec::new();
-    let mut ended = Vec::new();
-    let all_ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
-    for run in runs {
-        if run.is_final() {
-            ended.push(run);
-        } else if run.run_id.is_none() {
-            match recover(store, provider.as_ref(), &run).await {
-                Ok(r) if r.is_final() => ended.push(r),
-                Ok(r) => {
-                    on_event(WatchEvent::Submitted(r.clone()));
-                    live.push(r);
-                }
-                Err(e) => {
-                    on_event(WatchEvent::Failed(run.clone(), e.to_string()));
-                    failed.push(run.id);
-                }
-            }
-        } else {
-            live.push(run);
-        }
-    }
-    // Runs that end are finished beside the watch, as they end.
-    let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
-    for r in &ended {
-        let _ = ended_tx.send(r.id);
-    }
-    let finisher = {
-        let provider = provider.clone();
+    mut batches: UnboundedReceiver<Vec<StoredRun>>,
+) -> Result<()> {
+    let held: Mutex<HashSet<i64>> = Mutex::new(HashSet::new());
+    let (ended_tx, mut ended_rx) = unbounded_channel::<i64>();
+    let (live_tx, mut live_rx) = unbounded_channel::<Vec<StoredRun>>();
+    let give_up = |run: &StoredRun, why: String| {
+        (shared.on_event)(WatchEvent::Failed(run.clone(), why));
+        shared.given_up.lock().unwrap_or_else(|p| p.into_inner()).insert(run.id);
+    };
+    let intake = {
+        let (ended_tx, provider, held) = (ended_tx.clone(), provider.clone(), &held);
         async move {
-            let mut failed = Vec::new();
-            while let Some(id) = ended_rx.recv().await {
-                let Some(run) = store.run(id).await? else { continue };
-                if !run.is_final() || run.finalized {
-                    continue;
-                }
-                match finish(store, provider.as_ref(), callbacks, &run, None).await {
-                    Ok(done) => on_event(WatchEvent::Finished(run.clone(), done)),
-                    Err(e) => {
-                        on_event(WatchEvent::Failed(run.clone(), e.to_string()));
-                        failed.push(run.id);
+            while let Some(batch) = batches.recv().await {
+                held.lock().unwrap_or_else(|p| p.into_inner()).extend(batch.iter().map(|r| r.id));
+                let mut live = Vec::new();
+                for run in batch {
+                    if run.is_final() {
+                        let _ = ended_tx.send(run.id);
+                    } else if run.run_id.is_none() {
+                        match recover(shared.store, provider.as_ref(), &run).await {
+                            Ok(r) if r.is_final() => {
+                                let _ = ended_tx.send(r.id);
+                            }
+                            Ok(r) => {
+                                (shared.on_event)(WatchEvent::Submitted(r.clone()));
+                                live.push(r);
+                            }
+                            Err(e) => give_up(&run, e.to_string()),
+                        }
+                    } else {
+                        live.push(run);
                     }
                 }
-                leases.drop_run(id);
+                if !live.is_empty() {
+                    let _ = live_tx.send(live);
+                }
             }
-            Ok::<_, crate::Error>(failed)
+            Ok::<(), crate::Error>(())
         }
     };
-    let ended_by = ended_tx.clone();
-    drop(ended_tx);
-    let following = async move {
-        let result = follow(store, provider.as_ref(), &live, Some(leases), |r, s| {
-            if s.state.is_terminal() || s.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED) {
-                let _ = ended_by.send(r.id);
-            }
-            on_event(WatchEvent::Status(r.clone(), s.clone()));
-        })
-        .await;
-        drop(ended_by);
-        result
+    let following = {
+        let (ended_by, provider) = (ended_tx.clone(), provider.clone());
+        async move {
+            super::follow::follow_more(shared.store, provider.as_ref(), Vec::new(), Some(&mut live_rx), Some(shared.leases), |r, s| {
+                if s.state.is_terminal() || s.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED) {
+                    let _ = ended_by.send(r.id);
+                }
+                (shared.on_event)(WatchEvent::Status(r.clone(), s.clone()));
+            })
+            .await
+        }
     };
-    let (followed, finished) = futures::future::join(following, finisher).await;
-    // Runs still held but not finished (the platform's watch ended early,
-    // or failed) are let go, so the next claim follows them again.
-    let unfinished: Vec<i64> = all_ids.into_iter().filter(|id| leases.holds(*id)).collect();
-    for id in &unfinished {
-        leases.drop_run(*id);
+    drop(ended_tx);
+    let finisher = {
+        let held = &held;
+        async move {
+            while let Some(id) = ended_rx.recv().await {
+                let Some(run) = shared.store.run(id).await? else { continue };
+                if run.is_final() && !run.finalized {
+                    match finish(shared.store, provider.as_ref(), shared.callbacks, &run, None).await {
+                        Ok(done) => (shared.on_event)(WatchEvent::Finished(run.clone(), done)),
+                        Err(e) => give_up(&run, e.to_string()),
+                    }
+                }
+                shared.leases.drop_run(id);
+                held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            }
+            Ok::<(), crate::Error>(())
+        }
+    };
+    let (taken, followed, finished) = futures::future::join3(intake, following, finisher).await;
+    // Whatever this worker still holds (it failed, or the platform's watch
+    // ended early) is let go, so a claim follows it again.
+    let left: Vec<i64> = held.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+    for id in &left {
+        shared.leases.drop_run(*id);
     }
-    if !unfinished.is_empty() {
-        store.release_runs(owner, Some(&unfinished)).await?;
+    if !left.is_empty() {
+        shared.store.release_runs(shared.owner, Some(&left)).await?;
     }
+    taken?;
     followed?;
-    failed.extend(finished?);
-    Ok(failed)
+    finished
 }

@@ -50,11 +50,26 @@ struct Security;
 impl utoipa::Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // What any operation may answer: no or a wrong token (401), a
+        // catalog that cannot be reached (503).
+        let problem = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content("application/problem+json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                op.responses.responses.entry("401".into()).or_insert_with(|| problem("no or an unknown bearer token").into());
+                op.responses.responses.entry("503".into()).or_insert_with(|| problem("the catalog cannot be reached; retry").into());
+            }
+        }
     }
 }
 

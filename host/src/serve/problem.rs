@@ -28,11 +28,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub detail: String,
+    /// Seconds for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, kind, detail: detail.into() }
+        Self { status, kind, detail: detail.into(), retry_after: None }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -63,6 +65,8 @@ fn status_of(e: &Error) -> StatusCode {
             ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            // The connection's provider cannot do this at all.
+            ErrorKind::Unsupported => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_GATEWAY,
         },
     }
@@ -79,7 +83,11 @@ impl From<Error> for ApiError {
             }
             _ => e.to_string(),
         };
-        Self { status, kind: e.kind(), detail }
+        let retry_after = match &e {
+            Error::Provider(p) => p.retry_after().map(|d| d.as_secs().max(1)),
+            _ => None,
+        };
+        Self { status, kind: e.kind(), detail, retry_after }
     }
 }
 
@@ -96,7 +104,10 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, axum::Json(problem)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            let secs = self.retry_after.unwrap_or(5).to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
         if self.status == StatusCode::UNAUTHORIZED && self.kind == "unauthenticated" {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
