@@ -430,3 +430,34 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
         let _ = child.wait();
     }
 }
+
+/// Schemathesis, against the OpenAPI document of a live server on the
+/// sandbox, with a bounded number of examples per operation: no 5xx, and
+/// every status, content type, header and body as the document says.
+#[test]
+fn schemathesis_finds_no_server_error_and_no_response_outside_the_document() {
+    let server = Server::start("serve-schemathesis");
+    server.source("report", "echo report; sleep 1");
+    let sync = server.json("POST", "/v1/connections/sandbox/syncs", None, 202);
+    assert_eq!(sync["status"], "running");
+    std::thread::sleep(Duration::from_secs(1));
+    // A run to find, cancel and read.
+    server.json("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "report"})), 201);
+    let report = tempfile::tempdir().unwrap();
+    let out = Command::new("python3")
+        .args(["-m", "schemathesis.cli", "run", &format!("{}/v1/openapi.json", server.base)])
+        .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+        ])
+        .args(["--phases", "examples,coverage,fuzzing", "-n", "25", "--seed", "20261130", "--no-color"])
+        .args(["--request-timeout", "10", "--generation-database", "none"])
+        .arg("--report-dir")
+        .arg(report.path())
+        .output()
+        .expect("schemathesis runs (scripts/test installs it: pip install schemathesis)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "schemathesis found failures:\n{text}");
+    assert!(text.contains(" passed"), "{text}");
+}

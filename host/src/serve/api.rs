@@ -33,7 +33,7 @@ type ApiResult<T> = Result<T, ApiError>;
     ),
     components(schemas(
         Problem, ConnectionView, TestView, ClusterView, SyncRecord, EntryView, ParameterView, EntryList, EntryState,
-        CreateRun, StoredRun, RunState, DeleteAfter, RunList, CancelView
+        CreateRun, StoredRun, RunState, DeleteAfter, RunList, CancelView, ServerSentEvent
     )),
     modifiers(&Security),
     security(("bearer" = [])),
@@ -144,6 +144,18 @@ pub struct RunList {
 pub struct CancelView {
     pub outcome: String,
     pub run: StoredRun,
+}
+
+/// One Server-Sent Event as a stream carries it: `event` names it
+/// (`status`, `event`, `error`), `data` is one JSON document (a run, or a
+/// platform event), `id` resumes a stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerSentEvent {
+    pub event: String,
+    /// A JSON document, as text.
+    pub data: String,
+    pub id: Option<String>,
+    pub retry: Option<u32>,
 }
 
 /// A run to create.
@@ -639,7 +651,7 @@ pub async fn run_logs(
 /// as Server-Sent Events until the run ends.
 #[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs",
     params(("id" = i64, Path, description = "run number")),
-    responses((status = 200, body = String, content_type = "text/event-stream"),
+    responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json"),
               (status = 502, body = Problem, content_type = "application/problem+json"),
@@ -664,7 +676,7 @@ pub async fn run_events(State(state): State<AppState>, Path(raw): Path<String>) 
 /// for any run.
 #[utoipa::path(get, path = "/v1/runs/{id}/status-stream", tag = "runs",
     params(("id" = i64, Path, description = "run number")),
-    responses((status = 200, body = String, content_type = "text/event-stream"),
+    responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn run_status_stream(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
     let run = run_of(&state, &raw).await?;
@@ -673,7 +685,7 @@ pub async fn run_status_stream(State(state): State<AppState>, Path(raw): Path<St
 
 /// Every run's status changes as Server-Sent Events (`status`), from now on.
 #[utoipa::path(get, path = "/v1/status-stream", tag = "runs",
-    responses((status = 200, body = String, content_type = "text/event-stream")))]
+    responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream")))]
 pub async fn status_stream(State(state): State<AppState>) -> Response {
     super::sse::status(state, None).into_response()
 }
