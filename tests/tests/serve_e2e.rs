@@ -461,3 +461,62 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_document() {
     assert!(out.status.success(), "schemathesis found failures:\n{text}");
     assert!(text.contains(" passed"), "{text}");
 }
+
+/// The status page in headless Chromium: the runs with their live state
+/// (from the status stream), a run's parameters and its logs, and a
+/// screenshot that is a real rendering of it.
+#[test]
+fn the_status_page_renders_live_state_in_chromium() {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .expect("headless Chromium is needed (scripts/test installs Debian's chromium)");
+    let server = Server::start("serve-page");
+    server.source("report", "echo \"page report for $TARGET\"; sleep 1; echo done");
+    let sync = server.json("POST", "/v1/connections/sandbox/syncs", None, 202);
+    assert_eq!(sync["status"], "running");
+    std::thread::sleep(Duration::from_secs(1));
+    let run = server.json("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "report", "parameters": {"TARGET": "browsers"}})), 201);
+    let id = run["id"].as_i64().unwrap();
+    // Headless --dump-dom cannot wait on a page that keeps an event stream
+    // open; a small DevTools-protocol client (Node, tests/browser) lets the
+    // page run, then reads its DOM and takes a screenshot.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/snapshot.mjs");
+    let shots = tempfile::tempdir().unwrap();
+    let browse = |url: &str, wait_ms: u32, shot: &std::path::Path| {
+        let out = Command::new("node")
+            .arg("--experimental-websocket")
+            .arg(&script)
+            .arg(chromium)
+            .arg(url)
+            .arg(wait_ms.to_string())
+            .arg(shot)
+            .output()
+            .expect("node runs (it is on the machine, like python3)");
+        assert!(out.status.success(), "the browser snapshot failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let token = format!("?access_token={TOKEN}");
+    let list_shot = shots.path().join("runs.png");
+    // The list: the run's row turns Success through the status stream.
+    let started = Instant::now();
+    let dom = loop {
+        let dom = browse(&format!("{}/{token}", server.base), 2500, &list_shot);
+        if dom.contains(&format!("id=\"run-{id}\"")) && dom.contains("class=\"state Success\"") {
+            break dom;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the page never showed the run as Success:\n{dom}");
+    };
+    assert!(dom.contains("<p id=\"live\">live: connected</p>"), "the status stream did not connect:\n{dom}");
+    // The run: its parameters and its logs, fetched by the page.
+    let dom = browse(&format!("{}/runs/{id}{token}", server.base), 2000, &shots.path().join("run.png"));
+    assert!(dom.contains("<td>browsers</td>") && dom.contains("page report for browsers"), "{dom}");
+    assert!(dom.contains("id=\"state\" class=\"Success\""), "{dom}");
+    // The screenshot: a PNG of the window's width with real content in it.
+    let png = std::fs::read(&list_shot).expect("the screenshot was written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert!(width == 1200 && height >= 400, "unexpected size {width}x{height}");
+    assert!(png.len() > 8_000, "the screenshot is nearly empty ({} bytes): nothing rendered", png.len());
+}

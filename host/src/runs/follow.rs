@@ -111,8 +111,12 @@ pub async fn follow_more(
                         Some(batch) => {
                             add(batch, &mut by_run_id, &mut open);
                             // Gather what else arrives in a moment, then
-                            // reopen the watch once for all of it.
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            // reopen the watch once for all of it. Reopening
+                            // lists every run again, so the more are
+                            // followed, the longer the gathering (0.2 s, up
+                            // to 5 s at 10,000 runs).
+                            let gather = Duration::from_millis((200 + open.len() as u64 / 2).min(5000));
+                            tokio::time::sleep(gather).await;
                             if let Some(rx) = more.as_mut() {
                                 while let Ok(batch) = rx.try_recv() {
                                     add(batch, &mut by_run_id, &mut open);

@@ -77,6 +77,41 @@ impl Tracker {
     }
 }
 
+/// What a Job's status is read from, and nothing else: a watch over
+/// thousands of runs keeps one of these per run, not the whole object
+/// (its pod template, env, managed fields).
+fn slim_job(job: Job) -> Job {
+    let meta = job.metadata;
+    let annotations = meta.annotations.map(|a| a.into_iter().filter(|(k, _)| k == crate::labels::KUEUE_QUEUE).collect());
+    Job {
+        metadata: kube::api::ObjectMeta {
+            name: meta.name,
+            namespace: meta.namespace,
+            labels: meta.labels,
+            annotations,
+            deletion_timestamp: meta.deletion_timestamp,
+            ..Default::default()
+        },
+        spec: job.spec.map(|s| k8s_openapi::api::batch::v1::JobSpec { managed_by: s.managed_by, ..Default::default() }),
+        status: job.status,
+    }
+}
+
+/// A pod's name, labels and status: what a run's status needs of it.
+fn slim_pod(pod: Pod) -> Pod {
+    let meta = pod.metadata;
+    Pod {
+        metadata: kube::api::ObjectMeta {
+            name: meta.name,
+            labels: meta.labels,
+            deletion_timestamp: meta.deletion_timestamp,
+            ..Default::default()
+        },
+        spec: None,
+        status: pod.status,
+    }
+}
+
 enum Change {
     Job(Box<watcher::Event<Job>>),
     Pod(Box<watcher::Event<Pod>>),
@@ -117,14 +152,14 @@ async fn poll_rounds(k: KubeJobs, client: kube::Client, mut t: Tracker, sink: Si
         t.pods.clear();
         for pod in pod_list {
             if let Some(run) = Tracker::run_of_pod(&pod).filter(|r| t.wanted.contains(r)) {
-                t.pods.entry(run).or_default().insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                t.pods.entry(run).or_default().insert(pod.metadata.name.clone().unwrap_or_default(), slim_pod(pod));
             }
         }
         let mut seen = HashSet::new();
         for job in listed {
             let Some(name) = job.metadata.name.clone().filter(|n| t.wanted.contains(n)) else { continue };
             seen.insert(name.clone());
-            t.jobs.insert(name, job);
+            t.jobs.insert(name, slim_job(job));
         }
         let wanted: Vec<String> = t.wanted.iter().cloned().collect();
         for run in wanted {
@@ -201,7 +236,7 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
                             seen.insert(name.clone());
                         }
                         if t.wanted.contains(&name) {
-                            t.jobs.insert(name.clone(), job);
+                            t.jobs.insert(name.clone(), slim_job(job));
                             touched.push(name);
                         }
                     }
@@ -245,7 +280,7 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
                             t.pods
                                 .entry(run.clone())
                                 .or_default()
-                                .insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                                .insert(pod.metadata.name.clone().unwrap_or_default(), slim_pod(pod));
                             touched.push(run);
                         }
                     }

@@ -1,0 +1,254 @@
+//! `polysync serve` under load, next to a peer measured in the same run.
+//!
+//! 1. Run submissions through the API (each a new Job on the sandbox, with
+//!    an Idempotency-Key), 32 clients on keep-alive connections: per second
+//!    and p50/p99 latency, through one replica and through three on one
+//!    PostgreSQL catalog. Goal: >= 500/s, p99 < 50 ms.
+//! 2. The same keys sent again (a scheduler retrying): answered from the
+//!    catalog without touching the platform.
+//! 3. The peer: the same Jobs created with `kubectl create -f`, 16 at a
+//!    time, as a scheduler's shell step would.
+//! 4. RSS of one replica while it follows 10,000 runs. Goal: < 200 MB.
+//!
+//! Run: `cargo bench -p polysync-tests --bench serve`
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use polysync_conformance::artifacts;
+use polysync_sandbox::resources::Kind;
+use polysync_sandbox::{SeedConfig, seed};
+use polysync_tests::SandboxCluster;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+const NS: &str = "serve-bench";
+const CLIENTS: usize = 32;
+const SUBMISSIONS: usize = 3000;
+const TRACKED: usize = 10_000;
+
+fn replica(config: &std::path::Path, i: usize) -> (Child, String) {
+    let mut child = Command::new(artifacts::executable("polysync", "polysync"))
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--claim-every", "1s"])
+        .env("POLYSYNC_API_TOKEN", TOKEN)
+        .env("BENCH_PG_PASSWORD", polysync_clusters::postgres::PASSWORD)
+        .env("POLYSYNC_HOST_NAME", format!("bench-replica-{i}"))
+        .envs(std::env::var("BENCH_MALLOC_ARENA_MAX").ok().map(|v| ("MALLOC_ARENA_MAX", v)))
+        .env_remove("POLYSYNC_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, line.trim().strip_prefix("listening on http://").unwrap().to_owned())
+}
+
+/// One keep-alive HTTP/1.1 request; returns the status.
+async fn post(conn: &mut BufStream<tokio::net::TcpStream>, addr: &str, path: &str, body: &str, key: &str) -> u16 {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    conn.flush().await.unwrap();
+    let mut status_line = String::new();
+    conn.read_line(&mut status_line).await.unwrap();
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        conn.read_line(&mut line).await.unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; len];
+    conn.read_exact(&mut body).await.unwrap();
+    status
+}
+
+/// Submit runs `keys` through `addrs` (round robin by client); returns
+/// (per second, p50 ms, p99 ms).
+fn submit(rt: &tokio::runtime::Runtime, addrs: &[String], keys: Arc<Vec<String>>, want: u16) -> (f64, f64, f64) {
+    let started = Instant::now();
+    let latencies = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..CLIENTS {
+            let addr = addrs[c % addrs.len()].clone();
+            let keys = keys.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut conn = BufStream::new(tokio::net::TcpStream::connect(&addr).await.unwrap());
+                let body = json!({"connection": "sandbox", "entry": "steady"}).to_string();
+                let mut times = Vec::new();
+                for key in keys.iter().skip(c).step_by(CLIENTS) {
+                    let t = Instant::now();
+                    let status = post(&mut conn, &addr, "/v1/runs", &body, key).await;
+                    times.push(t.elapsed());
+                    assert_eq!(status, want, "run {key}");
+                }
+                times
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let rate = keys.len() as f64 / started.elapsed().as_secs_f64();
+    let mut l = latencies;
+    l.sort();
+    let pct = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)].as_secs_f64() * 1e3;
+    (rate, pct(0.5), pct(0.99))
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
+        .unwrap_or(0)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let cluster = SandboxCluster::start(SeedConfig { namespace: NS.into(), jobs: 0, ..SeedConfig::default() }, 1.0);
+    let mut job = seed::finished_job(NS, "steady", 1);
+    job["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["sleep 1000000"]);
+    cluster.sandbox.store().create(Kind::Job, job).unwrap();
+    let pg = polysync_clusters::postgres::Postgres::start().expect("the benchmark's PostgreSQL server");
+    let url = pg.database("bench").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let plugins = artifacts::cdylib("polysync-provider-kubernetes").parent().unwrap().to_path_buf();
+    std::fs::write(
+        &config,
+        format!(
+            "plugin_dir = {:?}\ncatalog = {url:?}\ncatalog_password_env = \"BENCH_PG_PASSWORD\"\nrun_lease = \"10s\"\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{NS}\"\n",
+            plugins.display().to_string(),
+            cluster.kubeconfig.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (mut a, a_addr) = replica(&config, 0);
+    let sync = Command::new("curl")
+        .args(["-sS", "-X", "POST", "-H", &format!("Authorization: Bearer {TOKEN}")])
+        .arg(format!("http://{a_addr}/v1/connections/sandbox/syncs"))
+        .output()
+        .unwrap();
+    assert!(sync.status.success());
+    std::thread::sleep(Duration::from_secs(2));
+
+    let keys = |prefix: &str, n: usize| Arc::new((0..n).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>());
+    let one = submit(&rt, std::slice::from_ref(&a_addr), keys("one", SUBMISSIONS), 201);
+    std::thread::sleep(Duration::from_secs(8));
+    eprintln!("replica 0 after {SUBMISSIONS} runs: RSS {} KiB", rss_kib(a.id(), "VmRSS:"));
+    let one_again = submit(&rt, std::slice::from_ref(&a_addr), keys("one", SUBMISSIONS), 200);
+    let (mut b, b_addr) = replica(&config, 1);
+    let (mut c, c_addr) = replica(&config, 2);
+    let three_addrs = vec![a_addr.clone(), b_addr, c_addr];
+    let three = submit(&rt, &three_addrs, keys("three", SUBMISSIONS), 201);
+    let three_again = submit(&rt, &three_addrs, keys("three", SUBMISSIONS), 200);
+    eprintln!("1 replica {one:?} again {one_again:?}; 3 replicas {three:?} again {three_again:?}");
+
+    // The peer: kubectl create -f, 16 at a time.
+    let peer_runs = 320;
+    let job_file = dir.path().join("job.json");
+    let peer_started = Instant::now();
+    let peer_latencies: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|t| {
+                let (kc, job_file) = (&cluster.kubeconfig, &job_file);
+                s.spawn(move || {
+                    let mut times = Vec::new();
+                    for i in (t..peer_runs).step_by(16) {
+                        let file = job_file.with_extension(format!("{i}.json"));
+                        let job = json!({
+                            "apiVersion": "batch/v1",
+                            "kind": "Job",
+                            "metadata": {"name": format!("peer-{i}"), "namespace": NS},
+                            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                                {"name": "main", "image": "busybox", "command": ["sh", "-c"], "args": ["sleep 1000000"]}
+                            ]}}}
+                        });
+                        std::fs::write(&file, job.to_string()).unwrap();
+                        let t0 = Instant::now();
+                        let out = Command::new("kubectl").arg("--kubeconfig").arg(kc).arg("create").arg("-f").arg(&file).output().unwrap();
+                        times.push(t0.elapsed());
+                        assert!(out.status.success(), "kubectl: {}", String::from_utf8_lossy(&out.stderr));
+                    }
+                    times
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let peer_rate = peer_runs as f64 / peer_started.elapsed().as_secs_f64();
+    let mut pl = peer_latencies;
+    pl.sort();
+    let peer_p99 = pl[(pl.len() * 99 / 100).min(pl.len() - 1)].as_secs_f64() * 1e3;
+    let peer_p50 = pl[pl.len() / 2].as_secs_f64() * 1e3;
+
+    // RSS of one replica following 10,000 runs: the others stop cleanly
+    // (their runs are released), the rest are created through it.
+    for child in [&mut b, &mut c] {
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = child.wait();
+    }
+    let have = 2 * SUBMISSIONS;
+    submit(&rt, std::slice::from_ref(&a_addr), keys("fill", TRACKED - have), 201);
+    let started = Instant::now();
+    loop {
+        let held: usize = pg
+            .psql("bench", "SELECT count(*) FROM runs WHERE owner LIKE 'bench-replica-0/%' AND NOT finalized")
+            .unwrap()
+            .parse()
+            .unwrap();
+        if held >= TRACKED || started.elapsed() > Duration::from_secs(120) {
+            eprintln!("replica 0 holds {held} runs after {:.1} s", started.elapsed().as_secs_f64());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_secs(5));
+        eprintln!("replica 0: RSS {} KiB, peak {} KiB", rss_kib(a.id(), "VmRSS:"), rss_kib(a.id(), "VmHWM:"));
+    }
+    let rss = rss_kib(a.id(), "VmRSS:");
+    let hwm = rss_kib(a.id(), "VmHWM:");
+    let _ = a.kill();
+    let _ = a.wait();
+
+    println!("| `polysync serve` (release, PostgreSQL catalog, sandbox) | polysync | peer: `kubectl create -f`, 16 at a time | goal |");
+    println!("|---|---|---|---|");
+    println!(
+        "| new runs through 1 replica, {CLIENTS} clients | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | {peer_rate:.0}/s, p50 {peer_p50:.0} ms, p99 {peer_p99:.0} ms | >= 500/s, p99 < 50 ms: **{:.1}x the peer's rate** |",
+        one.0, one.1, one.2, one.0 / peer_rate
+    );
+    println!(
+        "| new runs through 3 replicas | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | | |",
+        three.0, three.1, three.2
+    );
+    println!(
+        "| the same keys again (retries), 1 replica | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | | |",
+        one_again.0, one_again.1, one_again.2
+    );
+    println!(
+        "| the same keys again, 3 replicas | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | | |",
+        three_again.0, three_again.1, three_again.2
+    );
+    println!(
+        "| RSS of a replica following {TRACKED} runs | {:.1} MiB (peak {:.1} MiB) | | < 200 MB |",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+}
