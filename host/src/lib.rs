@@ -17,6 +17,7 @@ pub mod runs;
 pub mod secrets;
 pub mod serve;
 pub mod store;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -12,8 +12,7 @@
 //!
 //! Run: `cargo bench -p polysync-tests --bench serve`
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,22 +30,16 @@ const SUBMISSIONS: usize = 3000;
 const TRACKED: usize = 10_000;
 
 fn replica(config: &std::path::Path, i: usize) -> (Child, String) {
-    let mut child = Command::new(artifacts::executable("polysync", "polysync"))
-        .arg("--config")
-        .arg(config)
-        .args(["serve", "--listen", "127.0.0.1:0", "--claim-every", "1s"])
-        .env("POLYSYNC_API_TOKEN", TOKEN)
-        .env("BENCH_PG_PASSWORD", polysync_clusters::postgres::PASSWORD)
-        .env("POLYSYNC_HOST_NAME", format!("bench-replica-{i}"))
-        .envs(std::env::var("BENCH_MALLOC_ARENA_MAX").ok().map(|v| ("MALLOC_ARENA_MAX", v)))
-        .env_remove("POLYSYNC_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    (child, line.trim().strip_prefix("listening on http://").unwrap().to_owned())
+    let mut envs = vec![
+        ("POLYSYNC_API_TOKEN", TOKEN.to_owned()),
+        ("BENCH_PG_PASSWORD", polysync_clusters::postgres::PASSWORD.to_owned()),
+        ("POLYSYNC_HOST_NAME", format!("bench-replica-{i}")),
+    ];
+    if let Ok(v) = std::env::var("BENCH_MALLOC_ARENA_MAX") {
+        envs.push(("MALLOC_ARENA_MAX", v));
+    }
+    let (child, base) = polysync_tests::start_server(config, "1s", &envs);
+    (child, base.strip_prefix("http://").unwrap_or(&base).to_owned())
 }
 
 /// One keep-alive HTTP/1.1 request; returns the status.

@@ -166,3 +166,28 @@ impl SandboxCluster {
         serde_json::json!({"kubeconfig": self.kubeconfig, "namespace": namespace})
     }
 }
+
+/// Start `polysync serve --listen 127.0.0.1:0` with `config` and `envs`;
+/// returns the child (stop it yourself) and its base URL, read from its
+/// first line (`listening on http://127.0.0.1:PORT`).
+pub fn start_server(
+    config: &std::path::Path,
+    claim_every: &str,
+    envs: &[(&str, String)],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(polysync_conformance::artifacts::executable("polysync", "polysync"))
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--claim-every", claim_every])
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("POLYSYNC_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("polysync serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout is piped")).read_line(&mut line).expect("a first line");
+    let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    (child, base.to_owned())
+}

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,20 +57,11 @@ impl Server {
             ),
         )
         .unwrap();
-        let mut child = Command::new(artifacts::executable("polysync", "polysync"))
-            .args(["--config"])
-            .arg(&config)
-            .args(["serve", "--listen", "127.0.0.1:0", "--claim-every", "300ms"])
-            .env("POLYSYNC_API_TOKEN", TOKEN)
-            .env("TEST_CALLBACK_SECRET", CALLBACK_SECRET)
-            .env_remove("POLYSYNC_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+        let (child, base) = polysync_tests::start_server(
+            &config,
+            "300ms",
+            &[("POLYSYNC_API_TOKEN", TOKEN.into()), ("TEST_CALLBACK_SECRET", CALLBACK_SECRET.into())],
+        );
         Self { child, base, cluster, ns: ns.to_owned(), _dir: dir }
     }
 
@@ -345,21 +336,15 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
     )
     .unwrap();
     let start = |i: usize| {
-        let mut child = Command::new(artifacts::executable("polysync", "polysync"))
-            .arg("--config")
-            .arg(&config)
-            .args(["serve", "--listen", "127.0.0.1:0", "--claim-every", "500ms"])
-            .env("POLYSYNC_API_TOKEN", TOKEN)
-            .env("TEST_PG_PASSWORD", polysync_clusters::postgres::PASSWORD)
-            .env("POLYSYNC_HOST_NAME", format!("replica-{i}"))
-            .env_remove("POLYSYNC_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        (child, line.trim().strip_prefix("listening on ").unwrap().to_owned())
+        polysync_tests::start_server(
+            &config,
+            "500ms",
+            &[
+                ("POLYSYNC_API_TOKEN", TOKEN.into()),
+                ("TEST_PG_PASSWORD", polysync_clusters::postgres::PASSWORD.into()),
+                ("POLYSYNC_HOST_NAME", format!("replica-{i}")),
+            ],
+        )
     };
     let mut replicas: Vec<(Child, String)> = (0..3).map(start).collect();
     let bases: Vec<String> = replicas.iter().map(|(_, b)| b.clone()).collect();
