@@ -57,12 +57,19 @@ pub(crate) async fn logs(k: &KubeJobs, request: LogRequest) -> Result<ResultStre
             for pod in &pods {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 for container in containers(pod, request.container.as_deref()) {
-                    if !done.insert((name.clone(), container.clone())) {
+                    let key = (name.clone(), container.clone());
+                    if done.contains(&key) {
                         continue;
                     }
-                    if !pump(&api, &name, &container, &request, &sink).await {
-                        return;
+                    let Some(lines) = pump(&api, &name, &container, &request, &sink).await else { return };
+                    // A follow can end empty for a container that had not
+                    // really started yet (its log opened a moment early):
+                    // read it again on the next round, and read no later
+                    // container first, so the order stays init first.
+                    if lines == 0 && request.follow && !over(pod, &container) {
+                        break;
                     }
+                    done.insert(key);
                 }
             }
             if !request.follow {
@@ -86,25 +93,44 @@ pub(crate) async fn logs(k: &KubeJobs, request: LogRequest) -> Result<ResultStre
     }))
 }
 
-/// Stream one container's log into `sink`; false once the stream is gone.
-async fn pump(api: &Api<Pod>, pod: &str, container: &str, request: &LogRequest, sink: &Sink<LogChunk>) -> bool {
+/// Whether `container` of `pod` (as listed) has ended, or the pod has.
+fn over(pod: &Pod, container: &str) -> bool {
+    let Some(status) = pod.status.as_ref() else { return false };
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return true;
+    }
+    let statuses = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    statuses.filter(|c| c.name == container).any(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+}
+
+/// Stream one container's log into `sink`: how many lines, or `None` once
+/// the stream is gone.
+async fn pump(
+    api: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    request: &LogRequest,
+    sink: &Sink<LogChunk>,
+) -> Option<usize> {
     let what = format!("reading the log of {pod}/{container}");
     let chunk = |text: String| LogChunk { unit: pod.to_owned(), container: container.to_owned(), text };
     if !request.follow {
         return match api.logs(pod, &params(request, container, false)).await {
             Ok(text) => {
+                let mut n = 0;
                 for line in text.split_inclusive('\n') {
                     if !sink.send(chunk(line.to_owned())).await {
-                        return false;
+                        return None;
                     }
+                    n += 1;
                 }
-                true
+                Some(n)
             }
             // Not started (or never will): nothing to show.
-            Err(e) if code(&e) == Some(400) => true,
+            Err(e) if code(&e) == Some(400) => Some(0),
             Err(e) => {
                 sink.fail(from_kube(e, &what)).await;
-                false
+                None
             }
         };
     }
@@ -112,12 +138,14 @@ async fn pump(api: &Api<Pod>, pod: &str, container: &str, request: &LogRequest, 
         match api.log_stream(pod, &params(request, container, true)).await {
             Ok(reader) => {
                 let mut lines = reader.lines();
+                let mut n = 0;
                 while let Some(line) = lines.next().await {
                     match line {
                         Ok(line) => {
                             if !sink.send(chunk(line + "\n")).await {
-                                return false;
+                                return None;
                             }
+                            n += 1;
                         }
                         Err(e) => {
                             tracing::debug!("{what}: {e}");
@@ -125,7 +153,7 @@ async fn pump(api: &Api<Pod>, pod: &str, container: &str, request: &LogRequest, 
                         }
                     }
                 }
-                return true;
+                return Some(n);
             }
             // Waiting to start: try again shortly, unless the pod is done.
             Err(e) if code(&e) == Some(400) => {
@@ -139,18 +167,18 @@ async fn pump(api: &Api<Pod>, pod: &str, container: &str, request: &LogRequest, 
                     // is retried with the log request.
                     Err(e) if matches!(code(&e), Some(401 | 403)) => {
                         sink.fail(from_kube(e, &what)).await;
-                        return false;
+                        return None;
                     }
                     Err(_) => false,
                 };
                 if finished {
-                    return true;
+                    return Some(0);
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => {
                 sink.fail(from_kube(e, &what)).await;
-                return false;
+                return None;
             }
         }
     }

@@ -22,6 +22,8 @@ use crate::status::run_status;
 
 /// What a watch knows about its runs.
 struct Tracker {
+    /// The pods of the namespace, read once more when a run ends.
+    pods_api: Api<Pod>,
     wanted: HashSet<String>,
     jobs: HashMap<String, Job>,
     pods: HashMap<String, BTreeMap<String, Pod>>,
@@ -42,7 +44,25 @@ impl Tracker {
         }
         let Some(job) = self.jobs.get(run) else { return true };
         let pods: Vec<Pod> = self.pods.get(run).map(|m| m.values().cloned().collect()).unwrap_or_default();
-        let status = run_status(run, job, &pods);
+        let mut status = run_status(run, job, &pods);
+        if status.state.is_terminal() {
+            // The Job's end and its pods' last states come on two watches,
+            // in either order: read the pods once more, so the final
+            // status carries their exit codes and reasons.
+            let params = ListParams::default().labels(&format!("{RUN}={run}"));
+            if let Ok(fresh) = self.pods_api.list(&params).await {
+                let fresh: BTreeMap<String, Pod> = fresh
+                    .items
+                    .into_iter()
+                    .map(|p| (p.metadata.name.clone().unwrap_or_default(), slim_pod(p)))
+                    .collect();
+                let pods: Vec<Pod> = fresh.values().cloned().collect();
+                if let Some(job) = self.jobs.get(run) {
+                    status = run_status(run, job, &pods);
+                }
+                self.pods.insert(run.to_owned(), fresh);
+            }
+        }
         if self.last.get(run) == Some(&status) {
             return true;
         }
@@ -197,14 +217,21 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
         .default_backoff()
         .map(|e| e.map(|e| Change::Job(Box::new(e))))
         .boxed();
+    let pods_api = Api::<Pod>::namespaced(client.clone(), &ns);
     let pods = watcher(Api::<Pod>::namespaced(client, &ns), config)
         .default_backoff()
         .map(|e| e.map(|e| Change::Pod(Box::new(e))))
         .boxed();
     let mut changes = futures::stream::select(jobs, pods);
     Ok(channel::stream(move |sink| async move {
-        let mut t =
-            Tracker { wanted, jobs: HashMap::new(), pods: HashMap::new(), last: HashMap::new(), done: HashSet::new() };
+        let mut t = Tracker {
+            pods_api: pods_api.clone(),
+            wanted,
+            jobs: HashMap::new(),
+            pods: HashMap::new(),
+            last: HashMap::new(),
+            done: HashSet::new(),
+        };
         let mut listed_jobs = false;
         let mut listed_pods = false;
         let mut relist: Option<HashSet<String>> = None;

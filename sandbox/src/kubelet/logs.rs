@@ -4,7 +4,6 @@
 //! previous instance that does not exist. The sandbox's `pods/log` and the
 //! node agent's `/containerLogs` both answer through [`container_log`].
 
-
 use std::sync::Arc;
 
 use bytes::Bytes;
