@@ -12,7 +12,7 @@
 //!
 //! Run: `cargo bench -p polysync-tests --bench serve`
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ const CLIENTS: usize = 32;
 const SUBMISSIONS: usize = 3000;
 const TRACKED: usize = 10_000;
 
-fn replica(config: &std::path::Path, i: usize) -> (Child, String) {
+fn replica(config: &std::path::Path, i: usize) -> (polysync_tests::ServeProcess, String) {
     let mut envs = vec![
         ("POLYSYNC_API_TOKEN", TOKEN.to_owned()),
         ("BENCH_PG_PASSWORD", polysync_clusters::postgres::PASSWORD.to_owned()),
@@ -38,8 +38,9 @@ fn replica(config: &std::path::Path, i: usize) -> (Child, String) {
     if let Ok(v) = std::env::var("BENCH_MALLOC_ARENA_MAX") {
         envs.push(("MALLOC_ARENA_MAX", v));
     }
-    let (child, base) = polysync_tests::start_server(config, "1s", &envs);
-    (child, base.strip_prefix("http://").unwrap_or(&base).to_owned())
+    let process = polysync_tests::start_server(config, "1s", &envs);
+    let addr = process.base.strip_prefix("http://").unwrap_or(&process.base).to_owned();
+    (process, addr)
 }
 
 /// One keep-alive HTTP/1.1 request; returns the status.
@@ -132,7 +133,7 @@ fn main() {
         ),
     )
     .unwrap();
-    let (mut a, a_addr) = replica(&config, 0);
+    let (a, a_addr) = replica(&config, 0);
     let sync = Command::new("curl")
         .args(["-sS", "-X", "POST", "-H", &format!("Authorization: Bearer {TOKEN}")])
         .arg(format!("http://{a_addr}/v1/connections/sandbox/syncs"))
@@ -144,7 +145,7 @@ fn main() {
     let keys = |prefix: &str, n: usize| Arc::new((0..n).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>());
     let one = submit(&rt, std::slice::from_ref(&a_addr), keys("one", SUBMISSIONS), 201);
     std::thread::sleep(Duration::from_secs(8));
-    eprintln!("replica 0 after {SUBMISSIONS} runs: RSS {} KiB", rss_kib(a.id(), "VmRSS:"));
+    eprintln!("replica 0 after {SUBMISSIONS} runs: RSS {} KiB", rss_kib(a.child.id(), "VmRSS:"));
     let one_again = submit(&rt, std::slice::from_ref(&a_addr), keys("one", SUBMISSIONS), 200);
     let (mut b, b_addr) = replica(&config, 1);
     let (mut c, c_addr) = replica(&config, 2);
@@ -193,9 +194,8 @@ fn main() {
 
     // RSS of one replica following 10,000 runs: the others stop cleanly
     // (their runs are released), the rest are created through it.
-    for child in [&mut b, &mut c] {
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-        let _ = child.wait();
+    for replica in [&mut b, &mut c] {
+        replica.child.terminate();
     }
     let have = 2 * SUBMISSIONS;
     submit(&rt, std::slice::from_ref(&a_addr), keys("fill", TRACKED - have), 201);
@@ -214,12 +214,11 @@ fn main() {
     }
     for _ in 0..6 {
         std::thread::sleep(Duration::from_secs(5));
-        eprintln!("replica 0: RSS {} KiB, peak {} KiB", rss_kib(a.id(), "VmRSS:"), rss_kib(a.id(), "VmHWM:"));
+        eprintln!("replica 0: RSS {} KiB, peak {} KiB", rss_kib(a.child.id(), "VmRSS:"), rss_kib(a.child.id(), "VmHWM:"));
     }
-    let rss = rss_kib(a.id(), "VmRSS:");
-    let hwm = rss_kib(a.id(), "VmHWM:");
-    let _ = a.kill();
-    let _ = a.wait();
+    let rss = rss_kib(a.child.id(), "VmRSS:");
+    let hwm = rss_kib(a.child.id(), "VmHWM:");
+    drop(a);
 
     println!("| `polysync serve` (release, PostgreSQL catalog, sandbox) | polysync | peer: `kubectl create -f`, 16 at a time | goal |");
     println!("|---|---|---|---|");

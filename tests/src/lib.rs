@@ -167,27 +167,43 @@ impl SandboxCluster {
     }
 }
 
-/// Start `polysync serve --listen 127.0.0.1:0` with `config` and `envs`;
-/// returns the child (stop it yourself) and its base URL, read from its
-/// first line (`listening on http://127.0.0.1:PORT`).
-pub fn start_server(
-    config: &std::path::Path,
-    claim_every: &str,
-    envs: &[(&str, String)],
-) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(polysync_conformance::artifacts::executable("polysync", "polysync"))
-        .arg("--config")
-        .arg(config)
-        .args(["serve", "--listen", "127.0.0.1:0", "--claim-every", claim_every])
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .env_remove("POLYSYNC_CONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("polysync serve starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout is piped")).read_line(&mut line).expect("a first line");
-    let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    (child, base.to_owned())
+/// A running `polysync serve`: killed when dropped (and with the test
+/// process, even on a panic that skips destructors).
+#[derive(Debug)]
+pub struct ServeProcess {
+    pub child: polysync_clusters::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Start `polysync serve --listen 127.0.0.1:0` with `config` and `envs`,
+/// and wait for it to say where it listens.
+pub fn start_server(config: &std::path::Path, claim_every: &str, envs: &[(&str, String)]) -> ServeProcess {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let log = dir.path().join("serve.log");
+    let args: Vec<String> = ["--config", &config.display().to_string(), "serve", "--listen", "127.0.0.1:0", "--claim-every", claim_every]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut child = polysync_clusters::process::Child::spawn_with_env(
+        "polysync serve",
+        &polysync_conformance::artifacts::executable("polysync", "polysync"),
+        &args,
+        envs,
+        &log,
+    )
+    .expect("polysync serve starts");
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(base) = text.lines().find_map(|l| l.strip_prefix("listening on ")) {
+            return ServeProcess { base: base.trim().to_owned(), child, _dir: dir };
+        }
+        if let Err(e) = child.check() {
+            panic!("polysync serve did not start: {e}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "polysync serve did not start:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

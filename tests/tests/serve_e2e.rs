@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,20 +26,13 @@ fn plugin_dir() -> PathBuf {
     artifacts::cdylib("polysync-provider-kubernetes").parent().unwrap().to_path_buf()
 }
 
-/// A running `polysync serve` on a sandbox, killed when dropped.
+/// A running `polysync serve` on a sandbox (killed when dropped).
 struct Server {
-    child: Child,
+    _process: polysync_tests::ServeProcess,
     base: String,
     cluster: SandboxCluster,
     ns: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -57,12 +50,13 @@ impl Server {
             ),
         )
         .unwrap();
-        let (child, base) = polysync_tests::start_server(
+        let process = polysync_tests::start_server(
             &config,
             "300ms",
             &[("POLYSYNC_API_TOKEN", TOKEN.into()), ("TEST_CALLBACK_SECRET", CALLBACK_SECRET.into())],
         );
-        Self { child, base, cluster, ns: ns.to_owned(), _dir: dir }
+        let base = process.base.clone();
+        Self { _process: process, base, cluster, ns: ns.to_owned(), _dir: dir }
     }
 
     fn source(&self, name: &str, script: &str) {
@@ -346,8 +340,8 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
             ],
         )
     };
-    let mut replicas: Vec<(Child, String)> = (0..3).map(start).collect();
-    let bases: Vec<String> = replicas.iter().map(|(_, b)| b.clone()).collect();
+    let mut replicas: Vec<polysync_tests::ServeProcess> = (0..3).map(start).collect();
+    let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
     let (code, body) = http(&bases[0], "POST", "/v1/connections/sandbox/syncs", None, &[]);
     assert_eq!(code, 202, "{body}");
     std::thread::sleep(Duration::from_secs(1));
@@ -374,8 +368,7 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
     };
     let held = owned_by_dead();
     assert!(held > 0, "replica 0 followed none of its runs");
-    replicas[0].0.kill().unwrap();
-    replicas[0].0.wait().unwrap();
+    replicas[0].child.kill();
     let killed = Instant::now();
     let takeover = loop {
         if owned_by_dead() == 0 {
@@ -410,10 +403,7 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
     let (code, body) = http(&bases[2], "GET", "/v1/runs?limit=1000", None, &[]);
     assert_eq!(code, 200);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["runs"].as_array().unwrap().len(), RUNS);
-    for (child, _) in &mut replicas[1..] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(replicas);
 }
 
 /// Schemathesis, against the OpenAPI document of a live server on the

@@ -59,6 +59,28 @@ impl Child {
         args: &[String],
         log: &Path,
     ) -> Result<Self, ClusterError> {
+        Self::spawn_full(name, user, program, args, &[], log)
+    }
+
+    /// [`Child::spawn`] with environment variables of its own.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+        log: &Path,
+    ) -> Result<Self, ClusterError> {
+        Self::spawn_full(name, None, program, args, envs, log)
+    }
+
+    fn spawn_full(
+        name: &str,
+        user: Option<&str>,
+        program: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+        log: &Path,
+    ) -> Result<Self, ClusterError> {
         let out =
             std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| ClusterError::io(log, e))?;
         let err = out.try_clone().map_err(|e| ClusterError::io(log, e))?;
@@ -67,6 +89,7 @@ impl Child {
             command.arg(format!("--reuid={user}")).arg(format!("--regid={user}")).arg("--init-groups");
         }
         command.arg("--pdeathsig").arg("KILL").arg("--").arg(program).args(args);
+        command.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
         command.stdin(Stdio::null()).stdout(out).stderr(err);
         let (tx, rx) = mpsc::channel();
         spawner()
@@ -94,6 +117,17 @@ impl Child {
 
     pub fn log_path(&self) -> &Path {
         &self.log
+    }
+
+    /// Its process id (setpriv execs the program, so this is the program's).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ask it to stop (SIGTERM) and wait for it.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
     }
 
     pub fn kill(&mut self) {
