@@ -2,11 +2,9 @@
 //! `Status`es with their real reasons and codes, Job validation, paging,
 //! watches, deletion propagation.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{job, start};
+use crate::common::{job, start};
 use http::{Method, StatusCode};
 use polysync_sandbox::{Access, FaultSettings, Identity, SandboxConfig, SeedConfig};
 use serde_json::{Value, json};

@@ -2,11 +2,9 @@
 //! sequences, backoff, deadlines, suspend/resume, indexed completion,
 //! image pull failures, config errors, TTL, logs.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{condition_types, job, start};
+use crate::common::{condition_types, job, start};
 use http::StatusCode;
 use polysync_sandbox::SandboxConfig;
 use serde_json::{Value, json};
