@@ -276,6 +276,15 @@ fn a_server_without_tokens_refuses_a_public_address() {
     assert_eq!(out.status.code(), Some(20));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("without tokens") && err.contains("POLYSYNC_API_TOKEN"), "{err}");
+    // A claim interval of nothing would spin on the catalog: refused.
+    let out = Command::new(artifacts::executable("polysync", "polysync"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--claim-every", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(20));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--claim-every"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).

@@ -378,6 +378,11 @@ async fn logs(
 
 
 async fn serve(config: Config, out: Out, listen: Option<String>, claim_every: Duration) -> Result<u8> {
+    if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&claim_every) {
+        return Err(Error::InvalidInput(format!(
+            "--claim-every {claim_every:?} is out of range; use between 100ms and 60s"
+        )));
+    }
     let listen = listen.or_else(|| config.serve.listen.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
     let listen: std::net::SocketAddr = listen
         .parse()

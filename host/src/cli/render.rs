@@ -166,10 +166,8 @@ pub async fn logs(out: Out, logs: RunLogs, container: Option<&str>, tail: Option
 fn archived(out: Out, logs: &[ArchivedLog], container: Option<&str>, tail: Option<u64>) {
     let multi = logs.len() > 1;
     for log in logs.iter().filter(|l| container.is_none_or(|c| c == l.container)) {
-        let lines: Vec<&str> = log.text.split_inclusive('\n').collect();
-        let skip = tail.map_or(0, |t| lines.len().saturating_sub(t as usize));
+        let text = log.tail(tail);
         if out.json {
-            let text: String = lines[skip..].concat();
             emit(&format!(
                 "{}\n",
                 json!({"unit": log.unit, "container": log.container, "text": text, "archived": true, "truncated": log.truncated})
@@ -182,7 +180,7 @@ fn archived(out: Out, logs: &[ArchivedLog], container: Option<&str>, tail: Optio
         if log.truncated && !out.quiet {
             emit(&format!("[archived log: only its last {} KiB were kept]\n", ARCHIVE_LIMIT / 1024));
         }
-        emit(&lines[skip..].concat());
+        emit(&text);
     }
 }
 

@@ -361,7 +361,9 @@ pub async fn get_sync(State(state): State<AppState>, Path(raw): Path<String>) ->
     Ok(json(StatusCode::OK, &record))
 }
 
-/// Filters of the entry list.
+/// Filters of the entry list, for the OpenAPI document only: the handler
+/// reads the query itself, so a bad value is a problem document (axum's own
+/// rejection would be plain text).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -522,7 +524,8 @@ pub async fn create_run(State(state): State<AppState>, headers: HeaderMap, body:
     Ok(response)
 }
 
-/// Filters of the run list.
+/// Filters of the run list, for the OpenAPI document only (see
+/// [`EntryQuery`]).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -634,9 +637,7 @@ pub async fn run_logs(
         RunLogs::Archived(list) => {
             let mut text = String::new();
             for log in list.iter().filter(|l| container.as_deref().is_none_or(|c| c == l.container)) {
-                let lines: Vec<&str> = log.text.split_inclusive('\n').collect();
-                let skip = tail.map_or(0, |t| lines.len().saturating_sub(t as usize));
-                text.push_str(&lines[skip..].concat());
+                text.push_str(&log.tail(tail));
             }
             Body::from(text)
         }

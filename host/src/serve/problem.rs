@@ -54,7 +54,9 @@ fn status_of(e: &Error) -> StatusCode {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        Error::Pending(_) => StatusCode::ACCEPTED,
+        // A problem document is never a success: the API answers a pending
+        // run with 202 and the run itself, not with this error.
+        Error::Pending(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Catalog { .. } | Error::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Provider(p) => match p.kind() {
             ErrorKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,

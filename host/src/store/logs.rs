@@ -21,6 +21,15 @@ pub struct ArchivedLog {
     pub truncated: bool,
 }
 
+impl ArchivedLog {
+    /// Its text, or only its last `lines` lines (`tail`).
+    pub fn tail(&self, lines: Option<u64>) -> String {
+        let all: Vec<&str> = self.text.split_inclusive('\n').collect();
+        let skip = lines.map_or(0, |t| all.len().saturating_sub(usize::try_from(t).unwrap_or(usize::MAX)));
+        all[skip..].concat()
+    }
+}
+
 /// Keep the last [`ARCHIVE_LIMIT`] bytes of `text`, cut at a line start.
 pub fn bounded(text: &str) -> (String, bool) {
     if text.len() <= ARCHIVE_LIMIT {
