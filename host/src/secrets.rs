@@ -46,7 +46,7 @@ impl SecretNames {
     /// The run with secret parameter values redacted.
     pub fn run(&self, run: &StoredRun) -> StoredRun {
         let mut out = run.clone();
-        for (k, v) in out.parameters.iter_mut() {
+        for (k, v) in out.parameters.iter_mut().chain(out.outputs.iter_mut()) {
             if self.is_secret(k) {
                 *v = REDACTED.to_owned();
             }

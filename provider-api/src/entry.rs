@@ -62,6 +62,17 @@ pub struct Parameter {
 }
 
 impl Parameter {
+    /// An output the run reports (API 1.3).
+    pub fn output(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            default: None,
+            direction: Direction::Output,
+            data_type: DataType::String,
+            description: String::new(),
+        }
+    }
+
     /// An input string parameter with a default value.
     pub fn input(name: impl Into<String>, default: impl Into<String>) -> Self {
         Self {
@@ -74,14 +85,34 @@ impl Parameter {
     }
 }
 
+/// Which way a parameter's value flows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Direction {
+    /// Sent to the run (container[0]'s environment).
     #[default]
     Input,
+    /// Produced by the run and read back into [`RunStatus::outputs`]. (API 1.3)
+    ///
+    /// [`RunStatus::outputs`]: crate::RunStatus::outputs
     Output,
+    /// Sent to the run and updated from its outputs. An older host reads it
+    /// as `Unknown` and treats the parameter as an input. (API 1.3)
+    InputOutput,
     #[serde(other)]
     Unknown,
+}
+
+impl Direction {
+    /// Whether a run takes a value for this parameter.
+    pub fn is_input(self) -> bool {
+        !matches!(self, Self::Output)
+    }
+
+    /// Whether a run reports a value for this parameter.
+    pub fn is_output(self) -> bool {
+        matches!(self, Self::Output | Self::InputOutput)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

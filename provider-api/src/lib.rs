@@ -19,6 +19,7 @@ pub mod clusters;
 pub mod entry;
 pub mod error;
 pub mod manifest;
+pub mod outputs;
 pub mod provider;
 pub mod run;
 pub mod stream;

@@ -132,6 +132,15 @@ pub struct RunStatus {
     /// Per pod / task detail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<UnitStatus>,
+    /// What the run reported as its outputs (name → value), declared or
+    /// not. Filled once the run is final. (API 1.3)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
+    /// Why some outputs could not be read (a malformed or over-long
+    /// termination message, an unreadable log). It never changes `state`:
+    /// a run that succeeded stays a success. (API 1.3)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<String>,
 }
 
 impl RunStatus {
@@ -144,6 +153,8 @@ impl RunStatus {
             started_at: None,
             finished_at: None,
             units: Vec::new(),
+            outputs: BTreeMap::new(),
+            output_error: None,
         }
     }
 }

@@ -376,3 +376,134 @@ cluster_test!(
         });
     }
 );
+
+/// The `polysync` binary with a config whose one connection `k` is
+/// `namespace` of `cluster`, and a catalog in `dir`.
+fn cli(cluster: &Cluster, namespace: &str, dir: &std::path::Path) -> impl Fn(&[&str]) -> std::process::Output {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "plugin_dir = {:?}\ncatalog = {:?}\n\n[connections.k]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{namespace}\"\n",
+            artifacts::cdylib("polysync-provider-kubernetes").parent().unwrap().display().to_string(),
+            dir.join("catalog.db").display().to_string(),
+            cluster.kubeconfig().display().to_string(),
+        ),
+    )
+    .unwrap();
+    move |args: &[&str]| {
+        std::process::Command::new(artifacts::executable("polysync", "polysync"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("POLYSYNC_CONFIG")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+}
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}), exit {:?}:\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+cluster_test!(
+    fn outputs_from_termination_messages_and_log_markers_through_the_binary(cluster) {
+        let ns = "outputs";
+        let declare = |names: &'static str| move |job: &mut Value| job["metadata"]["annotations"] = json!({"polysync.io/outputs": names});
+        source_job(cluster, ns, "out-json", r#"printf '{"ROWS": "42", "REPORT_URL": "https://reports/1"}' > /dev/termination-log"#, declare("ROWS, REPORT_URL"));
+        source_job(cluster, ns, "out-lines", "echo ROWS=$GREETING > /dev/termination-log; echo EXTRA=undeclared >> /dev/termination-log", declare("ROWS"));
+        source_job(cluster, ns, "out-markers", "echo start; echo '::polysync-output ROWS=7'; echo done", declare("ROWS"));
+        source_job(cluster, ns, "out-malformed", "echo 'this is not an output' > /dev/termination-log", declare("ROWS"));
+        source_job(cluster, ns, "out-long", "echo \"PAD=$PAD\" > /dev/termination-log; echo LAST=1 >> /dev/termination-log", |job| {
+            job["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "PAD", "value": "p".repeat(5000)}]);
+        });
+        source_job(cluster, ns, "out-inout", "echo \"COUNT=${COUNT}0\" > /dev/termination-log", |job| {
+            job["metadata"]["annotations"] = json!({"polysync.io/outputs": "COUNT, TOTAL"});
+            job["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "COUNT", "value": "1"}]);
+        });
+        source_job(cluster, ns, "out-failed", "echo 'FallbackToLogsOnError keeps this'; exit 3", |job| {
+            job["spec"]["backoffLimit"] = json!(0);
+            job["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let polysync = cli(cluster, ns, dir.path());
+        let out = polysync(&["discover", "k"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+        // Discovery: declared outputs are Output parameters; one that is
+        // also an env var is InputOutput.
+        let entry = stdout_json(&polysync(&["-o", "json", "catalog", "k", "--entry", "out-inout"]));
+        let params: Vec<(String, String)> = entry["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["name"].as_str().unwrap().to_owned(), p["direction"].as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(params, [("COUNT".into(), "InputOutput".into()), ("TOTAL".into(), "Output".into())]);
+
+        // An output cannot be given as a parameter.
+        let out = polysync(&["run", "k", "out-json", "-p", "ROWS=1"]);
+        assert_eq!(out.status.code(), Some(20), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("ROWS is an output of out-json"));
+
+        let run = |entry: &str, params: &[&str]| {
+            let mut args = vec!["-o", "json", "run", "k", entry, "--wait"];
+            for p in params {
+                args.extend(["-p", p]);
+            }
+            stdout_json(&polysync(&args))
+        };
+        let outputs = |run: &Value| -> Vec<(String, String)> {
+            run["outputs"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect()
+        };
+
+        let r = run("out-json", &[]);
+        assert_eq!(r["state"], "Success", "{r}");
+        assert_eq!(outputs(&r), [("REPORT_URL".into(), "https://reports/1".into()), ("ROWS".into(), "42".into())]);
+        assert!(r.get("output_error").is_none(), "{r}");
+
+        let r = run("out-lines", &[]);
+        assert_eq!(outputs(&r), [("EXTRA".into(), "undeclared".into()), ("ROWS".into(), "hello".into())], "undeclared outputs are kept");
+
+        let r = run("out-markers", &[]);
+        assert_eq!(outputs(&r), [("ROWS".into(), "7".into())]);
+        let logs = polysync(&["logs", r["id"].as_i64().unwrap().to_string().as_str()]);
+        assert!(String::from_utf8_lossy(&logs.stdout).contains("::polysync-output ROWS=7"), "the marker stays in the log");
+
+        let r = run("out-malformed", &[]);
+        assert_eq!(r["state"], "Success", "a bad message does not fail the run: {r}");
+        let error = r["output_error"].as_str().unwrap();
+        assert!(error.contains("line 1 of the termination message is not NAME=VALUE"), "{error}");
+        assert!(error.contains("declared outputs not written: ROWS"), "{error}");
+
+        let r = run("out-long", &[]);
+        assert_eq!(r["state"], "Success", "{r}");
+        assert!(r["output_error"].as_str().unwrap().contains("most a kubelet keeps is 4096"), "{r}");
+        assert_eq!(outputs(&r), [("LAST".into(), "1".into())], "the whole lines after the cut are kept");
+
+        let r = run("out-inout", &["COUNT=5"]);
+        assert_eq!(outputs(&r), [("COUNT".into(), "50".into())], "sent as env, updated from the result");
+        assert!(r["output_error"].as_str().unwrap().contains("TOTAL"), "a declared output never written is named");
+
+        let r = run("out-failed", &[]);
+        assert_eq!(r["state"], "Failed", "{r}");
+        assert!(r["output_error"].as_str().unwrap().contains("termination message"), "{r}");
+        let pod_message = &r["outputs"];
+        assert!(pod_message.is_null(), "a log tail is not an output: {r}");
+
+        // `status` and `runs --outputs` show them.
+        let id = run("out-json", &[])["id"].as_i64().unwrap().to_string();
+        let status = String::from_utf8_lossy(&polysync(&["status", &id]).stdout).into_owned();
+        assert!(status.contains("output ROWS=42"), "{status}");
+        let runs = String::from_utf8_lossy(&polysync(&["runs", "--outputs", "--entry", "out-json"]).stdout).into_owned();
+        assert!(runs.contains("OUTPUTS") && runs.contains("ROWS=42"), "{runs}");
+    }
+);

@@ -161,6 +161,9 @@ pub enum Command {
         state: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Add a column with each run's outputs.
+        #[arg(long)]
+        outputs: bool,
     },
     /// Serve the API (/v1, its OpenAPI document at /v1/openapi.json), the
     /// status page (/), /healthz, /readyz and /metrics, and follow runs in

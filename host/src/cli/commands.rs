@@ -81,7 +81,7 @@ async fn command(host: &Host, out: Out, command: Command) -> Result<u8> {
         Command::Events { run, follow } => events(host, out, &run, follow).await,
         Command::Serve { .. } => Err(Error::InvalidInput("this command cannot run inside another one".into())),
         Command::Url { connection, entry, run } => url(host, out, connection, entry, run).await,
-        Command::Runs { connection, entry, state, limit } => {
+        Command::Runs { connection, entry, state, limit, outputs } => {
             let state = match state.as_deref() {
                 None => None,
                 Some(s) => Some(RunState::parse(s).ok_or_else(|| {
@@ -90,7 +90,7 @@ async fn command(host: &Host, out: Out, command: Command) -> Result<u8> {
                 })?),
             };
             let filter = RunFilter { connection, external_id: entry, state, limit: Some(limit), ..RunFilter::default() };
-            render::runs(out, &host.config.secrets, host.store().await?.runs(&filter).await?);
+            render::runs(out, &host.config.secrets, host.store().await?.runs(&filter).await?, outputs);
             Ok(EXIT_OK)
         }
         #[cfg(feature = "sandbox")]

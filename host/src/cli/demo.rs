@@ -165,7 +165,8 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
 
     step(out, 7, "run history", "runs");
     let history = host.store().await?.runs(&RunFilter { limit: Some(10), ..RunFilter::default() }).await?;
-    render::runs(out, names, history);
+    let outputs = history.iter().any(|r| !r.outputs.is_empty());
+    render::runs(out, names, history, outputs);
     host.shutdown().await?;
 
     out.say(format!(

@@ -23,9 +23,25 @@ pub fn run(out: Out, names: &SecretNames, run: &StoredRun) {
     if let Some(m) = &run.message {
         out.say(format!("  {m}"));
     }
+    for (name, value) in &run.outputs {
+        out.say(format!("  output {name}={value}"));
+    }
+    if let Some(e) = &run.output_error {
+        out.say(format!("  output error: {e}"));
+    }
 }
 
-pub fn runs(out: Out, names: &SecretNames, runs: Vec<StoredRun>) {
+/// A run's outputs on one line, for tables.
+fn outputs_cell(run: &StoredRun) -> String {
+    let mut cell: Vec<String> = run.outputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if run.output_error.is_some() {
+        cell.push("(output error)".into());
+    }
+    cell.join(" ")
+}
+
+/// `outputs` adds a column with each run's outputs.
+pub fn runs(out: Out, names: &SecretNames, runs: Vec<StoredRun>, outputs: bool) {
     let runs: Vec<StoredRun> = if out.show_secrets { runs } else { runs.iter().map(|r| names.run(r)).collect() };
     if out.json {
         out.json(&runs);
@@ -34,7 +50,7 @@ pub fn runs(out: Out, names: &SecretNames, runs: Vec<StoredRun>) {
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 format!("#{}", r.id),
                 r.connection.clone(),
                 r.external_id.clone(),
@@ -42,10 +58,18 @@ pub fn runs(out: Out, names: &SecretNames, runs: Vec<StoredRun>) {
                 out.state(r.state.as_str()),
                 r.reason.clone().unwrap_or_default(),
                 r.created_at.clone(),
-            ]
+            ];
+            if outputs {
+                row.push(outputs_cell(r));
+            }
+            row
         })
         .collect();
-    out.table(&["RUN", "CONNECTION", "ENTRY", "RUN ID", "STATE", "REASON", "CREATED"], &rows);
+    let mut header = vec!["RUN", "CONNECTION", "ENTRY", "RUN ID", "STATE", "REASON", "CREATED"];
+    if outputs {
+        header.push("OUTPUTS");
+    }
+    out.table(&header, &rows);
 }
 
 pub fn sync(out: Out, connection: &str, report: &SyncRecord) {
@@ -66,9 +90,13 @@ pub fn entry(out: Out, names: &SecretNames, e: &StoredEntry) {
         return;
     }
     out.say(format!("{} ({:?}, {:?}) in {}", e.entry.external_id, e.entry.kind, e.state, e.connection));
-    let rows: Vec<Vec<String>> =
-        e.entry.parameters.iter().map(|p| vec![p.name.clone(), p.default.clone().unwrap_or_default()]).collect();
-    out.table(&["PARAMETER", "DEFAULT"], &rows);
+    let rows: Vec<Vec<String>> = e
+        .entry
+        .parameters
+        .iter()
+        .map(|p| vec![p.name.clone(), format!("{:?}", p.direction), p.default.clone().unwrap_or_default()])
+        .collect();
+    out.table(&["PARAMETER", "DIRECTION", "DEFAULT"], &rows);
 }
 
 pub fn entries(out: Out, names: &SecretNames, entries: Vec<StoredEntry>) {

@@ -144,7 +144,24 @@ impl Drop for Leases {
 /// Check parameter names against the entry; unknown names are an error
 /// that lists the valid ones.
 pub fn check_parameters(entry: &StoredEntry, parameters: &BTreeMap<String, String>) -> Result<()> {
-    let known: Vec<&str> = entry.entry.parameters.iter().map(|p| p.name.as_str()).collect();
+    let inputs = entry.entry.parameters.iter().filter(|p| p.direction.is_input());
+    let known: Vec<&str> = inputs.map(|p| p.name.as_str()).collect();
+    let outputs: Vec<&str> = parameters
+        .keys()
+        .map(String::as_str)
+        .filter(|k| entry.entry.parameters.iter().any(|p| p.name == *k && !p.direction.is_input()))
+        .collect();
+    if !outputs.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{} {} output{} of {}: a run reports {}, it cannot be given; leave {} out",
+            outputs.join(", "),
+            if outputs.len() > 1 { "are" } else { "is an" },
+            if outputs.len() > 1 { "s" } else { "" },
+            entry.entry.external_id,
+            if outputs.len() > 1 { "them" } else { "it" },
+            if outputs.len() > 1 { "them" } else { "it" },
+        )));
+    }
     let unknown: Vec<&str> = parameters.keys().map(String::as_str).filter(|k| !known.contains(k)).collect();
     if unknown.is_empty() {
         return Ok(());

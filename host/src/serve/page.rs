@@ -112,11 +112,27 @@ pub async fn run(
         let _ = write!(body, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
     }
     body.push_str("</table>");
+    if !run.outputs.is_empty() || run.output_error.is_some() {
+        body.push_str("<h2>Outputs</h2><table id=\"outputs\"><tr><th>Name</th><th>Value</th></tr>");
+        for (k, v) in &run.outputs {
+            let _ = write!(body, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
+        }
+        body.push_str("</table>");
+        if let Some(e) = &run.output_error {
+            let _ = write!(body, "<p class=\"Failed\">{}</p>", esc(e));
+        }
+    }
     if let Some(entry) = store.entry(&run.connection, &run.external_id).await? {
         let entry = state.host.config.secrets.entry(&entry);
-        body.push_str("<h2>Parameters of the entry</h2><table><tr><th>Name</th><th>Default</th></tr>");
+        body.push_str("<h2>Parameters of the entry</h2><table><tr><th>Name</th><th>Direction</th><th>Default</th></tr>");
         for p in &entry.entry.parameters {
-            let _ = write!(body, "<tr><td>{}</td><td>{}</td></tr>", esc(&p.name), esc(p.default.as_deref().unwrap_or("")));
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{:?}</td><td>{}</td></tr>",
+                esc(&p.name),
+                p.direction,
+                esc(p.default.as_deref().unwrap_or(""))
+            );
         }
         body.push_str("</table>");
     }

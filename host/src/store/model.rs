@@ -242,6 +242,12 @@ pub struct StoredRun {
     /// The host that follows the run while its lease lasts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// What the run reported as outputs (API 1.3 providers), once final.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
+    /// Why some outputs could not be read; the run's state is unaffected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<String>,
     /// Its logs are archived and its delete-after applied: nothing is left
     /// to do for it.
     #[serde(skip)]
@@ -304,4 +310,10 @@ pub fn now() -> String {
 /// Now in milliseconds since the epoch (lease expiries).
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
+}
+
+/// A status's outputs as both stores keep them (a JSON object); `None`
+/// when it has none, so an update keeps what is stored.
+pub(crate) fn outputs_json(status: &polysync_provider_api::RunStatus) -> Option<String> {
+    (!status.outputs.is_empty()).then(|| serde_json::to_string(&status.outputs).unwrap_or_default())
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use polysync_provider_api::{CatalogEntry, EntryKind, FallbackAttributes, Parameter};
+use polysync_provider_api::{CatalogEntry, Direction, EntryKind, FallbackAttributes, Parameter};
 
 use crate::labels::{MANAGED_BY, MANAGED_BY_VALUE};
 use crate::naming::fnv64;
@@ -22,17 +22,29 @@ pub fn is_skipped(job: &Job) -> bool {
 
 /// Parameters: container[0]'s env vars with a literal value. `valueFrom`
 /// entries stay in the spec but are not parameters.
-fn parameters(template: &PodTemplateSpec) -> Vec<Parameter> {
-    let Some(container) = template.spec.as_ref().and_then(|s| s.containers.first()) else { return Vec::new() };
+///
+/// Declared outputs (`polysync.io/outputs`) follow as `Output` parameters;
+/// one that is also a literal env var is that input, made `InputOutput`.
+fn parameters(template: &PodTemplateSpec, outputs: &[String]) -> Vec<Parameter> {
     let mut seen = std::collections::HashSet::new();
-    container
-        .env
-        .iter()
+    let mut parameters: Vec<Parameter> = template
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.env.as_ref())
+        .into_iter()
         .flatten()
         .filter(|e| e.value_from.is_none())
         .filter(|e| seen.insert(e.name.clone()))
         .map(|e| Parameter::input(e.name.clone(), e.value.clone().unwrap_or_default()))
-        .collect()
+        .collect();
+    for name in outputs {
+        match parameters.iter_mut().find(|p| &p.name == name) {
+            Some(p) => p.direction = Direction::InputOutput,
+            None => parameters.push(Parameter::output(name.clone())),
+        }
+    }
+    parameters
 }
 
 fn fallback(template: &PodTemplateSpec, stored: serde_json::Value) -> FallbackAttributes {
@@ -65,6 +77,7 @@ fn fingerprint(template: &PodTemplateSpec, shape: serde_json::Value) -> String {
 /// rebuilds.
 struct Made<'a> {
     template: &'a PodTemplateSpec,
+    outputs: Vec<String>,
     shape: serde_json::Value,
     stored: serde_json::Value,
 }
@@ -77,14 +90,14 @@ fn entry(
     labels: Option<&BTreeMap<String, String>>,
     made: Made<'_>,
 ) -> CatalogEntry {
-    let Made { template, shape, stored } = made;
+    let Made { template, outputs, shape, stored } = made;
     CatalogEntry {
         external_id,
         kind,
         display_name: name.to_owned(),
         namespace: Some(namespace.to_owned()),
         cluster: None,
-        parameters: parameters(template),
+        parameters: parameters(template, &outputs),
         fallback: fallback(template, stored),
         fingerprint: fingerprint(template, shape),
         labels: labels.cloned().unwrap_or_default(),
@@ -112,7 +125,7 @@ pub fn from_job(job: &Job, namespace: &str) -> Option<CatalogEntry> {
         name,
         namespace,
         job.metadata.labels.as_ref(),
-        Made { template: &spec.template, shape, stored },
+        Made { template: &spec.template, outputs: crate::outputs::declared(&job.metadata), shape, stored },
     ))
 }
 
@@ -126,14 +139,20 @@ pub fn from_cronjob(cronjob: &CronJob, namespace: &str) -> Option<CatalogEntry> 
         job_spec.parallelism,
         job_spec.active_deadline_seconds
     ]);
-    let stored =
-        crate::spec::stored_template(&cronjob.spec.job_template.metadata.clone().unwrap_or_default(), job_spec);
+    // Outputs declared on the template or on the CronJob itself; the stored
+    // template carries the declaration so a rebuilt run has it too.
+    let mut template_meta = cronjob.spec.job_template.metadata.clone().unwrap_or_default();
+    let mut probe = Job { metadata: template_meta.clone(), ..Job::default() };
+    crate::spec::inherit_outputs(&mut probe, &cronjob.metadata);
+    template_meta.annotations = probe.metadata.annotations;
+    let outputs = crate::outputs::declared(&template_meta);
+    let stored = crate::spec::stored_template(&template_meta, job_spec);
     Some(entry(
         format!("{CRONJOB_PREFIX}{name}"),
         EntryKind::CronJob,
         name,
         namespace,
         cronjob.metadata.labels.as_ref(),
-        Made { template: &job_spec.template, shape, stored },
+        Made { template: &job_spec.template, outputs, shape, stored },
     ))
 }

@@ -24,6 +24,7 @@ pub mod error;
 mod events;
 pub mod labels;
 mod logs;
+pub mod outputs;
 pub mod naming;
 pub mod retry;
 mod run;

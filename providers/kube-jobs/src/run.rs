@@ -64,7 +64,11 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
     let id = RunIdentity { name: &name, namespace: ns, source, kind, idempotency_key: &request.idempotency_key };
     let (job, source_kind) = match found {
         Source::Job(job) => (spec::from_job(&job, &id, &request.parameters)?, RunSource::Live),
-        Source::CronJob(c) => (spec::from_template(&c.spec.job_template, &id, &request.parameters)?, RunSource::Live),
+        Source::CronJob(c) => {
+            let mut job = spec::from_template(&c.spec.job_template, &id, &request.parameters)?;
+            spec::inherit_outputs(&mut job, &c.metadata);
+            (job, RunSource::Live)
+        }
         Source::Fallback => {
             tracing::info!(source, "the source is gone; running from the stored template");
             let fallback = request.fallback.as_ref().expect("checked above");
@@ -127,7 +131,12 @@ pub(crate) async fn poll(k: &KubeJobs, run_id: &str) -> Result<RunStatus, Provid
     let client = k.client().await?;
     let job = get_job(k, &client, run_id).await?.ok_or_else(|| not_found(run_id, &k.namespace))?;
     let pods = pods_of(k, &client, run_id).await?;
-    Ok(status::run_status(run_id, &job, &pods))
+    let mut status = status::run_status(run_id, &job, &pods);
+    if status.state.is_terminal() {
+        let api: Api<Pod> = Api::namespaced(client, &k.namespace);
+        (status.outputs, status.output_error) = crate::outputs::read(&api, &job, &pods).await;
+    }
+    Ok(status)
 }
 
 /// Delete the run's Job (pods follow in the background). A finished run is

@@ -189,6 +189,15 @@ pub fn from_template(
     }))
 }
 
+/// A CronJob may declare its outputs on itself rather than on its
+/// `jobTemplate`; the run carries the declaration either way.
+pub fn inherit_outputs(job: &mut Job, cronjob: &ObjectMeta) {
+    let key = polysync_provider_api::outputs::DECLARE;
+    if let Some(value) = cronjob.annotations.as_ref().and_then(|a| a.get(key)) {
+        job.metadata.annotations.get_or_insert_with(Default::default).entry(key.to_owned()).or_insert_with(|| value.clone());
+    }
+}
+
 /// The Job spec stored at discovery, if the entry has one.
 pub fn fallback_spec(fallback: &FallbackAttributes) -> Option<JobSpec> {
     let template = fallback.template.as_ref()?;

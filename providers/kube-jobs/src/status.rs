@@ -166,6 +166,8 @@ pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
         started_at: status.and_then(|s| s.start_time.as_ref()).map(rfc3339),
         finished_at,
         units,
+        outputs: Default::default(),
+        output_error: None,
     }
 }
 

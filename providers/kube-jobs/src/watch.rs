@@ -49,18 +49,23 @@ impl Tracker {
             // The Job's end and its pods' last states come on two watches,
             // in either order: read the pods once more, so the final
             // status carries their exit codes and reasons.
+            // The whole pods, not the slim ones: outputs need their specs.
             let params = ListParams::default().labels(&format!("{RUN}={run}"));
-            if let Ok(fresh) = self.pods_api.list(&params).await {
-                let fresh: BTreeMap<String, Pod> = fresh
-                    .items
-                    .into_iter()
-                    .map(|p| (p.metadata.name.clone().unwrap_or_default(), slim_pod(p)))
-                    .collect();
-                let pods: Vec<Pod> = fresh.values().cloned().collect();
-                if let Some(job) = self.jobs.get(run) {
-                    status = run_status(run, job, &pods);
+            match self.pods_api.list(&params).await {
+                Ok(fresh) => {
+                    if let Some(job) = self.jobs.get(run) {
+                        status = run_status(run, job, &fresh.items);
+                        (status.outputs, status.output_error) =
+                            crate::outputs::read(&self.pods_api, job, &fresh.items).await;
+                    }
+                    let fresh: BTreeMap<String, Pod> = fresh
+                        .items
+                        .into_iter()
+                        .map(|p| (p.metadata.name.clone().unwrap_or_default(), slim_pod(p)))
+                        .collect();
+                    self.pods.insert(run.to_owned(), fresh);
                 }
-                self.pods.insert(run.to_owned(), fresh);
+                Err(e) => status.output_error = Some(format!("the run's pods could not be read for its outputs: {e}")),
             }
         }
         if self.last.get(run) == Some(&status) {
@@ -102,7 +107,8 @@ impl Tracker {
 /// (its pod template, env, managed fields).
 fn slim_job(job: Job) -> Job {
     let meta = job.metadata;
-    let annotations = meta.annotations.map(|a| a.into_iter().filter(|(k, _)| k == crate::labels::KUEUE_QUEUE).collect());
+    let kept = [crate::labels::KUEUE_QUEUE, polysync_provider_api::outputs::DECLARE];
+    let annotations = meta.annotations.map(|a| a.into_iter().filter(|(k, _)| kept.contains(&k.as_str())).collect());
     Job {
         metadata: kube::api::ObjectMeta {
             name: meta.name,
@@ -112,7 +118,12 @@ fn slim_job(job: Job) -> Job {
             deletion_timestamp: meta.deletion_timestamp,
             ..Default::default()
         },
-        spec: job.spec.map(|s| k8s_openapi::api::batch::v1::JobSpec { managed_by: s.managed_by, ..Default::default() }),
+        spec: job.spec.map(|s| k8s_openapi::api::batch::v1::JobSpec {
+            managed_by: s.managed_by,
+            completion_mode: s.completion_mode,
+            completions: s.completions,
+            ..Default::default()
+        }),
         status: job.status,
     }
 }

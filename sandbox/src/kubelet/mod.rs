@@ -54,12 +54,55 @@ impl Sleeper for Clock {
     }
 }
 
-struct LogOut(Arc<ContainerLog>);
+/// A running container's output: its log, and the files its shell wrote.
+struct LogOut(Arc<ContainerLog>, BTreeMap<String, String>);
 
 impl Output for LogOut {
     fn line(&mut self, text: String) {
         self.0.append(text);
     }
+
+    fn write_file(&mut self, path: &str, text: &str, append: bool) {
+        let file = self.1.entry(path.to_owned()).or_default();
+        if !append {
+            file.clear();
+        }
+        file.push_str(text);
+    }
+}
+
+/// The most of a termination message a kubelet keeps per container.
+const MESSAGE_BYTES: usize = 4096;
+/// With `FallbackToLogsOnError`: the log's last 80 lines, at most 2 KiB.
+const FALLBACK_LINES: usize = 80;
+const FALLBACK_BYTES: usize = 2048;
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// A terminated container's `message`, as a kubelet sets it: the end of the
+/// file at `terminationMessagePath` (its last 4096 bytes), or — with
+/// `terminationMessagePolicy: FallbackToLogsOnError`, when the file is
+/// empty and the container failed — the end of its log.
+fn termination_message(c: &Value, files: &BTreeMap<String, String>, log: &ContainerLog, code: i32) -> Option<String> {
+    let path = c["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log");
+    let written = files.get(path).map(|f| tail(f, MESSAGE_BYTES)).unwrap_or_default();
+    if !written.is_empty() {
+        return Some(written.to_owned());
+    }
+    if code == 0 || c["terminationMessagePolicy"] != "FallbackToLogsOnError" {
+        return None;
+    }
+    let attempt = log.attempt(false)?;
+    let (lines, _) = log.read(attempt, 0);
+    let text: String = lines[lines.len().saturating_sub(FALLBACK_LINES)..].iter().map(|(_, _, t)| t.as_str()).collect();
+    (!text.is_empty()).then(|| tail(&text, FALLBACK_BYTES).to_owned())
 }
 
 fn container_id() -> String {
@@ -451,11 +494,15 @@ impl<N: NodeApi> Kubelet<N> {
             self.event(key, false, "Started", &format!("Started container {name}")).await;
             log.restart();
             let mut env = env.clone();
-            let code = shell::run_container(&command, &args, &mut env, &mut LogOut(log.clone()), &self.clock).await;
+            let mut out = LogOut(log.clone(), BTreeMap::new());
+            let code = shell::run_container(&command, &args, &mut env, &mut out, &self.clock).await;
             log.finish();
             let finished = now_rfc3339();
             let reason = if code == 0 { "Completed" } else { "Error" };
-            let terminated = json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished, "containerID": id}});
+            let mut terminated = json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished, "containerID": id}});
+            if let Some(message) = termination_message(c, &out.1, &log, code) {
+                terminated["terminated"]["message"] = json!(message);
+            }
             if code == 0 || !restart_on_failure {
                 self.update(key, |p| {
                     let status = &mut p["status"][list][index];

@@ -9,7 +9,9 @@
 //! single and double quotes; `$VAR`, `${VAR}`, `${VAR:-default}` and `$?`;
 //! builtins `echo` (`-n`, `-e`), `printf` (`%s`, `%d`, `\n`), `sleep`,
 //! `exit`, `true`, `false`, `test` / `[`, `env`, `printenv`, `date` and `VAR=value` /
-//! `export VAR=value`. `> /dev/null` silences a command; `>&2` and `2>&1`
+//! `export VAR=value`. `> /dev/null` silences a command; `> FILE` and
+//! `>> FILE` write its output to a file of the container (the kubelet reads
+//! `/dev/termination-log` back as the termination message); `>&2` and `2>&1`
 //! are accepted (stderr goes to the log too). Unknown commands succeed
 //! silently.
 
@@ -19,6 +21,12 @@ use std::time::Duration;
 /// Where a command's output goes.
 pub trait Output {
     fn line(&mut self, text: String);
+
+    /// `cmd > FILE` / `cmd >> FILE`: the container's files (what a kubelet
+    /// reads back is the termination message). Dropped by default.
+    fn write_file(&mut self, path: &str, text: &str, append: bool) {
+        let _ = (path, text, append);
+    }
 }
 
 /// Sleeps in simulated time.
@@ -430,18 +438,34 @@ pub async fn run_script(
         // Redirections: `> /dev/null` silences; `>&2`, `2>&1`, `1>&2` are no-ops.
         let mut rendered: Vec<String> = Vec::new();
         let mut silent = false;
+        let mut file: Option<(String, bool)> = None;
         let expanded: Vec<String> = words.iter().map(|w| render(w, env, status)).collect();
         let mut iter = expanded.into_iter();
         while let Some(w) = iter.next() {
-            match w.as_str() {
-                ">&2" | "2>&1" | "1>&2" => {}
-                ">" | "1>" | "2>" | ">>" => {
-                    let target = iter.next().unwrap_or_default();
-                    silent |= !w.starts_with('2') && target == "/dev/null";
+            let (op, target) = match w.as_str() {
+                ">&2" | "2>&1" | "1>&2" => continue,
+                ">" | "1>" | "2>" | ">>" | "1>>" | "2>>" => (w.clone(), iter.next().unwrap_or_default()),
+                w if w.starts_with("2>") => continue,
+                w if w.starts_with(">>") || w.starts_with("1>>") => {
+                    let i = w.find(">>").expect("checked") + 2;
+                    (w[..i].to_owned(), w[i..].to_owned())
                 }
-                w if w.starts_with(">/dev/null") || w.starts_with("1>/dev/null") => silent = true,
-                w if w.starts_with("2>") => {}
-                _ => rendered.push(w),
+                w if w.starts_with('>') || w.starts_with("1>") => {
+                    let i = w.find('>').expect("checked") + 1;
+                    (w[..i].to_owned(), w[i..].to_owned())
+                }
+                _ => {
+                    rendered.push(w);
+                    continue;
+                }
+            };
+            if op.starts_with('2') || matches!(target.as_str(), "/dev/stdout" | "/dev/stderr" | "/dev/fd/1" | "/dev/fd/2") {
+                continue;
+            }
+            if target == "/dev/null" {
+                silent = true;
+            } else if !target.is_empty() {
+                file = Some((target, op.ends_with(">>")));
             }
         }
         // Leading assignments.
@@ -454,11 +478,17 @@ pub async fn run_script(
             env.insert(k.to_owned(), v.to_owned());
         }
         let mut sink = Silent;
+        let mut capture = Capture(String::new());
         let result = if silent {
             Box::pin(builtin(&rendered, env, &mut sink, sleeper)).await
+        } else if file.is_some() {
+            Box::pin(builtin(&rendered, env, &mut capture, sleeper)).await
         } else {
             Box::pin(builtin(&rendered, env, out, sleeper)).await
         };
+        if let (Some((path, append)), false) = (&file, silent) {
+            out.write_file(path, &capture.0, *append);
+        }
         match result {
             Ok(code) => status = code,
             Err(code) => return code,
@@ -471,6 +501,15 @@ struct Silent;
 
 impl Output for Silent {
     fn line(&mut self, _: String) {}
+}
+
+/// What a command redirected to a file printed.
+struct Capture(String);
+
+impl Output for Capture {
+    fn line(&mut self, text: String) {
+        self.0.push_str(&text);
+    }
 }
 
 /// Run a container's `command` + `args`; returns the exit code.
@@ -499,10 +538,17 @@ pub async fn run_container(
 mod tests {
     use super::*;
 
-    struct Lines(Vec<String>);
+    struct Lines(Vec<String>, BTreeMap<String, String>);
     impl Output for Lines {
         fn line(&mut self, text: String) {
             self.0.push(text);
+        }
+        fn write_file(&mut self, path: &str, text: &str, append: bool) {
+            let file = self.1.entry(path.to_owned()).or_default();
+            if !append {
+                file.clear();
+            }
+            file.push_str(text);
         }
     }
     struct NoSleep(std::sync::Mutex<Duration>);
@@ -514,7 +560,7 @@ mod tests {
 
     fn run(command: &[&str], env: &[(&str, &str)]) -> (i32, Vec<String>, Duration) {
         let mut env: BTreeMap<String, String> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let mut out = Lines(Vec::new());
+        let mut out = Lines(Vec::new(), BTreeMap::new());
         let sleeper = NoSleep(Default::default());
         let cmd: Vec<String> = command.iter().map(|s| (*s).to_owned()).collect();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -560,6 +606,20 @@ mod tests {
         assert_eq!((code, out), (0, vec!["x $(NAME) $(UNSET)\n".to_owned()]));
         let (code, out, _) = run(&["/app/run-batch", "--fast"], &[]);
         assert_eq!((code, out.len()), (0, 0));
+    }
+
+    #[test]
+    fn redirects_to_files() {
+        let mut env = BTreeMap::new();
+        let mut out = Lines(Vec::new(), BTreeMap::new());
+        let sleeper = NoSleep(Default::default());
+        let script = "echo ROWS=42 > /dev/termination-log; echo URL=x >>/dev/termination-log; echo seen; echo gone >/tmp/f; echo not-a-file 2> /tmp/err";
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let code = rt.block_on(run_script(script, &mut env, &mut out, &sleeper));
+        assert_eq!(code, 0);
+        assert_eq!(out.0, ["seen\n", "not-a-file\n"]);
+        assert_eq!(out.1["/dev/termination-log"], "ROWS=42\nURL=x\n");
+        assert_eq!(out.1["/tmp/f"], "gone\n");
     }
 
     #[test]

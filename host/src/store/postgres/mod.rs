@@ -46,7 +46,7 @@ pub(super) fn err(shown: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
-const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url";
+const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error";
 
 fn row_to_run(r: &Row) -> StoredRun {
     StoredRun {
@@ -69,6 +69,8 @@ fn row_to_run(r: &Row) -> StoredRun {
         owner: r.get(16),
         finalized: r.get(17),
         callback_url: r.get(18),
+        outputs: r.get::<_, Option<&str>>(19).and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default(),
+        output_error: r.get(20),
     }
 }
 
@@ -475,9 +477,10 @@ impl Store for PostgresStore {
             let row = tx
                 .query_one(
                     &format!(
-                        "UPDATE runs SET state = $2, reason = $3, message = $4, updated_at = $5, finished_at = COALESCE(finished_at, $6) WHERE id = $1 RETURNING {RUN_COLUMNS}"
+                        "UPDATE runs SET state = $2, reason = $3, message = $4, updated_at = $5, finished_at = COALESCE(finished_at, $6),
+                             outputs = COALESCE($7, outputs), output_error = COALESCE($8, output_error) WHERE id = $1 RETURNING {RUN_COLUMNS}"
                     ),
-                    &[&id, &state.as_str(), &reason, &status.message, &at, &finished],
+                    &[&id, &state.as_str(), &reason, &status.message, &at, &finished, &crate::store::model::outputs_json(status), &status.output_error],
                 )
                 .await
                 .map_err(self.fail())?;

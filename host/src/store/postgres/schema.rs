@@ -91,6 +91,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN callback_url TEXT;
     CREATE INDEX runs_by_update ON runs (updated_at);
     ",
+    // 5: output parameters (a JSON object of strings) and why some could
+    // not be read.
+    "
+    ALTER TABLE runs ADD COLUMN outputs TEXT;
+    ALTER TABLE runs ADD COLUMN output_error TEXT;
+    ",
 ];
 
 /// One key for the migration lock of every polysync catalog.

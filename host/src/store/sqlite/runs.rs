@@ -11,7 +11,7 @@ use crate::store::{
     same_request, source_str,
 };
 
-const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url";
+const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error";
 
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
     Ok(StoredRun {
@@ -34,6 +34,8 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
         owner: r.get(16)?,
         finalized: r.get(17)?,
         callback_url: r.get(18)?,
+        outputs: r.get::<_, Option<String>>(19)?.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default(),
+        output_error: r.get(20)?,
     })
 }
 
@@ -108,8 +110,9 @@ pub(super) fn record_status(c: &mut Connection, id: i64, status: &RunStatus) -> 
         let (state, reason, final_now) = next_state(current.state, status);
         let finished = final_now.then(|| status.finished_at.clone().unwrap_or_else(|| at.clone()));
         tx.execute(
-            "UPDATE runs SET state = ?2, reason = ?3, message = ?4, updated_at = ?5, finished_at = COALESCE(finished_at, ?6) WHERE id = ?1",
-            params![id, state.as_str(), reason, status.message, at, finished],
+            "UPDATE runs SET state = ?2, reason = ?3, message = ?4, updated_at = ?5, finished_at = COALESCE(finished_at, ?6),
+                 outputs = COALESCE(?7, outputs), output_error = COALESCE(?8, output_error) WHERE id = ?1",
+            params![id, state.as_str(), reason, status.message, at, finished, crate::store::model::outputs_json(status), status.output_error],
         )?;
     }
     let after = by_id(&tx, id)?;
