@@ -24,10 +24,7 @@ fn entry(i: usize, generation: usize) -> CatalogEntry {
         display_name: format!("job-{i:05}"),
         namespace: Some("batch".into()),
         cluster: None,
-        parameters: vec![
-            Parameter::input("DATE", "2026-11-30"),
-            Parameter::input("REGION", "eu-west-1"),
-        ],
+        parameters: vec![Parameter::input("DATE", "2026-11-30"), Parameter::input("REGION", "eu-west-1")],
         fallback: Default::default(),
         fingerprint: format!("{generation}-{i}"),
         labels: BTreeMap::from([("team".to_owned(), "data".to_owned())]),

@@ -333,18 +333,20 @@ impl Config {
                     config.callback_secret = Some(PasswordSource::File(resolve("callback_secret_file", v)?));
                 }
                 "serve" => {
-                    let table = value.as_table().ok_or_else(|| {
-                        Error::Config(format!("{shown}: `serve` must be a table, like [serve]"))
-                    })?;
+                    let table = value
+                        .as_table()
+                        .ok_or_else(|| Error::Config(format!("{shown}: `serve` must be a table, like [serve]")))?;
                     for (k, v) in table {
                         let text = |what: &str| {
-                            v.as_str().map(str::to_owned).ok_or_else(|| {
-                                Error::Config(format!("{shown}: `serve.{k}` must be {what}"))
-                            })
+                            v.as_str()
+                                .map(str::to_owned)
+                                .ok_or_else(|| Error::Config(format!("{shown}: `serve.{k}` must be {what}")))
                         };
                         let list = || {
                             v.as_array()
-                                .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+                                .and_then(|a| {
+                                    a.iter().map(|x| x.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()
+                                })
                                 .ok_or_else(|| Error::Config(format!("{shown}: `serve.{k}` must be a list of strings")))
                         };
                         match k.as_str() {
@@ -447,7 +449,9 @@ impl Config {
         }
         config.catalog = match catalog {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                CatalogLocation::Postgres(PostgresCatalog::new(&url, password).map_err(|e| Error::Config(format!("{shown}: {e}")))?)
+                CatalogLocation::Postgres(
+                    PostgresCatalog::new(&url, password).map_err(|e| Error::Config(format!("{shown}: {e}")))?,
+                )
             }
             Some(path) => {
                 if password.is_some() {

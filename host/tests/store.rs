@@ -7,9 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use polysync::config::{CatalogLocation, PasswordSource, PostgresCatalog};
-use polysync::store::{
-    self, ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, RunFilter, RunState, Store,
-};
+use polysync::store::{self, ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, RunFilter, RunState, Store};
 use polysync_clusters::postgres::{self, Postgres};
 use polysync_provider_api::{CatalogEntry, EntryKind, RunHandle, RunSource, RunStatus};
 
@@ -88,7 +86,13 @@ fn new_run(key: &str, entry: &str) -> NewRun {
 }
 
 fn handle(run_id: &str) -> RunHandle {
-    RunHandle { run_id: run_id.into(), external_id: "nightly".into(), source: RunSource::Live, adopted: false, monitor_url: None }
+    RunHandle {
+        run_id: run_id.into(),
+        external_id: "nightly".into(),
+        source: RunSource::Live,
+        adopted: false,
+        monitor_url: None,
+    }
 }
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -128,15 +132,18 @@ store_test!(syncs_count_pages_and_only_a_complete_one_marks_missing, |store: Arc
     assert_eq!(all.iter().map(|e| e.entry.external_id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
 });
 
-store_test!(a_sync_whose_owner_stopped_renewing_is_failed_and_the_connection_freed, |store: Arc<dyn Store>| async move {
-    let stale = store.begin_sync("prod", "elsewhere/1/dead", Duration::from_millis(200)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let next = store.begin_sync("prod", "host-b", LEASE).await.unwrap();
-    assert_ne!(next, stale);
-    let old = store.sync_record(stale).await.unwrap().unwrap();
-    assert!(!old.complete);
-    assert!(old.error.unwrap().contains("interrupted"));
-});
+store_test!(
+    a_sync_whose_owner_stopped_renewing_is_failed_and_the_connection_freed,
+    |store: Arc<dyn Store>| async move {
+        let stale = store.begin_sync("prod", "elsewhere/1/dead", Duration::from_millis(200)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let next = store.begin_sync("prod", "host-b", LEASE).await.unwrap();
+        assert_ne!(next, stale);
+        let old = store.sync_record(stale).await.unwrap().unwrap();
+        assert!(!old.complete);
+        assert!(old.error.unwrap().contains("interrupted"));
+    }
+);
 
 store_test!(an_idempotency_key_returns_the_same_run_and_refuses_another_request, |store: Arc<dyn Store>| async move {
     let first = store.record_intent(&new_run("k1", "nightly"), "host-a", LEASE).await.unwrap();
@@ -244,14 +251,19 @@ store_test!(hosts_claiming_at_once_never_share_a_run_and_take_over_lapsed_leases
     };
     let first = all[0];
     let holder = owner_of(first).await;
-    let others: Vec<i64> = store.claim_runs("late", Some("prod"), LEASE, 100).await.unwrap().iter().map(|r| r.id).collect();
+    let others: Vec<i64> =
+        store.claim_runs("late", Some("prod"), LEASE, 100).await.unwrap().iter().map(|r| r.id).collect();
     assert!(others.is_empty(), "runs under lease were claimed: {others:?}");
     let short = Duration::from_millis(300);
-    assert!(store.claim_runs(&holder, Some("prod"), short, 100).await.unwrap().is_empty(), "held runs are not returned again");
+    assert!(
+        store.claim_runs(&holder, Some("prod"), short, 100).await.unwrap().is_empty(),
+        "held runs are not returned again"
+    );
     let mine = vec![first];
     assert_eq!(store.renew_leases(&holder, &mine, short).await.unwrap(), mine);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let taken: Vec<i64> = store.claim_runs("late", Some("prod"), LEASE, 100).await.unwrap().iter().map(|r| r.id).collect();
+    let taken: Vec<i64> =
+        store.claim_runs("late", Some("prod"), LEASE, 100).await.unwrap().iter().map(|r| r.id).collect();
     assert_eq!(taken, mine, "lapsed leases are taken over, and only those");
     assert!(store.renew_leases(&holder, &mine, LEASE).await.unwrap().is_empty());
     assert_eq!(store.renew_leases("late", &mine, LEASE).await.unwrap(), mine);
@@ -260,7 +272,8 @@ store_test!(hosts_claiming_at_once_never_share_a_run_and_take_over_lapsed_leases
     let second = all[1];
     let holder = owner_of(second).await;
     assert_eq!(store.release_runs(&holder, Some(&[second])).await.unwrap(), 1);
-    let again: Vec<i64> = store.claim_runs("third", Some("prod"), LEASE, 100).await.unwrap().iter().map(|r| r.id).collect();
+    let again: Vec<i64> =
+        store.claim_runs("third", Some("prod"), LEASE, 100).await.unwrap().iter().map(|r| r.id).collect();
     assert_eq!(again, [second]);
     store.mark_finalized(first).await.unwrap();
     assert_eq!(store.release_runs("late", None).await.unwrap(), 0, "finalizing let the run go");
@@ -281,7 +294,8 @@ store_test!(archived_logs_come_back_whole_and_in_order, |store: Arc<dyn Store>| 
     assert_eq!(back[1].text, big);
     assert!(back[1].truncated);
     // Archiving again replaces.
-    let again = vec![ArchivedLog { unit: "pod-b".into(), container: "main".into(), text: "b2\n".into(), truncated: false }];
+    let again =
+        vec![ArchivedLog { unit: "pod-b".into(), container: "main".into(), text: "b2\n".into(), truncated: false }];
     store.archive_logs(run.id, &again).await.unwrap();
     assert_eq!(store.archived_logs(run.id).await.unwrap().unwrap()[0].text, "b2\n");
 });

@@ -54,9 +54,13 @@ pub enum MessageError {
         "the termination message is {0} bytes, the most a kubelet keeps is {MESSAGE_LIMIT}, so its start was cut off; write fewer or shorter outputs there, or print the long ones as `::polysync-output NAME=VALUE` log lines"
     )]
     TooLong(usize),
-    #[error("the termination message is not a JSON object of strings ({0}); write {{\"NAME\": \"value\"}} or NAME=VALUE lines")]
+    #[error(
+        "the termination message is not a JSON object of strings ({0}); write {{\"NAME\": \"value\"}} or NAME=VALUE lines"
+    )]
     Json(String),
-    #[error("line {line} of the termination message is not NAME=VALUE ({text:?}); write one NAME=VALUE per line or a JSON object")]
+    #[error(
+        "line {line} of the termination message is not NAME=VALUE ({text:?}); write one NAME=VALUE per line or a JSON object"
+    )]
     Line { line: usize, text: String },
 }
 
@@ -163,8 +167,14 @@ mod tests {
 
     #[test]
     fn json_and_lines() {
-        assert_eq!(parse_message(r#"{"ROWS": "42", "N": 7, "OK": true}"#), (map(&[("N", "7"), ("OK", "true"), ("ROWS", "42")]), None));
-        assert_eq!(parse_message("ROWS=42\n\n# note\nURL=http://x/?a=b\n"), (map(&[("ROWS", "42"), ("URL", "http://x/?a=b")]), None));
+        assert_eq!(
+            parse_message(r#"{"ROWS": "42", "N": 7, "OK": true}"#),
+            (map(&[("N", "7"), ("OK", "true"), ("ROWS", "42")]), None)
+        );
+        assert_eq!(
+            parse_message("ROWS=42\n\n# note\nURL=http://x/?a=b\n"),
+            (map(&[("ROWS", "42"), ("URL", "http://x/?a=b")]), None)
+        );
         assert_eq!(parse_message("  \n"), (BTreeMap::new(), None));
     }
 

@@ -176,7 +176,14 @@ fn main() {
                         });
                         std::fs::write(&file, job.to_string()).unwrap();
                         let t0 = Instant::now();
-                        let out = Command::new("kubectl").arg("--kubeconfig").arg(kc).arg("create").arg("-f").arg(&file).output().unwrap();
+                        let out = Command::new("kubectl")
+                            .arg("--kubeconfig")
+                            .arg(kc)
+                            .arg("create")
+                            .arg("-f")
+                            .arg(&file)
+                            .output()
+                            .unwrap();
                         times.push(t0.elapsed());
                         assert!(out.status.success(), "kubectl: {}", String::from_utf8_lossy(&out.stderr));
                     }
@@ -214,22 +221,28 @@ fn main() {
     }
     for _ in 0..6 {
         std::thread::sleep(Duration::from_secs(5));
-        eprintln!("replica 0: RSS {} KiB, peak {} KiB", rss_kib(a.child.id(), "VmRSS:"), rss_kib(a.child.id(), "VmHWM:"));
+        eprintln!(
+            "replica 0: RSS {} KiB, peak {} KiB",
+            rss_kib(a.child.id(), "VmRSS:"),
+            rss_kib(a.child.id(), "VmHWM:")
+        );
     }
     let rss = rss_kib(a.child.id(), "VmRSS:");
     let hwm = rss_kib(a.child.id(), "VmHWM:");
     drop(a);
 
-    println!("| `polysync serve` (release, PostgreSQL catalog, sandbox) | polysync | peer: `kubectl create -f`, 16 at a time | goal |");
+    println!(
+        "| `polysync serve` (release, PostgreSQL catalog, sandbox) | polysync | peer: `kubectl create -f`, 16 at a time | goal |"
+    );
     println!("|---|---|---|---|");
     println!(
         "| new runs through 1 replica, {CLIENTS} clients | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | {peer_rate:.0}/s, p50 {peer_p50:.0} ms, p99 {peer_p99:.0} ms | >= 500/s, p99 < 50 ms: **{:.1}x the peer's rate** |",
-        one.0, one.1, one.2, one.0 / peer_rate
+        one.0,
+        one.1,
+        one.2,
+        one.0 / peer_rate
     );
-    println!(
-        "| new runs through 3 replicas | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | | |",
-        three.0, three.1, three.2
-    );
+    println!("| new runs through 3 replicas | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | | |", three.0, three.1, three.2);
     println!(
         "| the same keys again (retries), 1 replica | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | | |",
         one_again.0, one_again.1, one_again.2

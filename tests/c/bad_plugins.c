@@ -4,7 +4,8 @@
  *   NO_SYMBOL        exports nothing polysync knows
  *   API_2            ABI 1, but the manifest says api_version 2.0.0
  *   BAD_MANIFEST     ABI 1, but the manifest is not JSON
- *   NAME             the manifest's plugin name (API_2 / BAD_MANIFEST)
+ *   API_1_2          ABI 1, api_version 1.2.0: an older minor, which loads
+ *   NAME             the manifest's plugin name (API_2 / BAD_MANIFEST / API_1_2)
  * The tables never get past the version checks, so their other entries are
  * stubs that abort if called. */
 #include <stdlib.h>
@@ -19,6 +20,8 @@ int not_a_polysync_plugin(void) { return 42; }
 static PolysyncBuf manifest(void) {
 #if defined(BAD_MANIFEST)
     static const char json[] = "this is not json";
+#elif defined(API_1_2)
+    static const char json[] = "{\"name\":\"" NAME "\",\"version\":\"0.1.0\",\"api_version\":\"1.2.0\",\"description\":\"built for API 1.2\"}";
 #else
     static const char json[] = "{\"name\":\"" NAME "\",\"version\":\"0.1.0\",\"api_version\":\"2.0.0\"}";
 #endif

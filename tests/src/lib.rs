@@ -182,10 +182,11 @@ pub struct ServeProcess {
 pub fn start_server(config: &std::path::Path, claim_every: &str, envs: &[(&str, String)]) -> ServeProcess {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let log = dir.path().join("serve.log");
-    let args: Vec<String> = ["--config", &config.display().to_string(), "serve", "--listen", "127.0.0.1:0", "--claim-every", claim_every]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> =
+        ["--config", &config.display().to_string(), "serve", "--listen", "127.0.0.1:0", "--claim-every", claim_every]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     let mut child = polysync_clusters::process::Child::spawn_with_env(
         "polysync serve",
         &polysync_conformance::artifacts::executable("polysync", "polysync"),

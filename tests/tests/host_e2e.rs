@@ -850,7 +850,11 @@ fn two_watchers_share_the_runs_and_one_takes_over_when_the_other_is_killed() {
     let (mut a, a_log) = watcher("a");
     let (mut b, b_log) = watcher("b");
     let ids_in = |text: &str| -> std::collections::BTreeSet<String> {
-        text.lines().filter_map(|l| l.strip_prefix('#')).filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect()
+        text.lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
     };
     // Let both claim and follow, then kill one mid-way.
     let started = std::time::Instant::now();
@@ -867,7 +871,11 @@ fn two_watchers_share_the_runs_and_one_takes_over_when_the_other_is_killed() {
     let killed_at = std::time::Instant::now();
     let a_seen = ids_in(&std::fs::read_to_string(&a_log).unwrap());
     let b_before = ids_in(&std::fs::read_to_string(&b_log).unwrap());
-    assert!(a_seen.is_disjoint(&b_before), "a run was followed by both: {:?}", a_seen.intersection(&b_before).collect::<Vec<_>>());
+    assert!(
+        a_seen.is_disjoint(&b_before),
+        "a run was followed by both: {:?}",
+        a_seen.intersection(&b_before).collect::<Vec<_>>()
+    );
     // B takes A's runs over; measure how soon.
     let takeover = loop {
         let now_b = ids_in(&std::fs::read_to_string(&b_log).unwrap());

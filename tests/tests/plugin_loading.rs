@@ -13,6 +13,7 @@ fn bad_libraries_are_refused_and_good_ones_still_load() {
     compile_c("bad_plugins.c", &so("v2_only"), &["-shared", "-fPIC", "-DV2_ONLY", "-DNAME=\"v2\""]);
     compile_c("bad_plugins.c", &so("no_symbol"), &["-shared", "-fPIC", "-DNO_SYMBOL"]);
     compile_c("bad_plugins.c", &so("api_2"), &["-shared", "-fPIC", "-DAPI_2", "-DNAME=\"future\""]);
+    compile_c("bad_plugins.c", &so("api_1_2"), &["-shared", "-fPIC", "-DAPI_1_2", "-DNAME=\"older\""]);
     compile_c("bad_plugins.c", &so("bad_manifest"), &["-shared", "-fPIC", "-DBAD_MANIFEST", "-DNAME=\"x\""]);
     std::fs::write(so("not_a_library"), "#!/bin/sh\necho this is a text file\n").unwrap();
     std::fs::write(dir.path().join("README.txt"), "not a library name: ignored").unwrap();
@@ -23,7 +24,7 @@ fn bad_libraries_are_refused_and_good_ones_still_load() {
 
     let registry = Registry::scan(dir.path()).unwrap();
     let names: Vec<_> = registry.manifests().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["fake"], "only the good plugin loads");
+    assert_eq!(names, ["fake", "older"], "only the good plugins load, an API 1.2 one among them");
 
     let refused: Vec<_> = registry
         .refused()

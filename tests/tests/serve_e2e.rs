@@ -37,7 +37,8 @@ struct Server {
 
 impl Server {
     fn start(ns: &str) -> Self {
-        let cluster = SandboxCluster::start(SeedConfig { namespace: ns.into(), jobs: 3, ..SeedConfig::default() }, 0.02);
+        let cluster =
+            SandboxCluster::start(SeedConfig { namespace: ns.into(), jobs: 3, ..SeedConfig::default() }, 0.02);
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         std::fs::write(
@@ -113,7 +114,9 @@ fn receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
             }
             let len: usize = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                .find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
+                })
                 .unwrap_or(0);
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
@@ -169,7 +172,8 @@ fn the_readme_tour_through_the_api() {
     let more = server.json("GET", &format!("/v1/entries?connection=sandbox&after={next}"), None, 200);
     assert!(more["entries"].as_array().unwrap().len() >= 3, "{more}");
     let entry = server.json("GET", "/v1/connections/sandbox/entries/report", None, 200);
-    let params: Vec<&str> = entry["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let params: Vec<&str> =
+        entry["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(params, ["TARGET", "DB_PASSWORD"]);
     assert!(!entry.to_string().contains("hunter2"), "a secret default reached a response: {entry}");
 
@@ -237,7 +241,12 @@ fn the_readme_tour_through_the_api() {
     // Errors are problem documents with the right status.
     let (code, ctype, _) = server.curl("GET", "/v1/runs/999999", None, &[]);
     assert_eq!((code, ctype.as_str()), (404, "application/problem+json"));
-    let (code, _, text) = server.curl("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "report", "parameters": {"NOPE": "1"}})), &[]);
+    let (code, _, text) = server.curl(
+        "POST",
+        "/v1/runs",
+        Some(&json!({"connection": "sandbox", "entry": "report", "parameters": {"NOPE": "1"}})),
+        &[],
+    );
     assert_eq!(code, 422, "{text}");
     assert!(text.contains("valid parameters: TARGET, DB_PASSWORD"), "{text}");
     let (code, _, _) = server.curl("GET", "/v1/runs?limit=0", None, &[]);
@@ -363,7 +372,8 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
                 for i in (t..RUNS).step_by(6) {
                     let request = json!({"connection": "sandbox", "entry": "steady"});
                     let key = format!("replicas-{i}");
-                    let (code, body) = http(&bases[i % 3], "POST", "/v1/runs", Some(&request), &[("Idempotency-Key", &key)]);
+                    let (code, body) =
+                        http(&bases[i % 3], "POST", "/v1/runs", Some(&request), &[("Idempotency-Key", &key)]);
                     assert_eq!(code, 201, "run {i}: {body}");
                 }
             });
@@ -373,7 +383,10 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
 
     // Kill one mid-way, while its runs are running.
     let owned_by_dead = || {
-        pg.psql("replicas", "SELECT count(*) FROM runs WHERE owner LIKE 'replica-0/%' AND NOT finalized").unwrap().parse::<u64>().unwrap()
+        pg.psql("replicas", "SELECT count(*) FROM runs WHERE owner LIKE 'replica-0/%' AND NOT finalized")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
     };
     let held = owned_by_dead();
     assert!(held > 0, "replica 0 followed none of its runs");
@@ -391,11 +404,20 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
     // Every run reaches its true end.
     let started = Instant::now();
     loop {
-        let done: u64 = pg.psql("replicas", "SELECT count(*) FROM runs WHERE finalized AND state = 'Success'").unwrap().parse().unwrap();
+        let done: u64 = pg
+            .psql("replicas", "SELECT count(*) FROM runs WHERE finalized AND state = 'Success'")
+            .unwrap()
+            .parse()
+            .unwrap();
         if done as usize == RUNS {
             break;
         }
-        let states = pg.psql("replicas", "SELECT string_agg(state || ':' || n, ' ') FROM (SELECT state, count(*) n FROM runs GROUP BY state) s").unwrap();
+        let states = pg
+            .psql(
+                "replicas",
+                "SELECT string_agg(state || ':' || n, ' ') FROM (SELECT state, count(*) n FROM runs GROUP BY state) s",
+            )
+            .unwrap();
         assert!(started.elapsed() < Duration::from_secs(240), "runs did not all end: {states}");
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -460,7 +482,12 @@ fn the_status_page_renders_live_state_in_chromium() {
     let sync = server.json("POST", "/v1/connections/sandbox/syncs", None, 202);
     assert_eq!(sync["status"], "running");
     std::thread::sleep(Duration::from_secs(1));
-    let run = server.json("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "report", "parameters": {"TARGET": "browsers"}})), 201);
+    let run = server.json(
+        "POST",
+        "/v1/runs",
+        Some(&json!({"connection": "sandbox", "entry": "report", "parameters": {"TARGET": "browsers"}})),
+        201,
+    );
     let id = run["id"].as_i64().unwrap();
     // Headless --dump-dom cannot wait on a page that keeps an event stream
     // open; a small DevTools-protocol client (Node, tests/browser) lets the

@@ -89,7 +89,8 @@ async fn command(host: &Host, out: Out, command: Command) -> Result<u8> {
                     Error::InvalidInput(format!("--state {s:?} is not a run state; use one of {}", all.join(", ")))
                 })?),
             };
-            let filter = RunFilter { connection, external_id: entry, state, limit: Some(limit), ..RunFilter::default() };
+            let filter =
+                RunFilter { connection, external_id: entry, state, limit: Some(limit), ..RunFilter::default() };
             render::runs(out, &host.config.secrets, host.store().await?.runs(&filter).await?, outputs);
             Ok(EXIT_OK)
         }
@@ -182,7 +183,6 @@ async fn list_clusters(host: &Host, out: Out, name: &str) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-
 async fn events(host: &Host, out: Out, reference: &str, follow: bool) -> Result<u8> {
     let run = find_run(host, reference).await?;
     let run_id = submitted_id(&run)?;
@@ -208,7 +208,6 @@ async fn events(host: &Host, out: Out, reference: &str, follow: bool) -> Result<
     out.table(&["KIND", "UNIT", "PHASE", "REASON", "MESSAGE"], &rows);
     Ok(EXIT_OK)
 }
-
 
 async fn url(
     host: &Host,
@@ -239,7 +238,6 @@ async fn url(
     }
     Ok(EXIT_OK)
 }
-
 
 async fn discover(host: &Host, out: Out, connection: &str, page_size: Option<u32>) -> Result<u8> {
     let bar = (!out.json && !out.quiet && std::io::stderr().is_terminal()).then(|| {
@@ -273,8 +271,7 @@ async fn catalog(host: &Host, out: Out, connection: Option<&str>, missing: bool,
         render::entry(out, &host.config.secrets, &runs::find_entry(host, connection, id).await?);
         return Ok(EXIT_OK);
     }
-    let filter =
-        EntryFilter {
+    let filter = EntryFilter {
         connection: connection.map(str::to_owned),
         state: missing.then_some(EntryState::Missing),
         ..EntryFilter::default()
@@ -302,7 +299,9 @@ async fn run(host: &Host, out: Out, args: RunArgs) -> Result<u8> {
         render::run(out, &host.config.secrets, &run);
         return Ok(EXIT_OK);
     }
-    let ended = render::wait(host, out, &run, render::Wait { events: args.events, logs: args.logs, timeout: args.timeout }).await?;
+    let ended =
+        render::wait(host, out, &run, render::Wait { events: args.events, logs: args.logs, timeout: args.timeout })
+            .await?;
     Ok(if ended.succeeded() { EXIT_OK } else { EXIT_FAILURE })
 }
 
@@ -375,7 +374,6 @@ async fn logs(
     }
     Ok(EXIT_OK)
 }
-
 
 async fn serve(config: Config, out: Out, listen: Option<String>, claim_every: Duration) -> Result<u8> {
     if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&claim_every) {

@@ -127,7 +127,10 @@ pub fn cancelled(out: Out, names: &SecretNames, outcome: &Cancelled) {
             if out.json {
                 out.json(&json!({"outcome": "Withdrawn", "run": run}));
             } else {
-                out.say(format!("#{}: withdrawn before it was submitted; `polysync watch` will leave it alone", run.id));
+                out.say(format!(
+                    "#{}: withdrawn before it was submitted; `polysync watch` will leave it alone",
+                    run.id
+                ));
             }
         }
         Cancelled::OnPlatform { outcome, run } => {

@@ -144,15 +144,15 @@ pub async fn follow_more(
                             // stalled past its lease): it is theirs now.
                             open.remove(&status.run_id);
                         } else {
-                        store.record_status(run.id, &status).await?;
-                        on_status(run, &status);
-                        if status.state.is_terminal()
-                            || status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
-                        {
-                            open.remove(&status.run_id);
-                        } else if let Some(last) = open.get_mut(&status.run_id) {
-                            *last = Some(status);
-                        }
+                            store.record_status(run.id, &status).await?;
+                            on_status(run, &status);
+                            if status.state.is_terminal()
+                                || status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
+                            {
+                                open.remove(&status.run_id);
+                            } else if let Some(last) = open.get_mut(&status.run_id) {
+                                *last = Some(status);
+                            }
                         }
                     }
                 }
@@ -246,4 +246,3 @@ fn startup_failure(run: &StoredRun, last: Option<&RunStatus>) -> RunStatus {
     });
     status
 }
-

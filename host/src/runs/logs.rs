@@ -100,7 +100,6 @@ impl LiveLogs {
     }
 }
 
-
 /// Where a run's logs are read from.
 pub enum RunLogs {
     /// The run is over and its logs were archived (its pods may be gone).
@@ -134,7 +133,9 @@ pub async fn open_logs(
     }
     match provider.logs(request).await {
         Ok(stream) => Ok(RunLogs::Live(stream)),
-        Err(e) if e.kind() == polysync_provider_api::ErrorKind::NotFound => archived_or_gone(store, run, e.message()).await,
+        Err(e) if e.kind() == polysync_provider_api::ErrorKind::NotFound => {
+            archived_or_gone(store, run, e.message()).await
+        }
         Err(e) => Err(e.into()),
     }
 }

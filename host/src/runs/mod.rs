@@ -26,9 +26,9 @@ pub use start::{StartRun, Started, follow_one, recover, start_run, submit};
 pub use sync::{continue_sync, start_sync, sync_connection};
 pub use watch::{Service, WatchEvent, WatchReport, serve, watch};
 
+use crate::Host;
 use crate::error::{Error, Result};
 use crate::store::{Store, StoredEntry, StoredRun};
-use crate::Host;
 
 /// A host's identity as the owner of runs and syncs:
 /// `HOSTNAME/PID/RANDOM`, unique per process, so a restarted process never
@@ -54,7 +54,8 @@ impl HostId {
     pub fn is_gone(owner: &str) -> bool {
         let mut parts = owner.split('/');
         let (Some(host), Some(pid)) = (parts.next(), parts.next()) else { return false };
-        host == machine_name() && pid.parse::<u32>().is_ok_and(|p| !std::path::Path::new("/proc").join(p.to_string()).exists())
+        host == machine_name()
+            && pid.parse::<u32>().is_ok_and(|p| !std::path::Path::new("/proc").join(p.to_string()).exists())
     }
 }
 

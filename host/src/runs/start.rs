@@ -136,6 +136,7 @@ pub async fn follow_one(
         None => None,
     };
     let callbacks = host.callbacks()?;
-    let finished = finish(host.store().await?.as_ref(), provider.as_ref(), callbacks.as_ref(), &ended, gathered).await?;
+    let finished =
+        finish(host.store().await?.as_ref(), provider.as_ref(), callbacks.as_ref(), &ended, gathered).await?;
     Ok((ended, finished))
 }

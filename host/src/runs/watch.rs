@@ -52,7 +52,11 @@ pub struct WatchReport {
 
 /// Watch the unfinished runs of every configured connection (or `only`),
 /// until none is left.
-pub async fn watch(host: &Host, only: Option<&str>, on_event: impl Fn(WatchEvent) + Send + Sync) -> Result<WatchReport> {
+pub async fn watch(
+    host: &Host,
+    only: Option<&str>,
+    on_event: impl Fn(WatchEvent) + Send + Sync,
+) -> Result<WatchReport> {
     run_loop(host, only, None, on_event).await
 }
 
@@ -304,12 +308,19 @@ async fn worker<F: Fn(WatchEvent) + Send + Sync>(
     let following = {
         let (ended_by, provider) = (ended_tx.clone(), provider.clone());
         async move {
-            super::follow::follow_more(shared.store, provider.as_ref(), Vec::new(), Some(&mut live_rx), Some(shared.leases), |r, s| {
-                if s.state.is_terminal() || s.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED) {
-                    let _ = ended_by.send(r.id);
-                }
-                (shared.on_event)(WatchEvent::Status(r.clone(), s.clone()));
-            })
+            super::follow::follow_more(
+                shared.store,
+                provider.as_ref(),
+                Vec::new(),
+                Some(&mut live_rx),
+                Some(shared.leases),
+                |r, s| {
+                    if s.state.is_terminal() || s.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED) {
+                        let _ = ended_by.send(r.id);
+                    }
+                    (shared.on_event)(WatchEvent::Status(r.clone(), s.clone()));
+                },
+            )
             .await
         }
     };

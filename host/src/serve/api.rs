@@ -61,13 +61,22 @@ impl utoipa::Modify for Security {
         let problem = |what: &str| {
             ResponseBuilder::new()
                 .description(what)
-                .content("application/problem+json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
                 .build()
         };
         for item in openapi.paths.paths.values_mut() {
             for op in [&mut item.get, &mut item.post].into_iter().flatten() {
-                op.responses.responses.entry("401".into()).or_insert_with(|| problem("no or an unknown bearer token").into());
-                op.responses.responses.entry("503".into()).or_insert_with(|| problem("the catalog cannot be reached; retry").into());
+                op.responses
+                    .responses
+                    .entry("401".into())
+                    .or_insert_with(|| problem("no or an unknown bearer token").into());
+                op.responses
+                    .responses
+                    .entry("503".into())
+                    .or_insert_with(|| problem("the catalog cannot be reached; retry").into());
             }
         }
     }
@@ -312,7 +321,11 @@ pub async fn list_clusters(State(state): State<AppState>, Path(name): Path<Strin
     let mut request = ClustersRequest::default();
     loop {
         let page = provider.list_clusters(request.clone()).await.map_err(crate::Error::from)?;
-        clusters.extend(page.clusters.into_iter().map(|c| ClusterView { name: c.name, location: c.location, id: c.id }));
+        clusters.extend(page.clusters.into_iter().map(|c| ClusterView {
+            name: c.name,
+            location: c.location,
+            id: c.id,
+        }));
         match page.next_page_token {
             Some(token) => request.page_token = Some(token),
             None => break,
@@ -392,15 +405,15 @@ pub async fn list_entries(
         Some("missing") => Some(EntryState::Missing),
         Some(v) => return Err(ApiError::bad_request(format!("state={v:?}: give active or missing"))),
     };
-    let after = match q.get("after") {
-        None => None,
-        Some(a) => Some(
-            a.split_once('/')
-                .map(|(c, e)| (c.to_owned(), e.to_owned()))
-                .ok_or_else(|| ApiError::bad_request(format!("after={a:?}: pass the next_after of the previous page")))?,
-        ),
-    };
-    let filter = EntryFilter { connection: q.get("connection").cloned(), state: entry_state, after, limit: Some(limit) };
+    let after =
+        match q.get("after") {
+            None => None,
+            Some(a) => Some(a.split_once('/').map(|(c, e)| (c.to_owned(), e.to_owned())).ok_or_else(|| {
+                ApiError::bad_request(format!("after={a:?}: pass the next_after of the previous page"))
+            })?),
+        };
+    let filter =
+        EntryFilter { connection: q.get("connection").cloned(), state: entry_state, after, limit: Some(limit) };
     let entries = state.host.store().await?.entries(&filter).await?;
     let next_after = (entries.len() == limit)
         .then(|| entries.last().map(|e| format!("{}/{}", e.connection, e.entry.external_id)))
@@ -419,7 +432,9 @@ pub async fn get_entry(
 ) -> ApiResult<Response> {
     let found = state.host.store().await?.entry(&name, &entry).await?;
     let found = found.ok_or_else(|| {
-        ApiError::not_found(format!("no entry {entry:?} in the catalog of {name}; start a sync with POST /v1/connections/{name}/syncs"))
+        ApiError::not_found(format!(
+            "no entry {entry:?} in the catalog of {name}; start a sync with POST /v1/connections/{name}/syncs"
+        ))
     })?;
     Ok(json(StatusCode::OK, &entry_view(&state.host, &found)))
 }
@@ -452,22 +467,30 @@ pub async fn create_run(State(state): State<AppState>, headers: HeaderMap, body:
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
     if !is_json {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_input", "send the run as JSON with Content-Type: application/json"));
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_input",
+            "send the run as JSON with Content-Type: application/json",
+        ));
     }
     let request: CreateRun = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not a run request: {e}")))?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {
-                ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
-            })?;
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters"))?;
             Some(k.to_owned())
         }
     };
     let startup_timeout = match &request.startup_timeout {
         None => None,
-        Some(t) => Some(crate::config::parse_duration(t).map_err(|e| ApiError::bad_request(format!("startup_timeout: {e}")))?),
+        Some(t) => {
+            Some(crate::config::parse_duration(t).map_err(|e| ApiError::bad_request(format!("startup_timeout: {e}")))?)
+        }
     };
     if let Some(url) = &request.callback_url {
         runs::check_callback_url(url)?;
@@ -554,7 +577,9 @@ pub async fn list_runs(State(state): State<AppState>, Query(q): Query<HashMap<St
     };
     let before = match q.get("before") {
         None => None,
-        Some(b) => Some(b.parse::<i64>().map_err(|_| ApiError::bad_request(format!("before={b:?}: give a run number")))?),
+        Some(b) => {
+            Some(b.parse::<i64>().map_err(|_| ApiError::bad_request(format!("before={b:?}: give a run number")))?)
+        }
     };
     let filter = RunFilter {
         connection: q.get("connection").cloned(),
@@ -626,7 +651,9 @@ pub async fn run_logs(
     let follow = flag_of(&q, "follow")?;
     let tail = match q.get("tail") {
         None => None,
-        Some(t) => Some(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("tail={t:?}: give a number of lines")))?),
+        Some(t) => {
+            Some(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("tail={t:?}: give a number of lines")))?)
+        }
     };
     let container = q.get("container").cloned();
     let run_id = runs::submitted_id(&run)?;

@@ -84,7 +84,12 @@ pub async fn require(State(tokens): State<std::sync::Arc<Tokens>>, request: Requ
     }
     match presented(&request) {
         Some(t) if tokens.accepts(&t) => next.run(request).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the bearer token is not accepted; use one of the server's configured tokens").into_response(),
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the bearer token is not accepted; use one of the server's configured tokens",
+        )
+        .into_response(),
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",

@@ -62,9 +62,17 @@ impl Metrics {
             watch_batches.clone(),
         );
         let follow_errors = Counter::default();
-        registry.register("follow_errors", "Batches whose following failed and were let go to be claimed again", follow_errors.clone());
+        registry.register(
+            "follow_errors",
+            "Batches whose following failed and were let go to be claimed again",
+            follow_errors.clone(),
+        );
         let lease_claims = Counter::default();
-        registry.register("lease_claims", "Runs this replica claimed from the catalog (new, released or taken over)", lease_claims.clone());
+        registry.register(
+            "lease_claims",
+            "Runs this replica claimed from the catalog (new, released or taken over)",
+            lease_claims.clone(),
+        );
         let callbacks = Family::<OutcomeLabel, Counter>::default();
         registry.register("callbacks", "Completion callbacks by outcome", callbacks.clone());
         Arc::new(Self {

@@ -152,7 +152,8 @@ pub async fn run(host: Arc<Host>, options: Options, bound: impl FnOnce(SocketAdd
     let metrics = Metrics::new();
     let (adopt_tx, adopt_rx) = tokio::sync::mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let state = AppState { host: host.clone(), adopt: adopt_tx, metrics: metrics.clone(), unloaded: Arc::new(unloaded) };
+    let state =
+        AppState { host: host.clone(), adopt: adopt_tx, metrics: metrics.clone(), unloaded: Arc::new(unloaded) };
     let app = router(state, Arc::new(options.tokens.clone()));
 
     let follower = {
@@ -194,7 +195,9 @@ pub async fn run(host: Arc<Host>, options: Options, bound: impl FnOnce(SocketAdd
         }
     };
     match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| Error::Io(e.to_string()))?,
+        None => {
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| Error::Io(e.to_string()))?
+        }
         Some(acceptor) => serve_tls(listener, acceptor, app, shutdown).await,
     }
     let _ = stop_tx.send(true);
@@ -208,14 +211,14 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_r
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|i| i.collect())
         .map_err(|e| Error::Config(format!("[serve] tls_cert {}: {e}", cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| Error::Config(format!("[serve] tls_key {}: {e}", key.display())))?;
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config(format!("TLS: {e}")))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| Error::Config(format!("[serve] tls_cert/tls_key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| Error::Config(format!("[serve] tls_key {}: {e}", key.display())))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::Config(format!("[serve] tls_cert/tls_key: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

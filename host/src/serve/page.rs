@@ -124,7 +124,9 @@ pub async fn run(
     }
     if let Some(entry) = store.entry(&run.connection, &run.external_id).await? {
         let entry = state.host.config.secrets.entry(&entry);
-        body.push_str("<h2>Parameters of the entry</h2><table><tr><th>Name</th><th>Direction</th><th>Default</th></tr>");
+        body.push_str(
+            "<h2>Parameters of the entry</h2><table><tr><th>Name</th><th>Direction</th><th>Default</th></tr>",
+        );
         for p in &entry.entry.parameters {
             let _ = write!(
                 body,

@@ -34,8 +34,8 @@ use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
 pub use model::{
-    DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, RunFilter, RunState, StoredEntry, StoredRun,
-    SyncRecord, next_state, now, now_ms,
+    DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, RunFilter, RunState, StoredEntry, StoredRun, SyncRecord,
+    next_state, now, now_ms,
 };
 
 use crate::config::CatalogLocation;

@@ -68,7 +68,10 @@ impl RunState {
 
     /// Finished for good: nothing moves it again.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Success | Self::Failed | Self::Cancelled | Self::SubmitFailed | Self::Lost | Self::Withdrawn)
+        matches!(
+            self,
+            Self::Success | Self::Failed | Self::Cancelled | Self::SubmitFailed | Self::Lost | Self::Withdrawn
+        )
     }
 
     /// The host state for a provider's normalized state.

@@ -163,8 +163,12 @@ fn https_url(value: Option<String>, name: &str, default: Option<&str>) -> Result
 
 /// Validate settings and build the provider (no network yet).
 pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
-    let s: Settings = serde_json::from_value(settings)
-        .map_err(|e| ProviderError::invalid_input(format!("aks connection settings: {e}; the settings are {}", Settings::KEYS.join(", "))))?;
+    let s: Settings = serde_json::from_value(settings).map_err(|e| {
+        ProviderError::invalid_input(format!(
+            "aks connection settings: {e}; the settings are {}",
+            Settings::KEYS.join(", ")
+        ))
+    })?;
     let cluster = ClusterRef {
         subscription_id: required(s.subscription_id, "subscription_id", "the cluster's subscription id")?,
         resource_group: required(s.resource_group, "resource_group", "the cluster's resource group")?,

@@ -40,7 +40,6 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("aws_session_token", "session_token_env"),
 ];
 
-
 impl AwsSettings {
     /// Take the AWS keys out of a provider's settings object; the rest is
     /// the provider's own. `provider` names it in messages.

@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use polysync_aws::{Connection, from_sdk};
 use polysync_provider_api::{
     CancelOutcome, CancelRequest, Capability, ClustersPage, ClustersRequest, DiscoverPage, DiscoverRequest,
-    EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, Result,
-    ResultStream, RunEvent, RunHandle, RunRequest, RunStatus, UrlRequest, WatchRequest,
+    EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl, PollRequest, Provider, Result, ResultStream, RunEvent,
+    RunHandle, RunRequest, RunStatus, UrlRequest, WatchRequest,
 };
 
 use crate::settings::Settings;

@@ -49,7 +49,11 @@ fn per_index(job: &Job) -> bool {
 
 fn index_of(pod: &Pod) -> Option<String> {
     let meta = &pod.metadata;
-    meta.annotations.as_ref().and_then(|a| a.get(INDEX)).or_else(|| meta.labels.as_ref().and_then(|l| l.get(INDEX))).cloned()
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(INDEX))
+        .or_else(|| meta.labels.as_ref().and_then(|l| l.get(INDEX)))
+        .cloned()
 }
 
 /// container[0]'s name: the spec's first container (a kubelet lists
@@ -96,14 +100,17 @@ pub async fn read(api: &Api<Pod>, job: &Job, pods: &[Pod]) -> (BTreeMap<String, 
             errors.push(format!("pod {pod_name}, container {container}: {e}"));
         }
         if declared.iter().any(|d| !found.contains_key(d)) {
-            let params = LogParams { container: Some(container.clone()), limit_bytes: Some(LOG_LIMIT), ..LogParams::default() };
+            let params =
+                LogParams { container: Some(container.clone()), limit_bytes: Some(LOG_LIMIT), ..LogParams::default() };
             match api.logs(&pod_name, &params).await {
                 Ok(log) => {
                     for (name, value) in parse_markers(&log) {
                         found.entry(name).or_insert(value);
                     }
                 }
-                Err(e) => errors.push(format!("pod {pod_name}: reading container {container}'s log for output markers failed: {e}")),
+                Err(e) => errors.push(format!(
+                    "pod {pod_name}: reading container {container}'s log for output markers failed: {e}"
+                )),
             }
         }
         for (name, value) in found {
@@ -116,7 +123,10 @@ pub async fn read(api: &Api<Pod>, job: &Job, pods: &[Pod]) -> (BTreeMap<String, 
     }
     let missing: Vec<&str> = declared
         .iter()
-        .filter(|d| !outputs.contains_key(*d) && !outputs.keys().any(|k| k.strip_prefix(d.as_str()).is_some_and(|r| r.starts_with('.'))))
+        .filter(|d| {
+            !outputs.contains_key(*d)
+                && !outputs.keys().any(|k| k.strip_prefix(d.as_str()).is_some_and(|r| r.starts_with('.')))
+        })
         .map(String::as_str)
         .collect();
     let job_ok = crate::status::job_state(job).0 == polysync_provider_api::RunState::Success;
@@ -167,7 +177,10 @@ mod tests {
     #[test]
     fn indexed_jobs_report_per_index() {
         let spec = json!({"template": {}, "completionMode": "Indexed", "completions": 2});
-        let pods = [pod("j-0", Some("0"), 0, "2026-01-01T00:00:01Z", "R=a"), pod("j-1", Some("1"), 0, "2026-01-01T00:00:01Z", "R=b")];
+        let pods = [
+            pod("j-0", Some("0"), 0, "2026-01-01T00:00:01Z", "R=a"),
+            pod("j-1", Some("1"), 0, "2026-01-01T00:00:01Z", "R=b"),
+        ];
         let picked = chosen(&job(spec), &pods);
         assert_eq!(picked.iter().map(|(i, _)| i.clone().unwrap()).collect::<Vec<_>>(), ["0", "1"]);
     }

@@ -194,7 +194,11 @@ pub fn from_template(
 pub fn inherit_outputs(job: &mut Job, cronjob: &ObjectMeta) {
     let key = polysync_provider_api::outputs::DECLARE;
     if let Some(value) = cronjob.annotations.as_ref().and_then(|a| a.get(key)) {
-        job.metadata.annotations.get_or_insert_with(Default::default).entry(key.to_owned()).or_insert_with(|| value.clone());
+        job.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .entry(key.to_owned())
+            .or_insert_with(|| value.clone());
     }
 }
 

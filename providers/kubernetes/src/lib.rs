@@ -98,10 +98,7 @@ impl Connector for KubeconfigConnector {
 /// Validate settings and build the provider (no network yet).
 pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
     let s: Settings = serde_json::from_value(settings).map_err(|e| {
-        invalid(format!(
-            "kubernetes connection settings: {e}; the settings are {}",
-            Settings::KEYS.join(", ")
-        ))
+        invalid(format!("kubernetes connection settings: {e}; the settings are {}", Settings::KEYS.join(", ")))
     })?;
     let kubeconfig = match (&s.kubeconfig, &s.kubeconfig_inline) {
         (Some(_), Some(_)) => return Err(invalid("set either `kubeconfig` or `kubeconfig_inline`, not both".into())),

@@ -25,11 +25,7 @@ fn parse(query: &Query) -> Result<LogQuery, ApiError> {
 }
 
 /// `GET pods/{name}/log` of the sandbox.
-pub(crate) fn handle(
-    server: &Arc<super::Server>,
-    target: &Target,
-    query: &Query,
-) -> Result<Response<Body>, ApiError> {
+pub(crate) fn handle(server: &Arc<super::Server>, target: &Target, query: &Query) -> Result<Response<Body>, ApiError> {
     let ns = target.namespace.as_deref().unwrap_or_default();
     let name = target.name.as_deref().unwrap_or_default();
     let pod = server.store.get(Kind::Pod, &Key::new(ns, name)).ok_or_else(|| ApiError::not_found(Kind::Pod, name))?;
@@ -40,4 +36,3 @@ pub(crate) fn handle(
         }
     }
 }
-

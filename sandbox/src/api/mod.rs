@@ -171,9 +171,7 @@ impl Server {
             return Err(ApiError::unsupported_media_type(media));
         }
         match verb {
-            "get" if target.subresource.as_deref() == Some("log") => {
-                logs::handle(self, &target, &query)
-            }
+            "get" if target.subresource.as_deref() == Some("log") => logs::handle(self, &target, &query),
             "get" => resource::get(self, &target, as_table),
             "list" => resource::list(self, &target, &query, as_table),
             "watch" => watch::watch(self, &target, &query, as_table),

@@ -81,7 +81,9 @@ fn sync(store: &Store, cronjob: &Value) {
     if cronjob["spec"]["suspend"] == true || cronjob["metadata"].get("deletionTimestamp").is_some() {
         return;
     }
-    let Ok(schedule) = validation::parse_schedule(cronjob["spec"]["schedule"].as_str().unwrap_or_default()) else { return };
+    let Ok(schedule) = validation::parse_schedule(cronjob["spec"]["schedule"].as_str().unwrap_or_default()) else {
+        return;
+    };
     let since = cronjob["status"]["lastScheduleTime"]
         .as_str()
         .or_else(|| cronjob["metadata"]["creationTimestamp"].as_str())

@@ -459,7 +459,9 @@ pub async fn run_script(
                     continue;
                 }
             };
-            if op.starts_with('2') || matches!(target.as_str(), "/dev/stdout" | "/dev/stderr" | "/dev/fd/1" | "/dev/fd/2") {
+            if op.starts_with('2')
+                || matches!(target.as_str(), "/dev/stdout" | "/dev/stderr" | "/dev/fd/1" | "/dev/fd/2")
+            {
                 continue;
             }
             if target == "/dev/null" {

@@ -13,8 +13,8 @@
 
 mod cluster;
 pub mod node_agent;
-pub mod postgres;
 mod pki;
+pub mod postgres;
 pub mod process;
 pub mod realkube;
 pub mod seed;

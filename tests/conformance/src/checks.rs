@@ -390,3 +390,27 @@ pub fn list_clusters_matches_the_manifest(cx: &Cx<'_>) {
     }
     assert!(!seen.is_empty(), "the target's credentials reach at least its own cluster");
 }
+
+/// An API 1.2 host keeps working with this plugin: its discover pages and
+/// run statuses parse as 1.2 payloads, with the same ids, parameters and
+/// states (1.3's outputs and `InputOutput` are what it does not know).
+pub fn payloads_parse_as_api_1_2(cx: &Cx<'_>) {
+    use crate::compat::v1_2;
+    let req = DiscoverRequest { page_token: None, page_size: Some(cx.target.page_size) };
+    let page = cx.block_on(cx.provider.discover(req)).unwrap_or_else(|e| panic!("discover: {e}"));
+    let old: v1_2::DiscoverPage = serde_json::from_value(serde_json::to_value(&page).unwrap())
+        .unwrap_or_else(|e| panic!("a discover page does not parse as API 1.2: {e}"));
+    assert_eq!(old.entries.len(), page.entries.len());
+    assert_eq!(old.next_page_token, page.next_page_token);
+    for (new, old) in page.entries.iter().zip(&old.entries) {
+        assert_eq!(new.external_id, old.external_id);
+        let names: Vec<_> = new.parameters.iter().map(|p| &p.name).collect();
+        assert_eq!(names, old.parameters.iter().map(|p| &p.name).collect::<Vec<_>>());
+    }
+    let run = cx.start_quick();
+    let last = cx.follow_to_terminal(&run.run_id).pop().expect("a terminal status");
+    let old: v1_2::RunStatus = serde_json::from_value(serde_json::to_value(&last).unwrap())
+        .unwrap_or_else(|e| panic!("a run status does not parse as API 1.2: {e}"));
+    assert_eq!(old.run_id, last.run_id);
+    assert_eq!(old.state.as_str(), last.state.as_str());
+}

@@ -14,6 +14,7 @@
 
 pub mod artifacts;
 pub mod checks;
+pub mod compat;
 pub mod raw;
 mod target;
 
@@ -47,6 +48,7 @@ macro_rules! conformance_suite {
             unknown_operation_is_unsupported,
             two_hundred_concurrent_calls,
             list_clusters_matches_the_manifest,
+            payloads_parse_as_api_1_2,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {

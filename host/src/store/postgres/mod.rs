@@ -15,9 +15,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, RunFilter, RunState, Store,
-    StoredEntry, StoredRun, SyncRecord, json, key_conflict, kind_str, ms, next_state, now, now_ms, parse_kind,
-    same_request, source_str,
+    ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, RunFilter, RunState, Store, StoredEntry,
+    StoredRun, SyncRecord, json, key_conflict, kind_str, ms, next_state, now, now_ms, parse_kind, same_request,
+    source_str,
 };
 use crate::config::PostgresCatalog;
 use crate::error::{Error, Result};
@@ -148,10 +148,9 @@ impl PostgresStore {
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => err(&self.shown, e),
-            other => Error::Catalog {
-                store: self.shown.clone(),
-                message: format!("{other}; check the server is reachable"),
-            },
+            other => {
+                Error::Catalog { store: self.shown.clone(), message: format!("{other}; check the server is reachable") }
+            }
         })
     }
 
@@ -187,13 +186,15 @@ impl Store for PostgresStore {
             .map_err(self.fail())?;
         let now_ms = now_ms();
         let running = tx
-            .query("SELECT id, owner, lease_until FROM syncs WHERE status = 'running' AND connection = $1", &[&connection])
+            .query(
+                "SELECT id, owner, lease_until FROM syncs WHERE status = 'running' AND connection = $1",
+                &[&connection],
+            )
             .await
             .map_err(self.fail())?;
         for row in running {
             let (id, holder, until): (i64, Option<String>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
-            let gone =
-                until.is_none_or(|u| u < now_ms) || holder.as_deref().is_some_and(crate::runs::HostId::is_gone);
+            let gone = until.is_none_or(|u| u < now_ms) || holder.as_deref().is_some_and(crate::runs::HostId::is_gone);
             if gone {
                 tx.execute(
                     "UPDATE syncs SET status = 'failed', finished_at = $2, error = $3 WHERE id = $1",
@@ -229,11 +230,8 @@ impl Store for PostgresStore {
         let at = now();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(self.fail())?;
-        let connection: String = tx
-            .query_one("SELECT connection FROM syncs WHERE id = $1", &[&sync_id])
-            .await
-            .map_err(self.fail())?
-            .get(0);
+        let connection: String =
+            tx.query_one("SELECT connection FROM syncs WHERE id = $1", &[&sync_id]).await.map_err(self.fail())?.get(0);
         let ids: Vec<&str> = entries.iter().map(|e| e.external_id.as_str()).collect();
         // What the page's entries were, in one round trip.
         let before: std::collections::HashMap<String, (Vec<Option<String>>, String)> = tx
@@ -506,7 +504,10 @@ impl Store for PostgresStore {
 
     async fn run_by_platform_id(&self, run_id: &str) -> Result<Option<StoredRun>> {
         Ok(self
-            .query_runs(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1 ORDER BY id DESC LIMIT 1"), &[&run_id])
+            .query_runs(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1 ORDER BY id DESC LIMIT 1"),
+                &[&run_id],
+            )
             .await?
             .pop())
     }

@@ -106,15 +106,15 @@ const LOCK: i64 = 0x706f_6c79_7379_6e63;
 /// refused untouched.
 pub(super) async fn migrate(client: &mut Client, shown: &str) -> Result<()> {
     let fail = |e: tokio_postgres::Error| super::err(shown, e);
-    client.batch_execute("CREATE TABLE IF NOT EXISTS polysync_schema (version INTEGER NOT NULL)").await.map_err(fail)?;
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS polysync_schema (version INTEGER NOT NULL)")
+        .await
+        .map_err(fail)?;
     loop {
         let tx = client.transaction().await.map_err(fail)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK]).await.map_err(fail)?;
-        let version: i32 = tx
-            .query_opt("SELECT version FROM polysync_schema", &[])
-            .await
-            .map_err(fail)?
-            .map_or(0, |r| r.get(0));
+        let version: i32 =
+            tx.query_opt("SELECT version FROM polysync_schema", &[]).await.map_err(fail)?.map_or(0, |r| r.get(0));
         let known = MIGRATIONS.len() as i32;
         if version > known {
             return Err(Error::InvalidInput(format!(

@@ -129,7 +129,10 @@ pub(super) fn upsert_page(
             );
             let before: Option<(Row, String)> = existing
                 .query_row(params![connection, e.external_id], |r| {
-                    Ok(((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?), r.get(8)?))
+                    Ok((
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?),
+                        r.get(8)?,
+                    ))
                 })
                 .optional()?;
             match before {
@@ -138,7 +141,18 @@ pub(super) fn upsert_page(
                 Some(_) => counts.updated += 1,
             }
             upsert.execute(params![
-                connection, e.external_id, row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, at, sync_id
+                connection,
+                e.external_id,
+                row.0,
+                row.1,
+                row.2,
+                row.3,
+                row.4,
+                row.5,
+                row.6,
+                row.7,
+                at,
+                sync_id
             ])?;
         }
     }

@@ -18,9 +18,7 @@ use async_trait::async_trait;
 use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 use rusqlite::Connection;
 
-use super::{
-    ArchivedLog, EntryFilter, NewRun, PageCounts, RunFilter, Store, StoredEntry, StoredRun, SyncRecord,
-};
+use super::{ArchivedLog, EntryFilter, NewRun, PageCounts, RunFilter, Store, StoredEntry, StoredRun, SyncRecord};
 use crate::error::{Error, Result};
 
 /// A catalog in one SQLite file.
@@ -252,7 +250,13 @@ impl Store for SqliteStore {
     async fn archive_logs(&self, id: i64, logs: &[ArchivedLog]) -> Result<()> {
         let mut rows = Vec::with_capacity(logs.len());
         for log in logs {
-            rows.push((log.unit.clone(), log.container.clone(), log.text.len() as i64, log.truncated, super::logs::compress(&log.text)?));
+            rows.push((
+                log.unit.clone(),
+                log.container.clone(),
+                log.text.len() as i64,
+                log.truncated,
+                super::logs::compress(&log.text)?,
+            ));
         }
         self.call(move |c| {
             let tx = c.transaction()?;

@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::Result as HostResult;
 use crate::store::{
-    DeleteAfter, NewRun, RunFilter, RunState, StoredRun, json, key_conflict, ms, next_state, now, now_ms,
-    same_request, source_str,
+    DeleteAfter, NewRun, RunFilter, RunState, StoredRun, json, key_conflict, ms, next_state, now, now_ms, same_request,
+    source_str,
 };
 
 const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error";
@@ -144,7 +144,14 @@ pub(super) fn list(c: &Connection, filter: &RunFilter) -> rusqlite::Result<Vec<S
     ))?;
     let limit = filter.limit.map_or(-1, |l| l as i64);
     let rows = stmt.query_map(
-        params![filter.connection, filter.external_id, filter.state.map(RunState::as_str), filter.before, limit, filter.open],
+        params![
+            filter.connection,
+            filter.external_id,
+            filter.state.map(RunState::as_str),
+            filter.before,
+            limit,
+            filter.open
+        ],
         row_to_run,
     )?;
     rows.collect()

@@ -136,7 +136,8 @@ pub(super) fn check_is_ours(conn: &Connection, path: &Path) -> Result<()> {
         )));
     }
     let tables: Vec<String> = (|| {
-        let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?;
+        let mut stmt =
+            conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()
     })()
