@@ -8,7 +8,9 @@ pub const LOG_GROUP: &str = "/polysync/ecs-tests";
 pub const LOG_PREFIX: &str = "batch";
 
 /// A moto ECS cluster with `families` task definition families
-/// (`report-00`, `report-01`, ...) plus `quick` and `long`.
+/// (`report-00`, `report-01`, ...) plus `quick`, `long`, `plain` (no
+/// CloudWatch logs), `reporter` (declares outputs in a docker label) and
+/// `counter` (declares `COUNT`, also an input, in a tag).
 #[derive(Debug)]
 pub struct EcsWorld {
     pub moto: &'static Moto,
@@ -35,22 +37,27 @@ try:
     logs.create_log_group(logGroupName={LOG_GROUP:?})
 except logs.exceptions.ResourceAlreadyExistsException:
     pass
-def family(name, env, sidecar=False, awslogs=True):
+def family(name, env, sidecar=False, awslogs=True, label=None, tag=None):
     main = {{
         "name": "main", "image": "busybox:1.36", "essential": True, "cpu": 128, "memory": 256,
         "entryPoint": ["sh", "-c"], "command": ["echo $GREETING; sleep $SLEEP_SECONDS"],
         "environment": [{{"name": k, "value": v}} for k, v in env],
     }}
+    if label:
+        main["dockerLabels"] = {{"polysync.io/outputs": label}}
     if awslogs:
         main["logConfiguration"] = {{"logDriver": "awslogs", "options": {{
             "awslogs-group": {LOG_GROUP:?}, "awslogs-region": {REGION:?}, "awslogs-stream-prefix": {LOG_PREFIX:?}}}}}
     containers = [main]
     if sidecar:
         containers.append({{"name": "sidecar", "image": "busybox:1.36", "essential": False, "cpu": 64, "memory": 64}})
-    ecs.register_task_definition(family=name, containerDefinitions=containers, cpu="256", memory="512")
+    tags = [{{"key": "polysync.io/outputs", "value": tag}}] if tag else []
+    ecs.register_task_definition(family=name, containerDefinitions=containers, cpu="256", memory="512", tags=tags)
 family("quick", [("GREETING", "hello"), ("SLEEP_SECONDS", "1")], sidecar=True)
 family("long", [("GREETING", "hello"), ("SLEEP_SECONDS", "1")])
 family("plain", [("GREETING", "hello")], awslogs=False)
+family("reporter", [("GREETING", "hello")], label="ROWS, REPORT_URL")
+family("counter", [("COUNT", "1")], tag="COUNT")
 for i in range({families}):
     family(f"report-{{i:02}}", [("DATE", "2026-11-23"), ("MODE", "full")])
 "#,

@@ -233,11 +233,97 @@ fn the_cli_discovers_runs_and_follows_an_ecs_task() {
             .unwrap_or_else(|| panic!("no JSON from polysync {args:?}: {stdout}"))
     };
     let report = polysync(&["discover", "batch"]);
-    assert_eq!(report["added"], 5, "{report}");
+    assert_eq!(report["added"], 7, "{report}");
     let entry = polysync(&["catalog", "batch", "--entry", "quick"]);
     assert!(entry.to_string().contains("GREETING"), "{entry}");
     let run = polysync(&["run", "batch", "quick", "-p", "GREETING=from-cli", "--wait", "--timeout", "60s"]);
     assert!(run.to_string().contains("Success"), "{run}");
     let runs = polysync(&["runs", "--connection", "batch"]);
     assert!(runs.to_string().contains("arn:aws:ecs:eu-west-1"), "{runs}");
+}
+
+/// Outputs of ECS runs come from `::polysync-output` lines in container[0]'s
+/// CloudWatch Logs stream (moto's), declared by a docker label or a tag,
+/// through the binary: discovery shows the directions, `status` reads the
+/// outputs once the task stopped.
+#[test]
+fn outputs_come_from_log_markers_in_cloudwatch_through_the_binary() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let plugin_dir = artifacts::cdylib("polysync-provider-ecs").parent().unwrap().to_path_buf();
+    std::fs::write(
+        &config,
+        format!(
+            "plugin_dir = {:?}\ncatalog = {:?}\n[connections.batch]\nprovider = \"ecs\"\ncluster = \"e2e\"\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nlaunch_type = \"FARGATE\"\npoll_interval_ms = 100\n",
+            plugin_dir.display().to_string(),
+            dir.path().join("catalog.db").display().to_string(),
+            w.moto.url
+        ),
+    )
+    .unwrap();
+    let polysync = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(artifacts::executable("polysync", "polysync"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--output", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "polysync {args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("polysync {args:?}: {e}: {stdout}"))
+    };
+    polysync(&["discover", "batch"]);
+    let directions = |entry: &str| -> Vec<(String, String)> {
+        polysync(&["catalog", "batch", "--entry", entry])["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["name"].as_str().unwrap().to_owned(), p["direction"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        directions("reporter"),
+        [("GREETING".into(), "Input".into()), ("ROWS".into(), "Output".into()), ("REPORT_URL".into(), "Output".into())]
+    );
+    assert_eq!(directions("counter"), [("COUNT".into(), "InputOutput".into())]);
+
+    let finish = |entry: &str, params: &[&str], lines: &[&str]| -> serde_json::Value {
+        let mut args = vec!["run", "batch", entry];
+        for p in params {
+            args.extend(["-p", p]);
+        }
+        let run = polysync(&args);
+        let arn = run["run_id"].as_str().unwrap().to_owned();
+        w.write_log(&arn, lines);
+        let id = run["id"].as_i64().unwrap().to_string();
+        for _ in 0..40 {
+            let now = polysync(&["status", &id]);
+            if now["finished_at"].is_string() {
+                return now;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("run {id} of {entry} did not finish");
+    };
+    let run =
+        finish("reporter", &[], &["working", "::polysync-output ROWS=42", "::polysync-output EXTRA=kept", "done"]);
+    assert_eq!(run["state"], "Success", "{run}");
+    assert_eq!(run["outputs"], serde_json::json!({"ROWS": "42", "EXTRA": "kept"}), "{run}");
+    assert!(
+        run["output_error"].as_str().unwrap().contains("REPORT_URL"),
+        "a declared output never written is named: {run}"
+    );
+
+    let run = finish("counter", &["COUNT=5"], &["::polysync-output COUNT=6"]);
+    assert_eq!(run["outputs"], serde_json::json!({"COUNT": "6"}), "{run}");
+    assert!(run.get("output_error").is_none(), "{run}");
+    let logs = std::process::Command::new(artifacts::executable("polysync", "polysync"))
+        .arg("--config")
+        .arg(&config)
+        .args(["logs", &run["id"].as_i64().unwrap().to_string()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("::polysync-output COUNT=6"), "markers stay in the log");
 }

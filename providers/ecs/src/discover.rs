@@ -44,9 +44,14 @@ pub(crate) async fn discover(ecs: &Ecs, request: DiscoverRequest) -> Result<Disc
         .map(|family| {
             let client = client.clone();
             async move {
-                let described = client.describe_task_definition().task_definition(&family).send().await;
+                let described = client
+                    .describe_task_definition()
+                    .task_definition(&family)
+                    .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+                    .send()
+                    .await;
                 match described {
-                    Ok(out) => Ok(out.task_definition.map(|td| entry(ecs, &family, &td))),
+                    Ok(out) => Ok(out.task_definition.as_ref().map(|td| entry(ecs, &family, td, out.tags()))),
                     // Deregistered between the listing and now: not an entry.
                     Err(e) if e.as_service_error().is_some_and(|s| s.is_client_exception()) => Ok(None),
                     Err(e) => {
@@ -66,10 +71,16 @@ pub(crate) async fn discover(ecs: &Ecs, request: DiscoverRequest) -> Result<Disc
 }
 
 /// A task definition as a catalog entry: parameters and fallback from its
-/// first container.
-pub(crate) fn entry(ecs: &Ecs, family: &str, td: &aws_sdk_ecs::types::TaskDefinition) -> CatalogEntry {
+/// first container; declared outputs as `Output` parameters (`InputOutput`
+/// when also an environment variable).
+pub(crate) fn entry(
+    ecs: &Ecs,
+    family: &str,
+    td: &aws_sdk_ecs::types::TaskDefinition,
+    tags: &[aws_sdk_ecs::types::Tag],
+) -> CatalogEntry {
     let first = td.container_definitions().first();
-    let parameters = first
+    let mut parameters: Vec<Parameter> = first
         .map(|c| {
             c.environment()
                 .iter()
@@ -77,6 +88,12 @@ pub(crate) fn entry(ecs: &Ecs, family: &str, td: &aws_sdk_ecs::types::TaskDefini
                 .collect()
         })
         .unwrap_or_default();
+    for name in crate::definition::declared(td, tags) {
+        match parameters.iter_mut().find(|p| p.name == name) {
+            Some(p) => p.direction = polysync_provider_api::Direction::InputOutput,
+            None => parameters.push(Parameter::output(name)),
+        }
+    }
     let fallback = first
         .map(|c| FallbackAttributes {
             image: c.image().map(str::to_owned),

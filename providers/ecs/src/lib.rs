@@ -8,9 +8,11 @@
 //! the task ARN.
 
 mod console;
+mod definition;
 mod discover;
 mod events;
 mod logs;
+mod outputs;
 mod run;
 pub mod settings;
 pub mod status;
@@ -35,16 +37,15 @@ use crate::settings::Settings;
 pub struct Ecs {
     pub(crate) settings: Arc<Settings>,
     pub(crate) aws: Arc<Connection>,
-    /// Essential container names by task definition ARN: decides whether a
-    /// stopped task failed. Task definitions are immutable, so never stale.
-    pub(crate) essentials: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// What tracking needs of each task definition, by ARN.
+    pub(crate) definitions: Arc<Mutex<HashMap<String, Arc<definition::Definition>>>>,
     pub(crate) poll_interval: Duration,
 }
 
 impl Ecs {
     pub fn new(settings: Settings) -> Self {
         let aws = Connection::new(settings.aws.clone());
-        Self { settings: Arc::new(settings), aws, essentials: Arc::default(), poll_interval: Duration::from_secs(2) }
+        Self { settings: Arc::new(settings), aws, definitions: Arc::default(), poll_interval: Duration::from_secs(2) }
     }
 
     /// How often watch and followed events describe the tracked tasks.

@@ -46,16 +46,10 @@ pub(crate) async fn logs(ecs: &Ecs, request: LogRequest) -> Result<ResultStream<
         if request.container.as_ref().is_some_and(|want| want != &name) {
             continue;
         }
-        let options = c.log_configuration().filter(|l| l.log_driver().as_str() == "awslogs").and_then(|l| l.options());
-        match options
-            .and_then(|o| Some((o.get("awslogs-group")?, o.get("awslogs-stream-prefix")?, o.get("awslogs-region"))))
-        {
-            Some((group, prefix, region)) => sources.push(Source {
-                stream: format!("{prefix}/{name}/{id}"),
-                container: name,
-                group: group.clone(),
-                region: region.cloned(),
-            }),
+        match crate::definition::AwsLogs::of(c) {
+            Some(l) => {
+                sources.push(Source { stream: l.stream(&id), container: name, group: l.group, region: l.region })
+            }
             None => without.push(name),
         }
     }
@@ -149,7 +143,7 @@ async fn read(ecs: Ecs, source: Source, request: LogRequest, unit: String) -> Re
     .boxed()
 }
 
-async fn logs_client(ecs: &Ecs, region: Option<&str>) -> Result<aws_sdk_cloudwatchlogs::Client> {
+pub(crate) async fn logs_client(ecs: &Ecs, region: Option<&str>) -> Result<aws_sdk_cloudwatchlogs::Client> {
     let config = ecs.aws.config().await?;
     let mut builder = aws_sdk_cloudwatchlogs::config::Builder::from(config);
     if let Some(r) = region {

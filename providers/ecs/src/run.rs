@@ -31,9 +31,10 @@ pub(crate) async fn run(ecs: &Ecs, request: RunRequest) -> Result<RunHandle> {
     check(&request)?;
     let client = ecs.client().await?;
     let what = format!("running task definition {}", request.external_id);
-    let td = client
+    let described = client
         .describe_task_definition()
         .task_definition(&request.external_id)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
         .send()
         .await
         .map_err(|e| {
@@ -46,8 +47,10 @@ pub(crate) async fn run(ecs: &Ecs, request: RunRequest) -> Result<RunHandle> {
             } else {
                 err
             }
-        })?
+        })?;
+    let td = described
         .task_definition
+        .as_ref()
         .ok_or_else(|| ProviderError::not_found(format!("{what}: no task definition in the answer")))?;
     let container = td
         .container_definitions()
@@ -55,7 +58,7 @@ pub(crate) async fn run(ecs: &Ecs, request: RunRequest) -> Result<RunHandle> {
         .and_then(|c| c.name())
         .ok_or_else(|| ProviderError::invalid_input(format!("{what}: the task definition has no containers")))?
         .to_owned();
-    track::remember_essentials(ecs, &td);
+    crate::definition::remember(ecs, td, described.tags());
     let overrides = overrides(&container, &request)?;
     let digest = digest(&request.idempotency_key);
     let started_by = format!("polysync-{}", &digest[..27]);

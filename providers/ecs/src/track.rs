@@ -12,6 +12,7 @@ use polysync_provider_api::{ErrorKind, ProviderError, Result, ResultStream, RunS
 use rand::RngExt;
 
 use crate::Ecs;
+use crate::definition;
 use crate::status::{TaskView, status};
 
 /// DescribeTasks takes at most this many tasks.
@@ -99,37 +100,17 @@ pub fn next(last: Option<&RunStatus>, seen: &Seen, essential: Option<&[String]>)
     }
 }
 
-pub(crate) fn remember_essentials(ecs: &Ecs, td: &aws_sdk_ecs::types::TaskDefinition) {
-    if let Some(arn) = td.task_definition_arn() {
-        let names = td
-            .container_definitions()
-            .iter()
-            .filter(|c| c.essential().unwrap_or(true))
-            .filter_map(|c| c.name().map(str::to_owned))
-            .collect();
-        ecs.essentials.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_owned(), names);
-    }
-}
-
-/// Essential containers of a task definition, described once and cached.
-async fn essentials(ecs: &Ecs, td_arn: Option<&str>) -> Option<Vec<String>> {
-    let arn = td_arn?;
-    if let Some(known) = ecs.essentials.lock().unwrap_or_else(|e| e.into_inner()).get(arn) {
-        return Some(known.clone());
-    }
-    let client = ecs.client().await.ok()?;
-    let td = client.describe_task_definition().task_definition(arn).send().await.ok()?.task_definition?;
-    remember_essentials(ecs, &td);
-    ecs.essentials.lock().unwrap_or_else(|e| e.into_inner()).get(arn).cloned()
-}
-
 pub(crate) async fn poll(ecs: &Ecs, run_id: &str) -> Result<RunStatus> {
     let mut seen = describe(ecs, &[run_id.to_owned()]).await?;
     let (seen, td) = seen.remove(run_id).unwrap_or((Seen::Missing, None));
-    let essential = essentials(ecs, td.as_deref()).await;
-    next(None, &seen, essential.as_deref())
+    let def = definition::get(ecs, td.as_deref()).await;
+    let mut status = next(None, &seen, def.as_ref().map(|d| d.essential.as_slice()))
         .map_err(|e| ProviderError::not_found(format!("run {run_id}: {}", e.message())))?
-        .ok_or_else(|| ProviderError::internal("no status"))
+        .ok_or_else(|| ProviderError::internal("no status"))?;
+    if let Some(def) = &def {
+        crate::outputs::attach(ecs, def, &mut status).await;
+    }
+    Ok(status)
 }
 
 /// The runs' statuses now, then every change, one batched round per
@@ -168,11 +149,14 @@ async fn round(ecs: &Ecs, pending: &mut Vec<String>, last: &mut HashMap<String, 
     let mut changes = Vec::new();
     for run_id in pending.iter() {
         let Some((s, td)) = seen.get(run_id) else { continue };
-        let essential = essentials(ecs, td.as_deref()).await;
-        let change = next(last.get(run_id), s, essential.as_deref())
+        let def = definition::get(ecs, td.as_deref()).await;
+        let change = next(last.get(run_id), s, def.as_ref().map(|d| d.essential.as_slice()))
             .map_err(|e| ProviderError::not_found(format!("run {run_id}: {}", e.message())))?;
         if let Some(mut status) = change {
             status.run_id = run_id.clone();
+            if let Some(def) = &def {
+                crate::outputs::attach(ecs, def, &mut status).await;
+            }
             last.insert(run_id.clone(), status.clone());
             changes.push(status);
         }
