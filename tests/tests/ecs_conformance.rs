@@ -20,8 +20,8 @@ fn target() -> Target {
         ("quick", &[("GREETING", "hi")]),
         ("long", &[("SLEEP_SECONDS", "100000")]),
     )
-    // quick, long, plain and 12 report families.
-    .expect_entries(15);
+    // quick, long, plain, reporter, counter and 12 report families.
+    .expect_entries(17);
     // moto ignores maxResults for ECS, so pages here are one page; paging
     // itself is proven against the project's paging stub (ecs_e2e).
     target.page_size = 100;
