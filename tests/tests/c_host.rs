@@ -47,3 +47,47 @@ fn a_c_host_drives_a_real_plugin_through_the_header() {
     assert!(items >= 2, "watch reports at least the first and the terminal status: {watch}");
     assert!(line("unknown").starts_with("unknown 3 ") && line("unknown").contains("Unsupported"));
 }
+
+/// The Go host (`tests/go`, cgo over the same header) loads the real
+/// kubernetes plugin and, against the sandbox, discovers, runs an entry
+/// with a parameter, watches the run to its end and prints its outputs.
+#[test]
+fn a_go_host_runs_a_job_and_reads_its_outputs_through_the_header() {
+    let cluster = polysync_tests::shared(polysync_tests::Flavor::Sandbox);
+    let ns = "go-host";
+    polysync_tests::source_job(
+        cluster,
+        ns,
+        "go-report",
+        "echo \"working for $GREETING\"; echo \"ROWS=${GREETING}-42\" > /dev/termination-log",
+        |job| {
+            job["metadata"]["annotations"] = serde_json::json!({"polysync.io/outputs": "ROWS"});
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("gohost");
+    let src = polysync_tests::workspace().join("tests/go");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg(".")
+        .current_dir(&src)
+        .env("CGO_ENABLED", "1")
+        .output()
+        .expect("the Go host needs Go 1.26 (`go`); scripts/test checks for it");
+    assert!(built.status.success(), "go build of tests/go failed:\n{}", String::from_utf8_lossy(&built.stderr));
+    let plugin = artifacts::cdylib("polysync-provider-kubernetes");
+    let out = Command::new(&exe)
+        .arg(&plugin)
+        .arg(cluster.settings(ns).to_string())
+        .args(["go-report", "GREETING=gopher"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "Go host failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("manifest kubernetes api 1.3.0"), "{stdout}");
+    assert!(stdout.contains("entry go-report parameter ROWS Output"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("run go-report-")), "{stdout}");
+    assert!(stdout.contains("status Success"), "{stdout}");
+    assert!(stdout.contains(r#"outputs {"ROWS":"gopher-42"}"#), "{stdout}");
+}

@@ -1,0 +1,3 @@
+module polysync.test/gohost
+
+go 1.26
