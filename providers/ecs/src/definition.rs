@@ -40,6 +40,8 @@ impl AwsLogs {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Definition {
+    /// container[0]'s name: the one parameters override.
+    pub main: Option<String>,
     pub essential: Vec<String>,
     pub declared: Vec<String>,
     pub main_log: Option<AwsLogs>,
@@ -66,6 +68,7 @@ impl Definition {
     fn of(td: &TaskDefinition, tags: &[Tag]) -> Self {
         let containers = td.container_definitions();
         Self {
+            main: containers.first().and_then(|c| c.name()).map(str::to_owned),
             essential: containers
                 .iter()
                 .filter(|c| c.essential().unwrap_or(true))

@@ -7,6 +7,7 @@
 //! revision runs) or `family:revision` (that revision runs). A run id is
 //! the task ARN.
 
+mod attempts;
 mod console;
 mod definition;
 mod discover;

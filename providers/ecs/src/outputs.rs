@@ -18,7 +18,7 @@ use crate::status::task_id;
 const MAX_PAGES: usize = 20;
 
 /// Add the outputs of a run that just ended to its status.
-pub(crate) async fn attach(ecs: &Ecs, def: &Definition, status: &mut RunStatus) {
+pub(crate) async fn attach(ecs: &Ecs, def: &Definition, task_arn: &str, status: &mut RunStatus) {
     if def.declared.is_empty() || !status.state.is_terminal() {
         return;
     }
@@ -29,7 +29,7 @@ pub(crate) async fn attach(ecs: &Ecs, def: &Definition, status: &mut RunStatus) 
         ));
         return;
     };
-    let stream = source.stream(task_id(&status.run_id));
+    let stream = source.stream(task_id(task_arn));
     match read(ecs, source.region.as_deref(), &source.group, &stream).await {
         Ok(text) => status.outputs = parse_markers(&text),
         Err(e) => {

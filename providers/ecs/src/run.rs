@@ -59,23 +59,53 @@ pub(crate) async fn run(ecs: &Ecs, request: RunRequest) -> Result<RunHandle> {
         .ok_or_else(|| ProviderError::invalid_input(format!("{what}: the task definition has no containers")))?
         .to_owned();
     crate::definition::remember(ecs, td, described.tags());
-    let overrides = overrides(&container, &request)?;
+    let overrides = overrides(&container, &request.parameters)?;
     let digest = digest(&request.idempotency_key);
     let started_by = format!("polysync-{}", &digest[..27]);
     if let Some(arn) = find_started(ecs, &client, &started_by).await? {
         return Ok(handle(ecs, &request, arn, true));
     }
+    let sent = crate::status::env_digest(request.parameters.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let source = request.external_id.split(':').next().unwrap_or_default();
+    let task = Task {
+        task_definition: td.task_definition_arn().unwrap_or(&request.external_id),
+        overrides,
+        client_token: &digest,
+        started_by: &started_by,
+        tags: vec![
+            tag("polysync:managed-by", "polysync"),
+            tag("polysync:source", source),
+            tag("polysync:run-key", &digest[..32]),
+            tag(crate::status::SENT_TAG, &sent),
+        ],
+    };
+    let arn = start_task(ecs, &client, task, &what).await?;
+    Ok(handle(ecs, &request, arn, false))
+}
+
+/// One RunTask: a run's first task, or a further attempt of it.
+pub(crate) struct Task<'a> {
+    pub task_definition: &'a str,
+    pub overrides: TaskOverride,
+    /// ECS answers a repeated RunTask with the same token with the first task.
+    pub client_token: &'a str,
+    pub started_by: &'a str,
+    pub tags: Vec<Tag>,
+}
+
+/// Start `task` with the connection's launch and network settings; a
+/// throttled call is retried with backoff (the client token keeps it to
+/// one task), a placement failure comes back with its reason and what to do.
+pub(crate) async fn start_task(ecs: &Ecs, client: &aws_sdk_ecs::Client, task: Task<'_>, what: &str) -> Result<String> {
     let mut call = client
         .run_task()
         .cluster(&ecs.settings.cluster)
-        .task_definition(td.task_definition_arn().unwrap_or(&request.external_id))
-        .overrides(overrides)
-        .client_token(&digest)
-        .started_by(&started_by)
+        .task_definition(task.task_definition)
+        .overrides(task.overrides)
+        .client_token(task.client_token)
+        .started_by(task.started_by)
         .count(1)
-        .tags(tag("polysync:managed-by", "polysync"))
-        .tags(tag("polysync:source", request.external_id.split(':').next().unwrap_or_default()))
-        .tags(tag("polysync:run-key", &digest[..32]))
+        .set_tags(Some(task.tags))
         .set_platform_version(ecs.settings.platform_version.clone());
     call = match &ecs.settings.launch {
         Launch::Default => call,
@@ -105,24 +135,51 @@ pub(crate) async fn run(ecs: &Ecs, request: RunRequest) -> Result<RunHandle> {
             .map_err(|e| ProviderError::invalid_input(format!("setting `network_configuration`: {e}")))?;
         call = call.network_configuration(NetworkConfiguration::builder().awsvpc_configuration(vpc).build());
     }
-    let out = call.send().await.map_err(|e| from_sdk(e, "ecs:RunTask", &what))?;
+    let out = track::with_backoff(|| async { call.clone().send().await.map_err(|e| from_sdk(e, "ecs:RunTask", what)) })
+        .await?;
     if let Some(f) = out.failures().first() {
-        let reason = f.reason().unwrap_or("unknown");
-        let detail = f.detail().map(|d| format!(" ({d})")).unwrap_or_default();
-        let kind = if reason == "MISSING" { ErrorKind::NotFound } else { ErrorKind::Unavailable };
-        return Err(ProviderError::new(
-            kind,
-            format!(
-                "{what}: ECS could not start the task: {reason}{detail}; check the cluster's capacity and the launch settings"
-            ),
-        ));
+        return Err(placement_failure(f.reason().unwrap_or("unknown"), f.detail(), what));
     }
-    let arn = out
-        .tasks()
+    out.tasks()
         .first()
         .and_then(|t| t.task_arn())
-        .ok_or_else(|| ProviderError::internal(format!("{what}: RunTask answered no task and no failure")))?;
-    Ok(handle(ecs, &request, arn.to_owned(), false))
+        .map(str::to_owned)
+        .ok_or_else(|| ProviderError::internal(format!("{what}: RunTask answered no task and no failure")))
+}
+
+/// A RunTask `failures[]` entry as an error that says what to do. ECS's
+/// reasons: `RESOURCE:CPU|MEMORY|PORTS|ENI|GPU` (no instance has room),
+/// `AGENT` (the instance's agent is disconnected), `ATTRIBUTE` (placement
+/// constraints match no instance), `MISSING`, and capacity provider or
+/// Fargate capacity messages.
+pub fn placement_failure(reason: &str, detail: Option<&str>, what: &str) -> ProviderError {
+    let detail_text = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+    let (kind, advice) = match reason {
+        r if r.starts_with("RESOURCE:") => {
+            let resource = r.trim_start_matches("RESOURCE:").to_ascii_lowercase();
+            (
+                ErrorKind::Unavailable,
+                format!(
+                    "no container instance of the cluster has enough free {resource} for the task; add instances or capacity, wait for running tasks to end, or lower the task definition's {resource}"
+                ),
+            )
+        }
+        "AGENT" => (
+            ErrorKind::Unavailable,
+            "the ECS agent of the chosen container instance is disconnected; check the instances' agent and their route to ECS".into(),
+        ),
+        "ATTRIBUTE" => (
+            ErrorKind::InvalidInput,
+            "no container instance has the attributes the task definition's placement constraints require; fix the constraints or add matching instances".into(),
+        ),
+        "MISSING" => (ErrorKind::NotFound, "ECS does not know the cluster or task definition; check the connection's cluster and run `polysync discover` again".into()),
+        _ if format!("{reason}{detail_text}").to_ascii_lowercase().contains("capacity") => (
+            ErrorKind::Unavailable,
+            "the capacity provider (or Fargate) has no capacity now; run it again later, or use a capacity provider strategy with on-demand capacity or more availability zones".into(),
+        ),
+        _ => (ErrorKind::Unavailable, "check the cluster's capacity and the launch settings".into()),
+    };
+    ProviderError::new(kind, format!("{what}: ECS could not place the task: {reason}{detail_text}; {advice}"))
 }
 
 fn handle(ecs: &Ecs, request: &RunRequest, arn: String, adopted: bool) -> RunHandle {
@@ -183,11 +240,11 @@ fn check(request: &RunRequest) -> Result<()> {
 }
 
 /// The container override, refused before any call if ECS would refuse it.
-pub fn overrides(container: &str, request: &RunRequest) -> Result<TaskOverride> {
+pub fn overrides(container: &str, parameters: &std::collections::BTreeMap<String, String>) -> Result<TaskOverride> {
     // The JSON ECS measures: {"containerOverrides":[{"name":..,"environment":[..]}]}
     let json = serde_json::json!({"containerOverrides": [{
         "name": container,
-        "environment": request.parameters.iter().map(|(k, v)| serde_json::json!({"name": k, "value": v})).collect::<Vec<_>>(),
+        "environment": parameters.iter().map(|(k, v)| serde_json::json!({"name": k, "value": v})).collect::<Vec<_>>(),
     }]});
     let size = json.to_string().len();
     if size > OVERRIDES_LIMIT {
@@ -195,7 +252,7 @@ pub fn overrides(container: &str, request: &RunRequest) -> Result<TaskOverride> 
             "the parameter values make the task's overrides {size} characters; ECS allows {OVERRIDES_LIMIT}. Shorten them, or keep large values in the task definition or in S3/SSM and pass their names"
         )));
     }
-    let env = request.parameters.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()).collect();
+    let env = parameters.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()).collect();
     Ok(TaskOverride::builder()
         .container_overrides(ContainerOverride::builder().name(container).set_environment(Some(env)).build())
         .build())
@@ -206,25 +263,26 @@ pub fn digest(key: &str) -> String {
     Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn tag(key: &str, value: &str) -> Tag {
+pub(crate) fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
 
 pub(crate) async fn cancel(ecs: &Ecs, run_id: &str, reason: Option<&str>) -> Result<CancelOutcome> {
     // Idempotent: a task that has stopped, or that ECS no longer knows
     // (it forgets stopped tasks after about an hour), is done.
-    match track::poll(ecs, run_id).await {
-        Ok(current) if current.state.is_terminal() => return Ok(CancelOutcome::AlreadyDone),
+    // A run restarted after a Spot interruption is its latest attempt.
+    let task = match track::current(ecs, run_id).await {
+        Ok(now) if now.status.state.is_terminal() => return Ok(CancelOutcome::AlreadyDone),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(CancelOutcome::AlreadyDone),
         Err(e) => return Err(e),
-        Ok(_) => {}
-    }
+        Ok(now) => now.current,
+    };
     let reason = reason.unwrap_or("cancelled through polysync");
     ecs.client()
         .await?
         .stop_task()
         .cluster(&ecs.settings.cluster)
-        .task(run_id)
+        .task(&task)
         .reason(reason.chars().take(255).collect::<String>())
         .send()
         .await
@@ -249,7 +307,7 @@ mod tests {
 
     #[test]
     fn overrides_carry_the_parameters_for_the_first_container() {
-        let o = overrides("main", &request(&[("DATE", "2026-11-23"), ("MODE", "full")])).unwrap();
+        let o = overrides("main", &request(&[("DATE", "2026-11-23"), ("MODE", "full")]).parameters).unwrap();
         let c = &o.container_overrides()[0];
         assert_eq!(c.name(), Some("main"));
         let env: Vec<_> = c.environment().iter().map(|kv| (kv.name().unwrap(), kv.value().unwrap())).collect();
@@ -261,11 +319,27 @@ mod tests {
         // {"containerOverrides":[{"environment":[{"name":"BLOB","value":""}],"name":"main"}]}
         let overhead = 83;
         let exactly = "x".repeat(OVERRIDES_LIMIT - overhead);
-        overrides("main", &request(&[("BLOB", &exactly)])).expect("8,192 characters are allowed");
+        overrides("main", &request(&[("BLOB", &exactly)]).parameters).expect("8,192 characters are allowed");
         let over = "x".repeat(OVERRIDES_LIMIT - overhead + 1);
-        let err = overrides("main", &request(&[("BLOB", &over)])).unwrap_err();
+        let err = overrides("main", &request(&[("BLOB", &over)]).parameters).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.message().contains("8193 characters; ECS allows 8192"), "{err}");
+    }
+
+    #[test]
+    fn every_placement_failure_says_what_to_do() {
+        for (reason, kind, says) in [
+            ("RESOURCE:MEMORY", ErrorKind::Unavailable, "enough free memory"),
+            ("RESOURCE:CPU", ErrorKind::Unavailable, "enough free cpu"),
+            ("AGENT", ErrorKind::Unavailable, "agent"),
+            ("ATTRIBUTE", ErrorKind::InvalidInput, "placement constraints"),
+            ("MISSING", ErrorKind::NotFound, "polysync discover"),
+            ("Capacity is unavailable at this time", ErrorKind::Unavailable, "on-demand capacity"),
+        ] {
+            let e = placement_failure(reason, Some("arn:aws:ecs:x"), "running nightly");
+            assert_eq!(e.kind(), kind, "{reason}");
+            assert!(e.message().contains(says) && e.message().contains(reason), "{reason}: {e}");
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ polysync_provider_api::settings! {
         optional platform_version: String,
         /// how often runs are described while watched, in ms (default 2000)
         optional poll_interval_ms: serde_json::Value,
+        /// start a task stopped by a Spot interruption again, up to this many times (default 0)
+        optional retry_on_interruption: serde_json::Value,
     }
 }
 
@@ -65,6 +67,9 @@ pub struct Settings {
     pub platform_version: Option<String>,
     /// How often runs are described while watched.
     pub poll_interval: std::time::Duration,
+    /// How many times a task stopped by a Spot interruption is started
+    /// again, as further attempts of the same run.
+    pub retry_on_interruption: u32,
 }
 
 impl Settings {
@@ -120,11 +125,23 @@ impl Settings {
                 }
             },
         };
+        let retry_on_interruption = match &raw.retry_on_interruption {
+            None => 0,
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= 10 => n as u32,
+                _ => {
+                    return Err(ProviderError::invalid_input(
+                        "setting `retry_on_interruption` must be a whole number from 0 to 10",
+                    ));
+                }
+            },
+        };
         Ok(Self {
             aws,
             cluster,
             launch,
             poll_interval,
+            retry_on_interruption,
             network: raw.network_configuration,
             family_prefix: raw.family_prefix,
             platform_version: raw.platform_version,
@@ -168,6 +185,8 @@ mod tests {
             ),
             (json!({"cluster": "c", "network_configuration": {"subnets": []}}), "at least one subnet"),
             (json!({"cluster": "c", "subnets": ["s"]}), "unknown field"),
+            (json!({"cluster": "c", "retry_on_interruption": -1}), "from 0 to 10"),
+            (json!({"cluster": "c", "retry_on_interruption": 11}), "from 0 to 10"),
         ] {
             let err = Settings::parse(v.clone()).unwrap_err();
             assert!(err.message().contains(says), "{v}: {err}");

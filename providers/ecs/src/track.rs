@@ -12,8 +12,9 @@ use polysync_provider_api::{ErrorKind, ProviderError, Result, ResultStream, RunS
 use rand::RngExt;
 
 use crate::Ecs;
+use crate::attempts::{self, Chain};
 use crate::definition;
-use crate::status::{TaskView, status};
+use crate::status::TaskView;
 
 /// DescribeTasks takes at most this many tasks.
 pub const BATCH: usize = 100;
@@ -37,6 +38,7 @@ pub async fn describe(ecs: &Ecs, arns: &[String]) -> Result<HashMap<String, (See
                 .describe_tasks()
                 .cluster(&ecs.settings.cluster)
                 .set_tasks(Some(chunk.to_vec()))
+                .include(aws_sdk_ecs::types::TaskField::Tags)
                 .send()
                 .await
                 .map_err(|e| from_sdk(e, "ecs:DescribeTasks", "describing tasks"))
@@ -72,7 +74,7 @@ where
             Err(e) if e.kind() == ErrorKind::Throttled && attempt < THROTTLE_RETRIES => {
                 let base = Duration::from_millis(200).saturating_mul(1 << attempt).min(Duration::from_secs(20));
                 let wait = e.retry_after().unwrap_or(base).mul_f64(rand::rng().random_range(0.5..1.5));
-                tracing::debug!("DescribeTasks throttled; retrying in {wait:?}");
+                tracing::debug!("{}; retrying in {wait:?}", e.message());
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
@@ -81,36 +83,53 @@ where
     }
 }
 
-/// The next status of a run from what a round saw, given the last one.
-/// `None`: nothing to report (unchanged).
-pub fn next(last: Option<&RunStatus>, seen: &Seen, essential: Option<&[String]>) -> Result<Option<RunStatus>> {
-    match (seen, last) {
-        (Seen::Task(view), _) => {
-            let now = status(view, essential);
-            Ok((last != Some(&now)).then_some(now))
-        }
+/// The next status of a run from what a round saw (`None`: ECS no longer
+/// has the task), given the last one. `None` back: nothing to report.
+pub fn next(last: Option<&RunStatus>, now: Option<RunStatus>) -> Result<Option<RunStatus>> {
+    match (now, last) {
+        (Some(now), _) => Ok((last != Some(&now)).then_some(now)),
         // Forgotten after it ended: the recorded end stands.
-        (Seen::Missing, Some(l)) if l.state.is_terminal() => Ok(None),
-        (Seen::Missing, Some(l)) => {
+        (None, Some(l)) if l.state.is_terminal() => Ok(None),
+        (None, Some(l)) => {
             let mut gone = RunStatus::new(&l.run_id, polysync_provider_api::RunState::Unknown);
             gone.message = Some("ECS no longer reports this task (it keeps stopped tasks about an hour)".into());
             Ok(Some(gone))
         }
-        (Seen::Missing, None) => Err(ProviderError::not_found("ECS has no such task in this cluster")),
+        (None, None) => Err(ProviderError::not_found("ECS has no such task in this cluster")),
     }
 }
 
-pub(crate) async fn poll(ecs: &Ecs, run_id: &str) -> Result<RunStatus> {
+/// The run as it is now, with its outputs once it ended; `None` when ECS
+/// does not know its current task.
+async fn settle(
+    ecs: &Ecs,
+    run_id: &str,
+    seen: &Seen,
+    td: Option<&str>,
+    chain: &mut Chain,
+) -> Result<Option<attempts::Settled>> {
+    let Seen::Task(view) = seen else { return Ok(None) };
+    let def = definition::get(ecs, td).await;
+    let mut settled = attempts::settle(ecs, run_id, view, def.as_deref(), chain).await?;
+    settled.status.run_id = run_id.to_owned();
+    if let Some(def) = &def {
+        crate::outputs::attach(ecs, def, &settled.current, &mut settled.status).await;
+    }
+    Ok(Some(settled))
+}
+
+/// The run's status and the task it is now (a further attempt after a
+/// Spot interruption).
+pub(crate) async fn current(ecs: &Ecs, run_id: &str) -> Result<attempts::Settled> {
     let mut seen = describe(ecs, &[run_id.to_owned()]).await?;
     let (seen, td) = seen.remove(run_id).unwrap_or((Seen::Missing, None));
-    let def = definition::get(ecs, td.as_deref()).await;
-    let mut status = next(None, &seen, def.as_ref().map(|d| d.essential.as_slice()))
-        .map_err(|e| ProviderError::not_found(format!("run {run_id}: {}", e.message())))?
-        .ok_or_else(|| ProviderError::internal("no status"))?;
-    if let Some(def) = &def {
-        crate::outputs::attach(ecs, def, &mut status).await;
-    }
-    Ok(status)
+    settle(ecs, run_id, &seen, td.as_deref(), &mut Chain::default())
+        .await?
+        .ok_or_else(|| ProviderError::not_found(format!("run {run_id}: ECS has no such task in this cluster")))
+}
+
+pub(crate) async fn poll(ecs: &Ecs, run_id: &str) -> Result<RunStatus> {
+    Ok(current(ecs, run_id).await?.status)
 }
 
 /// The runs' statuses now, then every change, one batched round per
@@ -121,48 +140,56 @@ pub(crate) async fn watch(ecs: &Ecs, run_ids: Vec<String>) -> Result<ResultStrea
     if pending.is_empty() {
         return Ok(futures::stream::empty().boxed());
     }
-    let mut last: HashMap<String, RunStatus> = HashMap::new();
+    let mut runs = Runs::default();
     // The first round is made before answering, so an unknown run is a
     // NotFound of the call itself.
-    let first = round(ecs, &mut pending, &mut last).await?;
+    let first = round(ecs, &mut pending, &mut runs).await?;
     let ecs = ecs.clone();
     let rest =
-        futures::stream::unfold((ecs, pending, last, false), |(ecs, mut pending, mut last, failed)| async move {
+        futures::stream::unfold((ecs, pending, runs, false), |(ecs, mut pending, mut runs, failed)| async move {
             if pending.is_empty() || failed {
                 return None;
             }
             tokio::time::sleep(ecs.poll_interval).await;
-            match round(&ecs, &mut pending, &mut last).await {
+            match round(&ecs, &mut pending, &mut runs).await {
                 Ok(changes) => {
-                    Some((futures::stream::iter(changes.into_iter().map(Ok)).boxed(), (ecs, pending, last, false)))
+                    Some((futures::stream::iter(changes.into_iter().map(Ok)).boxed(), (ecs, pending, runs, false)))
                 }
-                Err(e) => Some((futures::stream::iter([Err(e)]).boxed(), (ecs, pending, last, true))),
+                Err(e) => Some((futures::stream::iter([Err(e)]).boxed(), (ecs, pending, runs, true))),
             }
         })
         .flatten();
     Ok(futures::stream::iter(first.into_iter().map(Ok)).chain(rest).boxed())
 }
 
-/// One round: describe every pending run, report changes, drop the ended.
-async fn round(ecs: &Ecs, pending: &mut Vec<String>, last: &mut HashMap<String, RunStatus>) -> Result<Vec<RunStatus>> {
-    let seen = describe(ecs, pending).await?;
+/// What a watch knows of its runs.
+#[derive(Debug, Default)]
+struct Runs {
+    last: HashMap<String, RunStatus>,
+    chains: HashMap<String, Chain>,
+}
+
+/// One round: describe every pending run's current task, report changes,
+/// drop the ended.
+async fn round(ecs: &Ecs, pending: &mut Vec<String>, runs: &mut Runs) -> Result<Vec<RunStatus>> {
+    let targets: Vec<String> =
+        pending.iter().map(|r| runs.chains.get(r).map_or(r.as_str(), |c| c.current(r)).to_owned()).collect();
+    let seen = describe(ecs, &targets).await?;
     let mut changes = Vec::new();
-    for run_id in pending.iter() {
-        let Some((s, td)) = seen.get(run_id) else { continue };
-        let def = definition::get(ecs, td.as_deref()).await;
-        let change = next(last.get(run_id), s, def.as_ref().map(|d| d.essential.as_slice()))
+    for (run_id, target) in pending.iter().zip(&targets) {
+        let Some((s, td)) = seen.get(target) else { continue };
+        let chain = runs.chains.entry(run_id.clone()).or_default();
+        let now = settle(ecs, run_id, s, td.as_deref(), chain).await?.map(|s| s.status);
+        let change = next(runs.last.get(run_id), now)
             .map_err(|e| ProviderError::not_found(format!("run {run_id}: {}", e.message())))?;
         if let Some(mut status) = change {
             status.run_id = run_id.clone();
-            if let Some(def) = &def {
-                crate::outputs::attach(ecs, def, &mut status).await;
-            }
-            last.insert(run_id.clone(), status.clone());
+            runs.last.insert(run_id.clone(), status.clone());
             changes.push(status);
         }
     }
     pending.retain(|id| {
-        last.get(id).is_none_or(|s| !s.state.is_terminal() && s.state != polysync_provider_api::RunState::Unknown)
+        runs.last.get(id).is_none_or(|s| !s.state.is_terminal() && s.state != polysync_provider_api::RunState::Unknown)
     });
     Ok(changes)
 }
@@ -173,8 +200,8 @@ mod tests {
 
     use super::*;
 
-    fn view(last: &str, stop_code: Option<&str>) -> Seen {
-        Seen::Task(Box::new(TaskView {
+    fn view(last: &str, stop_code: Option<&str>) -> Option<RunStatus> {
+        let task = TaskView {
             task_arn: "arn:aws:ecs:r:1:task/c/t1".into(),
             last_status: last.into(),
             stop_code: stop_code.map(str::to_owned),
@@ -184,28 +211,29 @@ mod tests {
                 ..Default::default()
             }],
             ..Default::default()
-        }))
+        };
+        Some(crate::status::status(&task, None))
     }
 
     #[test]
     fn missing_after_stopped_keeps_the_recorded_end() {
-        let stopped = next(None, &view("STOPPED", Some("EssentialContainerExited")), None).unwrap().unwrap();
+        let stopped = next(None, view("STOPPED", Some("EssentialContainerExited"))).unwrap().unwrap();
         assert_eq!(stopped.state, RunState::Success);
-        assert_eq!(next(Some(&stopped), &Seen::Missing, None).unwrap(), None);
+        assert_eq!(next(Some(&stopped), None).unwrap(), None);
     }
 
     #[test]
     fn missing_while_running_becomes_unknown_and_never_seen_is_not_found() {
-        let running = next(None, &view("RUNNING", None), None).unwrap().unwrap();
-        let gone = next(Some(&running), &Seen::Missing, None).unwrap().unwrap();
+        let running = next(None, view("RUNNING", None)).unwrap().unwrap();
+        let gone = next(Some(&running), None).unwrap().unwrap();
         assert_eq!(gone.state, RunState::Unknown);
-        assert_eq!(next(None, &Seen::Missing, None).unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(next(None, None).unwrap_err().kind(), ErrorKind::NotFound);
     }
 
     #[test]
     fn unchanged_is_not_reported_again() {
-        let running = next(None, &view("RUNNING", None), None).unwrap().unwrap();
-        assert_eq!(next(Some(&running), &view("RUNNING", None), None).unwrap(), None);
+        let running = next(None, view("RUNNING", None)).unwrap().unwrap();
+        assert_eq!(next(Some(&running), view("RUNNING", None)).unwrap(), None);
     }
 
     #[tokio::test(start_paused = true)]
