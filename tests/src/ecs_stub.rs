@@ -7,6 +7,21 @@
 //! Families: `fam-00`.. in pages of `page_size`. Tasks: any ARN ending in
 //! `/stub-<n>` exists; task n stops (exit 0) after it was described
 //! `1 + n % 3` times, so runs end over several rounds.
+//!
+//! RunTask starts tasks whose fate the family names, for the behaviours of
+//! real ECS that moto does not have (each DescribeTasks is one step:
+//! PROVISIONING, RUNNING, then the end):
+//! * `spot-<k>`: attempts 1..=k (tag `polysync:attempt`) are stopped by a
+//!   Fargate Spot interruption (stopCode `SpotInterruption`, exit 0); later
+//!   ones succeed.
+//! * `lost`: the task keeps no container overrides, as users report of
+//!   tasks placed through a capacity provider; it runs until stopped.
+//! * `nocapacity`: stops `TaskFailedToStart`, "Capacity is unavailable".
+//! * `fail-<REASON>`: RunTask answers `failures: [{reason: REASON}]`
+//!   (`_` stands for `:`), e.g. `fail-RESOURCE_MEMORY`.
+//! * `throttled`: the first two RunTasks are throttled.
+//! * anything else: succeeds.
+//! ListTasks (by startedBy and desired status) and StopTask see them.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,6 +36,72 @@ use serde_json::{Value, json};
 struct State {
     calls: HashMap<String, usize>,
     described: HashMap<String, usize>,
+    tasks: HashMap<String, StubTask>,
+    /// RunTask's clientToken → the task it started.
+    tokens: HashMap<String, String>,
+    throttled: usize,
+}
+
+/// A task RunTask started.
+#[derive(Debug, Clone)]
+struct StubTask {
+    family: String,
+    attempt: u32,
+    started_by: String,
+    tags: Value,
+    overrides: Value,
+    steps: usize,
+    stopped: Option<String>,
+}
+
+impl StubTask {
+    fn describe(&mut self, arn: &str) -> Value {
+        self.steps += 1;
+        let spot =
+            self.family.strip_prefix("spot-").and_then(|k| k.parse::<u32>().ok()).is_some_and(|k| self.attempt <= k);
+        let (last, code, reason, exit) = match (&self.stopped, self.steps) {
+            (Some(why), _) => ("STOPPED", Some("UserInitiated"), Some(why.as_str()), Some(143)),
+            (None, 1) => ("PROVISIONING", None, None, None),
+            (None, 2) if self.family == "nocapacity" => (
+                "STOPPED",
+                Some("TaskFailedToStart"),
+                Some(
+                    "Capacity is unavailable at this time. Please try again later or in a different availability zone",
+                ),
+                None,
+            ),
+            (None, 2) => ("RUNNING", None, None, None),
+            _ if self.family == "lost" => ("RUNNING", None, None, None),
+            _ if spot => ("STOPPED", Some("SpotInterruption"), Some("Your Spot Task was interrupted."), Some(0)),
+            _ => ("STOPPED", Some("EssentialContainerExited"), Some("Essential container in task exited"), Some(0)),
+        };
+        json!({
+            "taskArn": arn,
+            "taskDefinitionArn": format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/{}:3", self.family),
+            "lastStatus": last,
+            "desiredStatus": if last == "STOPPED" { "STOPPED" } else { "RUNNING" },
+            "stopCode": code,
+            "stoppedReason": reason,
+            "startedBy": self.started_by,
+            "overrides": self.overrides,
+            "tags": self.tags,
+            "containers": [{"name": "main", "lastStatus": last, "exitCode": exit}],
+        })
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.is_some()
+            || self.steps > 2 && self.family != "lost"
+            || self.steps > 1 && self.family == "nocapacity"
+    }
+}
+
+fn error(status: u16, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Full::new(Bytes::from(json!({"__type": kind, "message": message}).to_string())))
+        .unwrap()
 }
 
 /// A running stub; stops with the test process.
@@ -89,13 +170,86 @@ async fn answer(
             out
         }
         "DescribeTaskDefinition" => {
-            let family = input["taskDefinition"].as_str().unwrap_or("x").split(':').next().unwrap_or("x").to_owned();
-            json!({"taskDefinition": {
+            let name = input["taskDefinition"].as_str().unwrap_or("x").rsplit('/').next().unwrap_or("x");
+            let family = name.split(':').next().unwrap_or("x").to_owned();
+            json!({"tags": [], "taskDefinition": {
                 "family": family, "revision": 3,
                 "taskDefinitionArn": format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/{family}:3"),
                 "containerDefinitions": [{"name": "main", "image": "busybox", "essential": true,
                     "environment": [{"name": "FAMILY", "value": family}]}],
             }})
+        }
+        "RunTask" => {
+            let mut s = state.lock().unwrap();
+            let family = input["taskDefinition"].as_str().unwrap_or("x").rsplit('/').next().unwrap_or("x");
+            let family = family.split(':').next().unwrap_or("x").to_owned();
+            if family == "throttled" && s.throttled < 2 {
+                s.throttled += 1;
+                return error(400, "ThrottlingException", "Rate exceeded");
+            }
+            if let Some(reason) = family.strip_prefix("fail-") {
+                let reason = reason.replace('_', ":");
+                return Response::builder()
+                    .header("content-type", "application/x-amz-json-1.1")
+                    .body(Full::new(Bytes::from(
+                        json!({"tasks": [], "failures": [{"arn": "arn:aws:ecs:eu-west-1:123456789012:container-instance/stub/i-1", "reason": reason}]}).to_string(),
+                    )))
+                    .unwrap();
+            }
+            let token = input["clientToken"].as_str().unwrap_or_default().to_owned();
+            let arn = match s.tokens.get(&token) {
+                Some(arn) => arn.clone(),
+                None => {
+                    let arn = format!("arn:aws:ecs:eu-west-1:123456789012:task/stub/{:032x}", s.tasks.len() + 1);
+                    let tags = input["tags"].clone();
+                    let attempt = tags
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|t| t["key"] == "polysync:attempt")
+                        .and_then(|t| t["value"].as_str()?.parse().ok())
+                        .unwrap_or(1);
+                    let overrides =
+                        if family == "lost" { json!({"containerOverrides": []}) } else { input["overrides"].clone() };
+                    let task = StubTask {
+                        family: family.clone(),
+                        attempt,
+                        started_by: input["startedBy"].as_str().unwrap_or_default().to_owned(),
+                        tags,
+                        overrides,
+                        steps: 0,
+                        stopped: None,
+                    };
+                    s.tasks.insert(arn.clone(), task);
+                    s.tokens.insert(token, arn.clone());
+                    arn
+                }
+            };
+            let mut task = s.tasks[&arn].clone();
+            task.steps = 0;
+            let view = task.describe(&arn);
+            json!({"tasks": [view], "failures": []})
+        }
+        "ListTasks" => {
+            let s = state.lock().unwrap();
+            let by = input["startedBy"].as_str();
+            let stopped = input["desiredStatus"] == "STOPPED";
+            let arns: Vec<&String> = s
+                .tasks
+                .iter()
+                .filter(|(_, t)| by.is_none_or(|b| b == t.started_by) && t.is_stopped() == stopped)
+                .map(|(arn, _)| arn)
+                .collect();
+            json!({"taskArns": arns})
+        }
+        "StopTask" => {
+            let mut s = state.lock().unwrap();
+            let arn = input["task"].as_str().unwrap_or_default().to_owned();
+            let Some(task) = s.tasks.get_mut(&arn) else {
+                return error(400, "InvalidParameterException", "no such task");
+            };
+            task.stopped = Some(input["reason"].as_str().unwrap_or("stopped").to_owned());
+            json!({"task": {"taskArn": arn}})
         }
         "DescribeTasks" => {
             let mut s = state.lock().unwrap();
@@ -105,6 +259,9 @@ async fn answer(
                 .flatten()
                 .filter_map(|t| t.as_str())
                 .map(|arn| {
+                    if let Some(task) = s.tasks.get_mut(arn) {
+                        return task.describe(arn);
+                    }
                     let n: usize = arn.rsplit("stub-").next().and_then(|n| n.parse().ok()).unwrap_or(0);
                     let seen = s.described.entry(arn.to_owned()).or_default();
                     *seen += 1;
@@ -122,16 +279,7 @@ async fn answer(
                 .collect();
             json!({"tasks": tasks, "failures": []})
         }
-        other => {
-            return Response::builder()
-                .status(400)
-                .header("content-type", "application/x-amz-json-1.1")
-                .body(Full::new(Bytes::from(
-                    json!({"__type": "InvalidParameterException", "message": format!("the stub does not do {other}")})
-                        .to_string(),
-                )))
-                .unwrap();
-        }
+        other => return error(400, "InvalidParameterException", &format!("the stub does not do {other}")),
     };
     Response::builder()
         .header("content-type", "application/x-amz-json-1.1")

@@ -176,6 +176,7 @@ fn overrides_over_ecs_limit_are_refused_before_any_task_starts() {
 
 #[test]
 fn discovery_follows_every_next_token_of_a_paging_api() {
+    world(); // the test credentials, in this process's environment, before any thread reads it
     let stub = EcsStub::start(7, 3);
     let p = connect(&json!({"cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url}));
     let rt = rt();
@@ -326,4 +327,114 @@ fn outputs_come_from_log_markers_in_cloudwatch_through_the_binary() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&logs.stdout).contains("::polysync-output COUNT=6"), "markers stay in the log");
+}
+
+/// Statuses of one run to its end, checking they never move backwards.
+async fn forward_to_end(p: &PluginProvider, run_id: &str) -> Vec<RunStatus> {
+    let states = until_end(p, run_id).await;
+    let ranks: Vec<u8> = states.iter().filter_map(|s| s.state.rank()).collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "a status moved backwards: {states:?}");
+    states
+}
+
+/// A Fargate Spot interruption (the project's stub: moto has no Spot) fails
+/// the run with its reason; with `retry_on_interruption` the task starts
+/// again as further attempts of the same run, which any other process
+/// finds, and the last attempt decides.
+#[test]
+fn spot_interruptions_fail_the_run_or_start_it_again_as_attempts() {
+    world(); // the test credentials, in this process's environment, before any thread reads it
+    let stub = EcsStub::start(1, 1);
+    let settings = |retries: u32| {
+        json!({"cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url, "poll_interval_ms": 100,
+               "launch_type": "FARGATE", "retry_on_interruption": retries})
+    };
+    let rt = rt();
+    // Without retries: Failed, SpotInterruption, although the container exited 0.
+    let p = connect(&settings(0));
+    let run = rt.block_on(p.run(request("spot-1", "spot-a", &[("DATE", "2026-11-30")]))).unwrap();
+    let last = rt.block_on(forward_to_end(&p, &run.run_id)).pop().unwrap();
+    assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("SpotInterruption")), "{last:?}");
+    assert!(last.message.unwrap().contains("retry_on_interruption"));
+    assert_eq!(stub.calls("RunTask"), 1);
+
+    // Two interruptions, two retries allowed: the third attempt succeeds.
+    stub.reset();
+    let p = connect(&settings(2));
+    let run = rt.block_on(p.run(request("spot-2", "spot-b", &[("DATE", "2026-11-30")]))).unwrap();
+    let states = rt.block_on(forward_to_end(&p, &run.run_id));
+    let last = states.last().unwrap();
+    assert_eq!(last.state, RunState::Success, "{states:?}");
+    assert_eq!(last.run_id, run.run_id, "the run keeps its id");
+    assert!(last.message.as_deref().unwrap().starts_with("attempt 3 of 3"), "{last:?}");
+    assert_eq!(last.units.len(), 3, "every attempt is a unit: {last:?}");
+    assert!(
+        states.iter().any(|s| s.message.as_deref().is_some_and(|m| m.starts_with("attempt 2 of 3 started as task"))),
+        "{states:?}"
+    );
+    assert_eq!(stub.calls("RunTask"), 3, "one task per attempt");
+    // Another process (a replica, a restarted host) finds the same attempts
+    // and reports the same end, starting nothing.
+    let other = connect(&settings(2));
+    let polled = rt.block_on(other.poll(PollRequest { run_id: run.run_id.clone() })).unwrap();
+    assert_eq!((polled.state, polled.units.len()), (RunState::Success, 3), "{polled:?}");
+    assert_eq!(stub.calls("RunTask"), 3);
+
+    // Out of retries: the last interruption stands.
+    let run = rt.block_on(p.run(request("spot-5", "spot-c", &[]))).unwrap();
+    let last = rt.block_on(forward_to_end(&p, &run.run_id)).pop().unwrap();
+    assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("SpotInterruption")), "{last:?}");
+    assert!(last.message.as_deref().unwrap().starts_with("attempt 3 of 3"), "{last:?}");
+}
+
+/// Each way ECS cannot place a task comes back with its reason and what to
+/// do; throttled RunTasks are retried to one task; a task that cannot
+/// start for capacity fails with advice.
+#[test]
+fn capacity_failures_say_what_to_do_and_throttling_is_retried() {
+    world(); // the test credentials, in this process's environment, before any thread reads it
+    let stub = EcsStub::start(1, 1);
+    let p =
+        connect(&json!({"cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url, "poll_interval_ms": 100}));
+    let rt = rt();
+    for (family, kind, says) in [
+        ("fail-RESOURCE_MEMORY", ErrorKind::Unavailable, "enough free memory"),
+        ("fail-RESOURCE_CPU", ErrorKind::Unavailable, "enough free cpu"),
+        ("fail-AGENT", ErrorKind::Unavailable, "agent"),
+        ("fail-ATTRIBUTE", ErrorKind::InvalidInput, "placement constraints"),
+    ] {
+        let err = rt.block_on(p.run(request(family, family, &[]))).unwrap_err();
+        assert_eq!(err.kind(), kind, "{family}: {err}");
+        assert!(err.message().contains(says), "{family}: {err}");
+    }
+    let run = rt.block_on(p.run(request("throttled", "throttled", &[]))).unwrap();
+    assert_eq!(stub.calls("RunTask"), 4 + 3, "two throttled answers, then the task");
+    assert_eq!(rt.block_on(forward_to_end(&p, &run.run_id)).pop().unwrap().state, RunState::Success);
+
+    let run = rt.block_on(p.run(request("nocapacity", "nocapacity", &[]))).unwrap();
+    let last = rt.block_on(forward_to_end(&p, &run.run_id)).pop().unwrap();
+    assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("TaskFailedToStart")));
+    assert!(last.message.unwrap().contains("had no capacity for it"));
+}
+
+/// A task placed through a capacity provider that starts without the
+/// overrides polysync sent is stopped and the run fails as OverridesLost,
+/// also when read again after the stop.
+#[test]
+fn a_task_that_lost_its_overrides_is_stopped_and_fails() {
+    world(); // the test credentials, in this process's environment, before any thread reads it
+    let stub = EcsStub::start(1, 1);
+    let p =
+        connect(&json!({"cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url, "poll_interval_ms": 100,
+                            "capacity_provider_strategy": [{"capacity_provider": "spot-pool", "weight": 1}]}));
+    let rt = rt();
+    let run = rt.block_on(p.run(request("lost", "lost-1", &[("DATE", "2026-11-30")]))).unwrap();
+    let states = rt.block_on(forward_to_end(&p, &run.run_id));
+    let last = states.last().unwrap();
+    assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("OverridesLost")), "{states:?}");
+    assert!(last.message.as_deref().unwrap().contains("without the container overrides"), "{last:?}");
+    assert!(states.iter().any(|s| s.state == RunState::Starting), "seen provisioning first: {states:?}");
+    assert_eq!(stub.calls("StopTask"), 1, "the task was stopped");
+    let again = rt.block_on(p.poll(PollRequest { run_id: run.run_id.clone() })).unwrap();
+    assert_eq!((again.state, again.reason.as_deref()), (RunState::Failed, Some("OverridesLost")), "{again:?}");
 }
