@@ -29,7 +29,7 @@ fn sample_jobs(sandbox: &Sandbox) {
     let jobs = [
         (
             "nightly-report",
-            r#"echo "building the $REPORT_KIND report for $REPORT_DATE in $REGION"; sleep 3; echo "report written: 42 rows""#,
+            r#"echo "building the $REPORT_KIND report for $REPORT_DATE in $REGION"; sleep 3; echo "report written: 42 rows"; echo ROWS=42 > /dev/termination-log; echo "REPORT_URL=https://reports.example/$REPORT_KIND/$REPORT_DATE" >> /dev/termination-log"#,
             0,
         ),
         ("invoice-export", r#"echo "exporting invoices to $TARGET"; sleep 2; echo done"#, 1),
@@ -47,6 +47,9 @@ fn sample_jobs(sandbox: &Sandbox) {
             "invoice-export" | "flaky-export" => json!([{"name": "TARGET", "value": "s3://invoices"}]),
             _ => json!([{"name": "DAYS", "value": "30"}]),
         };
+        if name == "nightly-report" {
+            job["metadata"]["annotations"] = json!({"polysync.io/outputs": "ROWS, REPORT_URL"});
+        }
         if name == "flaky-export" {
             job["spec"]["backoffLimit"] = json!(1);
         }
@@ -114,7 +117,7 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
     step(
         out,
         3,
-        "the catalog entry of a Job: its parameters are container[0]'s literal env",
+        "the catalog entry of a Job: its parameters are container[0]'s literal env and the outputs it declares",
         "catalog sandbox --entry nightly-report",
     );
     render::entry(out, names, &runs::find_entry(&host, "sandbox", "nightly-report").await?);
@@ -163,10 +166,9 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
     let cancelled = runs::cancel(&host, &started.run.id.to_string(), "cancelled from the polysync CLI").await?;
     render::cancelled(out, names, &cancelled);
 
-    step(out, 7, "run history", "runs");
+    step(out, 7, "run history, with the outputs runs reported", "runs --outputs");
     let history = host.store().await?.runs(&RunFilter { limit: Some(10), ..RunFilter::default() }).await?;
-    let outputs = history.iter().any(|r| !r.outputs.is_empty());
-    render::runs(out, names, history, outputs);
+    render::runs(out, names, history, true);
     host.shutdown().await?;
 
     out.say(format!(
