@@ -137,7 +137,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 #[test]
 fn the_readme_tour_through_the_api() {
     let server = Server::start("serve-tour");
-    server.source("report", "echo \"report for $TARGET\"; sleep 2; echo done");
+    server.source("report", "echo \"report for $TARGET\"; sleep 2; echo done; echo ROWS=7 > /dev/termination-log");
     server.source("long", "sleep 3000");
 
     // Without a token: 401, as a problem document.
@@ -231,6 +231,9 @@ fn the_readme_tour_through_the_api() {
     };
     let sent: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(sent["run"]["state"], "Success", "{body}");
+    assert_eq!(sent["run"]["outputs"], json!({"ROWS": "7"}), "the run's outputs ride along: {body}");
+    let got = server.json("GET", &format!("/v1/runs/{id}"), None, 200);
+    assert_eq!(got["outputs"], json!({"ROWS": "7"}), "{got}");
     assert_eq!(header(&head, "x-polysync-event-id"), Some(format!("run-{id}-success").as_str()));
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(CALLBACK_SECRET.as_bytes()).unwrap();
     mac.update(body.as_bytes());
