@@ -433,6 +433,11 @@ cluster_test!(
             job["spec"]["backoffLimit"] = json!(0);
             job["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
         });
+        source_job(cluster, ns, "out-indexed", "echo \"ROWS=${JOB_COMPLETION_INDEX}0\" > /dev/termination-log", |job| {
+            job["spec"]["completionMode"] = json!("Indexed");
+            job["spec"]["completions"] = json!(2);
+            job["spec"]["parallelism"] = json!(2);
+        });
         let dir = tempfile::tempdir().unwrap();
         let polysync = cli(cluster, ns, dir.path());
         let out = polysync(&["discover", "k"]);
@@ -498,6 +503,9 @@ cluster_test!(
         assert!(r["output_error"].as_str().unwrap().contains("termination message"), "{r}");
         let pod_message = &r["outputs"];
         assert!(pod_message.is_null(), "a log tail is not an output: {r}");
+
+        let r = run("out-indexed", &[]);
+        assert_eq!(outputs(&r), [("ROWS.0".into(), "00".into()), ("ROWS.1".into(), "10".into())], "one per index: {r}");
 
         // `status` and `runs --outputs` show them.
         let id = run("out-json", &[])["id"].as_i64().unwrap().to_string();
