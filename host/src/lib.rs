@@ -18,6 +18,7 @@ pub mod secrets;
 pub mod serve;
 pub mod store;
 mod tls;
+mod trim;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

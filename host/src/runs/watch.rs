@@ -99,6 +99,7 @@ async fn run_loop(
     }
     let store = host.store().await?.clone();
     let lease = host.config.run_lease;
+    let _trim = crate::trim::periodically();
     let open = open_runs(store.as_ref(), only).await?;
     let mut report = WatchReport { open_at_start: open.len(), ..WatchReport::default() };
     let mut scope = BTreeSet::new();

@@ -17,10 +17,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams, ObjectMeta};
 use polysync_provider_api::outputs::{DECLARE, parse_markers, parse_message};
+
+use crate::status::JobFacts;
 
 /// The index annotation the job controller puts on an Indexed Job's pods.
 pub const INDEX: &str = "batch.kubernetes.io/job-completion-index";
@@ -40,11 +41,6 @@ pub fn declared(meta: &ObjectMeta) -> Vec<String> {
         );
     }
     names
-}
-
-/// Whether the Job's outputs are per index.
-fn per_index(job: &Job) -> bool {
-    job.spec.as_ref().is_some_and(|s| s.completion_mode.as_deref() == Some("Indexed") && s.completions.unwrap_or(1) > 1)
 }
 
 fn index_of(pod: &Pod) -> Option<String> {
@@ -69,8 +65,7 @@ fn terminated(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStateTe
 }
 
 /// The pods whose outputs count, each with its index when per index.
-fn chosen(job: &Job, pods: &[Pod]) -> Vec<(Option<String>, Pod)> {
-    let indexed = per_index(job);
+fn chosen(indexed: bool, pods: &[Pod]) -> Vec<(Option<String>, Pod)> {
     let mut groups: BTreeMap<Option<String>, Vec<&Pod>> = BTreeMap::new();
     for pod in pods.iter().filter(|p| terminated(p).is_some()) {
         groups.entry(if indexed { index_of(pod) } else { None }).or_default().push(pod);
@@ -87,11 +82,11 @@ fn chosen(job: &Job, pods: &[Pod]) -> Vec<(Option<String>, Pod)> {
 }
 
 /// The outputs of a finished run and why some could not be read.
-pub async fn read(api: &Api<Pod>, job: &Job, pods: &[Pod]) -> (BTreeMap<String, String>, Option<String>) {
-    let declared = declared(&job.metadata);
+pub async fn read(api: &Api<Pod>, job: &JobFacts, pods: &[Pod]) -> (BTreeMap<String, String>, Option<String>) {
+    let declared = &job.outputs;
     let mut outputs = BTreeMap::new();
     let mut errors = Vec::new();
-    for (index, pod) in chosen(job, pods) {
+    for (index, pod) in chosen(job.per_index, pods) {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let container = main_container(&pod).unwrap_or_default().to_owned();
         let message = terminated(&pod).and_then(|t| t.message.clone()).unwrap_or_default();
@@ -129,7 +124,7 @@ pub async fn read(api: &Api<Pod>, job: &Job, pods: &[Pod]) -> (BTreeMap<String, 
         })
         .map(String::as_str)
         .collect();
-    let job_ok = crate::status::job_state(job).0 == polysync_provider_api::RunState::Success;
+    let job_ok = job.state().0 == polysync_provider_api::RunState::Success;
     if !missing.is_empty() && job_ok && !pods.is_empty() {
         errors.push(format!(
             "declared outputs not written: {} (write them to the termination message or as ::polysync-output lines)",
@@ -159,29 +154,24 @@ mod tests {
         .unwrap()
     }
 
-    fn job(spec: serde_json::Value) -> Job {
-        serde_json::from_value(json!({"metadata": {"name": "j"}, "spec": spec})).unwrap()
-    }
-
     #[test]
     fn the_succeeded_pod_of_container_zero_counts() {
         let pods = [
             pod("j-b", None, 1, "2026-01-01T00:00:02Z", "ROWS=0"),
             pod("j-a", None, 0, "2026-01-01T00:00:01Z", "ROWS=42"),
         ];
-        let picked = chosen(&job(json!({"template": {}})), &pods);
+        let picked = chosen(false, &pods);
         assert_eq!(picked.len(), 1);
         assert_eq!(picked[0].1.metadata.name.as_deref(), Some("j-a"));
     }
 
     #[test]
     fn indexed_jobs_report_per_index() {
-        let spec = json!({"template": {}, "completionMode": "Indexed", "completions": 2});
         let pods = [
             pod("j-0", Some("0"), 0, "2026-01-01T00:00:01Z", "R=a"),
             pod("j-1", Some("1"), 0, "2026-01-01T00:00:01Z", "R=b"),
         ];
-        let picked = chosen(&job(spec), &pods);
+        let picked = chosen(true, &pods);
         assert_eq!(picked.iter().map(|(i, _)| i.clone().unwrap()).collect::<Vec<_>>(), ["0", "1"]);
     }
 }

@@ -134,7 +134,7 @@ pub(crate) async fn poll(k: &KubeJobs, run_id: &str) -> Result<RunStatus, Provid
     let mut status = status::run_status(run_id, &job, &pods);
     if status.state.is_terminal() {
         let api: Api<Pod> = Api::namespaced(client, &k.namespace);
-        (status.outputs, status.output_error) = crate::outputs::read(&api, &job, &pods).await;
+        (status.outputs, status.output_error) = crate::outputs::read(&api, &(&job).into(), &pods).await;
     }
     Ok(status)
 }

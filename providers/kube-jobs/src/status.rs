@@ -13,7 +13,7 @@
 //! CreateContainerConfigError, InvalidImageName (and friends) becomes the
 //! status reason, so the user sees why it does not start.
 
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, Pod};
 use polysync_provider_api::{ContainerStatus, RunState, RunStatus, UnitStatus};
 
@@ -30,47 +30,94 @@ const STUCK: [&str; 6] = [
 /// Waiting reasons that can never clear on their own: the run fails at once.
 const HOPELESS: [&str; 1] = ["InvalidImageName"];
 
+/// What a Job's status is read from, and nothing else: a watch over
+/// thousands of runs keeps one of these per run instead of the Job (whose
+/// Rust type alone is ~2.8 KB before any of its contents).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFacts {
+    /// The conditions whose status is "True".
+    conditions: Vec<JobCondition>,
+    /// The Kueue queue it waits in, if any.
+    queue: Option<String>,
+    managed_by: Option<String>,
+    deleting: bool,
+    active: i32,
+    /// Pods succeeded + failed.
+    ended: i32,
+    start_time: Option<String>,
+    completion_time: Option<String>,
+    /// The outputs it declares (`polysync.io/outputs`).
+    pub outputs: Vec<String>,
+    /// An Indexed Job of more than one completion: outputs per index.
+    pub per_index: bool,
+}
+
+impl From<&Job> for JobFacts {
+    fn from(job: &Job) -> Self {
+        let status = job.status.as_ref();
+        let spec = job.spec.as_ref();
+        Self {
+            conditions: status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|c| c.status == "True")
+                .cloned()
+                .collect(),
+            queue: crate::labels::kueue_queue(&job.metadata).map(|q| q.to_string()),
+            managed_by: spec.and_then(|s| s.managed_by.clone()),
+            deleting: job.metadata.deletion_timestamp.is_some(),
+            active: status.and_then(|s| s.active).unwrap_or(0),
+            ended: status.map_or(0, |s| s.succeeded.unwrap_or(0) + s.failed.unwrap_or(0)),
+            start_time: status.and_then(|s| s.start_time.as_ref()).map(rfc3339),
+            completion_time: status.and_then(|s| s.completion_time.as_ref()).map(rfc3339),
+            outputs: crate::outputs::declared(&job.metadata),
+            per_index: spec
+                .is_some_and(|s| s.completion_mode.as_deref() == Some("Indexed") && s.completions.unwrap_or(1) > 1),
+        }
+    }
+}
+
 /// The state, reason and message of a Job.
 pub fn job_state(job: &Job) -> (RunState, Option<String>, Option<String>) {
-    let status = job.status.as_ref();
-    let conditions: Vec<_> = status
-        .and_then(|s| s.conditions.as_ref())
-        .map(|c| c.iter().filter(|c| c.status == "True").collect())
-        .unwrap_or_default();
-    let find = |types: &[&str]| conditions.iter().find(|c| types.contains(&c.type_.as_str())).copied();
-    let detail = |c: &k8s_openapi::api::batch::v1::JobCondition| (c.reason.clone(), c.message.clone());
-    if let Some(c) = find(&["Failed", "FailureTarget"]) {
-        let (r, m) = detail(c);
-        return (RunState::Failed, r, m);
-    }
-    if let Some(c) = find(&["Complete", "SuccessCriteriaMet"]) {
-        let (r, m) = detail(c);
-        return (RunState::Success, r, m);
-    }
-    if let Some(c) = find(&["Suspended"]) {
-        if let Some(queue) = crate::labels::kueue_queue(&job.metadata) {
-            let message = format!("suspended until Kueue admits it from queue {queue}");
-            return (RunState::Starting, Some("Queued".into()), Some(message));
+    JobFacts::from(job).state()
+}
+
+impl JobFacts {
+    /// The state, reason and message.
+    pub fn state(&self) -> (RunState, Option<String>, Option<String>) {
+        let find = |types: &[&str]| self.conditions.iter().find(|c| types.contains(&c.type_.as_str()));
+        let detail = |c: &JobCondition| (c.reason.clone(), c.message.clone());
+        if let Some(c) = find(&["Failed", "FailureTarget"]) {
+            let (r, m) = detail(c);
+            return (RunState::Failed, r, m);
         }
-        let managed_by = job.spec.as_ref().and_then(|s| s.managed_by.as_deref());
-        if let Some(controller) = managed_by.filter(|m| *m != "kubernetes.io/job-controller") {
-            let message = format!("suspended until {controller}, which manages it, resumes it");
-            return (RunState::Starting, Some("Queued".into()), Some(message));
+        if let Some(c) = find(&["Complete", "SuccessCriteriaMet"]) {
+            let (r, m) = detail(c);
+            return (RunState::Success, r, m);
         }
-        let (_, m) = detail(c);
-        return (RunState::Cancelled, Some("Suspended".into()), m);
-    }
-    if job.metadata.deletion_timestamp.is_some() {
-        return (RunState::Cancelled, Some("Deleted".into()), Some("the Job is being deleted".into()));
-    }
-    let active = status.and_then(|s| s.active).unwrap_or(0);
-    let started = status.and_then(|s| s.start_time.as_ref()).is_some();
-    if active > 0 || started {
-        (RunState::Running, None, None)
-    } else if conditions.is_empty() {
-        (RunState::Starting, None, None)
-    } else {
-        (RunState::Unknown, None, None)
+        if let Some(c) = find(&["Suspended"]) {
+            if let Some(queue) = &self.queue {
+                let message = format!("suspended until Kueue admits it from queue {queue}");
+                return (RunState::Starting, Some("Queued".into()), Some(message));
+            }
+            if let Some(controller) = self.managed_by.as_deref().filter(|m| *m != "kubernetes.io/job-controller") {
+                let message = format!("suspended until {controller}, which manages it, resumes it");
+                return (RunState::Starting, Some("Queued".into()), Some(message));
+            }
+            let (_, m) = detail(c);
+            return (RunState::Cancelled, Some("Suspended".into()), m);
+        }
+        if self.deleting {
+            return (RunState::Cancelled, Some("Deleted".into()), Some("the Job is being deleted".into()));
+        }
+        if self.active > 0 || self.start_time.is_some() {
+            (RunState::Running, None, None)
+        } else if self.conditions.is_empty() {
+            (RunState::Starting, None, None)
+        } else {
+            (RunState::Unknown, None, None)
+        }
     }
 }
 
@@ -120,14 +167,17 @@ fn not_started(u: &UnitStatus) -> bool {
 
 /// The normalized status of run `run_id` from its Job and pods.
 pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
-    let (mut state, mut reason, mut message) = job_state(job);
-    let mut units: Vec<UnitStatus> = pods.iter().map(unit).collect();
+    status_of(run_id, &JobFacts::from(job), pods.iter().map(unit).collect())
+}
+
+/// The normalized status of run `run_id` from what its Job and pods say.
+pub fn status_of(run_id: &str, job: &JobFacts, mut units: Vec<UnitStatus>) -> RunStatus {
+    let (mut state, mut reason, mut message) = job.state();
     units.sort_by(|a, b| a.name.cmp(&b.name));
     // A Job has a startTime (and active pods) as soon as its pods exist;
     // the run has started only once a container has. Pods still pulling or
     // unschedulable keep the run Starting, so a startup timeout can see it.
-    let counts = job.status.as_ref().map_or(0, |s| s.succeeded.unwrap_or(0) + s.failed.unwrap_or(0));
-    if state == RunState::Running && counts == 0 && !units.is_empty() && units.iter().all(not_started) {
+    if state == RunState::Running && job.ended == 0 && !units.is_empty() && units.iter().all(not_started) {
         state = RunState::Starting;
     }
     if !state.is_terminal() {
@@ -146,14 +196,11 @@ pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
             state = RunState::Failed;
         }
     }
-    let status = job.status.as_ref();
-    let finished_at = status.and_then(|s| s.completion_time.as_ref()).map(rfc3339).or_else(|| {
+    let finished_at = job.completion_time.clone().or_else(|| {
         state.is_terminal().then(|| {
-            status
-                .and_then(|s| s.conditions.as_ref())
-                .into_iter()
-                .flatten()
-                .filter(|c| c.status == "True" && matches!(c.type_.as_str(), "Failed" | "Complete" | "Suspended"))
+            job.conditions
+                .iter()
+                .filter(|c| matches!(c.type_.as_str(), "Failed" | "Complete" | "Suspended"))
                 .filter_map(|c| c.last_transition_time.as_ref().map(rfc3339))
                 .max()
         })?
@@ -163,7 +210,7 @@ pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
         state,
         reason,
         message,
-        started_at: status.and_then(|s| s.start_time.as_ref()).map(rfc3339),
+        started_at: job.start_time.clone(),
         finished_at,
         units,
         outputs: Default::default(),

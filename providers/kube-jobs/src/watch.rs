@@ -5,28 +5,30 @@
 //! relists on 410, and reconnects with backoff; a change reaches the caller
 //! as soon as the API server sends the event.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use polysync_provider_api::{ProviderError, ResultStream, RunState, RunStatus};
+use polysync_provider_api::{ProviderError, ResultStream, RunState, RunStatus, UnitStatus};
 
 use crate::KubeJobs;
 use crate::channel::{self, Sink};
 use crate::error::{code, from_kube};
 use crate::labels::{RUN, managed_selector};
-use crate::status::run_status;
+use crate::status::{JobFacts, status_of};
 
 /// What a watch knows about its runs.
 struct Tracker {
     /// The pods of the namespace, read once more when a run ends.
     pods_api: Api<Pod>,
     wanted: HashSet<String>,
-    jobs: HashMap<String, Job>,
-    pods: HashMap<String, BTreeMap<String, Pod>>,
+    /// What each run's Job and pods say, not the objects: thousands of
+    /// runs are followed at once.
+    jobs: HashMap<String, JobFacts>,
+    pods: HashMap<String, Vec<UnitStatus>>,
     last: HashMap<String, RunStatus>,
     /// Runs finished (terminal status sent, or gone).
     done: HashSet<String>,
@@ -37,14 +39,23 @@ impl Tracker {
         pod.metadata.labels.as_ref()?.get(RUN).cloned()
     }
 
+    /// Keep a pod's state as a unit of its run (replacing the pod's last).
+    fn set_pod(&mut self, run: String, pod: &Pod) {
+        let unit = crate::status::unit(pod);
+        let units = self.pods.entry(run).or_default();
+        match units.iter_mut().find(|u| u.name == unit.name) {
+            Some(u) => *u = unit,
+            None => units.push(unit),
+        }
+    }
+
     /// Send the run's status if it changed.
     async fn emit(&mut self, run: &str, sink: &Sink<RunStatus>) -> bool {
         if self.done.contains(run) {
             return true;
         }
         let Some(job) = self.jobs.get(run) else { return true };
-        let pods: Vec<Pod> = self.pods.get(run).map(|m| m.values().cloned().collect()).unwrap_or_default();
-        let mut status = run_status(run, job, &pods);
+        let mut status = status_of(run, job, self.pods.get(run).cloned().unwrap_or_default());
         if status.state.is_terminal() {
             // The Job's end and its pods' last states come on two watches,
             // in either order: read the pods once more, so the final
@@ -53,17 +64,13 @@ impl Tracker {
             let params = ListParams::default().labels(&format!("{RUN}={run}"));
             match self.pods_api.list(&params).await {
                 Ok(fresh) => {
+                    let units: Vec<UnitStatus> = fresh.items.iter().map(crate::status::unit).collect();
                     if let Some(job) = self.jobs.get(run) {
-                        status = run_status(run, job, &fresh.items);
+                        status = status_of(run, job, units.clone());
                         (status.outputs, status.output_error) =
                             crate::outputs::read(&self.pods_api, job, &fresh.items).await;
                     }
-                    let fresh: BTreeMap<String, Pod> = fresh
-                        .items
-                        .into_iter()
-                        .map(|p| (p.metadata.name.clone().unwrap_or_default(), slim_pod(p)))
-                        .collect();
-                    self.pods.insert(run.to_owned(), fresh);
+                    self.pods.insert(run.to_owned(), units);
                 }
                 Err(e) => status.output_error = Some(format!("the run's pods could not be read for its outputs: {e}")),
             }
@@ -99,47 +106,6 @@ impl Tracker {
 
     fn finished(&self) -> bool {
         self.wanted.iter().all(|r| self.done.contains(r))
-    }
-}
-
-/// What a Job's status is read from, and nothing else: a watch over
-/// thousands of runs keeps one of these per run, not the whole object
-/// (its pod template, env, managed fields).
-fn slim_job(job: Job) -> Job {
-    let meta = job.metadata;
-    let kept = [crate::labels::KUEUE_QUEUE, polysync_provider_api::outputs::DECLARE];
-    let annotations = meta.annotations.map(|a| a.into_iter().filter(|(k, _)| kept.contains(&k.as_str())).collect());
-    Job {
-        metadata: kube::api::ObjectMeta {
-            name: meta.name,
-            namespace: meta.namespace,
-            labels: meta.labels,
-            annotations,
-            deletion_timestamp: meta.deletion_timestamp,
-            ..Default::default()
-        },
-        spec: job.spec.map(|s| k8s_openapi::api::batch::v1::JobSpec {
-            managed_by: s.managed_by,
-            completion_mode: s.completion_mode,
-            completions: s.completions,
-            ..Default::default()
-        }),
-        status: job.status,
-    }
-}
-
-/// A pod's name, labels and status: what a run's status needs of it.
-fn slim_pod(pod: Pod) -> Pod {
-    let meta = pod.metadata;
-    Pod {
-        metadata: kube::api::ObjectMeta {
-            name: meta.name,
-            labels: meta.labels,
-            deletion_timestamp: meta.deletion_timestamp,
-            ..Default::default()
-        },
-        spec: None,
-        status: pod.status,
     }
 }
 
@@ -183,14 +149,14 @@ async fn poll_rounds(k: KubeJobs, client: kube::Client, mut t: Tracker, sink: Si
         t.pods.clear();
         for pod in pod_list {
             if let Some(run) = Tracker::run_of_pod(&pod).filter(|r| t.wanted.contains(r)) {
-                t.pods.entry(run).or_default().insert(pod.metadata.name.clone().unwrap_or_default(), slim_pod(pod));
+                t.set_pod(run, &pod);
             }
         }
         let mut seen = HashSet::new();
         for job in listed {
             let Some(name) = job.metadata.name.clone().filter(|n| t.wanted.contains(n)) else { continue };
             seen.insert(name.clone());
-            t.jobs.insert(name, slim_job(job));
+            t.jobs.insert(name, JobFacts::from(&job));
         }
         let wanted: Vec<String> = t.wanted.iter().cloned().collect();
         for run in wanted {
@@ -274,7 +240,7 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
                             seen.insert(name.clone());
                         }
                         if t.wanted.contains(&name) {
-                            t.jobs.insert(name.clone(), slim_job(job));
+                            t.jobs.insert(name.clone(), JobFacts::from(&job));
                             touched.push(name);
                         }
                     }
@@ -315,17 +281,15 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
                     watcher::Event::InitDone => listed_pods = true,
                     watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
                         if let Some(run) = Tracker::run_of_pod(&pod).filter(|r| t.wanted.contains(r)) {
-                            t.pods
-                                .entry(run.clone())
-                                .or_default()
-                                .insert(pod.metadata.name.clone().unwrap_or_default(), slim_pod(pod));
+                            t.set_pod(run.clone(), &pod);
                             touched.push(run);
                         }
                     }
                     watcher::Event::Delete(pod) => {
                         if let Some(run) = Tracker::run_of_pod(&pod).filter(|r| t.wanted.contains(r)) {
-                            if let Some(m) = t.pods.get_mut(&run) {
-                                m.remove(pod.metadata.name.as_deref().unwrap_or_default());
+                            if let Some(units) = t.pods.get_mut(&run) {
+                                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                                units.retain(|u| u.name != name);
                             }
                             touched.push(run);
                         }
