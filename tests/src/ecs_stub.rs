@@ -21,6 +21,7 @@
 //!   (`_` stands for `:`), e.g. `fail-RESOURCE_MEMORY`.
 //! * `throttled`: the first two RunTasks are throttled.
 //! * anything else: succeeds.
+//!
 //! ListTasks (by startedBy and desired status) and StopTask see them.
 
 use std::collections::HashMap;

@@ -95,7 +95,10 @@ impl Server {
 }
 
 /// A local HTTP receiver of callbacks: records each request's headers and body.
-fn receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+/// Each callback a receiver got: (head, body).
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
+fn receiver() -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();

@@ -693,7 +693,7 @@ pub async fn run_events(State(state): State<AppState>, Path(raw): Path<String>) 
     let events = stream.map(|e| {
         Ok::<_, std::convert::Infallible>(match e {
             Ok(e) => Event::default().event("event").json_data(&e).unwrap_or_default(),
-            Err(e) => Event::default().event("error").data(e.message().to_owned()),
+            Err(e) => Event::default().event("error").data(e.message()),
         })
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())

@@ -22,6 +22,7 @@ mod discover;
 pub mod entry;
 pub mod error;
 mod events;
+mod informer;
 pub mod labels;
 mod logs;
 pub mod naming;
@@ -63,6 +64,8 @@ pub struct KubeJobs {
     pub(crate) poll_interval: std::time::Duration,
     clusters: Option<Arc<dyn Clusters>>,
     unauthorized_hint: Option<&'static str>,
+    /// The namespace's shared list+watch, while runs are watched.
+    pub(crate) informer: informer::Slot,
 }
 
 impl std::fmt::Debug for KubeJobs {
@@ -91,6 +94,7 @@ impl KubeJobs {
             poll_interval: std::time::Duration::from_secs(2),
             clusters: None,
             unauthorized_hint: None,
+            informer: Arc::default(),
         }
     }
 
