@@ -84,7 +84,7 @@ async fn measure(store: Arc<dyn Store>) -> Numbers {
                     adopted: false,
                     monitor_url: None,
                 };
-                store.record_submitted(r.id, &handle).await.unwrap();
+                store.record_submitted(r.run.id, &handle).await.unwrap();
             }
         }));
     }

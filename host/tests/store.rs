@@ -146,13 +146,16 @@ store_test!(
 );
 
 store_test!(an_idempotency_key_returns_the_same_run_and_refuses_another_request, |store: Arc<dyn Store>| async move {
-    let first = store.record_intent(&new_run("k1", "nightly"), "host-a", LEASE).await.unwrap();
+    let recorded = store.record_intent(&new_run("k1", "nightly"), "host-a", LEASE).await.unwrap();
+    assert!(recorded.created);
+    let first = recorded.run;
     assert_eq!(first.state, RunState::Submitting);
     assert_eq!(first.delete_after, DeleteAfter::Success);
     assert_eq!(first.startup_timeout_ms, Some(60_000));
     assert_eq!(first.owner.as_deref(), Some("host-a"));
     let again = store.record_intent(&new_run("k1", "nightly"), "host-b", LEASE).await.unwrap();
-    assert_eq!(again.id, first.id);
+    assert!(!again.created, "the same key names the run recorded before");
+    assert_eq!(again.run.id, first.id);
     let mut other = new_run("k1", "nightly");
     other.parameters.insert("DATE".into(), "2026-12-01".into());
     let err = store.record_intent(&other, "host-a", LEASE).await.unwrap_err();
@@ -162,10 +165,11 @@ store_test!(an_idempotency_key_returns_the_same_run_and_refuses_another_request,
 });
 
 store_test!(a_run_moves_through_its_states_and_never_leaves_a_final_one, |store: Arc<dyn Store>| async move {
-    let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap();
-    store.record_submitted(run.id, &handle("nightly-abc")).await.unwrap();
+    let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap().run;
+    let submitted = store.record_submitted(run.id, &handle("nightly-abc")).await.unwrap();
     let run = store.run(run.id).await.unwrap().unwrap();
     assert_eq!((run.state, run.run_id.as_deref()), (RunState::Starting, Some("nightly-abc")));
+    assert_eq!((submitted.state, submitted.run_id), (run.state, run.run_id.clone()), "it returns the run as stored");
     assert_eq!(store.run_by_platform_id("nightly-abc").await.unwrap().unwrap().id, run.id);
 
     let mut running = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Running);
@@ -182,7 +186,7 @@ store_test!(a_run_moves_through_its_states_and_never_leaves_a_final_one, |store:
     assert_eq!((kept.state, kept.reason.as_deref()), (RunState::Failed, Some("BackoffLimitExceeded")));
 
     // A run the platform lost is Lost, saying what it was last seen as.
-    let other = store.record_intent(&new_run("k2", "nightly"), "host-a", LEASE).await.unwrap();
+    let other = store.record_intent(&new_run("k2", "nightly"), "host-a", LEASE).await.unwrap().run;
     store.record_submitted(other.id, &handle("nightly-def")).await.unwrap();
     store.record_status(other.id, &running).await.unwrap();
     let mut vanished = RunStatus::new("nightly-def", polysync_provider_api::RunState::Unknown);
@@ -191,10 +195,10 @@ store_test!(a_run_moves_through_its_states_and_never_leaves_a_final_one, |store:
     assert_eq!((lost.state, lost.reason.as_deref()), (RunState::Lost, Some("Vanished after Running")));
 
     // Withdrawn only while nothing was submitted; SubmitFailed is final.
-    let pending = store.record_intent(&new_run("k3", "nightly"), "host-a", LEASE).await.unwrap();
+    let pending = store.record_intent(&new_run("k3", "nightly"), "host-a", LEASE).await.unwrap().run;
     assert!(!store.withdraw(run.id).await.unwrap());
     assert!(store.withdraw(pending.id).await.unwrap());
-    let refused = store.record_intent(&new_run("k4", "nightly"), "host-a", LEASE).await.unwrap();
+    let refused = store.record_intent(&new_run("k4", "nightly"), "host-a", LEASE).await.unwrap().run;
     store.record_submit_failed(refused.id, "forbidden").await.unwrap();
     let states: Vec<RunState> = store.runs(&RunFilter::default()).await.unwrap().iter().map(|r| r.state).collect();
     assert_eq!(states, [RunState::SubmitFailed, RunState::Withdrawn, RunState::Lost, RunState::Failed]);
@@ -214,7 +218,8 @@ store_test!(a_run_moves_through_its_states_and_never_leaves_a_final_one, |store:
 
 store_test!(hosts_claiming_at_once_never_share_a_run_and_take_over_lapsed_leases, |store: Arc<dyn Store>| async move {
     for i in 0..60 {
-        let run = store.record_intent(&new_run(&format!("k{i}"), "nightly"), "creator", Duration::ZERO).await.unwrap();
+        let run =
+            store.record_intent(&new_run(&format!("k{i}"), "nightly"), "creator", Duration::ZERO).await.unwrap().run;
         store.record_submitted(run.id, &handle(&format!("job-{i}"))).await.unwrap();
     }
     // Six hosts claim at once, in batches of 7, until nothing is left.
@@ -281,7 +286,7 @@ store_test!(hosts_claiming_at_once_never_share_a_run_and_take_over_lapsed_leases
 });
 
 store_test!(archived_logs_come_back_whole_and_in_order, |store: Arc<dyn Store>| async move {
-    let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap();
+    let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap().run;
     assert!(store.archived_logs(run.id).await.unwrap().is_none());
     let big = "line\n".repeat(50_000);
     let logs = vec![

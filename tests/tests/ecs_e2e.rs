@@ -198,25 +198,24 @@ fn discovery_follows_every_next_token_of_a_paging_api() {
     assert_eq!(stub.calls("ListTaskDefinitionFamilies"), 3);
 }
 
-/// The host end to end on ECS: discover into the catalog, a parameterized
-/// run followed to its end, its console URL and its history.
-#[test]
-fn the_cli_discovers_runs_and_follows_an_ecs_task() {
-    let w = world();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
+/// The `polysync` binary with a config whose connection `batch` is the
+/// moto world's cluster and a catalog in `dir`; runs `--output json ARGS`,
+/// asserts success and returns the last JSON document it printed (`run
+/// --wait` prints its progress first).
+fn cli(w: &EcsWorld, dir: &std::path::Path) -> impl Fn(&[&str]) -> serde_json::Value {
+    let config = dir.join("config.toml");
     let plugin_dir = artifacts::cdylib("polysync-provider-ecs").parent().unwrap().to_path_buf();
     std::fs::write(
         &config,
         format!(
             "plugin_dir = {:?}\ncatalog = {:?}\n[connections.batch]\nprovider = \"ecs\"\ncluster = \"e2e\"\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nlaunch_type = \"FARGATE\"\npoll_interval_ms = 100\n",
             plugin_dir.display().to_string(),
-            dir.path().join("catalog.db").display().to_string(),
+            dir.join("catalog.db").display().to_string(),
             w.moto.url
         ),
     )
     .unwrap();
-    let polysync = |args: &[&str]| {
+    move |args: &[&str]| {
         let out = std::process::Command::new(artifacts::executable("polysync", "polysync"))
             .arg("--config")
             .arg(&config)
@@ -226,13 +225,20 @@ fn the_cli_discovers_runs_and_follows_an_ecs_task() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "polysync {args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        // The last JSON document printed (`run --wait` prints its progress first).
         serde_json::Deserializer::from_str(&stdout)
             .into_iter::<serde_json::Value>()
             .filter_map(Result::ok)
             .last()
             .unwrap_or_else(|| panic!("no JSON from polysync {args:?}: {stdout}"))
-    };
+    }
+}
+
+/// The host end to end on ECS: discover into the catalog, a parameterized
+/// run followed to its end, its console URL and its history.
+#[test]
+fn the_cli_discovers_runs_and_follows_an_ecs_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let polysync = cli(world(), dir.path());
     let report = polysync(&["discover", "batch"]);
     assert_eq!(report["added"], 7, "{report}");
     let entry = polysync(&["catalog", "batch", "--entry", "quick"]);
@@ -251,30 +257,7 @@ fn the_cli_discovers_runs_and_follows_an_ecs_task() {
 fn outputs_come_from_log_markers_in_cloudwatch_through_the_binary() {
     let w = world();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    let plugin_dir = artifacts::cdylib("polysync-provider-ecs").parent().unwrap().to_path_buf();
-    std::fs::write(
-        &config,
-        format!(
-            "plugin_dir = {:?}\ncatalog = {:?}\n[connections.batch]\nprovider = \"ecs\"\ncluster = \"e2e\"\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nlaunch_type = \"FARGATE\"\npoll_interval_ms = 100\n",
-            plugin_dir.display().to_string(),
-            dir.path().join("catalog.db").display().to_string(),
-            w.moto.url
-        ),
-    )
-    .unwrap();
-    let polysync = |args: &[&str]| -> serde_json::Value {
-        let out = std::process::Command::new(artifacts::executable("polysync", "polysync"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--output", "json"])
-            .args(args)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "polysync {args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("polysync {args:?}: {e}: {stdout}"))
-    };
+    let polysync = cli(w, dir.path());
     polysync(&["discover", "batch"]);
     let directions = |entry: &str| -> Vec<(String, String)> {
         polysync(&["catalog", "batch", "--entry", entry])["parameters"]
@@ -320,13 +303,8 @@ fn outputs_come_from_log_markers_in_cloudwatch_through_the_binary() {
     let run = finish("counter", &["COUNT=5"], &["::polysync-output COUNT=6"]);
     assert_eq!(run["outputs"], serde_json::json!({"COUNT": "6"}), "{run}");
     assert!(run.get("output_error").is_none(), "{run}");
-    let logs = std::process::Command::new(artifacts::executable("polysync", "polysync"))
-        .arg("--config")
-        .arg(&config)
-        .args(["logs", &run["id"].as_i64().unwrap().to_string()])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&logs.stdout).contains("::polysync-output COUNT=6"), "markers stay in the log");
+    let logs = polysync(&["logs", &run["id"].as_i64().unwrap().to_string()]);
+    assert!(logs.to_string().contains("::polysync-output COUNT=6"), "markers stay in the log: {logs}");
 }
 
 /// Statuses of one run to its end, checking they never move backwards.

@@ -11,7 +11,7 @@ use polysync_provider_api::{ErrorKind, Provider, RunRequest, RunStatus};
 use super::{Leases, LiveLogs, check_parameters, find_entry, finish};
 use crate::Host;
 use crate::error::{Error, Result};
-use crate::store::{DeleteAfter, NewRun, Store, StoredEntry, StoredRun};
+use crate::store::{DeleteAfter, NewRun, Recorded, Store, StoredEntry, StoredRun};
 
 /// A run to start.
 #[derive(Debug, Clone)]
@@ -61,13 +61,13 @@ pub async fn start_run(host: &Host, request: StartRun) -> Result<Started> {
         startup_timeout,
         callback_url: request.callback_url,
     };
-    let existed = host.store().await?.run_by_key(&key).await?.is_some();
-    let recorded = host.store().await?.record_intent(&new, host.id().as_str(), host.config.run_lease).await?;
+    let Recorded { run: recorded, created } =
+        host.store().await?.record_intent(&new, host.id().as_str(), host.config.run_lease).await?;
     if recorded.run_id.is_some() || recorded.is_final() {
         return Ok(Started { run: recorded, created: false, pending: None });
     }
     match submit(host.store().await?.as_ref(), provider.as_ref(), &recorded, Some(&entry)).await {
-        Ok(run) => Ok(Started { run, created: !existed, pending: None }),
+        Ok(run) => Ok(Started { run, created, pending: None }),
         // The platform did not answer: the run may or may not exist there.
         Err(Error::Provider(e)) if e.is_retryable() => Ok(Started {
             pending: Some(format!(
@@ -76,7 +76,7 @@ pub async fn start_run(host: &Host, request: StartRun) -> Result<Started> {
                 msg = e.message()
             )),
             run: recorded,
-            created: !existed,
+            created,
         }),
         Err(e) => Err(e),
     }
@@ -98,14 +98,13 @@ pub async fn submit(
         fallback: entry.map(|e| e.entry.fallback.clone()),
     };
     match provider.run(request).await {
-        Ok(handle) => store.record_submitted(run.id, &handle).await?,
-        Err(e) if e.is_retryable() || e.kind() == ErrorKind::Cancelled => return Err(Error::Provider(e)),
+        Ok(handle) => store.record_submitted(run.id, &handle).await,
+        Err(e) if e.is_retryable() || e.kind() == ErrorKind::Cancelled => Err(Error::Provider(e)),
         Err(e) => {
             store.record_submit_failed(run.id, e.message()).await?;
-            return Err(Error::Provider(e));
+            Err(Error::Provider(e))
         }
     }
-    store.run(run.id).await?.ok_or_else(|| Error::Io("the run vanished from the catalog".into()))
 }
 
 /// Finish submitting a run a previous process recorded but did not hand

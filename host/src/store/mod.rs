@@ -34,8 +34,8 @@ use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
 pub use model::{
-    DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, RunFilter, RunState, StoredEntry, StoredRun, SyncRecord,
-    next_state, now, now_ms,
+    DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, Recorded, RunFilter, RunState, StoredEntry, StoredRun,
+    SyncRecord, next_state, now, now_ms,
 };
 
 use crate::config::CatalogLocation;
@@ -69,9 +69,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Record the intent to run, owned by `owner` for `lease`. The same key
     /// twice returns the existing run (a retried request); a key reused for
     /// another request is a Conflict.
-    async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<StoredRun>;
-    /// The platform accepted the run.
-    async fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<()>;
+    async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<Recorded>;
+    /// The platform accepted the run. Returns the run as stored after.
+    async fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<StoredRun>;
     /// The provider refused the run: final.
     async fn record_submit_failed(&self, id: i64, message: &str) -> Result<()>;
     /// Withdraw a run still `Submitting`; false if it was submitted meanwhile.

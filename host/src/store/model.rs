@@ -257,6 +257,14 @@ pub struct StoredRun {
     pub finalized: bool,
 }
 
+/// What [`Store::record_intent`](super::Store::record_intent) did.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub run: StoredRun,
+    /// False when the idempotency key named a run recorded before.
+    pub created: bool,
+}
+
 impl StoredRun {
     /// Finished for good (terminal, never submitted, or lost).
     pub fn is_final(&self) -> bool {

@@ -15,9 +15,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, RunFilter, RunState, Store, StoredEntry,
-    StoredRun, SyncRecord, json, key_conflict, kind_str, ms, next_state, now, now_ms, parse_kind, same_request,
-    source_str,
+    ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, Recorded, RunFilter, RunState, Store,
+    StoredEntry, StoredRun, SyncRecord, json, key_conflict, kind_str, ms, next_state, now, now_ms, parse_kind,
+    same_request, source_str,
 };
 use crate::config::PostgresCatalog;
 use crate::error::{Error, Result};
@@ -395,12 +395,13 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(row_to_entry).collect())
     }
 
-    async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<StoredRun> {
+    async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<Recorded> {
         let at = now();
         let timeout_ms = run.startup_timeout.map(ms);
-        self.execute(
-            "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms, owner, lease_until, callback_url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11) ON CONFLICT (idempotency_key) DO NOTHING",
+        // One round trip for a new run: the insert returns it.
+        let inserted = self.query_runs(
+            &format!("INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms, owner, lease_until, callback_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11) ON CONFLICT (idempotency_key) DO NOTHING RETURNING {RUN_COLUMNS}"),
             &[
                 &run.connection,
                 &run.external_id,
@@ -415,7 +416,11 @@ impl Store for PostgresStore {
                 &run.callback_url,
             ],
         )
-        .await?;
+        .await?
+        .pop();
+        if let Some(run) = inserted {
+            return Ok(Recorded { run, created: true });
+        }
         let stored = self
             .run_by_key(&run.idempotency_key)
             .await?
@@ -423,16 +428,19 @@ impl Store for PostgresStore {
         if !same_request(&stored, run) {
             return Err(key_conflict(&run.idempotency_key, &stored));
         }
-        Ok(stored)
+        Ok(Recorded { run: stored, created: false })
     }
 
-    async fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<()> {
-        self.execute(
-            "UPDATE runs SET run_id = $2, state = CASE WHEN state = 'Submitting' THEN 'Starting' ELSE state END, source = $3, monitor_url = $4, updated_at = $5 WHERE id = $1",
+    async fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<StoredRun> {
+        self.query_runs(
+            &format!(
+                "UPDATE runs SET run_id = $2, state = CASE WHEN state = 'Submitting' THEN 'Starting' ELSE state END, source = $3, monitor_url = $4, updated_at = $5 WHERE id = $1 RETURNING {RUN_COLUMNS}"
+            ),
             &[&id, &handle.run_id, &source_str(handle), &handle.monitor_url, &now()],
         )
-        .await
-        .map(drop)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Io(format!("run #{id} vanished from the catalog")))
     }
 
     async fn record_submit_failed(&self, id: i64, message: &str) -> Result<()> {

@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 use rusqlite::Connection;
 
-use super::{ArchivedLog, EntryFilter, NewRun, PageCounts, RunFilter, Store, StoredEntry, StoredRun, SyncRecord};
+use super::{
+    ArchivedLog, EntryFilter, NewRun, PageCounts, Recorded, RunFilter, Store, StoredEntry, StoredRun, SyncRecord,
+};
 use crate::error::{Error, Result};
 
 /// A catalog in one SQLite file.
@@ -153,13 +155,13 @@ impl Store for SqliteStore {
         self.call(move |c| entries::entries(c, &filter)).await
     }
 
-    async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<StoredRun> {
+    async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<Recorded> {
         let (run, owner) = (run.clone(), owner.to_owned());
         let wrap = self.wrap();
         self.call_checked(move |c| runs::record_intent(c, &run, &owner, lease).map_err(&wrap)?).await
     }
 
-    async fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<()> {
+    async fn record_submitted(&self, id: i64, handle: &RunHandle) -> Result<StoredRun> {
         let handle = handle.clone();
         self.call(move |c| runs::record_submitted(c, id, &handle)).await
     }

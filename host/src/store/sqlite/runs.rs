@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::Result as HostResult;
 use crate::store::{
-    DeleteAfter, NewRun, RunFilter, RunState, StoredRun, json, key_conflict, ms, next_state, now, now_ms, same_request,
-    source_str,
+    DeleteAfter, NewRun, Recorded, RunFilter, RunState, StoredRun, json, key_conflict, ms, next_state, now, now_ms,
+    same_request, source_str,
 };
 
 const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error";
@@ -44,11 +44,11 @@ pub(super) fn record_intent(
     run: &NewRun,
     owner: &str,
     lease: Duration,
-) -> rusqlite::Result<HostResult<StoredRun>> {
+) -> rusqlite::Result<HostResult<Recorded>> {
     let at = now();
     let timeout_ms = run.startup_timeout.map(ms);
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+    let inserted = tx.execute(
         "INSERT INTO runs (connection, external_id, idempotency_key, parameters, state, delete_after, created_at, updated_at, startup_timeout_ms, owner, lease_until, callback_url)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (idempotency_key) DO NOTHING",
         params![
@@ -72,15 +72,17 @@ pub(super) fn record_intent(
     if !same_request(&stored, run) {
         return Ok(Err(key_conflict(&run.idempotency_key, &stored)));
     }
-    Ok(Ok(stored))
+    Ok(Ok(Recorded { run: stored, created: inserted == 1 }))
 }
 
-pub(super) fn record_submitted(c: &mut Connection, id: i64, handle: &RunHandle) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE runs SET run_id = ?2, state = CASE WHEN state = 'Submitting' THEN 'Starting' ELSE state END, source = ?3, monitor_url = ?4, updated_at = ?5 WHERE id = ?1",
+pub(super) fn record_submitted(c: &mut Connection, id: i64, handle: &RunHandle) -> rusqlite::Result<StoredRun> {
+    c.query_row(
+        &format!(
+            "UPDATE runs SET run_id = ?2, state = CASE WHEN state = 'Submitting' THEN 'Starting' ELSE state END, source = ?3, monitor_url = ?4, updated_at = ?5 WHERE id = ?1 RETURNING {RUN_COLUMNS}"
+        ),
         params![id, handle.run_id, source_str(handle), handle.monitor_url, now()],
+        row_to_run,
     )
-    .map(drop)
 }
 
 pub(super) fn record_submit_failed(c: &mut Connection, id: i64, message: &str) -> rusqlite::Result<()> {
