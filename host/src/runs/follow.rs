@@ -144,7 +144,13 @@ pub async fn follow_more(
                             // stalled past its lease): it is theirs now.
                             open.remove(&status.run_id);
                         } else {
-                            store.record_status(run.id, &status).await?;
+                            // A change only in the pods' detail (a container
+                            // started, a pod went Pending → Running) leaves
+                            // every stored column as it is: no write.
+                            let last = open.get(&status.run_id).and_then(Option::as_ref);
+                            if !same_stored(last, &status) {
+                                store.record_status(run.id, &status).await?;
+                            }
                             on_status(run, &status);
                             if status.state.is_terminal()
                                 || status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
@@ -245,4 +251,17 @@ fn startup_failure(run: &StoredRun, last: Option<&RunStatus>) -> RunStatus {
         _ => format!("did not start within {limit:?}"),
     });
     status
+}
+
+/// Whether `status` would store exactly what `last` did: same state,
+/// reason and message, not final, nothing of its outputs.
+fn same_stored(last: Option<&RunStatus>, status: &RunStatus) -> bool {
+    last.is_some_and(|l| {
+        l.state == status.state
+            && l.reason == status.reason
+            && l.message == status.message
+            && !status.state.is_terminal()
+            && status.outputs.is_empty()
+            && status.output_error.is_none()
+    })
 }
