@@ -18,7 +18,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use polysync_conformance::artifacts;
 use polysync_sandbox::resources::Kind;
 use polysync_sandbox::{SeedConfig, seed};
 use polysync_tests::SandboxCluster;
@@ -171,17 +170,19 @@ fn main() {
     let pg = polysync_clusters::postgres::Postgres::start().expect("the benchmark's PostgreSQL server");
     let url = pg.database("bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    let plugins = artifacts::cdylib("polysync-provider-kubernetes").parent().unwrap().to_path_buf();
-    std::fs::write(
-        &config,
-        format!(
-            "plugin_dir = {:?}\ncatalog = {url:?}\ncatalog_password_env = \"BENCH_PG_PASSWORD\"\nrun_lease = \"10s\"\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{NS}\"\n",
-            plugins.display().to_string(),
-            cluster.kubeconfig.display().to_string()
-        ),
-    )
-    .unwrap();
+    let connection = format!(
+        "provider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{NS}\"",
+        cluster.kubeconfig.display().to_string()
+    );
+    let settings = "catalog_password_env = \"BENCH_PG_PASSWORD\"\nrun_lease = \"10s\"";
+    let config = polysync_tests::write_config(
+        dir.path(),
+        "polysync-provider-kubernetes",
+        Some(&url),
+        settings,
+        "sandbox",
+        &connection,
+    );
     let (a, a_addr) = replica(&config, 0);
     let sync = Command::new("curl")
         .args(["-sS", "-X", "POST", "-H", &format!("Authorization: Bearer {TOKEN}")])

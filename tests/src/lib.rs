@@ -208,3 +208,35 @@ pub fn start_server(config: &std::path::Path, claim_every: &str, envs: &[(&str, 
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Write `dir/config.toml` for the `polysync` binary: the plugin directory
+/// (where cargo built `plugin`'s library), the catalog (`catalog`, a path
+/// or `postgres://` URL; `None`: `dir/catalog.db`), further top-level
+/// `settings` lines, and connection `name` with `connection`'s lines
+/// (`provider = ...` among them). Returns its path.
+pub fn write_config(
+    dir: &Path,
+    plugin: &str,
+    catalog: Option<&str>,
+    settings: &str,
+    name: &str,
+    connection: &str,
+) -> PathBuf {
+    let config = dir.join("config.toml");
+    let plugin_dir =
+        polysync_conformance::artifacts::cdylib(plugin).parent().expect("a plugin directory").to_path_buf();
+    let catalog = catalog.map(str::to_owned).unwrap_or_else(|| dir.join("catalog.db").display().to_string());
+    let text = format!(
+        "plugin_dir = {:?}\ncatalog = {catalog:?}\n{settings}\n[connections.{name}]\n{connection}\n",
+        plugin_dir.display().to_string()
+    );
+    std::fs::write(&config, text).expect("the test config is written");
+    config
+}
+
+/// The `polysync` binary with `config`, no colours, no `POLYSYNC_CONFIG`.
+pub fn polysync_command(config: &Path) -> Command {
+    let mut cmd = Command::new(polysync_conformance::artifacts::executable("polysync", "polysync"));
+    cmd.arg("--config").arg(config).env_remove("POLYSYNC_CONFIG").env("NO_COLOR", "1");
+    cmd
+}

@@ -203,26 +203,13 @@ fn discovery_follows_every_next_token_of_a_paging_api() {
 /// asserts success and returns the last JSON document it printed (`run
 /// --wait` prints its progress first).
 fn cli(w: &EcsWorld, dir: &std::path::Path) -> impl Fn(&[&str]) -> serde_json::Value {
-    let config = dir.join("config.toml");
-    let plugin_dir = artifacts::cdylib("polysync-provider-ecs").parent().unwrap().to_path_buf();
-    std::fs::write(
-        &config,
-        format!(
-            "plugin_dir = {:?}\ncatalog = {:?}\n[connections.batch]\nprovider = \"ecs\"\ncluster = \"e2e\"\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nlaunch_type = \"FARGATE\"\npoll_interval_ms = 100\n",
-            plugin_dir.display().to_string(),
-            dir.join("catalog.db").display().to_string(),
-            w.moto.url
-        ),
-    )
-    .unwrap();
+    let connection = format!(
+        "provider = \"ecs\"\ncluster = \"e2e\"\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nlaunch_type = \"FARGATE\"\npoll_interval_ms = 100",
+        w.moto.url
+    );
+    let config = polysync_tests::write_config(dir, "polysync-provider-ecs", None, "", "batch", &connection);
     move |args: &[&str]| {
-        let out = std::process::Command::new(artifacts::executable("polysync", "polysync"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--output", "json"])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = polysync_tests::polysync_command(&config).args(["--output", "json"]).args(args).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "polysync {args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         serde_json::Deserializer::from_str(&stdout)

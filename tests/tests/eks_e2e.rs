@@ -155,20 +155,11 @@ fn list_clusters_follows_every_page() {
 
 /// A config file with one eks connection `prod` to the world's cluster.
 fn cli_config(w: &EksWorld, dir: &std::path::Path) -> std::path::PathBuf {
-    let config = dir.join("config.toml");
-    let plugin_dir = artifacts::cdylib("polysync-provider-eks").parent().unwrap().to_path_buf();
-    std::fs::write(
-        &config,
-        format!(
-            "plugin_dir = {:?}\ncatalog = {:?}\n[connections.prod]\nprovider = \"eks\"\ncluster = {:?}\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nnamespace = {NS:?}\n",
-            plugin_dir.display().to_string(),
-            dir.join("catalog.db").display().to_string(),
-            w.name,
-            w.moto.url
-        ),
-    )
-    .unwrap();
-    config
+    let connection = format!(
+        "provider = \"eks\"\ncluster = {:?}\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nnamespace = {NS:?}",
+        w.name, w.moto.url
+    );
+    polysync_tests::write_config(dir, "polysync-provider-eks", None, "", "prod", &connection)
 }
 
 #[test]

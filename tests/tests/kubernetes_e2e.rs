@@ -380,27 +380,12 @@ cluster_test!(
 /// The `polysync` binary with a config whose one connection `k` is
 /// `namespace` of `cluster`, and a catalog in `dir`.
 fn cli(cluster: &Cluster, namespace: &str, dir: &std::path::Path) -> impl Fn(&[&str]) -> std::process::Output {
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "plugin_dir = {:?}\ncatalog = {:?}\n\n[connections.k]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{namespace}\"\n",
-            artifacts::cdylib("polysync-provider-kubernetes").parent().unwrap().display().to_string(),
-            dir.join("catalog.db").display().to_string(),
-            cluster.kubeconfig().display().to_string(),
-        ),
-    )
-    .unwrap();
-    move |args: &[&str]| {
-        std::process::Command::new(artifacts::executable("polysync", "polysync"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("POLYSYNC_CONFIG")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
+    let connection = format!(
+        "provider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{namespace}\"",
+        cluster.kubeconfig().display().to_string()
+    );
+    let config = polysync_tests::write_config(dir, "polysync-provider-kubernetes", None, "", "k", &connection);
+    move |args: &[&str]| polysync_tests::polysync_command(&config).args(args).output().unwrap()
 }
 
 fn stdout_json(out: &std::process::Output) -> Value {

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use polysync_conformance::artifacts;
 use polysync_tests::{Cluster, cluster_test, source_job};
 use serde_json::{Value, json};
 
@@ -25,24 +24,18 @@ impl Env {
     fn new(cluster: &'static Cluster, ns: &str) -> Self {
         cluster.ensure_namespace(ns);
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.toml");
-        let plugins = artifacts::cdylib("polysync-provider-kubernetes").parent().unwrap().to_path_buf();
-        std::fs::write(
-            &config,
-            format!(
-                "plugin_dir = {:?}\ncatalog = {:?}\n\n[connections.k]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"\n",
-                plugins.display().to_string(),
-                dir.path().join("catalog.db").display().to_string(),
-                cluster.kubeconfig().display().to_string()
-            ),
-        )
-        .unwrap();
+        let connection = format!(
+            "provider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"",
+            cluster.kubeconfig().display().to_string()
+        );
+        let config =
+            polysync_tests::write_config(dir.path(), "polysync-provider-kubernetes", None, "", "k", &connection);
         Self { cluster, dir, config, ns: ns.to_owned() }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(artifacts::executable("polysync", "polysync"));
-        cmd.arg("--config").arg(&self.config).args(args).env_remove("POLYSYNC_CONFIG").env("NO_COLOR", "1");
+        let mut cmd = polysync_tests::polysync_command(&self.config);
+        cmd.args(args);
         cmd
     }
 
