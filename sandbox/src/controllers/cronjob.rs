@@ -21,10 +21,10 @@ const SCHEDULED_ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timest
 
 fn owned_jobs(store: &Store, cronjob: &Value) -> Vec<Arc<Value>> {
     let ns = cronjob["metadata"]["namespace"].as_str().unwrap_or_default();
-    let uid = cronjob["metadata"]["uid"].clone();
-    let owned =
-        |j: &Value| j["metadata"]["ownerReferences"].as_array().is_some_and(|r| r.iter().any(|r| r["uid"] == uid));
-    store.list(Kind::Job, Some(ns), None, None, Some(&owned)).items
+    let uid = cronjob["metadata"]["uid"].as_str().unwrap_or_default();
+    let mut jobs = store.owned_by(Kind::Job, uid);
+    jobs.retain(|j| j["metadata"]["namespace"] == ns);
+    jobs
 }
 
 fn finished(job: &Value) -> Option<(&'static str, String)> {

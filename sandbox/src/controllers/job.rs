@@ -345,13 +345,11 @@ impl JobController {
 
     fn pods_of(&self, job: &Value) -> Vec<Object> {
         let ns = job["metadata"]["namespace"].as_str().unwrap_or_default();
-        let uid = job["metadata"]["uid"].clone();
+        let uid = job["metadata"]["uid"].as_str().unwrap_or_default();
         let selector = LabelSelector::from_object(&job["spec"]["selector"]);
-        let owned = |p: &Value| {
-            selector.matches(p)
-                && p["metadata"]["ownerReferences"].as_array().is_some_and(|r| r.iter().any(|r| r["uid"] == uid))
-        };
-        self.store.list(Kind::Pod, Some(ns), None, None, Some(&owned)).items
+        let mut pods = self.store.owned_by(Kind::Pod, uid);
+        pods.retain(|p| p["metadata"]["namespace"] == ns && selector.matches(p));
+        pods
     }
 
     fn write_status(&self, key: &Key, f: impl FnOnce(&mut Value)) -> Option<Object> {

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::ClusterError;
-use crate::process::{Child, free_port};
+use crate::process::{Child, free_port, scratch_dir};
 
 /// The role the tests connect as, and its password.
 pub const USER: &str = "polysync";
@@ -69,10 +69,7 @@ impl Postgres {
     pub fn start() -> Result<Self, ClusterError> {
         let bin = bin_dir()?;
         let user = is_root().then_some("postgres");
-        let dir = tempfile::Builder::new()
-            .prefix("polysync-pg-")
-            .tempdir()
-            .map_err(|e| ClusterError::Setup(format!("no temporary directory: {e}")))?;
+        let dir = scratch_dir("polysync-pg-")?;
         let data = dir.path().join("data");
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, PASSWORD).map_err(|e| ClusterError::io(&pwfile, e))?;

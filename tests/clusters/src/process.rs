@@ -155,3 +155,37 @@ pub fn free_port() -> Result<u16, ClusterError> {
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| ClusterError::Setup(format!("no free port: {e}")))?;
     listener.local_addr().map(|a| a.port()).map_err(|e| ClusterError::Setup(format!("no free port: {e}")))
 }
+
+/// A temporary directory for a child's data that outlives no test run: the
+/// owner's pid is written into it, and directories with `prefix` whose owner
+/// is gone are removed first. A test binary's shared server lives in a
+/// static, which is never dropped, so its `TempDir` never cleans up; its
+/// processes die with it (parent-death signal), its data stays until the
+/// next start sweeps it. Without this, every test run left its PostgreSQL
+/// and etcd data behind in the temp directory.
+pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir, ClusterError> {
+    remove_stale(prefix);
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| ClusterError::Setup(format!("no temporary directory: {e}")))?;
+    let owner = dir.path().join(OWNER_FILE);
+    std::fs::write(&owner, std::process::id().to_string()).map_err(|e| ClusterError::io(&owner, e))?;
+    Ok(dir)
+}
+
+const OWNER_FILE: &str = "owner.pid";
+
+fn remove_stale(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let Ok(pid) = std::fs::read_to_string(entry.path().join(OWNER_FILE)) else { continue };
+        let pid = pid.trim();
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

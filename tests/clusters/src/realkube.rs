@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::ClusterError;
 use crate::node_agent::{AgentTls, NODE_NAME, NodeAgent};
 use crate::pki::Pki;
-use crate::process::{Child, free_port, tail};
+use crate::process::{Child, free_port, scratch_dir, tail};
 
 /// The Kubernetes release `tests/realkube` builds.
 pub const KUBERNETES_VERSION: &str = "v1.36.3";
@@ -91,24 +91,6 @@ pub fn binaries() -> Result<PathBuf, ClusterError> {
 
 const DIR_PREFIX: &str = "polysync-realkube-";
 
-/// Remove the directories of clusters whose owner process is gone (a test
-/// binary's shared cluster lives in a static, which is never dropped; its
-/// processes die with it, its etcd data stays until the next start).
-fn remove_stale_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(DIR_PREFIX) {
-            continue;
-        }
-        let Ok(pid) = std::fs::read_to_string(entry.path().join("owner.pid")) else { continue };
-        let alive = Path::new("/proc").join(pid.trim()).exists();
-        if !alive {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
 struct Processes {
     etcd: Child,
     apiserver: Child,
@@ -164,14 +146,8 @@ impl RealKube {
             Some(d) => d.clone(),
             None => binaries()?,
         };
-        remove_stale_dirs();
-        let dir = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir()
-            .map_err(|e| ClusterError::Setup(format!("temp dir: {e}")))?;
+        let dir = scratch_dir(DIR_PREFIX)?;
         let d = dir.path();
-        let owner = d.join("owner.pid");
-        std::fs::write(&owner, std::process::id().to_string()).map_err(|e| ClusterError::io(&owner, e))?;
         let pki = Pki::generate(d)?;
         let admin_token = random_token("admin");
         let kcm_token = random_token("kcm");

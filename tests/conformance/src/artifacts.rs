@@ -59,9 +59,18 @@ fn build(package: &str, bin: Option<&str>) -> PathBuf {
         cmd.arg("--release");
     }
     let out = cmd.output().unwrap_or_else(|e| panic!("could not run cargo to build {package}: {e}"));
-    assert!(out.status.success(), "cargo build -p {package} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let messages: Vec<serde_json::Value> =
         String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    if !out.status.success() {
+        // With --message-format=json the compiler's own errors (a full disk,
+        // a type error) are on stdout; stderr only says that it failed.
+        let errors: Vec<&str> = messages
+            .iter()
+            .filter(|m| m["reason"] == "compiler-message" && m["message"]["level"] == "error")
+            .filter_map(|m| m["message"]["rendered"].as_str())
+            .collect();
+        panic!("cargo build -p {package} failed:\n{}{}", errors.join(""), String::from_utf8_lossy(&out.stderr));
+    }
     if bin.is_some() {
         let exe = messages
             .iter()
