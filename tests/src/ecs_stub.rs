@@ -22,7 +22,9 @@
 //! * `throttled`: the first two RunTasks are throttled.
 //! * anything else: succeeds.
 //!
-//! ListTasks (by startedBy and desired status) and StopTask see them.
+//! ListTasks (by startedBy and desired status) and StopTask see them;
+//! `spot-<k>` families log with `awslogs`, and GetLogEvents on the same
+//! endpoint gives each task's stream one line naming its attempt.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -173,11 +175,16 @@ async fn answer(
         "DescribeTaskDefinition" => {
             let name = input["taskDefinition"].as_str().unwrap_or("x").rsplit('/').next().unwrap_or("x");
             let family = name.split(':').next().unwrap_or("x").to_owned();
+            let mut main = json!({"name": "main", "image": "busybox", "essential": true,
+                "environment": [{"name": "FAMILY", "value": family}]});
+            if family.starts_with("spot-") {
+                main["logConfiguration"] = json!({"logDriver": "awslogs", "options": {
+                    "awslogs-group": "/stub", "awslogs-region": "eu-west-1", "awslogs-stream-prefix": "stub"}});
+            }
             json!({"tags": [], "taskDefinition": {
                 "family": family, "revision": 3,
                 "taskDefinitionArn": format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/{family}:3"),
-                "containerDefinitions": [{"name": "main", "image": "busybox", "essential": true,
-                    "environment": [{"name": "FAMILY", "value": family}]}],
+                "containerDefinitions": [main],
             }})
         }
         "RunTask" => {
@@ -279,6 +286,22 @@ async fn answer(
                 })
                 .collect();
             json!({"tasks": tasks, "failures": []})
+        }
+        "GetLogEvents" => {
+            // CloudWatch Logs on the same endpoint: a RunTask task's stream
+            // `stub/main/<task id>` holds one line naming its attempt.
+            let s = state.lock().unwrap();
+            let id = input["logStreamName"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default();
+            let Some(task) = s.tasks.iter().find(|(arn, _)| arn.ends_with(&format!("/{id}"))).map(|(_, t)| t) else {
+                return error(400, "ResourceNotFoundException", "The specified log stream does not exist.");
+            };
+            let events = if input["nextToken"] == "end" {
+                json!([])
+            } else {
+                json!([{"timestamp": 1_764_460_800_000_u64, "ingestionTime": 1_764_460_800_000_u64,
+                        "message": format!("attempt {} of {}", task.attempt, task.family)}])
+            };
+            json!({"events": events, "nextForwardToken": "end", "nextBackwardToken": "start"})
         }
         other => return error(400, "InvalidParameterException", &format!("the stub does not do {other}")),
     };

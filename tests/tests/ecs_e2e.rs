@@ -344,6 +344,26 @@ fn spot_interruptions_fail_the_run_or_start_it_again_as_attempts() {
     let polled = rt.block_on(other.poll(PollRequest { run_id: run.run_id.clone() })).unwrap();
     assert_eq!((polled.state, polled.units.len()), (RunState::Success, 3), "{polled:?}");
     assert_eq!(stub.calls("RunTask"), 3);
+    // Its logs and events are every attempt's, not only the first task's.
+    let chunks = rt.block_on(async {
+        let stream =
+            other.logs(LogRequest { run_id: run.run_id.clone(), follow: false, ..Default::default() }).await.unwrap();
+        stream.map(|c| c.unwrap()).collect::<Vec<_>>().await
+    });
+    let lines: Vec<&str> = chunks.iter().map(|c| c.text.trim_end()).collect();
+    assert_eq!(lines, ["attempt 1 of spot-2", "attempt 2 of spot-2", "attempt 3 of spot-2"], "{chunks:?}");
+    let units: std::collections::HashSet<&str> = chunks.iter().map(|c| c.unit.as_str()).collect();
+    assert_eq!(units.len(), 3, "each attempt is its own unit: {chunks:?}");
+    assert_eq!(chunks.last().unwrap().unit, last.units.last().unwrap().name, "{chunks:?} {last:?}");
+    let event = rt.block_on(async {
+        let mut stream = other
+            .events(EventsRequest { run_id: run.run_id.clone(), follow: false })
+            .await
+            .unwrap();
+        stream.next().await.unwrap().unwrap()
+    });
+    assert_eq!(event.unit, chunks[2].unit, "events are the current attempt's: {event:?}");
+    assert_eq!(stub.calls("RunTask"), 3, "reading logs and events starts nothing");
 
     // Out of retries: the last interruption stands.
     let run = rt.block_on(p.run(request("spot-5", "spot-c", &[]))).unwrap();

@@ -121,6 +121,15 @@ fn unit(view: &TaskView) -> UnitStatus {
     status(view, None).units.into_iter().next().unwrap_or_default()
 }
 
+/// The attempts after a run's first task `first`, in attempt order: none
+/// unless that task was interrupted and the connection starts runs again.
+pub(crate) async fn further(ecs: &Ecs, run_id: &str, first: &TaskView) -> Result<Vec<TaskView>> {
+    if ecs.settings.retry_on_interruption == 0 || !first.interrupted() {
+        return Ok(Vec::new());
+    }
+    recover(ecs, run_id).await
+}
+
 /// Attempts an earlier process started, in attempt order.
 async fn recover(ecs: &Ecs, run_id: &str) -> Result<Vec<TaskView>> {
     use aws_sdk_ecs::types::DesiredStatus;

@@ -47,10 +47,22 @@ fn key(e: &RunEvent) -> String {
     format!("{}|{:?}|{}", e.phase, e.reason, containers.join(","))
 }
 
-/// The task now as an event, and whether it has stopped.
+/// The run's current task now as an event, and whether the run has ended.
+/// After a Spot interruption the current task is the latest attempt.
 async fn observe(ecs: &Ecs, run_id: &str) -> Result<Option<(RunEvent, bool)>> {
     let seen = track::describe(ecs, &[run_id.to_owned()]).await?;
-    let Some((Seen::Task(view), _)) = seen.get(run_id) else { return Ok(None) };
+    let Some((Seen::Task(first), _)) = seen.get(run_id) else { return Ok(None) };
+    let (view, run_ended) = if ecs.settings.retry_on_interruption > 0 && first.interrupted() {
+        let settled = track::current(ecs, run_id).await?;
+        let mut seen = track::describe(ecs, std::slice::from_ref(&settled.current)).await?;
+        match seen.remove(&settled.current) {
+            Some((Seen::Task(view), _)) => (view, Some(settled.status.state.is_terminal())),
+            _ => (first.clone(), Some(settled.status.state.is_terminal())),
+        }
+    } else {
+        (first.clone(), None)
+    };
+    let view = &*view;
     let status = crate::status::status(view, None);
     let event = RunEvent {
         run_id: run_id.to_owned(),
@@ -62,5 +74,5 @@ async fn observe(ecs: &Ecs, run_id: &str) -> Result<Option<(RunEvent, bool)>> {
         containers: status.units.into_iter().flat_map(|u| u.containers).collect(),
         at: jiff::Timestamp::now().to_string().into(),
     };
-    Ok(Some((event, status.state.is_terminal())))
+    Ok(Some((event, run_ended.unwrap_or(status.state.is_terminal()))))
 }

@@ -2,7 +2,10 @@
 //! group, region and stream prefix come from the task definition, the
 //! stream is `<prefix>/<container>/<task id>`. Containers in definition
 //! order; `follow` keeps reading until the task has stopped and its last
-//! events are read.
+//! events are read. A run started again after Spot interruptions has one
+//! task per attempt: their logs come in attempt order, each task a unit.
+
+use std::collections::{HashSet, VecDeque};
 
 use aws_config::Region;
 use futures::StreamExt;
@@ -10,6 +13,7 @@ use polysync_aws::from_sdk;
 use polysync_provider_api::{ErrorKind, LogChunk, LogRequest, ProviderError, Result, ResultStream};
 
 use crate::Ecs;
+use crate::attempts;
 use crate::status::task_id;
 use crate::track::{self, Seen};
 
@@ -20,12 +24,14 @@ struct Source {
     group: String,
     stream: String,
     region: Option<String>,
+    /// The task whose stream this is (a run has one per attempt).
+    task: String,
 }
 
 pub(crate) async fn logs(ecs: &Ecs, request: LogRequest) -> Result<ResultStream<LogChunk>> {
     let run_id = request.run_id.clone();
     let seen = track::describe(ecs, std::slice::from_ref(&run_id)).await?;
-    let (Seen::Task(view), Some(td_arn)) = seen.get(&run_id).cloned().unwrap_or((Seen::Missing, None)) else {
+    let (Seen::Task(first), Some(td_arn)) = seen.get(&run_id).cloned().unwrap_or((Seen::Missing, None)) else {
         return Err(ProviderError::not_found(format!("run {run_id}: ECS has no such task in this cluster")));
     };
     let td = ecs
@@ -38,8 +44,7 @@ pub(crate) async fn logs(ecs: &Ecs, request: LogRequest) -> Result<ResultStream<
         .map_err(|e| from_sdk(e, "ecs:DescribeTaskDefinition", &format!("reading the log settings of {td_arn}")))?
         .task_definition
         .ok_or_else(|| ProviderError::internal("no task definition in the answer"))?;
-    let id = task_id(&view.task_arn).to_owned();
-    let mut sources = Vec::new();
+    let mut logged = Vec::new();
     let mut without = Vec::new();
     for c in td.container_definitions() {
         let name = c.name().unwrap_or_default().to_owned();
@@ -47,19 +52,17 @@ pub(crate) async fn logs(ecs: &Ecs, request: LogRequest) -> Result<ResultStream<
             continue;
         }
         match crate::definition::AwsLogs::of(c) {
-            Some(l) => {
-                sources.push(Source { stream: l.stream(&id), container: name, group: l.group, region: l.region })
-            }
+            Some(l) => logged.push((name, l)),
             None => without.push(name),
         }
     }
     if let Some(want) = &request.container
-        && sources.is_empty()
+        && logged.is_empty()
         && without.is_empty()
     {
         return Err(ProviderError::not_found(format!("run {run_id} has no container {want:?}")));
     }
-    if sources.is_empty() {
+    if logged.is_empty() {
         return Err(ProviderError::new(
             ErrorKind::Unsupported,
             format!(
@@ -68,14 +71,67 @@ pub(crate) async fn logs(ecs: &Ecs, request: LogRequest) -> Result<ResultStream<
             ),
         ));
     }
-    let ecs = ecs.clone();
-    let stream = futures::stream::iter(sources)
-        .then(move |source| {
-            let (ecs, request, id) = (ecs.clone(), request.clone(), id.clone());
-            async move { read(ecs, source, request, id).await }
-        })
-        .flatten();
+    // A run restarted after Spot interruptions is several tasks of one
+    // definition: each attempt's streams in turn, each task its own unit.
+    let mut tasks: VecDeque<String> = VecDeque::from([first.task_arn.clone()]);
+    tasks.extend(attempts::further(ecs, &run_id, &first).await?.into_iter().map(|v| v.task_arn));
+    let read_so_far = tasks.iter().cloned().collect();
+    let state = Tasks { ecs: ecs.clone(), request, logged, tasks, read_so_far };
+    let stream = futures::stream::unfold(state, |mut state| async move {
+        let task = match state.tasks.pop_front() {
+            Some(task) => task,
+            None => match state.next_attempt().await {
+                Ok(Some(task)) => task,
+                Ok(None) => return None,
+                Err(e) => return Some((futures::stream::iter([Err(e)]).boxed(), state)),
+            },
+        };
+        let id = task_id(&task).to_owned();
+        let sources: Vec<Source> = state
+            .logged
+            .iter()
+            .map(|(container, l)| Source {
+                container: container.clone(),
+                group: l.group.clone(),
+                stream: l.stream(&id),
+                region: l.region.clone(),
+                task: task.clone(),
+            })
+            .collect();
+        let (ecs, request) = (state.ecs.clone(), state.request.clone());
+        let chunks = futures::stream::iter(sources)
+            .then(move |source| {
+                let (ecs, request, id) = (ecs.clone(), request.clone(), id.clone());
+                async move { read(ecs, source, request, id).await }
+            })
+            .flatten()
+            .boxed();
+        Some((chunks, state))
+    })
+    .flatten();
     Ok(stream.boxed())
+}
+
+/// The tasks of one run whose logs are still to be read.
+struct Tasks {
+    ecs: Ecs,
+    request: LogRequest,
+    /// The containers that log to CloudWatch, with where.
+    logged: Vec<(String, crate::definition::AwsLogs)>,
+    tasks: VecDeque<String>,
+    read_so_far: HashSet<String>,
+}
+
+impl Tasks {
+    /// When following, the attempt started after the tasks read so far
+    /// (a Spot interruption while the logs were followed).
+    async fn next_attempt(&mut self) -> Result<Option<String>> {
+        if !self.request.follow || self.ecs.settings.retry_on_interruption == 0 {
+            return Ok(None);
+        }
+        let current = track::current(&self.ecs, &self.request.run_id).await?.current;
+        Ok(self.read_so_far.insert(current.clone()).then_some(current))
+    }
 }
 
 /// One container's events, as chunks of lines.
@@ -127,11 +183,15 @@ async fn read(ecs: Ecs, source: Source, request: LogRequest, unit: String) -> Re
         let limited = request.limit_bytes.is_some_and(|l| sent >= l);
         let mut done = limited || (at_end && !request.follow) || (request.tail_lines.is_some() && !request.follow);
         if at_end && request.follow && !done {
-            // Caught up: stop once the task has stopped (its last events
-            // are in by then), else wait for more.
-            match track::poll(&ecs, &request.run_id).await {
-                Ok(s) if s.state.is_terminal() => done = true,
-                Ok(_) => tokio::time::sleep(ecs.poll_interval).await,
+            // Caught up: stop once this task has stopped (its last events
+            // are in by then; a further attempt is read next), else wait.
+            match track::describe(&ecs, std::slice::from_ref(&source.task)).await {
+                Ok(seen) => match seen.get(&source.task) {
+                    Some((Seen::Task(view), _)) if view.last_status != "STOPPED" => {
+                        tokio::time::sleep(ecs.poll_interval).await
+                    }
+                    _ => done = true,
+                },
                 Err(e) => return Some((Err(e), (client, ecs, source, request, unit, next, true, sent))),
             }
         }

@@ -460,6 +460,6 @@ mod tests {
         store.remove(Kind::Pod, &Key::new("ns", "b"));
         store.remove(Kind::Job, &Key::new("ns", "j"));
         assert!(store.dependents("u1").is_empty());
-        assert!(store.read().owned.get("u1").is_none(), "emptied owners are dropped");
+        assert!(!store.read().owned.contains_key("u1"), "emptied owners are dropped");
     }
 }
