@@ -23,6 +23,12 @@ use crate::status::{JobFacts, status_of};
 
 /// Runs looked up directly per request when the informer has not seen them.
 const LOOKUP_CHUNK: usize = 50;
+/// How long a watch waits for the informer to see runs it does not have
+/// (created a moment ago) before reading them from the API server. A
+/// label-selector list costs the server a scan of the namespace (a real
+/// apiserver has no label index either); listing at every reopen of a watch
+/// was most of the sandbox's work at 500 new runs a second.
+const LOOKUP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What one watch call knows about its runs.
 struct Tracker {
@@ -206,12 +212,30 @@ async fn follow(
             }
         }
     }
-    let missing: Vec<String> = {
+    let missing_now = |t: &Tracker| -> Vec<String> {
         let cache = informer.lock();
         let mut m: Vec<String> = t.wanted.iter().filter(|r| !cache.jobs.contains_key(*r)).cloned().collect();
         m.sort();
         m
     };
+    // Runs created a moment ago are usually on their way to the informer:
+    // give it a moment before asking the API server.
+    let mut missing = missing_now(&t);
+    let deadline = tokio::time::Instant::now() + LOOKUP_GRACE;
+    while !missing.is_empty() {
+        match tokio::time::timeout_at(deadline, notes.recv()).await {
+            Err(_) | Ok(Ok(Note::Phase)) => break,
+            Ok(Err(RecvError::Closed)) => return,
+            Ok(_) => missing = missing_now(&t),
+        }
+    }
+    let phase = informer.lock().phase();
+    match phase {
+        Phase::Poll => return poll_rounds(k, client, t, sink).await,
+        Phase::Failed(e) => return sink.fail(e).await,
+        Phase::Ready | Phase::Listing => {}
+    }
+    let missing = missing_now(&t);
     if !missing.is_empty() {
         if let Err(e) = look_up(&k, &client, &informer, &missing).await {
             return sink.fail(e).await;
