@@ -356,10 +356,7 @@ fn spot_interruptions_fail_the_run_or_start_it_again_as_attempts() {
     assert_eq!(units.len(), 3, "each attempt is its own unit: {chunks:?}");
     assert_eq!(chunks.last().unwrap().unit, last.units.last().unwrap().name, "{chunks:?} {last:?}");
     let event = rt.block_on(async {
-        let mut stream = other
-            .events(EventsRequest { run_id: run.run_id.clone(), follow: false })
-            .await
-            .unwrap();
+        let mut stream = other.events(EventsRequest { run_id: run.run_id.clone(), follow: false }).await.unwrap();
         stream.next().await.unwrap().unwrap()
     });
     assert_eq!(event.unit, chunks[2].unit, "events are the current attempt's: {event:?}");

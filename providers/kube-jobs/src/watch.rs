@@ -212,21 +212,25 @@ async fn follow(
             }
         }
     }
-    let missing_now = |t: &Tracker| -> Vec<String> {
+    let mut missing: HashSet<String> = {
         let cache = informer.lock();
-        let mut m: Vec<String> = t.wanted.iter().filter(|r| !cache.jobs.contains_key(*r)).cloned().collect();
-        m.sort();
-        m
+        t.wanted.iter().filter(|r| !cache.jobs.contains_key(*r)).cloned().collect()
     };
     // Runs created a moment ago are usually on their way to the informer:
-    // give it a moment before asking the API server.
-    let mut missing = missing_now(&t);
+    // give it a moment before asking the API server. Each note is checked
+    // for the runs it names only (the namespace changes hundreds of times a
+    // second; the watch may want thousands of runs).
     let deadline = tokio::time::Instant::now() + LOOKUP_GRACE;
     while !missing.is_empty() {
         match tokio::time::timeout_at(deadline, notes.recv()).await {
-            Err(_) | Ok(Ok(Note::Phase)) => break,
+            Err(_) | Ok(Ok(Note::Phase)) | Ok(Err(RecvError::Lagged(_))) => break,
             Ok(Err(RecvError::Closed)) => return,
-            Ok(_) => missing = missing_now(&t),
+            Ok(Ok(Note::Changed(runs) | Note::Gone(runs))) => {
+                if runs.iter().any(|r| missing.contains(r)) {
+                    let cache = informer.lock();
+                    missing.retain(|r| !cache.jobs.contains_key(r));
+                }
+            }
         }
     }
     let phase = informer.lock().phase();
@@ -235,7 +239,11 @@ async fn follow(
         Phase::Failed(e) => return sink.fail(e).await,
         Phase::Ready | Phase::Listing => {}
     }
-    let missing = missing_now(&t);
+    let mut missing: Vec<String> = {
+        let cache = informer.lock();
+        missing.into_iter().filter(|r| !cache.jobs.contains_key(r)).collect()
+    };
+    missing.sort();
     if !missing.is_empty() {
         if let Err(e) = look_up(&k, &client, &informer, &missing).await {
             return sink.fail(e).await;
