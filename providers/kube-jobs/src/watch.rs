@@ -23,12 +23,6 @@ use crate::status::{JobFacts, status_of};
 
 /// Runs looked up directly per request when the informer has not seen them.
 const LOOKUP_CHUNK: usize = 50;
-/// How long a watch waits for the informer to see runs it does not have
-/// (created a moment ago) before reading them from the API server. A
-/// label-selector list costs the server a scan of the namespace (a real
-/// apiserver has no label index either); listing at every reopen of a watch
-/// was most of the sandbox's work at 500 new runs a second.
-const LOOKUP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What one watch call knows about its runs.
 struct Tracker {
@@ -212,38 +206,12 @@ async fn follow(
             }
         }
     }
-    let mut missing: HashSet<String> = {
+    let missing: Vec<String> = {
         let cache = informer.lock();
-        t.wanted.iter().filter(|r| !cache.jobs.contains_key(*r)).cloned().collect()
+        let mut m: Vec<String> = t.wanted.iter().filter(|r| !cache.jobs.contains_key(*r)).cloned().collect();
+        m.sort();
+        m
     };
-    // Runs created a moment ago are usually on their way to the informer:
-    // give it a moment before asking the API server. Each note is checked
-    // for the runs it names only (the namespace changes hundreds of times a
-    // second; the watch may want thousands of runs).
-    let deadline = tokio::time::Instant::now() + LOOKUP_GRACE;
-    while !missing.is_empty() {
-        match tokio::time::timeout_at(deadline, notes.recv()).await {
-            Err(_) | Ok(Ok(Note::Phase)) | Ok(Err(RecvError::Lagged(_))) => break,
-            Ok(Err(RecvError::Closed)) => return,
-            Ok(Ok(Note::Changed(runs) | Note::Gone(runs))) => {
-                if runs.iter().any(|r| missing.contains(r)) {
-                    let cache = informer.lock();
-                    missing.retain(|r| !cache.jobs.contains_key(r));
-                }
-            }
-        }
-    }
-    let phase = informer.lock().phase();
-    match phase {
-        Phase::Poll => return poll_rounds(k, client, t, sink).await,
-        Phase::Failed(e) => return sink.fail(e).await,
-        Phase::Ready | Phase::Listing => {}
-    }
-    let mut missing: Vec<String> = {
-        let cache = informer.lock();
-        missing.into_iter().filter(|r| !cache.jobs.contains_key(r)).collect()
-    };
-    missing.sort();
     if !missing.is_empty() {
         if let Err(e) = look_up(&k, &client, &informer, &missing).await {
             return sink.fail(e).await;
