@@ -5,7 +5,8 @@
 //!   [`DECLARE`]: `"ROWS, REPORT_URL"`.
 //! * A Kubernetes container writes them to its termination message as a JSON
 //!   object of strings or as `NAME=VALUE` lines ([`parse_message`]), at most
-//!   [`MESSAGE_LIMIT`] bytes: that is all a kubelet keeps.
+//!   [`MESSAGE_LIMIT`] bytes: that is all a kubelet keeps, and less in a pod
+//!   of four or more containers ([`message_share`]).
 //! * Any container (ECS, or a Kubernetes container that cannot write the
 //!   file) prints `::polysync-output NAME=VALUE` lines ([`parse_markers`]);
 //!   the lines stay in the log.
@@ -23,6 +24,18 @@ pub const MARKER: &str = "::polysync-output ";
 /// The bytes of a termination message a kubelet keeps per container (it
 /// keeps the file's last 4096 bytes).
 pub const MESSAGE_LIMIT: usize = 4096;
+
+/// The bytes of termination messages a kubelet keeps per pod. Its status
+/// manager shares them evenly among the pod's containers, init containers
+/// included, keeping the *first* share of each message.
+pub const POD_MESSAGE_LIMIT: usize = 12 * 1024;
+
+/// What a kubelet keeps of one container's termination message in a pod
+/// of `containers` containers (init containers included): 4096 bytes for
+/// up to three, then 12 KiB shared (3072 bytes each for four).
+pub fn message_share(containers: usize) -> usize {
+    (POD_MESSAGE_LIMIT / containers.max(1)).min(MESSAGE_LIMIT)
+}
 
 /// Whether `name` can name an output: what an environment variable may be
 /// called (`[A-Za-z_][A-Za-z0-9_]*`), so an output can also be an input.
@@ -54,6 +67,10 @@ pub enum MessageError {
         "the termination message is {0} bytes, the most a kubelet keeps is {MESSAGE_LIMIT}, so its start was cut off; write fewer or shorter outputs there, or print the long ones as `::polysync-output NAME=VALUE` log lines"
     )]
     TooLong(usize),
+    #[error(
+        "the termination message is {len} bytes, and a kubelet keeps only the first {share} bytes of each container's message in a pod of {containers} containers (12 KiB per pod, init containers included), so its end was cut off and its last line dropped; write fewer or shorter outputs there, or print them as `::polysync-output NAME=VALUE` log lines"
+    )]
+    CutAtEnd { len: usize, share: usize, containers: usize },
     #[error(
         "the termination message is not a JSON object of strings ({0}); write {{\"NAME\": \"value\"}} or NAME=VALUE lines"
     )]
@@ -89,6 +106,23 @@ pub fn parse_message(text: &str) -> (BTreeMap<String, String>, Option<MessageErr
         };
     }
     parse_lines(text)
+}
+
+/// [`parse_message`] for a container of a pod of `containers` containers
+/// (init containers included). From four containers on, a kubelet keeps
+/// only the first [`message_share`] bytes of each message: one that long
+/// was cut at its end, so its last line (perhaps a fragment) is dropped,
+/// its other `NAME=VALUE` lines are returned, with
+/// [`MessageError::CutAtEnd`]. (A cut inside a multi-byte character can
+/// leave the message up to 3 bytes short of the share.)
+pub fn parse_pod_message(text: &str, containers: usize) -> (BTreeMap<String, String>, Option<MessageError>) {
+    let share = message_share(containers);
+    if share < MESSAGE_LIMIT && text.len() >= share.saturating_sub(3) {
+        let kept = text.rsplit_once('\n').map_or("", |(kept, _)| kept);
+        let (outputs, _) = parse_lines(kept);
+        return (outputs, Some(MessageError::CutAtEnd { len: text.len(), share, containers }));
+    }
+    parse_message(text)
 }
 
 fn parse_json(text: &str) -> Result<BTreeMap<String, String>, MessageError> {
@@ -201,5 +235,25 @@ mod tests {
     fn markers() {
         let log = "start\n::polysync-output ROWS=1\n  ::polysync-output ROWS=2\n::polysync-output bad-name=3\n::polysync-output URL=a=b\n";
         assert_eq!(parse_markers(log), map(&[("ROWS", "2"), ("URL", "a=b")]));
+    }
+
+    #[test]
+    fn a_pod_of_four_or_more_containers_keeps_less_and_cuts_the_end() {
+        assert_eq!((message_share(1), message_share(3), message_share(4), message_share(6)), (4096, 4096, 3072, 2048));
+        let full: String = (0..400).map(|i| format!("K{i}=value-{i}\n")).collect();
+        let cut = &full[..message_share(4)];
+        let (outputs, err) = parse_pod_message(cut, 4);
+        assert!(matches!(err, Some(MessageError::CutAtEnd { share: 3072, containers: 4, .. })), "{err:?}");
+        assert_eq!(outputs["K0"], "value-0");
+        let last_whole = cut.trim_end_matches(|c| c != '\n').lines().last().unwrap();
+        let (name, value) = last_whole.split_once('=').unwrap();
+        assert_eq!(outputs[name], value, "every whole line is kept");
+        assert_eq!(
+            outputs.len(),
+            last_whole.trim_start_matches('K').split('=').next().unwrap().parse::<usize>().unwrap() + 1
+        );
+        // Small messages, and pods of up to three containers, are read as before.
+        assert_eq!(parse_pod_message("ROWS=1\n", 6), parse_message("ROWS=1\n"));
+        assert_eq!(parse_pod_message(cut, 3), parse_message(cut));
     }
 }

@@ -410,6 +410,15 @@ cluster_test!(
         source_job(cluster, ns, "out-long", "echo \"PAD=$PAD\" > /dev/termination-log; echo LAST=1 >> /dev/termination-log", |job| {
             job["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "PAD", "value": "p".repeat(5000)}]);
         });
+        // Four containers (init included) share a kubelet's 12 KiB: each
+        // message keeps its first 3072 bytes, so this one loses its end.
+        source_job(cluster, ns, "out-crowded", "echo FIRST=1 > /dev/termination-log; echo \"PAD=$PAD\" >> /dev/termination-log; echo LAST=1 >> /dev/termination-log", |job| {
+            let spec = &mut job["spec"]["template"]["spec"];
+            spec["containers"][0]["env"] = json!([{"name": "PAD", "value": "p".repeat(3500)}]);
+            let helper = |name: &str| json!({"name": name, "image": "busybox", "command": ["sh", "-c"], "args": ["echo helping"]});
+            spec["containers"].as_array_mut().unwrap().extend([helper("helper-a"), helper("helper-b")]);
+            spec["initContainers"] = json!([helper("prepare")]);
+        });
         source_job(cluster, ns, "out-inout", "echo \"COUNT=${COUNT}0\" > /dev/termination-log", |job| {
             job["metadata"]["annotations"] = json!({"polysync.io/outputs": "COUNT, TOTAL"});
             job["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "COUNT", "value": "1"}]);
@@ -478,6 +487,12 @@ cluster_test!(
         assert_eq!(r["state"], "Success", "{r}");
         assert!(r["output_error"].as_str().unwrap().contains("most a kubelet keeps is 4096"), "{r}");
         assert_eq!(outputs(&r), [("LAST".into(), "1".into())], "the whole lines after the cut are kept");
+
+        let r = run("out-crowded", &[]);
+        assert_eq!(r["state"], "Success", "{r}");
+        let error = r["output_error"].as_str().unwrap();
+        assert!(error.contains("only the first 3072 bytes") && error.contains("4 containers"), "{error}");
+        assert_eq!(outputs(&r), [("FIRST".into(), "1".into())], "the cut last line is dropped, not reported short: {r}");
 
         let r = run("out-inout", &["COUNT=5"]);
         assert_eq!(outputs(&r), [("COUNT".into(), "50".into())], "sent as env, updated from the result");

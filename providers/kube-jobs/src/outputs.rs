@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams, ObjectMeta};
-use polysync_provider_api::outputs::{DECLARE, parse_markers, parse_message};
+use polysync_provider_api::outputs::{DECLARE, parse_markers, parse_pod_message};
 
 use crate::status::JobFacts;
 
@@ -58,6 +58,12 @@ fn main_container(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref()?.containers.first().map(|c| c.name.as_str())
 }
 
+/// The pod's containers, init containers included: they share the 12 KiB a
+/// kubelet keeps of termination messages.
+fn containers(pod: &Pod) -> usize {
+    pod.spec.as_ref().map_or(1, |s| s.containers.len() + s.init_containers.as_ref().map_or(0, Vec::len))
+}
+
 fn terminated(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStateTerminated> {
     let name = main_container(pod)?;
     let status = pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|c| c.name == name)?;
@@ -90,7 +96,7 @@ pub async fn read(api: &Api<Pod>, job: &JobFacts, pods: &[Pod]) -> (BTreeMap<Str
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let container = main_container(&pod).unwrap_or_default().to_owned();
         let message = terminated(&pod).and_then(|t| t.message.clone()).unwrap_or_default();
-        let (mut found, error) = parse_message(&message);
+        let (mut found, error) = parse_pod_message(&message, containers(&pod));
         if let Some(e) = error {
             errors.push(format!("pod {pod_name}, container {container}: {e}"));
         }

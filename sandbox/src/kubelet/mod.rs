@@ -73,6 +73,10 @@ impl Output for LogOut {
 
 /// The most of a termination message a kubelet keeps per container.
 const MESSAGE_BYTES: usize = 4096;
+/// The most of all its containers' termination messages a kubelet keeps per
+/// pod: its status manager keeps the first `POD_MESSAGE_BYTES / n` bytes of
+/// each message in a pod of n containers (init containers included).
+const POD_MESSAGE_BYTES: usize = 12 * 1024;
 /// With `FallbackToLogsOnError`: the log's last 80 lines, at most 2 KiB.
 const FALLBACK_LINES: usize = 80;
 const FALLBACK_BYTES: usize = 2048;
@@ -84,6 +88,32 @@ fn tail(text: &str, max: usize) -> &str {
         start += 1;
     }
     &text[start..]
+}
+
+/// The first `max` bytes of `text`, cut at a character boundary.
+fn head(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// What the status manager keeps of a termination message in `pod`: its
+/// share of the pod's 12 KiB, from the start.
+fn pod_share<'a>(pod: &Value, message: &'a str) -> &'a str {
+    let count = |list: &str| pod["spec"][list].as_array().map_or(0, Vec::len);
+    let containers = (count("containers") + count("initContainers")).max(1);
+    head(message, POD_MESSAGE_BYTES / containers)
+}
+
+/// `terminated` as the status manager writes it into `pod`.
+fn shared(pod: &Value, terminated: &Value) -> Value {
+    let mut terminated = terminated.clone();
+    if let Some(message) = terminated["terminated"]["message"].as_str().map(|m| pod_share(pod, m).to_owned()) {
+        terminated["terminated"]["message"] = json!(message);
+    }
+    terminated
 }
 
 /// A terminated container's `message`, as a kubelet sets it: the end of the
@@ -505,8 +535,9 @@ impl<N: NodeApi> Kubelet<N> {
             }
             if code == 0 || !restart_on_failure {
                 self.update(key, |p| {
+                    let terminated = shared(p, &terminated);
                     let status = &mut p["status"][list][index];
-                    status["state"] = terminated.clone();
+                    status["state"] = terminated;
                     status["ready"] = json!(false);
                     status["started"] = json!(false);
                     if is_main {
@@ -522,8 +553,9 @@ impl<N: NodeApi> Kubelet<N> {
             let wait = backoff;
             backoff = (backoff * 2.0_f64).min(300.0);
             self.update(key, |p| {
+                let last = shared(p, &terminated);
                 let status = &mut p["status"][list][index];
-                status["lastState"] = terminated.clone();
+                status["lastState"] = last;
                 status["restartCount"] = json!(restarts);
                 status["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off {wait}s restarting failed container={name} pod={}", key.name)}});
                 status["ready"] = json!(false);
