@@ -303,14 +303,18 @@ pub struct EntryFilter {
 /// The state a status moves a run to, and its reason: a vanished run
 /// becomes `Lost`, keeping the state last seen.
 pub fn next_state(current: RunState, status: &RunStatus) -> (RunState, Option<String>, bool) {
-    let vanished = status.state == polysync_provider_api::RunState::Unknown
-        && status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED);
-    if vanished {
+    if vanished(status) {
         (RunState::Lost, Some(format!("Vanished after {current}")), true)
     } else {
         let state = RunState::from_api(status.state);
         (state, status.reason.clone(), state.is_final())
     }
+}
+
+/// The platform no longer has the run (its Job or task is gone).
+pub fn vanished(status: &RunStatus) -> bool {
+    status.state == polysync_provider_api::RunState::Unknown
+        && status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
 }
 
 /// Now, as the stores write it (UTC, milliseconds; sorts as text).

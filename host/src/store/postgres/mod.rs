@@ -464,36 +464,42 @@ impl Store for PostgresStore {
     }
 
     async fn record_status(&self, id: i64, status: &RunStatus) -> Result<Option<StoredRun>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(self.fail())?;
-        let Some(row) = tx
-            .query_opt(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 FOR UPDATE"), &[&id])
-            .await
-            .map_err(self.fail())?
-        else {
-            return Ok(None);
-        };
-        let current = row_to_run(&row);
-        let after = if current.is_final() {
-            current
-        } else {
-            let at = now();
-            let (state, reason, final_now) = next_state(current.state, status);
-            let finished = final_now.then(|| status.finished_at.clone().unwrap_or_else(|| at.clone()));
-            let row = tx
-                .query_one(
-                    &format!(
-                        "UPDATE runs SET state = $2, reason = $3, message = $4, updated_at = $5, finished_at = COALESCE(finished_at, $6),
-                             outputs = COALESCE($7, outputs), output_error = COALESCE($8, output_error) WHERE id = $1 RETURNING {RUN_COLUMNS}"
-                    ),
-                    &[&id, &state.as_str(), &reason, &status.message, &at, &finished, &crate::store::model::outputs_json(status), &status.output_error],
-                )
-                .await
-                .map_err(self.fail())?;
-            row_to_run(&row)
-        };
-        tx.commit().await.map_err(self.fail())?;
-        Ok(Some(after))
+        // One statement takes the row lock, checks that the run is not final
+        // and writes: a status costs one round trip, not four (a transaction
+        // around SELECT … FOR UPDATE). Only the reason of a vanished run
+        // depends on the stored state; SET reads the row as it was.
+        let at = now();
+        let (state, reason, final_now) = next_state(RunState::Unknown, status);
+        let finished = final_now.then(|| status.finished_at.clone().unwrap_or_else(|| at.clone()));
+        let finals: Vec<&str> = RunState::finals().collect();
+        let written = self
+            .query_runs(
+                &format!(
+                    "UPDATE runs SET state = $2, reason = CASE WHEN $9 THEN 'Vanished after ' || state ELSE $3 END,
+                         message = $4, updated_at = $5, finished_at = COALESCE(finished_at, $6),
+                         outputs = COALESCE($7, outputs), output_error = COALESCE($8, output_error)
+                     WHERE id = $1 AND state <> ALL($10) RETURNING {RUN_COLUMNS}"
+                ),
+                &[
+                    &id,
+                    &state.as_str(),
+                    &reason,
+                    &status.message,
+                    &at,
+                    &finished,
+                    &crate::store::model::outputs_json(status),
+                    &status.output_error,
+                    &crate::store::model::vanished(status),
+                    &finals,
+                ],
+            )
+            .await?
+            .pop();
+        match written {
+            Some(run) => Ok(Some(run)),
+            // Final already (it stays as it is), or no such run.
+            None => self.run(id).await,
+        }
     }
 
     async fn mark_finalized(&self, id: i64) -> Result<()> {
