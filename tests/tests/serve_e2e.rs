@@ -467,6 +467,9 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_document() {
         .args(["--request-timeout", "10", "--generation-database", "none"])
         .arg("--report-dir")
         .arg(report.path())
+        // Its cache (`.schemathesis/`) goes into the working directory:
+        // the temp dir, not the work tree.
+        .current_dir(report.path())
         .output()
         .expect("schemathesis runs (scripts/test installs it: pip install schemathesis)");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -76,14 +76,21 @@ pub(crate) async fn logs(ecs: &Ecs, request: LogRequest) -> Result<ResultStream<
     let mut tasks: VecDeque<String> = VecDeque::from([first.task_arn.clone()]);
     tasks.extend(attempts::further(ecs, &run_id, &first).await?.into_iter().map(|v| v.task_arn));
     let read_so_far = tasks.iter().cloned().collect();
-    let state = Tasks { ecs: ecs.clone(), request, logged, tasks, read_so_far };
+    let state = Tasks { ecs: ecs.clone(), request, logged, tasks, read_so_far, failed: false };
     let stream = futures::stream::unfold(state, |mut state| async move {
+        if state.failed {
+            return None;
+        }
         let task = match state.tasks.pop_front() {
             Some(task) => task,
             None => match state.next_attempt().await {
                 Ok(Some(task)) => task,
                 Ok(None) => return None,
-                Err(e) => return Some((futures::stream::iter([Err(e)]).boxed(), state)),
+                // Said once; the stream ends there.
+                Err(e) => {
+                    state.failed = true;
+                    return Some((futures::stream::iter([Err(e)]).boxed(), state));
+                }
             },
         };
         let id = task_id(&task).to_owned();
@@ -120,6 +127,8 @@ struct Tasks {
     logged: Vec<(String, crate::definition::AwsLogs)>,
     tasks: VecDeque<String>,
     read_so_far: HashSet<String>,
+    /// Looking for the next attempt failed: nothing more is read.
+    failed: bool,
 }
 
 impl Tasks {
