@@ -283,6 +283,19 @@ store_test!(hosts_claiming_at_once_never_share_a_run_and_take_over_lapsed_leases
     store.mark_finalized(first).await.unwrap();
     assert_eq!(store.release_runs("late", None).await.unwrap(), 0, "finalizing let the run go");
     assert!(store.claim_runs("fourth", None, LEASE, 100).await.unwrap().is_empty());
+
+    // The owners of open runs, each once: "late" let its only run go
+    // (finalized), "third" holds one, the first claimers the rest.
+    let mut owners = store.open_owners(Some("prod")).await.unwrap();
+    owners.sort();
+    let before = owners.len();
+    owners.dedup();
+    assert_eq!(before, owners.len(), "an owner is named once");
+    assert!(owners.contains(&"third".to_owned()));
+    assert!(!owners.contains(&"late".to_owned()), "a finalized run has no owner");
+    assert!(store.open_owners(Some("elsewhere")).await.unwrap().is_empty());
+    assert_eq!(store.release_runs("third", None).await.unwrap(), 1);
+    assert!(!store.open_owners(None).await.unwrap().contains(&"third".to_owned()), "released runs have none");
 });
 
 store_test!(archived_logs_come_back_whole_and_in_order, |store: Arc<dyn Store>| async move {

@@ -35,10 +35,24 @@ pub async fn follow(
     follow_more(store, provider, runs.to_vec(), None, leases, on_status).await
 }
 
-/// [`follow`], also taking the runs that arrive on `more` while it goes on:
-/// still one watch for the whole connection, reopened with the new runs
-/// added (a platform watch names its runs up front), and not ended while
-/// `more` is open.
+/// Most watches one follow keeps open at once before it folds them into one.
+const MAX_PARTS: usize = 32;
+
+/// How long newly arrived runs are gathered before their watch opens.
+const GATHER: Duration = Duration::from_millis(200);
+
+/// What one of the follow's watches yields: a status, or that it ended.
+type PartItem = (u64, Option<polysync_provider_api::Result<RunStatus>>);
+
+/// [`follow`], also taking the runs that arrive on `more` while it goes on,
+/// and not ended while `more` is open.
+///
+/// A platform watch names its runs up front, so runs that arrive later get
+/// a watch of their own (a *part*), merged with the others into one stream.
+/// Reopening one watch for every run instead re-sent the status of each
+/// followed run every time runs joined: with 5,000 followed, ~0.6 s of CPU
+/// each time, the serve benchmark's worst stalls. Parts are folded into one
+/// watch when there are more than [`MAX_PARTS`].
 pub async fn follow_more(
     store: &dyn Store,
     provider: &dyn Provider,
@@ -49,171 +63,239 @@ pub async fn follow_more(
 ) -> Result<()> {
     let mut by_run_id: HashMap<String, StoredRun> = HashMap::new();
     let mut open: HashMap<String, Option<RunStatus>> = HashMap::new();
+    // Adds a batch; returns the runs not followed before.
     let add = |batch: Vec<StoredRun>,
                by_run_id: &mut HashMap<String, StoredRun>,
                open: &mut HashMap<String, Option<RunStatus>>| {
+        let mut fresh = Vec::new();
         for r in batch {
             if let Some(id) = r.run_id.clone() {
-                open.entry(id.clone()).or_insert(None);
+                if !open.contains_key(&id) {
+                    open.insert(id.clone(), None);
+                    fresh.push(id.clone());
+                }
                 by_run_id.insert(id, r);
             }
         }
+        fresh
     };
-    add(runs, &mut by_run_id, &mut open);
-    // A watch refused with NotFound means some runs no longer exist on the
-    // platform (a Job deleted by its TTL before anyone watched): those are
-    // settled as vanished one by one, and the rest are watched again.
-    'watching: loop {
+    let mut parts = Parts::default();
+    let mut pending = add(runs, &mut by_run_id, &mut open);
+    loop {
+        // Runs waiting for a watch: folded into one with every open run
+        // when there are too many parts, else a part of their own. A watch
+        // refused with NotFound means none of its runs exists on the
+        // platform any more (a Job deleted by its TTL before anyone
+        // watched): they are settled as vanished one by one.
+        pending.retain(|id| open.contains_key(id));
+        if !pending.is_empty() {
+            if parts.count() >= MAX_PARTS {
+                parts = Parts::default();
+                pending = open.keys().cloned().collect();
+            }
+            match parts.open(provider, std::mem::take(&mut pending)).await {
+                Ok(()) => {}
+                Err(Refused { runs, error }) => {
+                    settle_vanished(store, provider, &by_run_id, &mut open, &runs, &mut on_status, error).await?;
+                    pending = runs;
+                    continue;
+                }
+                Err(Failed(e)) => return Err(e.into()),
+            }
+        }
         if open.is_empty() {
+            parts = Parts::default();
             let Some(rx) = more.as_mut() else { return Ok(()) };
             match rx.recv().await {
-                Some(batch) => add(batch, &mut by_run_id, &mut open),
+                Some(batch) => pending = add(batch, &mut by_run_id, &mut open),
                 None => return Ok(()),
             }
-            continue 'watching;
+            continue;
         }
-        let ids: Vec<String> = open.keys().cloned().collect();
-        let mut stream = match provider.watch(WatchRequest { run_ids: ids }).await {
-            Ok(s) => s,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                settle_vanished(store, provider, &by_run_id, &mut open, &mut on_status, e).await?;
-                continue 'watching;
+        let next_deadline = open
+            .iter()
+            .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
+            .filter_map(|(id, _)| startup_deadline(&by_run_id[id]))
+            .min();
+        let wait = next_deadline.map(|d| {
+            let left = jiff::Timestamp::now().duration_until(d);
+            Duration::try_from(left).unwrap_or(Duration::ZERO)
+        });
+        let more_runs = async {
+            match more.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
             }
-            Err(e) => return Err(e.into()),
         };
-        loop {
-            let next_deadline = open
-                .iter()
-                .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
-                .filter_map(|(id, _)| startup_deadline(&by_run_id[id]))
-                .min();
-            let wait = next_deadline.map(|d| {
-                let left = jiff::Timestamp::now().duration_until(d);
-                Duration::try_from(left).unwrap_or(Duration::ZERO)
-            });
-            let more_runs = async {
-                match more.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let sleep = async {
-                match wait {
-                    Some(w) => tokio::time::sleep(w).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let event = tokio::select! {
-                s = stream.next() => Some(s),
-                _ = sleep => None,
-                batch = more_runs => {
-                    match batch {
-                        Some(batch) => {
-                            add(batch, &mut by_run_id, &mut open);
-                            // Gather what else arrives in a moment, then
-                            // reopen the watch once for all of it. Reopening
-                            // lists every run again, so the more are
-                            // followed, the longer the gathering (0.2 s, up
-                            // to 5 s at 10,000 runs).
-                            let gather = Duration::from_millis((200 + open.len() as u64 / 2).min(5000));
-                            tokio::time::sleep(gather).await;
-                            if let Some(rx) = more.as_mut() {
-                                while let Ok(batch) = rx.try_recv() {
-                                    add(batch, &mut by_run_id, &mut open);
-                                }
-                            }
-                            continue 'watching;
-                        }
-                        None => {
-                            more = None;
-                            continue;
-                        }
-                    }
-                }
-            };
-            match event {
-                Some(Some(Err(e))) if e.kind() == ErrorKind::NotFound => {
-                    settle_vanished(store, provider, &by_run_id, &mut open, &mut on_status, e).await?;
-                    continue 'watching;
-                }
-                Some(Some(status)) => {
-                    let status = status?;
-                    if let Some(run) = by_run_id.get(&status.run_id) {
-                        if leases.is_some_and(|l| !l.holds(run.id)) {
-                            // Another host took the run over (this one
-                            // stalled past its lease): it is theirs now.
-                            open.remove(&status.run_id);
-                        } else {
-                            // A change only in the pods' detail (a container
-                            // started, a pod went Pending → Running) leaves
-                            // every stored column as it is: no write.
-                            let last = open.get(&status.run_id).and_then(Option::as_ref);
-                            if !same_stored(last, &status) {
-                                store.record_status(run.id, &status).await?;
-                            }
-                            on_status(run, &status);
-                            if status.state.is_terminal()
-                                || status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
-                            {
-                                open.remove(&status.run_id);
-                            } else if let Some(last) = open.get_mut(&status.run_id) {
-                                *last = Some(status);
+        let sleep = async {
+            match wait {
+                Some(w) => tokio::time::sleep(w).await,
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            item = parts.next() => Some(item),
+            _ = sleep => None,
+            batch = more_runs => {
+                match batch {
+                    Some(batch) => {
+                        pending = add(batch, &mut by_run_id, &mut open);
+                        // Gather what else arrives in a moment: one watch
+                        // for all of it.
+                        tokio::time::sleep(GATHER).await;
+                        if let Some(rx) = more.as_mut() {
+                            while let Ok(batch) = rx.try_recv() {
+                                pending.extend(add(batch, &mut by_run_id, &mut open));
                             }
                         }
                     }
+                    None => more = None,
                 }
-                // The platform ended the watch: open it again, after a
-                // breath (a platform that keeps ending it is not hammered).
-                Some(None) => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue 'watching;
-                }
-                None => {
-                    let now = jiff::Timestamp::now();
-                    let expired: Vec<String> = open
-                        .iter()
-                        .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
-                        .filter(|(id, _)| startup_deadline(&by_run_id[*id]).is_some_and(|d| d <= now))
-                        .map(|(id, _)| id.clone())
-                        .collect();
-                    for id in expired {
-                        let run = &by_run_id[&id];
-                        let last = open.remove(&id).flatten();
-                        let status = startup_failure(run, last.as_ref());
-                        store.record_status(run.id, &status).await?;
+                continue;
+            }
+        };
+        match event {
+            Some((part, Some(Err(e)))) if e.kind() == ErrorKind::NotFound => {
+                let runs = parts.retire(part);
+                settle_vanished(store, provider, &by_run_id, &mut open, &runs, &mut on_status, e).await?;
+                pending = runs;
+            }
+            Some((_, Some(status))) => {
+                let status = status?;
+                if let Some(run) = by_run_id.get(&status.run_id) {
+                    if leases.is_some_and(|l| !l.holds(run.id)) {
+                        // Another host took the run over (this one
+                        // stalled past its lease): it is theirs now.
+                        open.remove(&status.run_id);
+                    } else if open.contains_key(&status.run_id) {
+                        // A change only in the pods' detail (a container
+                        // started, a pod went Pending → Running) leaves
+                        // every stored column as it is: no write.
+                        let last = open.get(&status.run_id).and_then(Option::as_ref);
+                        if !same_stored(last, &status) {
+                            store.record_status(run.id, &status).await?;
+                        }
                         on_status(run, &status);
-                        if run.delete_after != DeleteAfter::Never {
-                            let cancel = CancelRequest {
-                                run_id: id.clone(),
-                                reason: Some("startup timeout".into()),
-                                delete: true,
-                            };
-                            if let Err(e) = provider.cancel(cancel).await {
-                                tracing::warn!(run = run.id, "could not delete the run that did not start: {e}");
-                            }
+                        if status.state.is_terminal()
+                            || status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
+                        {
+                            open.remove(&status.run_id);
+                        } else if let Some(last) = open.get_mut(&status.run_id) {
+                            *last = Some(status);
                         }
                     }
                 }
             }
-            if open.is_empty() {
-                continue 'watching;
+            // A watch ended. One the platform ended while some of its runs
+            // go on is opened again, after a breath (a platform that keeps
+            // ending it is not hammered).
+            Some((part, None)) => {
+                let runs = parts.retire(part);
+                if runs.iter().any(|id| open.contains_key(id)) {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    pending = runs;
+                }
+            }
+            None => {
+                let now = jiff::Timestamp::now();
+                let expired: Vec<String> = open
+                    .iter()
+                    .filter(|(_, last)| last.as_ref().is_none_or(|s| s.state == RunState::Starting))
+                    .filter(|(id, _)| startup_deadline(&by_run_id[*id]).is_some_and(|d| d <= now))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in expired {
+                    let run = &by_run_id[&id];
+                    let last = open.remove(&id).flatten();
+                    let status = startup_failure(run, last.as_ref());
+                    store.record_status(run.id, &status).await?;
+                    on_status(run, &status);
+                    if run.delete_after != DeleteAfter::Never {
+                        let cancel =
+                            CancelRequest { run_id: id.clone(), reason: Some("startup timeout".into()), delete: true };
+                        if let Err(e) = provider.cancel(cancel).await {
+                            tracing::warn!(run = run.id, "could not delete the run that did not start: {e}");
+                        }
+                    }
+                }
             }
         }
     }
 }
 
-/// Settle the open runs the platform no longer has (each polled: NotFound
-/// means vanished), or give up with `err` if every one still exists.
+/// Why a part could not be opened.
+enum OpenError {
+    /// NotFound: none of `runs` exists on the platform.
+    Refused {
+        runs: Vec<String>,
+        error: polysync_provider_api::ProviderError,
+    },
+    Failed(polysync_provider_api::ProviderError),
+}
+use OpenError::{Failed, Refused};
+
+/// The follow's open watches, merged into one stream of [`PartItem`]s;
+/// each ends with `(part, None)`.
+#[derive(Default)]
+struct Parts {
+    streams: futures::stream::SelectAll<futures::stream::BoxStream<'static, PartItem>>,
+    /// The runs each live part watches.
+    runs: HashMap<u64, Vec<String>>,
+    next_id: u64,
+}
+
+impl Parts {
+    fn count(&self) -> usize {
+        self.runs.len()
+    }
+
+    async fn open(&mut self, provider: &dyn Provider, runs: Vec<String>) -> std::result::Result<(), OpenError> {
+        let stream = match provider.watch(WatchRequest { run_ids: runs.clone() }).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(Refused { runs, error: e }),
+            Err(e) => return Err(Failed(e)),
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.runs.insert(id, runs);
+        let tagged = stream.map(move |s| (id, Some(s))).chain(futures::stream::once(async move { (id, None) }));
+        self.streams.push(tagged.boxed());
+        Ok(())
+    }
+
+    /// The next item of any part; pending forever when none is open.
+    async fn next(&mut self) -> PartItem {
+        loop {
+            match self.streams.next().await {
+                // A retired part's end says nothing more.
+                Some((id, None)) if !self.runs.contains_key(&id) => continue,
+                Some(item) => return item,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Forget part `id`; returns the runs it watched. (Its stream, if it
+    /// goes on, only repeats statuses.)
+    fn retire(&mut self, id: u64) -> Vec<String> {
+        self.runs.remove(&id).unwrap_or_default()
+    }
+}
+
+/// Settle those of `candidates` (open runs) the platform no longer has
+/// (each polled: NotFound means vanished), or give up with `err` if every
+/// one still exists.
 async fn settle_vanished(
     store: &dyn Store,
     provider: &dyn Provider,
     by_run_id: &HashMap<String, StoredRun>,
     open: &mut HashMap<String, Option<RunStatus>>,
+    candidates: &[String],
     on_status: &mut impl FnMut(&StoredRun, &RunStatus),
     err: polysync_provider_api::ProviderError,
 ) -> Result<()> {
     let mut settled = 0;
-    let ids: Vec<String> = open.keys().cloned().collect();
+    let ids: Vec<String> = candidates.iter().filter(|id| open.contains_key(*id)).cloned().collect();
     for id in ids {
         match provider.poll(polysync_provider_api::PollRequest { run_id: id.clone() }).await {
             Err(e) if e.kind() == ErrorKind::NotFound => {

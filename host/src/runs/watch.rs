@@ -61,11 +61,11 @@ pub async fn watch(
 }
 
 /// How a service follows runs: forever (until `stop` turns true), also
-/// following at once the runs its own requests created (`adopt`), and
-/// claiming every `tick`.
+/// following the runs its own requests created (`adopt`, as the store
+/// returned them: no read back), and claiming every `tick`.
 #[derive(Debug)]
 pub struct Service {
-    pub adopt: UnboundedReceiver<i64>,
+    pub adopt: UnboundedReceiver<StoredRun>,
     pub stop: tokio::sync::watch::Receiver<bool>,
     pub tick: Duration,
 }
@@ -156,18 +156,11 @@ async fn run_loop(
             if *s.stop.borrow() {
                 break;
             }
-            // Runs this host's own requests created: followed at once.
-            let mut adopted: Vec<i64> = Vec::new();
-            while let Ok(id) = s.adopt.try_recv() {
-                adopted.push(id);
-            }
+            // Runs this host's own requests created (and a retry found
+            // still its own): followed from the next tick, as recorded.
             let mut by_connection: BTreeMap<String, Vec<StoredRun>> = BTreeMap::new();
-            for id in adopted {
-                if let Some(run) = store.run(id).await?
-                    && !run.finalized
-                    && !leases.holds(id)
-                    && run.owner.as_deref() == Some(host.id().as_str())
-                {
+            while let Ok(run) = s.adopt.try_recv() {
+                if !run.finalized && !leases.holds(run.id) && run.owner.as_deref() == Some(host.id().as_str()) {
                     by_connection.entry(run.connection.clone()).or_default().push(run);
                 }
             }
@@ -176,20 +169,20 @@ async fn run_loop(
             }
         }
         // Runs held by a process on this machine that has ended (killed
-        // mid-follow) need not wait out their lease.
-        let open = open_runs(store.as_ref(), only).await?;
-        let dead: BTreeSet<&str> =
-            open.iter().filter_map(|r| r.owner.as_deref()).filter(|o| super::HostId::is_gone(o)).collect();
-        for owner in dead {
-            tracing::info!(owner, "taking over the runs of a process that ended");
-            store.release_runs(owner, None).await?;
+        // mid-follow) need not wait out their lease. Their owners are read,
+        // not every open run: this runs every tick, with thousands open.
+        for owner in store.open_owners(only).await? {
+            if super::HostId::is_gone(&owner) {
+                tracing::info!(owner, "taking over the runs of a process that ended");
+                store.release_runs(&owner, None).await?;
+            }
         }
-        let still_open = {
+        if service.is_none() {
+            let open = open_runs(store.as_ref(), only).await?;
             let given_up = shared.given_up.lock().unwrap_or_else(|p| p.into_inner());
-            open.iter().filter(|r| scope.contains(&r.connection) && !given_up.contains(&r.id)).count()
-        };
-        if service.is_none() && still_open == 0 {
-            break;
+            if !open.iter().any(|r| scope.contains(&r.connection) && !given_up.contains(&r.id)) {
+                break;
+            }
         }
         for connection in &scope {
             let claimed = store.claim_runs(host.id().as_str(), Some(connection), lease, CLAIM_BATCH).await?;

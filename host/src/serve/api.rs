@@ -532,7 +532,7 @@ pub async fn create_run(State(state): State<AppState>, headers: HeaderMap, body:
     };
     // This replica follows what it created, at once.
     if !started.run.is_final() {
-        let _ = state.adopt.send(started.run.id);
+        let _ = state.adopt.send(started.run.clone());
     }
     let (status, outcome) = match (&started.pending, started.created) {
         (Some(_), _) => (StatusCode::ACCEPTED, "pending"),

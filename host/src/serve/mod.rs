@@ -41,7 +41,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub host: Arc<Host>,
-    pub adopt: tokio::sync::mpsc::UnboundedSender<i64>,
+    pub adopt: tokio::sync::mpsc::UnboundedSender<crate::store::StoredRun>,
     pub metrics: Arc<Metrics>,
     /// Connections whose plugin did not load, and why (for /readyz).
     pub unloaded: Arc<Vec<String>>,

@@ -105,6 +105,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<StoredRun>>;
+    /// The hosts holding unfinished runs (of `connection`), each once: how
+    /// a host finds the runs of a process that ended without reading every
+    /// open run.
+    async fn open_owners(&self, connection: Option<&str>) -> Result<Vec<String>>;
     /// Extend `owner`'s leases on `ids`; returns the ids still its own (a
     /// run another host took over after a stall is dropped).
     async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>>;

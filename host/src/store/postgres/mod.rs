@@ -581,6 +581,18 @@ impl Store for PostgresStore {
         Ok(runs)
     }
 
+    async fn open_owners(&self, connection: Option<&str>) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT DISTINCT owner FROM runs WHERE NOT finalized AND owner IS NOT NULL AND ($1::text IS NULL OR connection = $1)",
+            )
+            .await
+            .map_err(self.fail())?;
+        let rows = client.query(&stmt, &[&connection]).await.map_err(self.fail())?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>> {
         let client = self.client().await?;
         let rows = client

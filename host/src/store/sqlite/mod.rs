@@ -232,6 +232,18 @@ impl Store for SqliteStore {
         self.call(move |c| runs::claim(c, &owner, connection.as_deref(), lease, limit)).await
     }
 
+    async fn open_owners(&self, connection: Option<&str>) -> Result<Vec<String>> {
+        let connection = connection.map(str::to_owned);
+        self.call(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT DISTINCT owner FROM runs WHERE finalized = 0 AND owner IS NOT NULL AND (?1 IS NULL OR connection = ?1)",
+            )?;
+            let owners = stmt.query_map([connection], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(owners)
+        })
+        .await
+    }
+
     async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>> {
         let (owner, ids) = (owner.to_owned(), ids.to_vec());
         self.call(move |c| runs::renew(c, &owner, &ids, lease)).await
