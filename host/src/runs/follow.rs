@@ -35,8 +35,13 @@ pub async fn follow(
     follow_more(store, provider, runs.to_vec(), None, leases, on_status).await
 }
 
-/// Most watches one follow keeps open at once before it folds them into one.
-const MAX_PARTS: usize = 32;
+/// Most watches one follow keeps open at once before it folds them into
+/// one: a fold re-sends every open run's status, a part costs a provider
+/// that polls (ECS) a call per round, so the bound grows with the runs
+/// followed, from 8 to 32.
+fn max_parts(open: usize) -> usize {
+    (open / 100).clamp(8, 32)
+}
 
 /// How long newly arrived runs are gathered before their watch opens.
 const GATHER: Duration = Duration::from_millis(200);
@@ -52,7 +57,7 @@ type PartItem = (u64, Option<polysync_provider_api::Result<RunStatus>>);
 /// Reopening one watch for every run instead re-sent the status of each
 /// followed run every time runs joined: with 5,000 followed, ~0.6 s of CPU
 /// each time, the serve benchmark's worst stalls. Parts are folded into one
-/// watch when there are more than [`MAX_PARTS`].
+/// watch when there are more than [`max_parts`].
 pub async fn follow_more(
     store: &dyn Store,
     provider: &dyn Provider,
@@ -89,7 +94,7 @@ pub async fn follow_more(
         // watched): they are settled as vanished one by one.
         pending.retain(|id| open.contains_key(id));
         if !pending.is_empty() {
-            if parts.count() >= MAX_PARTS {
+            if parts.count() >= max_parts(open.len()) {
                 parts = Parts::default();
                 pending = open.keys().cloned().collect();
             }

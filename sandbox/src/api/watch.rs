@@ -59,11 +59,15 @@ impl Filter {
 }
 
 fn line(event: &str, object: &Value) -> Bytes {
-    let mut out = Vec::with_capacity(1024);
+    line_of(event, &serde_json::to_vec(object).unwrap_or_default())
+}
+
+fn line_of(event: &str, object_json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object_json.len() + 32);
     out.extend_from_slice(br#"{"type":""#);
     out.extend_from_slice(event.as_bytes());
     out.extend_from_slice(br#"","object":"#);
-    let _ = serde_json::to_writer(&mut out, object);
+    out.extend_from_slice(object_json);
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
@@ -77,6 +81,14 @@ struct Render {
 }
 
 impl Render {
+    /// A change's event: its object's JSON is shared by every watch.
+    fn change(&self, event: &str, change: &Change) -> Bytes {
+        match self.table {
+            None => line_of(event, change.object_json()),
+            Some(_) => self.event(event, &change.object),
+        }
+    }
+
     fn event(&self, event: &str, object: &Value) -> Bytes {
         let Some(include) = self.table else {
             return line(event, object);
@@ -196,7 +208,7 @@ pub(super) fn watch(
                         }
                         last_rv = change.rv;
                         if let Some(event) = filter.translate(&change) {
-                            if tx.send(Ok(render.event(event, &change.object))).await.is_err() {
+                            if tx.send(Ok(render.change(event, &change))).await.is_err() {
                                 return;
                             }
                             sent += 1;

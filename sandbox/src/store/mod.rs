@@ -77,6 +77,21 @@ pub struct Change {
     /// The object before a MODIFIED (for label-selector watches).
     pub previous: Option<Object>,
     pub rv: u64,
+    /// `object` as JSON, serialized by the first watch that sends it and
+    /// kept while the change is in the history (10,000 changes of a few KB).
+    json: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl Change {
+    fn new(kind: Kind, event: EventType, object: Object, previous: Option<Object>, rv: u64) -> Self {
+        Self { kind, event, object, previous, rv, json: std::sync::OnceLock::new() }
+    }
+
+    /// The object as JSON, serialized once however many watches send it
+    /// (every replica of a service watches the same namespace).
+    pub fn object_json(&self) -> &[u8] {
+        self.json.get_or_init(|| serde_json::to_vec(&*self.object).unwrap_or_default())
+    }
 }
 
 /// A page of a list.
@@ -227,7 +242,7 @@ impl Store {
         let object = Arc::new(object);
         inner.index(kind, &key, &object);
         inner.tables.get_mut(&kind).expect("all kinds have tables").insert(key, object.clone());
-        self.publish(&mut inner, Change { kind, event: EventType::Added, object: object.clone(), previous: None, rv });
+        self.publish(&mut inner, Change::new(kind, EventType::Added, object.clone(), None, rv));
         Ok(object)
     }
 
@@ -311,10 +326,7 @@ impl Store {
             inner.index(kind, key, &next);
         }
         inner.tables.get_mut(&kind).expect("all kinds have tables").insert(key.clone(), next.clone());
-        self.publish(
-            &mut inner,
-            Change { kind, event: EventType::Modified, object: next.clone(), previous: Some(current), rv },
-        );
+        self.publish(&mut inner, Change::new(kind, EventType::Modified, next.clone(), Some(current), rv));
         Ok(next)
     }
 
@@ -328,7 +340,7 @@ impl Store {
         let mut last = (*removed).clone();
         last["metadata"]["resourceVersion"] = json!(rv.to_string());
         let last = Arc::new(last);
-        self.publish(&mut inner, Change { kind, event: EventType::Deleted, object: last.clone(), previous: None, rv });
+        self.publish(&mut inner, Change::new(kind, EventType::Deleted, last.clone(), None, rv));
         Some(last)
     }
 

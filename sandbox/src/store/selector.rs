@@ -100,7 +100,9 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
+        // Two map lookups, not `pointer` (which parses its path on every
+        // call: 11% of the box's CPU when three replicas listed by label).
+        let labels = object.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object);
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|r| match r {
             Requirement::Eq(k, v) => get(k) == Some(v.as_str()),
