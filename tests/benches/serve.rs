@@ -163,6 +163,14 @@ fn paced(rt: &tokio::runtime::Runtime, addr: &str, keys: Arc<Vec<String>>, rate:
     (summary(all[WARM_UP.min(all.len() - 1)..].to_vec()), summary(all))
 }
 
+/// What each run cost the cluster since the last reset: the API server's
+/// requests by verb and resource, per run.
+fn per_run(cluster: &SandboxCluster, runs: usize) -> String {
+    let calls = cluster.sandbox.stats().snapshot();
+    let per: Vec<String> = calls.iter().map(|(k, c)| format!("{k} {:.2}", *c as f64 / runs as f64)).collect();
+    per.join(", ")
+}
+
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -212,15 +220,13 @@ fn main() {
     cluster.sandbox.stats().reset();
     let (steady, with_start) = paced(&rt, &a_addr, keys("steady", SUBMISSIONS + WARM_UP), 500.0, 201);
     eprintln!("paced at 500/s: {steady:?}, counting the first second: {with_start:?}");
-    // What each run cost the cluster (the API server's requests by verb).
-    let calls = cluster.sandbox.stats().snapshot();
-    let n = (SUBMISSIONS + WARM_UP) as f64;
-    let per_run: Vec<String> = calls.iter().map(|(k, c)| format!("{k} {:.2}", *c as f64 / n)).collect();
-    eprintln!("API requests per run at 500/s: {}", per_run.join(", "));
+    eprintln!("API requests per run at 500/s: {}", per_run(&cluster, SUBMISSIONS + WARM_UP));
     let (mut b, b_addr) = replica(&config, 1);
     let (mut c, c_addr) = replica(&config, 2);
     let three_addrs = vec![a_addr.clone(), b_addr, c_addr];
+    cluster.sandbox.stats().reset();
     let three = submit(&rt, &three_addrs, keys("three", SUBMISSIONS), 201);
+    eprintln!("API requests per run through 3 replicas: {}", per_run(&cluster, SUBMISSIONS));
     let three_again = submit(&rt, &three_addrs, keys("three", SUBMISSIONS), 200);
     eprintln!("1 replica {one:?} again {one_again:?}; 3 replicas {three:?} again {three_again:?}");
 

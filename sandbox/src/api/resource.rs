@@ -88,12 +88,14 @@ pub(super) fn list(
     let filter =
         |o: &Value| labels.as_ref().is_none_or(|s| s.matches(o)) && fields.as_ref().is_none_or(|s| s.matches(o));
     let filtered = labels.is_some() || fields.is_some();
-    let page = server.store.list(
+    let narrow = labels.as_ref().map(LabelSelector::narrowing).unwrap_or_default();
+    let page = server.store.list_narrowed(
         target.kind,
         target.namespace.as_deref(),
         after.as_ref(),
         limit,
         if filtered { Some(&filter) } else { None },
+        &narrow,
     );
     let rv = token.as_ref().map_or(page.rv, |t| t.rv);
     let next = page.next.as_ref().map(|k| {
