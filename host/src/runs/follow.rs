@@ -372,3 +372,171 @@ fn same_stored(last: Option<&RunStatus>, status: &RunStatus) -> bool {
             && status.output_error.is_none()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    use polysync_provider_api::{
+        CancelOutcome, DiscoverPage, DiscoverRequest, EventsRequest, LogChunk, LogRequest, Manifest, MonitorUrl,
+        PollRequest, ProviderError, REASON_VANISHED, ResultStream, RunEvent, RunHandle, RunRequest, RunSource,
+        UrlRequest, async_trait,
+    };
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::config::CatalogLocation;
+    use crate::store::NewRun;
+
+    type Sender = mpsc::UnboundedSender<polysync_provider_api::Result<RunStatus>>;
+
+    /// A platform whose watches the test drives: each call's runs are
+    /// recorded and its stream fed by hand; runs in `gone` do not exist.
+    #[derive(Default)]
+    struct Scripted {
+        calls: Mutex<Vec<Vec<String>>>,
+        streams: Mutex<Vec<Sender>>,
+        gone: Mutex<HashSet<String>>,
+    }
+
+    #[async_trait]
+    impl Provider for Scripted {
+        fn manifest(&self) -> Manifest {
+            Manifest::new("scripted", "0")
+        }
+        async fn discover(&self, _: DiscoverRequest) -> polysync_provider_api::Result<DiscoverPage> {
+            Err(ProviderError::unsupported("discover"))
+        }
+        async fn run(&self, _: RunRequest) -> polysync_provider_api::Result<RunHandle> {
+            Err(ProviderError::unsupported("run"))
+        }
+        async fn poll(&self, request: PollRequest) -> polysync_provider_api::Result<RunStatus> {
+            match self.gone.lock().unwrap().contains(&request.run_id) {
+                true => Err(ProviderError::not_found("gone")),
+                false => Ok(RunStatus::new(request.run_id, RunState::Running)),
+            }
+        }
+        async fn watch(&self, request: WatchRequest) -> polysync_provider_api::Result<ResultStream<RunStatus>> {
+            let mut ids = request.run_ids;
+            ids.sort();
+            self.calls.lock().unwrap().push(ids.clone());
+            if ids.iter().all(|id| self.gone.lock().unwrap().contains(id)) {
+                return Err(ProviderError::not_found("none of these runs exists"));
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.streams.lock().unwrap().push(tx);
+            Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|s| (s, rx)) }).boxed())
+        }
+        async fn cancel(&self, _: CancelRequest) -> polysync_provider_api::Result<CancelOutcome> {
+            Err(ProviderError::unsupported("cancel"))
+        }
+        async fn monitor_url(&self, _: UrlRequest) -> polysync_provider_api::Result<MonitorUrl> {
+            Err(ProviderError::unsupported("monitor_url"))
+        }
+        async fn logs(&self, _: LogRequest) -> polysync_provider_api::Result<ResultStream<LogChunk>> {
+            Err(ProviderError::unsupported("logs"))
+        }
+        async fn events(&self, _: EventsRequest) -> polysync_provider_api::Result<ResultStream<RunEvent>> {
+            Err(ProviderError::unsupported("events"))
+        }
+    }
+
+    async fn submitted(store: &dyn Store, n: usize) -> Vec<StoredRun> {
+        let mut runs = Vec::new();
+        for i in 0..n {
+            let new = NewRun {
+                connection: "c".into(),
+                external_id: "job".into(),
+                idempotency_key: format!("k{i}"),
+                parameters: Default::default(),
+                delete_after: DeleteAfter::Never,
+                startup_timeout: None,
+                callback_url: None,
+            };
+            let run = store.record_intent(&new, "me", Duration::from_secs(60)).await.unwrap().run;
+            let handle = RunHandle {
+                run_id: format!("r{i:02}"),
+                external_id: "job".into(),
+                source: RunSource::Live,
+                adopted: false,
+                monitor_url: None,
+            };
+            runs.push(store.record_submitted(run.id, &handle).await.unwrap());
+        }
+        runs
+    }
+
+    fn ids(runs: &[&str]) -> Vec<String> {
+        runs.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn runs_that_join_get_a_watch_of_their_own_folded_past_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&CatalogLocation::Sqlite(dir.path().join("c.db"))).await.unwrap();
+        let runs = submitted(store.as_ref(), 11).await;
+        let provider = Arc::new(Scripted::default());
+        provider.gone.lock().unwrap().insert("r09".into());
+        let (more_tx, mut more_rx) = mpsc::unbounded_channel();
+        let seen: Mutex<Vec<RunStatus>> = Mutex::default();
+
+        let first = vec![runs[0].clone()];
+        let following = follow_more(store.as_ref(), provider.as_ref(), first, Some(&mut more_rx), None, |_, s| {
+            seen.lock().unwrap().push(s.clone())
+        });
+        let driving = async {
+            let settle = || tokio::time::sleep(GATHER + Duration::from_millis(300));
+            settle().await;
+            // Seven more batches of one: eight parts, each watching only its
+            // own runs (nothing re-sent for the others).
+            for run in &runs[1..8] {
+                more_tx.send(vec![run.clone()]).unwrap();
+                settle().await;
+            }
+            let calls = provider.calls.lock().unwrap().clone();
+            let want: Vec<Vec<String>> = (0..8).map(|i| vec![format!("r{i:02}")]).collect();
+            assert_eq!(calls, want, "one watch per batch, of its runs only");
+            // One run ends on its own watch.
+            provider.streams.lock().unwrap()[3].send(Ok(RunStatus::new("r03", RunState::Success))).unwrap();
+            settle().await;
+            // The ninth batch passes the bound (8): one watch for every run
+            // still open, the ended one left out.
+            more_tx.send(vec![runs[8].clone()]).unwrap();
+            settle().await;
+            let calls = provider.calls.lock().unwrap().clone();
+            assert_eq!(calls.len(), 9);
+            assert_eq!(calls[8], ids(&["r00", "r01", "r02", "r04", "r05", "r06", "r07", "r08"]), "folded");
+            // A batch the platform no longer has: refused, settled as
+            // vanished; the rest go on.
+            more_tx.send(vec![runs[9].clone()]).unwrap();
+            settle().await;
+            assert_eq!(provider.calls.lock().unwrap().last().unwrap(), &ids(&["r09"]));
+            // A watch the platform ends while its runs go on is opened again.
+            more_tx.send(vec![runs[10].clone()]).unwrap();
+            settle().await;
+            let last = provider.streams.lock().unwrap().len() - 1;
+            provider.streams.lock().unwrap().remove(last);
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            assert_eq!(provider.calls.lock().unwrap().last().unwrap(), &ids(&["r10"]), "reopened");
+            // Everything ends: the follow returns once `more` closes.
+            for tx in provider.streams.lock().unwrap().iter() {
+                for i in [0, 1, 2, 4, 5, 6, 7, 8, 10] {
+                    let _ = tx.send(Ok(RunStatus::new(format!("r{i:02}"), RunState::Success)));
+                }
+            }
+            drop(more_tx);
+        };
+        let (result, ()) = tokio::time::timeout(Duration::from_secs(30), async { futures::join!(following, driving) })
+            .await
+            .expect("the follow ended");
+        result.unwrap();
+        let seen = seen.into_inner().unwrap();
+        let vanished = seen.iter().find(|s| s.run_id == "r09").expect("r09 was settled");
+        assert_eq!(vanished.reason.as_deref(), Some(REASON_VANISHED));
+        let ended: HashSet<&str> =
+            seen.iter().filter(|s| s.state == RunState::Success).map(|s| s.run_id.as_str()).collect();
+        assert_eq!(ended.len(), 10, "every run but the vanished one ended once: {ended:?}");
+        assert_eq!(seen.iter().filter(|s| s.state == RunState::Success).count(), 10, "no run ended twice");
+    }
+}
