@@ -113,13 +113,15 @@ fn submit(rt: &tokio::runtime::Runtime, addrs: &[String], keys: Arc<Vec<String>>
     (rate, pct(0.5), pct(0.99))
 }
 
-/// Submit `keys` through `addr` at a steady `rate` a second whatever the
+/// Per second, p50 ms, p99 ms.
+type Rates = (f64, f64, f64);
+
+/// Submit `keys` through `addrs` (round robin) at a steady `rate` a second whatever the
 /// answers' pace — an open loop, as a scheduler's clock sends runs — on a
 /// pool of keep-alive connections. Latency counts from each request's
 /// planned start, so a stall counts for every request it delays. Returns
 /// (achieved per second, p50 ms, p99 ms) after the first [`WARM_UP`]
 /// requests, and the same over all of them.
-type Rates = (f64, f64, f64);
 fn paced(
     rt: &tokio::runtime::Runtime,
     addrs: &[String],

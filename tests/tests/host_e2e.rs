@@ -100,6 +100,7 @@ impl Env {
                 None,
                 None,
                 Some(&|j: &Value| j["metadata"]["labels"]["polysync.io/source"] == source.as_str()),
+                &[],
             )
             .items
             .len()

@@ -19,8 +19,8 @@ fn startup_deadline(run: &StoredRun) -> Option<jiff::Timestamp> {
     created.checked_add(jiff::SignedDuration::from_millis(ms)).ok()
 }
 
-/// Follow `runs` (all of one connection) with one watch until each is
-/// final, recording every status; `on_status` sees each change. A run still
+/// Follow `runs` (all of one connection) through the provider's watch
+/// until each is final, recording every status; `on_status` sees each change. A run still
 /// `Starting` past its startup timeout is failed with its last waiting
 /// reason (ImagePullBackOff, Unschedulable, ...) and its Job deleted (it
 /// holds a pending pod and quota) unless `delete_after` is an explicit
@@ -485,40 +485,49 @@ mod tests {
         let following = follow_more(store.as_ref(), provider.as_ref(), first, Some(&mut more_rx), None, |_, s| {
             seen.lock().unwrap().push(s.clone())
         });
-        let driving = async {
-            let settle = || tokio::time::sleep(GATHER + Duration::from_millis(300));
-            settle().await;
-            // Seven more batches of one: eight parts, each watching only its
-            // own runs (nothing re-sent for the others).
-            for run in &runs[1..8] {
-                more_tx.send(vec![run.clone()]).unwrap();
-                settle().await;
+        let calls = || provider.calls.lock().unwrap().clone();
+        let ended = |id: &str| seen.lock().unwrap().iter().any(|s| s.run_id == id && s.state.is_terminal());
+        // Waits (polling, up to 10 s) for what the follow does next, so the
+        // test does not lean on timing.
+        async fn until(what: &str, done: impl Fn() -> bool) {
+            for _ in 0..500 {
+                if done() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let calls = provider.calls.lock().unwrap().clone();
+            panic!("timed out waiting until {what}");
+        }
+        let driving = async {
+            until("the first watch opens", || calls().len() == 1).await;
+            // Seven more batches of one, each sent once the last one's watch
+            // opened: eight parts, each watching only its own runs (nothing
+            // re-sent for the others).
+            for (i, run) in runs[1..8].iter().enumerate() {
+                more_tx.send(vec![run.clone()]).unwrap();
+                until("the batch's watch opens", || calls().len() == i + 2).await;
+            }
             let want: Vec<Vec<String>> = (0..8).map(|i| vec![format!("r{i:02}")]).collect();
-            assert_eq!(calls, want, "one watch per batch, of its runs only");
+            assert_eq!(calls(), want, "one watch per batch, of its runs only");
             // One run ends on its own watch.
             provider.streams.lock().unwrap()[3].send(Ok(RunStatus::new("r03", RunState::Success))).unwrap();
-            settle().await;
+            until("r03 ends", || ended("r03")).await;
             // The ninth batch passes the bound (8): one watch for every run
             // still open, the ended one left out.
             more_tx.send(vec![runs[8].clone()]).unwrap();
-            settle().await;
-            let calls = provider.calls.lock().unwrap().clone();
-            assert_eq!(calls.len(), 9);
-            assert_eq!(calls[8], ids(&["r00", "r01", "r02", "r04", "r05", "r06", "r07", "r08"]), "folded");
+            until("the fold", || calls().len() == 9).await;
+            assert_eq!(calls()[8], ids(&["r00", "r01", "r02", "r04", "r05", "r06", "r07", "r08"]), "folded");
             // A batch the platform no longer has: refused, settled as
             // vanished; the rest go on.
             more_tx.send(vec![runs[9].clone()]).unwrap();
-            settle().await;
-            assert_eq!(provider.calls.lock().unwrap().last().unwrap(), &ids(&["r09"]));
+            until("r09 is settled", || seen.lock().unwrap().iter().any(|s| s.run_id == "r09")).await;
+            assert_eq!(calls().last().unwrap(), &ids(&["r09"]));
             // A watch the platform ends while its runs go on is opened again.
             more_tx.send(vec![runs[10].clone()]).unwrap();
-            settle().await;
-            let last = provider.streams.lock().unwrap().len() - 1;
-            provider.streams.lock().unwrap().remove(last);
-            tokio::time::sleep(Duration::from_millis(800)).await;
-            assert_eq!(provider.calls.lock().unwrap().last().unwrap(), &ids(&["r10"]), "reopened");
+            until("r10's watch opens", || calls().len() == 11).await;
+            provider.streams.lock().unwrap().pop();
+            until("r10's watch reopens", || calls().len() == 12).await;
+            assert_eq!(calls().last().unwrap(), &ids(&["r10"]), "reopened");
             // Everything ends: the follow returns once `more` closes.
             for tx in provider.streams.lock().unwrap().iter() {
                 for i in [0, 1, 2, 4, 5, 6, 7, 8, 10] {

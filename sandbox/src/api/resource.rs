@@ -89,7 +89,7 @@ pub(super) fn list(
         |o: &Value| labels.as_ref().is_none_or(|s| s.matches(o)) && fields.as_ref().is_none_or(|s| s.matches(o));
     let filtered = labels.is_some() || fields.is_some();
     let narrow = labels.as_ref().map(LabelSelector::narrowing).unwrap_or_default();
-    let page = server.store.list_narrowed(
+    let page = server.store.list(
         target.kind,
         target.namespace.as_deref(),
         after.as_ref(),
@@ -319,7 +319,7 @@ pub(super) fn delete_collection(
     let fields = query.get("fieldSelector").map(|f| FieldSelector::parse(target.kind, f)).transpose()?;
     let filter =
         |o: &Value| labels.as_ref().is_none_or(|s| s.matches(o)) && fields.as_ref().is_none_or(|s| s.matches(o));
-    let page = server.store.list(target.kind, target.namespace.as_deref(), None, None, Some(&filter));
+    let page = server.store.list(target.kind, target.namespace.as_deref(), None, None, Some(&filter), &[]);
     let mut deleted = Vec::new();
     for object in page.items {
         if let Ok(d) = gc::delete(&server.store, target.kind, &Key::of(&object), propagation) {

@@ -43,7 +43,7 @@ pub async fn run(store: Arc<Store>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let cronjobs = store.list(Kind::CronJob, None, None, None, None).items;
+        let cronjobs = store.list(Kind::CronJob, None, None, None, None, &[]).items;
         for cronjob in cronjobs {
             sync(&store, &cronjob);
         }

@@ -86,7 +86,7 @@ pub fn delete(store: &Store, kind: Kind, key: &Key, propagation: Propagation) ->
 /// A namespace takes everything in it along, then goes.
 fn delete_namespace(store: &Store, key: &Key) -> Result<Object, ApiError> {
     for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
-        for object in store.list(kind, Some(&key.name), None, None, None).items {
+        for object in store.list(kind, Some(&key.name), None, None, None, &[]).items {
             let _ = store.remove(kind, &Key::of(&object));
         }
     }
@@ -183,8 +183,14 @@ fn remove_finalizer(store: &Store, kind: Kind, key: &Key, finalizer: &str) {
 /// Re-check everything marked for deletion (after a missed change).
 fn resync(store: &Store) {
     for kind in Kind::ALL {
-        let marked =
-            store.list(kind, None, None, None, Some(&|o: &Value| o["metadata"].get("deletionTimestamp").is_some()));
+        let marked = store.list(
+            kind,
+            None,
+            None,
+            None,
+            Some(&|o: &Value| o["metadata"].get("deletionTimestamp").is_some()),
+            &[],
+        );
         for object in marked.items {
             process(store, kind, &object);
         }
@@ -215,7 +221,7 @@ fn collect_if_dangling(store: &Store, kind: Kind, object: &Value) {
 pub async fn run(store: Arc<Store>) {
     let mut changes = store.subscribe();
     for kind in Kind::ALL {
-        for object in store.list(kind, None, None, None, None).items {
+        for object in store.list(kind, None, None, None, None, &[]).items {
             collect_if_dangling(&store, kind, &object);
         }
     }

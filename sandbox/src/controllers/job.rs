@@ -306,7 +306,7 @@ impl JobController {
         let controller = Arc::new(Self { store: store.clone(), clock, queue: queue.clone() });
         let mut changes = store.subscribe();
         // Jobs that exist at start and are not finished.
-        for job in store.list(Kind::Job, None, None, None, Some(&|j: &Value| !is_finished(j))).items {
+        for job in store.list(Kind::Job, None, None, None, Some(&|j: &Value| !is_finished(j)), &[]).items {
             queue.push(Key::of(&job));
         }
         let feeder = queue.clone();
@@ -326,7 +326,7 @@ impl JobController {
                     },
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         for job in
-                            feed_store.list(Kind::Job, None, None, None, Some(&|j: &Value| !is_finished(j))).items
+                            feed_store.list(Kind::Job, None, None, None, Some(&|j: &Value| !is_finished(j)), &[]).items
                         {
                             feeder.push(Key::of(&job));
                         }

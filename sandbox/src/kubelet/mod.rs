@@ -175,7 +175,7 @@ impl Kubelet<StoreNode> {
     pub fn spawn_for_store(store: Arc<Store>, clock: Clock, logs: Arc<LogStore>, unpullable: String) {
         let kubelet = Arc::new(Kubelet::new(StoreNode(store.clone()), clock, logs, unpullable));
         let mut changes = store.subscribe();
-        for pod in store.list(Kind::Pod, None, None, None, None).items {
+        for pod in store.list(Kind::Pod, None, None, None, None, &[]).items {
             if !is_finished(&pod) {
                 kubelet.start(Key::of(&pod));
             }

@@ -183,23 +183,13 @@ impl Store {
     /// after `after`, of at most `limit` objects that pass `filter`.
     /// `remaining` is only counted when there is no filter, like the real
     /// server's `remainingItemCount`.
+    ///
+    /// `narrow`: label requirements `filter` implies (key = one of the
+    /// values). The fewest objects carrying one are read from the label
+    /// index, unless that is a good part of the table anyway: a list of 50
+    /// runs by name reads 50 objects, not the namespace. Same pages, same
+    /// order.
     pub fn list(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-        after: Option<&Key>,
-        limit: Option<usize>,
-        filter: Option<&dyn Fn(&Value) -> bool>,
-    ) -> Page {
-        self.list_narrowed(kind, namespace, after, limit, filter, &[])
-    }
-
-    /// [`Store::list`], where `filter` implies one of `narrow`'s label
-    /// requirements (key = one of the values): the fewest objects carrying
-    /// one are read from the label index, unless that is a good part of
-    /// the table anyway. A list of 50 runs by name reads 50 objects, not
-    /// the namespace. Same pages, same order.
-    pub fn list_narrowed(
         &self,
         kind: Kind,
         namespace: Option<&str>,
@@ -571,9 +561,9 @@ mod tests {
             let (mut all, mut after) = (Vec::new(), None);
             loop {
                 let page = if narrowed {
-                    store.list_narrowed(Kind::Pod, Some("ns"), after.as_ref(), Some(2), Some(&filter), &narrow)
+                    store.list(Kind::Pod, Some("ns"), after.as_ref(), Some(2), Some(&filter), &narrow)
                 } else {
-                    store.list(Kind::Pod, Some("ns"), after.as_ref(), Some(2), Some(&filter))
+                    store.list(Kind::Pod, Some("ns"), after.as_ref(), Some(2), Some(&filter), &[])
                 };
                 all.extend(names(&page.items).into_iter().map(str::to_owned));
                 match page.next {

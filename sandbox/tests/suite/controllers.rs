@@ -273,7 +273,7 @@ async fn cronjobs_create_jobs_when_due() {
         })
         .unwrap();
     for _ in 0..150 {
-        let jobs = store.list(polysync_sandbox::resources::Kind::Job, Some("default"), None, None, None).items;
+        let jobs = store.list(polysync_sandbox::resources::Kind::Job, Some("default"), None, None, None, &[]).items;
         if let Some(j) = jobs.iter().find(|j| j["metadata"]["name"].as_str().unwrap().starts_with("every-minute-")) {
             assert_eq!(j["metadata"]["ownerReferences"][0]["kind"], "CronJob");
             assert!(j["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"].is_string());
