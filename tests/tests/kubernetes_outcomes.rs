@@ -154,18 +154,72 @@ cluster_test!(
     }
 );
 
+/// `kubectl get jobs --watch` of a namespace, stopped when dropped (also on
+/// a panic): the Job events exactly as the API server sends them.
+struct JobEvents {
+    child: std::process::Child,
+    out: tempfile::NamedTempFile,
+    _home: tempfile::TempDir,
+}
+
+impl JobEvents {
+    fn start(cluster: &Cluster, ns: &str) -> Self {
+        let (home, out) = (tempfile::tempdir().unwrap(), tempfile::NamedTempFile::new().unwrap());
+        let child = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .args(["--namespace", ns, "get", "jobs", "--watch", "--output-watch-events", "-o", "json"])
+            .env("HOME", home.path())
+            .stdout(out.reopen().unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("kubectl is installed (scripts/test installs it)");
+        Self { child, out, _home: home }
+    }
+
+    /// The events so far, as (type, object).
+    fn read(&self) -> Vec<(String, serde_json::Value)> {
+        let text = std::fs::read_to_string(self.out.path()).unwrap();
+        serde_json::Deserializer::from_str(&text)
+            .into_iter::<serde_json::Value>()
+            .map_while(Result::ok)
+            .map(|e| (e["type"].as_str().unwrap_or_default().to_owned(), e["object"].clone()))
+            .collect()
+    }
+}
+
+impl Drop for JobEvents {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 cluster_test!(
     fn ttl_after_finished_deletes_a_finished_run_which_stays_successful(cluster) {
         let ns = "outcomes-ttl";
         source_job(cluster, ns, "short-lived", "echo bye", |j| j["spec"]["ttlSecondsAfterFinished"] = json!(0));
+        let events = JobEvents::start(cluster, ns);
         let (run_id, all) = run_to_end(cluster, ns, "short-lived");
         assert_eq!(last(&all).0, RunState::Success, "{all:?}");
+        let of_run = || -> Vec<(String, serde_json::Value)> {
+            events.read().into_iter().filter(|(_, o)| o["metadata"]["name"] == run_id.as_str()).collect()
+        };
         for _ in 0..600 {
-            if cluster.job(ns, &run_id).is_none() {
+            if of_run().iter().any(|(t, _)| t == "DELETED") {
+                // As the real TTL controller deletes: in the foreground, so
+                // the Job is marked (its pods go first) before it goes.
+                let marked = of_run().into_iter().find(|(t, o)| {
+                    t == "MODIFIED"
+                        && o["metadata"]["deletionTimestamp"].is_string()
+                        && o["metadata"]["finalizers"].as_array().is_some_and(|f| f.contains(&json!("foregroundDeletion")))
+                });
+                assert!(marked.is_some(), "no foreground mark before the deletion: {:?}", of_run());
+                assert!(cluster.job(ns, &run_id).is_none());
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the TTL controller never deleted {run_id}");
+        panic!("the TTL controller never deleted {run_id}: {:?}", of_run());
     }
 );

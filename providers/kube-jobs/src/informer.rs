@@ -52,9 +52,22 @@ pub enum Note {
     /// These runs' Job or pods changed.
     Changed(Arc<Vec<String>>),
     /// These runs' Jobs no longer exist.
-    Gone(Arc<Vec<String>>),
+    Gone(Arc<Vec<Ended>>),
     /// The phase changed (listed, relisted, polling, failed).
     Phase,
+}
+
+/// A run whose Job is gone, with what its Job and pods last were.
+///
+/// Why it travels with the note: a Job deleted the moment it ends
+/// (`ttlSecondsAfterFinished: 0`) has its last update and its deletion
+/// arrive back to back; by the time a subscriber reads the cache for the
+/// update, the Job is already out of it. The deletion carries the Job's
+/// final state, so the run is reported as it ended, not as cancelled.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub run: String,
+    pub last: Option<(JobFacts, Vec<UnitStatus>)>,
 }
 
 /// The cache: per run, its Job's facts and its pods as units.
@@ -221,7 +234,7 @@ async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: Stri
         };
         let ready = listed_jobs && listed_pods;
         let mut changed: Vec<String> = Vec::new();
-        let mut gone: Vec<String> = Vec::new();
+        let mut gone: Vec<Ended> = Vec::new();
         let mut relisted = false;
         {
             let mut cache = informer.lock();
@@ -240,17 +253,19 @@ async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: Stri
                     watcher::Event::Delete(job) => {
                         let name = job.metadata.name.clone().unwrap_or_default();
                         cache.jobs.remove(&name);
-                        cache.pods.remove(&name);
-                        gone.push(name);
+                        let units = cache.pods.remove(&name).unwrap_or_default();
+                        gone.push(Ended { run: name, last: Some((JobFacts::from(&job), units)) });
                     }
                     watcher::Event::InitDone => {
                         let (before, seen) = job_relist.take().unwrap_or_default();
                         let missing: Vec<String> = before.into_iter().filter(|n| !seen.contains(n)).collect();
-                        for name in &missing {
-                            cache.jobs.remove(name);
-                            cache.pods.remove(name);
+                        for run in missing {
+                            // Deleted while the watch was away: its last
+                            // known state is what the cache had.
+                            let facts = cache.jobs.remove(&run);
+                            let units = cache.pods.remove(&run).unwrap_or_default();
+                            gone.push(Ended { run, last: facts.map(|f| (f, units)) });
                         }
-                        gone.extend(missing);
                         listed_jobs = true;
                         relisted = true;
                     }

@@ -44,21 +44,40 @@ impl Tracker {
             let c = cache.lock().unwrap_or_else(|p| p.into_inner());
             (c.jobs.get(run).cloned(), c.pods.get(run).cloned().unwrap_or_default())
         };
+        // Deleted since it was noted: its Gone note follows with its end.
         let Some(job) = job else { return true };
-        let mut status = status_of(run, &job, units);
+        self.send(run, &job, units, Some(cache), sink).await
+    }
+
+    /// Send the status `job` and `units` make, if it changed. `cache`,
+    /// when the Job is still there, keeps the pods read for a final status.
+    async fn send(
+        &mut self,
+        run: &str,
+        job: &JobFacts,
+        units: Vec<UnitStatus>,
+        cache: Option<&Mutex<Cache>>,
+        sink: &Sink<RunStatus>,
+    ) -> bool {
+        let mut status = status_of(run, job, units);
         if status.state.is_terminal() {
             // The Job's end and its pods' last states come on two watches,
             // in either order: read the pods once more, so the final
             // status carries their exit codes and reasons. The whole pods:
-            // outputs need their specs.
+            // outputs need their specs. Pods already gone (a TTL-deleted
+            // Job's) leave the last units seen.
             let params = ListParams::default().labels(&format!("{RUN}={run}"));
             match self.pods_api.list(&params).await {
                 Ok(fresh) => {
-                    let units: Vec<UnitStatus> = fresh.items.iter().map(crate::status::unit).collect();
-                    status = status_of(run, &job, units.clone());
+                    if !fresh.items.is_empty() {
+                        let units: Vec<UnitStatus> = fresh.items.iter().map(crate::status::unit).collect();
+                        status = status_of(run, job, units.clone());
+                        if let Some(cache) = cache {
+                            cache.lock().unwrap_or_else(|p| p.into_inner()).pods.insert(run.to_owned(), units);
+                        }
+                    }
                     (status.outputs, status.output_error) =
-                        crate::outputs::read(&self.pods_api, &job, &fresh.items).await;
-                    cache.lock().unwrap_or_else(|p| p.into_inner()).pods.insert(run.to_owned(), units);
+                        crate::outputs::read(&self.pods_api, job, &fresh.items).await;
                 }
                 Err(e) => status.output_error = Some(format!("the run's pods could not be read for its outputs: {e}")),
             }
@@ -73,10 +92,17 @@ impl Tracker {
         sink.send(status).await
     }
 
-    /// A run whose Job disappeared before it finished was cancelled.
-    async fn gone(&mut self, run: &str, sink: &Sink<RunStatus>) -> bool {
+    /// A run whose Job disappeared: ended, if its Job's last state says so
+    /// (deleted by `ttlSecondsAfterFinished` as it ended); otherwise
+    /// cancelled, or vanished if it was never seen.
+    async fn gone(&mut self, run: &str, last: Option<&(JobFacts, Vec<UnitStatus>)>, sink: &Sink<RunStatus>) -> bool {
         if self.done.contains(run) {
             return true;
+        }
+        if let Some((job, units)) = last
+            && status_of(run, job, units.clone()).state.is_terminal()
+        {
+            return self.send(run, job, units.clone(), None, sink).await;
         }
         self.done.insert(run.to_owned());
         let mut status = self.last.get(run).cloned().unwrap_or_else(|| RunStatus::new(run, RunState::Cancelled));
@@ -97,7 +123,7 @@ impl Tracker {
         wanted.sort();
         for run in wanted {
             let present = cache.lock().unwrap_or_else(|p| p.into_inner()).jobs.contains_key(&run);
-            let alive = if present { self.emit(&run, cache, sink).await } else { self.gone(&run, sink).await };
+            let alive = if present { self.emit(&run, cache, sink).await } else { self.gone(&run, None, sink).await };
             if !alive {
                 return false;
             }
@@ -247,11 +273,11 @@ async fn follow(
                 }
                 alive
             }
-            Ok(Note::Gone(runs)) => {
+            Ok(Note::Gone(ended)) => {
                 let mut alive = true;
-                for run in runs.iter() {
-                    if alive && t.wanted.contains(run) {
-                        alive = t.gone(run, &sink).await;
+                for e in ended.iter() {
+                    if alive && t.wanted.contains(&e.run) {
+                        alive = t.gone(&e.run, e.last.as_ref(), &sink).await;
                     }
                 }
                 alive
@@ -292,4 +318,86 @@ pub(crate) async fn watch(k: &KubeJobs, run_ids: Vec<String>) -> Result<ResultSt
     };
     let k = k.clone();
     Ok(channel::stream(move |sink| follow(k, client, informer, notes, t, sink)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn facts(status: Value) -> JobFacts {
+        let job: Job =
+            serde_json::from_value(json!({"metadata": {"name": "r"}, "spec": {"template": {}}, "status": status}))
+                .unwrap();
+        JobFacts::from(&job)
+    }
+
+    /// Pods as an API server with none left would list them.
+    fn no_pods() -> Api<Pod> {
+        let service = tower::service_fn(|_: http::Request<kube::client::Body>| async {
+            let list = br#"{"apiVersion":"v1","kind":"PodList","metadata":{},"items":[]}"#;
+            Ok::<_, std::convert::Infallible>(http::Response::new(kube::client::Body::from(list.to_vec())))
+        });
+        Api::namespaced(kube::Client::new(service, "ns"), "ns")
+    }
+
+    fn tracker() -> Tracker {
+        Tracker { pods_api: no_pods(), wanted: ["r".to_owned()].into(), last: HashMap::new(), done: HashSet::new() }
+    }
+
+    /// `ttlSecondsAfterFinished: 0`: the Job's end and its deletion are both
+    /// in the cache before the subscriber reads the note of its end.
+    #[tokio::test]
+    async fn a_job_deleted_as_it_ends_is_reported_as_it_ended_not_cancelled() {
+        let cache = Mutex::new(Cache::default());
+        let running = facts(json!({"active": 1, "startTime": "2026-01-01T00:00:00Z"}));
+        let complete = json!({"conditions": [
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
+        ], "succeeded": 1, "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:00:05Z"});
+        let units = vec![UnitStatus { name: "r-abcde".into(), phase: "Succeeded".into(), containers: vec![] }];
+        let ended = (facts(complete), units.clone());
+        let statuses = channel::stream(move |sink| async move {
+            let mut t = tracker();
+            cache.lock().unwrap().jobs.insert("r".into(), running);
+            assert!(t.emit("r", &cache, &sink).await);
+            cache.lock().unwrap().jobs.remove("r");
+            assert!(t.emit("r", &cache, &sink).await, "the note of its end, read after the deletion");
+            assert!(t.gone("r", Some(&ended), &sink).await);
+            assert!(t.finished());
+        })
+        .map(Result::unwrap)
+        .collect::<Vec<_>>()
+        .await;
+        let states: Vec<_> = statuses.iter().map(|s| (s.state, s.reason.as_deref())).collect();
+        assert_eq!(states, [(RunState::Running, None), (RunState::Success, Some("CompletionsReached"))]);
+        assert_eq!(statuses[1].units, units, "the pods are gone; their last states stand");
+    }
+
+    /// A Job deleted while it ran was cancelled; one never seen vanished.
+    #[tokio::test]
+    async fn a_job_deleted_before_its_end_is_cancelled_and_one_never_seen_vanished() {
+        let cache = Mutex::new(Cache::default());
+        let running = facts(json!({"active": 1, "startTime": "2026-01-01T00:00:00Z"}));
+        let last = (running.clone(), vec![]);
+        let statuses = channel::stream(move |sink| async move {
+            let mut t = tracker();
+            cache.lock().unwrap().jobs.insert("r".into(), running);
+            assert!(t.emit("r", &cache, &sink).await);
+            assert!(t.gone("r", Some(&last), &sink).await);
+            let mut unseen = tracker();
+            assert!(unseen.gone("r", None, &sink).await);
+        })
+        .map(Result::unwrap)
+        .collect::<Vec<_>>()
+        .await;
+        let states: Vec<_> = statuses.iter().map(|s| (s.state, s.reason.as_deref())).collect();
+        assert_eq!(
+            states,
+            [
+                (RunState::Running, None),
+                (RunState::Cancelled, Some("Deleted")),
+                (RunState::Unknown, Some(polysync_provider_api::REASON_VANISHED)),
+            ]
+        );
+    }
 }

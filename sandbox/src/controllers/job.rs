@@ -666,7 +666,9 @@ impl JobController {
         let due = self.clock.real(Duration::from_secs(ttl));
         let elapsed = jiff::Timestamp::now().duration_since(finished).unsigned_abs();
         if elapsed >= due {
-            let _ = gc::delete(&self.store, Kind::Job, key, Propagation::Background);
+            // Foreground, as the real TTL controller deletes: the Job is
+            // marked first, its pods go, then it does.
+            let _ = gc::delete(&self.store, Kind::Job, key, Propagation::Foreground);
         } else {
             self.queue.push_after(key.clone(), due - elapsed + Duration::from_millis(1));
         }
