@@ -197,10 +197,34 @@ impl Drop for JobEvents {
 
 cluster_test!(
     fn ttl_after_finished_deletes_a_finished_run_which_stays_successful(cluster) {
+        // The Job ends and goes within moments: it waits in a queue (created
+        // suspended, see the Kueue test) until both watches have it.
         let ns = "outcomes-ttl";
-        source_job(cluster, ns, "short-lived", "echo bye", |j| j["spec"]["ttlSecondsAfterFinished"] = json!(0));
+        source_job(cluster, ns, "short-lived", "echo bye", |j| {
+            j["spec"]["ttlSecondsAfterFinished"] = json!(0);
+            j["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = json!("team-a");
+        });
         let events = JobEvents::start(cluster, ns);
-        let (run_id, all) = run_to_end(cluster, ns, "short-lived");
+        let p = provider(cluster, ns);
+        let (run_id, all) = rt().block_on(async {
+            let run = p.run(request("short-lived", "k")).await.unwrap();
+            let mut stream = p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] }).await.unwrap();
+            let queued = stream.next().await.expect("a status").unwrap();
+            assert_eq!(queued.reason.as_deref(), Some("Queued"), "{queued:?}");
+            for _ in 0..600 {
+                if events.read().iter().any(|(_, o)| o["metadata"]["name"] == run.run_id.as_str()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let path = format!("/apis/batch/v1/namespaces/{ns}/jobs/{}", run.run_id);
+            cluster.request("PATCH", &path, Some(json!({"spec": {"suspend": false}}))).await.unwrap();
+            let rest: Vec<RunStatus> =
+                tokio::time::timeout(Duration::from_secs(120), stream.map(|s| s.unwrap()).collect())
+                    .await
+                    .expect("the run ends");
+            (run.run_id, rest)
+        });
         assert_eq!(last(&all).0, RunState::Success, "{all:?}");
         let of_run = || -> Vec<(String, serde_json::Value)> {
             events.read().into_iter().filter(|(_, o)| o["metadata"]["name"] == run_id.as_str()).collect()
