@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -28,6 +27,7 @@ use tokio::sync::broadcast;
 
 use crate::error::{code, from_kube};
 use crate::labels::{RUN, managed_selector};
+use crate::slim::{SlimJob, SlimPod};
 use crate::status::JobFacts;
 
 /// How long an informer nobody reads from stays up.
@@ -149,8 +149,8 @@ impl Informer {
 }
 
 enum Change {
-    Job(Box<watcher::Event<Job>>),
-    Pod(Box<watcher::Event<Pod>>),
+    Job(Box<watcher::Event<SlimJob>>),
+    Pod(Box<watcher::Event<SlimPod>>),
 }
 
 /// Fatal watcher errors end the informer; others are retried by the watcher.
@@ -182,10 +182,10 @@ fn clone_error(e: &kube::Error) -> kube::Error {
 /// subscribers; end when nobody has listened for [`LINGER`].
 async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: String) {
     let config = watcher::Config::default().labels(&managed_selector());
-    let jobs = watcher(Api::<Job>::namespaced(client.clone(), &ns), config.clone())
+    let jobs = watcher(Api::<SlimJob>::namespaced_with(client.clone(), &ns, &SlimJob::resource()), config.clone())
         .default_backoff()
         .map(|e| e.map(|e| Change::Job(Box::new(e))));
-    let pods = watcher(Api::<Pod>::namespaced(client, &ns), config)
+    let pods = watcher(Api::<SlimPod>::namespaced_with(client, &ns, &SlimPod::resource()), config)
         .default_backoff()
         .map(|e| e.map(|e| Change::Pod(Box::new(e))));
     let mut changes = futures::stream::select(jobs.boxed(), pods.boxed());
@@ -242,6 +242,7 @@ async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: Stri
                 Change::Job(event) => match *event {
                     watcher::Event::Init => job_relist = Some((cache.jobs.keys().cloned().collect(), HashSet::new())),
                     watcher::Event::InitApply(job) | watcher::Event::Apply(job) => {
+                        let job = job.into_job();
                         if let Some(name) = job.metadata.name.clone() {
                             if let Some((_, seen)) = job_relist.as_mut() {
                                 seen.insert(name.clone());
@@ -251,6 +252,7 @@ async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: Stri
                         }
                     }
                     watcher::Event::Delete(job) => {
+                        let job = job.into_job();
                         let name = job.metadata.name.clone().unwrap_or_default();
                         cache.jobs.remove(&name);
                         let units = cache.pods.remove(&name).unwrap_or_default();
@@ -273,6 +275,7 @@ async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: Stri
                 Change::Pod(event) => match *event {
                     watcher::Event::Init => pod_relist = Some(HashSet::new()),
                     watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
+                        let pod = pod.into_pod();
                         if let Some(run) = run_of_pod(&pod) {
                             let name = pod.metadata.name.clone().unwrap_or_default();
                             if let Some(seen) = pod_relist.as_mut() {
@@ -283,6 +286,7 @@ async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: Stri
                         }
                     }
                     watcher::Event::Delete(pod) => {
+                        let pod = pod.into_pod();
                         if let Some(run) = run_of_pod(&pod) {
                             cache.remove_pod(&run, pod.metadata.name.as_deref().unwrap_or_default());
                             changed.push(run);

@@ -29,6 +29,7 @@ pub mod naming;
 pub mod outputs;
 pub mod retry;
 mod run;
+mod slim;
 pub mod spec;
 pub mod status;
 mod watch;
