@@ -2,11 +2,12 @@
 //! startup deadlines, vanished runs settled, and only while this host
 //! holds them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
 use polysync_provider_api::{CancelRequest, ErrorKind, Provider, RunState, RunStatus, WatchRequest};
+use tokio::time::Instant;
 
 use super::Leases;
 use crate::error::{Error, Result};
@@ -45,6 +46,8 @@ fn max_parts(open: usize) -> usize {
 
 /// How long newly arrived runs are gathered before their watch opens.
 const GATHER: Duration = Duration::from_millis(200);
+/// How long a part the platform ended waits before it is opened again.
+const REST: Duration = Duration::from_millis(500);
 
 /// What one of the follow's watches yields: a status, or that it ended.
 type PartItem = (u64, Option<polysync_provider_api::Result<RunStatus>>);
@@ -98,16 +101,29 @@ pub async fn follow_more(
     };
     let mut parts = Parts::default();
     let mut pending = add(runs, &mut by_run_id, &mut open, &mut deadlines);
+    // New runs wait for a watch until this moment, so a burst of them gets
+    // one; statuses keep flowing meanwhile.
+    let mut gather_until: Option<Instant> = None;
+    // Runs whose watch the platform ended while they went on, reopened
+    // after a breath (a platform that keeps ending it is not hammered);
+    // in time order, as every breath is as long.
+    let mut resting: VecDeque<(Instant, Vec<String>)> = VecDeque::new();
     loop {
+        let now = Instant::now();
+        while resting.front().is_some_and(|(at, _)| *at <= now) {
+            pending.extend(resting.pop_front().map(|(_, runs)| runs).unwrap_or_default());
+        }
         // Runs waiting for a watch: folded into one with every open run
         // when there are too many parts, else a part of their own. A watch
         // refused with NotFound means none of its runs exists on the
         // platform any more (a Job deleted by its TTL before anyone
         // watched): they are settled as vanished one by one.
         pending.retain(|id| open.contains_key(id));
-        if !pending.is_empty() {
+        if !pending.is_empty() && gather_until.is_none_or(|at| at <= now) {
+            gather_until = None;
             if parts.count() >= max_parts(open.len()) {
                 parts = Parts::default();
+                resting.clear();
                 pending = open.keys().cloned().collect();
             }
             match parts.open(provider, std::mem::take(&mut pending)).await {
@@ -122,6 +138,8 @@ pub async fn follow_more(
         }
         if open.is_empty() {
             parts = Parts::default();
+            resting.clear();
+            gather_until = None;
             let Some(rx) = more.as_mut() else { return Ok(()) };
             match rx.recv().await {
                 Some(batch) => pending = add(batch, &mut by_run_id, &mut open, &mut deadlines),
@@ -138,10 +156,12 @@ pub async fn follow_more(
                 None => break None,
             }
         };
-        let wait = next_deadline.map(|d| {
+        let deadline = next_deadline.map(|d| {
             let left = jiff::Timestamp::now().duration_until(d);
-            Duration::try_from(left).unwrap_or(Duration::ZERO)
+            now + Duration::try_from(left).unwrap_or(Duration::ZERO)
         });
+        let gathered = gather_until.filter(|_| !pending.is_empty());
+        let wake = [deadline, gathered, resting.front().map(|(at, _)| *at)].into_iter().flatten().min();
         let more_runs = async {
             match more.as_mut() {
                 Some(rx) => rx.recv().await,
@@ -149,8 +169,8 @@ pub async fn follow_more(
             }
         };
         let sleep = async {
-            match wait {
-                Some(w) => tokio::time::sleep(w).await,
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -160,15 +180,10 @@ pub async fn follow_more(
             batch = more_runs => {
                 match batch {
                     Some(batch) => {
-                        pending = add(batch, &mut by_run_id, &mut open, &mut deadlines);
+                        pending.extend(add(batch, &mut by_run_id, &mut open, &mut deadlines));
                         // Gather what else arrives in a moment: one watch
                         // for all of it.
-                        tokio::time::sleep(GATHER).await;
-                        if let Some(rx) = more.as_mut() {
-                            while let Ok(batch) = rx.try_recv() {
-                                pending.extend(add(batch, &mut by_run_id, &mut open, &mut deadlines));
-                            }
-                        }
+                        gather_until.get_or_insert(Instant::now() + GATHER);
                     }
                     None => more = None,
                 }
@@ -179,7 +194,7 @@ pub async fn follow_more(
             Some((part, Some(Err(e)))) if e.kind() == ErrorKind::NotFound => {
                 let runs = parts.retire(part);
                 settle_vanished(store, provider, &by_run_id, &mut open, &runs, &mut on_status, e).await?;
-                pending = runs;
+                pending.extend(runs);
             }
             Some((_, Some(status))) => {
                 let status = status?;
@@ -208,13 +223,11 @@ pub async fn follow_more(
                 }
             }
             // A watch ended. One the platform ended while some of its runs
-            // go on is opened again, after a breath (a platform that keeps
-            // ending it is not hammered).
+            // go on rests, then is opened again; the other parts go on.
             Some((part, None)) => {
                 let runs = parts.retire(part);
                 if runs.iter().any(|id| open.contains_key(id)) {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    pending = runs;
+                    resting.push_back((Instant::now() + REST, runs));
                 }
             }
             None => {
@@ -480,9 +493,14 @@ mod tests {
         provider.gone.lock().unwrap().insert("r09".into());
         let (more_tx, mut more_rx) = mpsc::unbounded_channel();
         let seen: Mutex<Vec<RunStatus>> = Mutex::default();
+        // How many watches had been opened when r00 was seen running.
+        let running_at: Mutex<Option<usize>> = Mutex::default();
 
         let first = vec![runs[0].clone()];
         let following = follow_more(store.as_ref(), provider.as_ref(), first, Some(&mut more_rx), None, |_, s| {
+            if s.run_id == "r00" && s.state == RunState::Running {
+                *running_at.lock().unwrap() = Some(provider.calls.lock().unwrap().len());
+            }
             seen.lock().unwrap().push(s.clone())
         });
         let calls = || provider.calls.lock().unwrap().clone();
@@ -526,7 +544,11 @@ mod tests {
             more_tx.send(vec![runs[10].clone()]).unwrap();
             until("r10's watch opens", || calls().len() == 11).await;
             provider.streams.lock().unwrap().pop();
+            // While it rests, the other watches' statuses go on at once.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            provider.streams.lock().unwrap()[8].send(Ok(RunStatus::new("r00", RunState::Running))).unwrap();
             until("r10's watch reopens", || calls().len() == 12).await;
+            assert_eq!(*running_at.lock().unwrap(), Some(11), "a status waited for the rest to end");
             assert_eq!(calls().last().unwrap(), &ids(&["r10"]), "reopened");
             // Everything ends: the follow returns once `more` closes.
             for tx in provider.streams.lock().unwrap().iter() {
