@@ -298,6 +298,45 @@ store_test!(hosts_claiming_at_once_never_share_a_run_and_take_over_lapsed_leases
     assert!(!store.open_owners(None).await.unwrap().contains(&"third".to_owned()), "released runs have none");
 });
 
+store_test!(a_heartbeat_holds_every_run_handed_to_it_until_it_lapses, |store: Arc<dyn Store>| async move {
+    let short = Duration::from_millis(300);
+    let claim = |owner: &'static str, lease: Duration| {
+        let store = store.clone();
+        async move {
+            store.claim_runs(owner, Some("prod"), lease, 100).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    for i in 0..3 {
+        let run = store.record_intent(&new_run(&format!("k{i}"), "nightly"), "x", short).await.unwrap().run;
+        store.record_submitted(run.id, &handle(&format!("job-{i}"))).await.unwrap();
+    }
+    let ids: Vec<i64> = store.runs(&RunFilter::default()).await.unwrap().iter().map(|r| r.id).rev().collect();
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    // Runs a and b are handed to x's heartbeat; c keeps its own lease.
+    let beat = store.heartbeat("x", LEASE, &[a, b], &[]).await.unwrap();
+    assert!(!beat.known && !beat.lapsed, "{beat:?}");
+    assert_eq!(beat.kept, [a, b]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(claim("y", LEASE).await, [c], "only the run on its own lapsed lease is taken");
+    // Let go, b gets a lease of its own again, and is taken once it lapses.
+    let beat = store.heartbeat("x", LEASE, &[], &[b]).await.unwrap();
+    assert!(beat.known && !beat.lapsed, "{beat:?}");
+    assert!(claim("y", LEASE).await.is_empty(), "a run let go keeps its lease for a while");
+    store.heartbeat("x", short, &[], &[b]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // x's heartbeat lapsed too: a, held by it, goes with b.
+    assert_eq!(claim("y", LEASE).await, [a, b]);
+    // x learns it stalled, and which runs are no longer its own.
+    let beat = store.heartbeat("x", LEASE, &[], &[]).await.unwrap();
+    assert!(beat.known && beat.lapsed, "{beat:?}");
+    assert!(store.renew_leases("x", &[a], LEASE).await.unwrap().is_empty());
+    // A run handed over that another host had taken is not kept.
+    assert!(store.heartbeat("x", LEASE, &[a], &[]).await.unwrap().kept.is_empty());
+    // y's runs, handed to its heartbeat, are y's; its claims return nothing new.
+    assert_eq!(store.heartbeat("y", LEASE, &[a, b, c], &[]).await.unwrap().kept, [a, b, c]);
+    assert!(claim("z", LEASE).await.is_empty());
+});
+
 store_test!(archived_logs_come_back_whole_and_in_order, |store: Arc<dyn Store>| async move {
     let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap().run;
     assert!(store.archived_logs(run.id).await.unwrap().is_none());

@@ -16,7 +16,10 @@
 //!   finish submitting it without creating a second one;
 //! * a run never leaves a final state;
 //! * an active run is followed by at most one host at a time: the one
-//!   holding its lease ([`Store::claim_runs`]);
+//!   holding its lease ([`Store::claim_runs`]). A run just recorded or
+//!   claimed has a lease of its own; once its host follows it, the host's
+//!   heartbeat holds it ([`Store::heartbeat`]), so keeping 10,000 runs is
+//!   one write per period, not 10,000;
 //! * connection settings are never stored, only connection names.
 //!
 //! SQL stays behind this trait: the workflows in [`crate::runs`] see typed
@@ -34,8 +37,8 @@ use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
 pub use model::{
-    DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, Recorded, RunFilter, RunState, StoredEntry, StoredRun,
-    SyncRecord, next_state, now, now_ms,
+    DeleteAfter, EntryFilter, EntryState, Heartbeat, NewRun, PageCounts, Recorded, RunFilter, RunState, StoredEntry,
+    StoredRun, SyncRecord, next_state, now, now_ms,
 };
 
 use crate::config::CatalogLocation;
@@ -109,8 +112,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// a host finds the runs of a process that ended without reading every
     /// open run.
     async fn open_owners(&self, connection: Option<&str>) -> Result<Vec<String>>;
-    /// Extend `owner`'s leases on `ids`; returns the ids still its own (a
-    /// run another host took over after a stall is dropped).
+    /// Keep every run `owner` follows its own for `lease` more, in one
+    /// write whatever their number: a heartbeat. Runs with a lease of their
+    /// own (`taken_on`: recorded or claimed since the last heartbeat) hand
+    /// it over to the heartbeat; returns those still `owner`'s. Runs it
+    /// stopped following unfinished (`let_go`) get a lease of their own
+    /// again, for `lease`, and are claimable after it.
+    async fn heartbeat(&self, owner: &str, lease: Duration, taken_on: &[i64], let_go: &[i64]) -> Result<Heartbeat>;
+    /// Give `owner`'s runs `ids` a lease of their own for `lease`; returns
+    /// the ids still its own (a run another host took over after a stall
+    /// is dropped). What a host whose heartbeat lapsed does before it
+    /// trusts its runs again.
     async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>>;
     /// Give up `owner`'s leases on `ids`, or on every run it holds (clean
     /// shutdown); another host may claim them at once.
@@ -170,6 +182,10 @@ pub(crate) fn parse_kind(s: String) -> polysync_provider_api::EntryKind {
 pub(crate) fn source_str(handle: &RunHandle) -> Option<String> {
     serde_json::to_value(handle.source).ok().and_then(|v| v.as_str().map(str::to_owned))
 }
+
+/// A heartbeat lapsed this long ago is deleted: it means what no row
+/// means (nothing held), and hosts are many over time (one per process).
+pub(crate) const HOSTS_FORGOTTEN_MS: i64 = 3_600_000;
 
 /// Lease length in milliseconds.
 pub(crate) fn ms(d: Duration) -> i64 {

@@ -257,6 +257,19 @@ pub struct StoredRun {
     pub finalized: bool,
 }
 
+/// What [`Store::heartbeat`](super::Store::heartbeat) found.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    /// Whether the host had a heartbeat before this one.
+    pub known: bool,
+    /// Whether that heartbeat had lapsed: other hosts may have taken over
+    /// runs it held (check them with
+    /// [`Store::renew_leases`](super::Store::renew_leases)).
+    pub lapsed: bool,
+    /// Those of the runs taken on that are still the host's.
+    pub kept: Vec<i64>,
+}
+
 /// What [`Store::record_intent`](super::Store::record_intent) did.
 #[derive(Debug, Clone)]
 pub struct Recorded {

@@ -15,9 +15,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, PageCounts, Recorded, RunFilter, RunState, Store,
-    StoredEntry, StoredRun, SyncRecord, json, key_conflict, kind_str, ms, next_state, now, now_ms, parse_kind,
-    same_request, source_str,
+    ArchivedLog, DeleteAfter, EntryFilter, EntryState, HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, PageCounts, Recorded,
+    RunFilter, RunState, Store, StoredEntry, StoredRun, SyncRecord, json, key_conflict, kind_str, ms, next_state, now,
+    now_ms, parse_kind, same_request, source_str,
 };
 use crate::config::PostgresCatalog;
 use crate::error::{Error, Result};
@@ -570,7 +570,9 @@ impl Store for PostgresStore {
                 &format!(
                     "UPDATE runs SET owner = $1, lease_until = $2
                      WHERE id IN (SELECT id FROM runs WHERE NOT finalized AND ($3::text IS NULL OR connection = $3)
-                                  AND (owner IS NULL OR lease_until IS NULL OR lease_until < $4)
+                                  AND (owner IS NULL OR lease_until < $4
+                                       OR lease_until IS NULL AND NOT EXISTS
+                                          (SELECT 1 FROM hosts h WHERE h.owner = runs.owner AND h.lease_until >= $4))
                                   ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
                      RETURNING {RUN_COLUMNS}"
                 ),
@@ -591,6 +593,51 @@ impl Store for PostgresStore {
             .map_err(self.fail())?;
         let rows = client.query(&stmt, &[&connection]).await.map_err(self.fail())?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn heartbeat(&self, owner: &str, lease: Duration, taken_on: &[i64], let_go: &[i64]) -> Result<Heartbeat> {
+        let now = now_ms();
+        let until = now + ms(lease);
+        let client = self.client().await?;
+        // The previous heartbeat, read by the statement that replaces it.
+        let previous: Option<i64> = client
+            .query_one(
+                "WITH previous AS (SELECT lease_until FROM hosts WHERE owner = $1)
+                 INSERT INTO hosts (owner, lease_until) VALUES ($1, $2)
+                 ON CONFLICT (owner) DO UPDATE SET lease_until = EXCLUDED.lease_until
+                 RETURNING (SELECT lease_until FROM previous)",
+                &[&owner, &until],
+            )
+            .await
+            .map_err(self.fail())?
+            .get(0);
+        let mut kept = Vec::new();
+        if !taken_on.is_empty() {
+            let rows = client
+                .query(
+                    "UPDATE runs SET lease_until = NULL WHERE owner = $1 AND id = ANY($2) RETURNING id",
+                    &[&owner, &taken_on],
+                )
+                .await
+                .map_err(self.fail())?;
+            kept = rows.iter().map(|r| r.get(0)).collect();
+            kept.sort_unstable();
+        }
+        if !let_go.is_empty() {
+            client
+                .execute(
+                    "UPDATE runs SET lease_until = $3 WHERE owner = $1 AND id = ANY($2) AND NOT finalized",
+                    &[&owner, &let_go, &until],
+                )
+                .await
+                .map_err(self.fail())?;
+        }
+        // Heartbeats lapsed long ago mean what no row means: nothing held.
+        client
+            .execute("DELETE FROM hosts WHERE lease_until < $1", &[&(now - HOSTS_FORGOTTEN_MS)])
+            .await
+            .map_err(self.fail())?;
+        Ok(Heartbeat { known: previous.is_some(), lapsed: previous.is_some_and(|p| p < now), kept })
     }
 
     async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>> {

@@ -19,7 +19,8 @@ use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 use rusqlite::Connection;
 
 use super::{
-    ArchivedLog, EntryFilter, NewRun, PageCounts, Recorded, RunFilter, Store, StoredEntry, StoredRun, SyncRecord,
+    ArchivedLog, EntryFilter, Heartbeat, NewRun, PageCounts, Recorded, RunFilter, Store, StoredEntry, StoredRun,
+    SyncRecord,
 };
 use crate::error::{Error, Result};
 
@@ -242,6 +243,11 @@ impl Store for SqliteStore {
             Ok(owners)
         })
         .await
+    }
+
+    async fn heartbeat(&self, owner: &str, lease: Duration, taken_on: &[i64], let_go: &[i64]) -> Result<Heartbeat> {
+        let (owner, taken_on, let_go) = (owner.to_owned(), taken_on.to_vec(), let_go.to_vec());
+        self.call(move |c| runs::heartbeat(c, &owner, lease, &taken_on, &let_go)).await
     }
 
     async fn renew_leases(&self, owner: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>> {

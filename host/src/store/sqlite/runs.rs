@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::Result as HostResult;
 use crate::store::{
-    DeleteAfter, NewRun, Recorded, RunFilter, RunState, StoredRun, json, key_conflict, ms, next_state, now, now_ms,
-    same_request, source_str,
+    DeleteAfter, HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, Recorded, RunFilter, RunState, StoredRun, json, key_conflict,
+    ms, next_state, now, now_ms, same_request, source_str,
 };
 
 const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error";
@@ -174,7 +174,9 @@ pub(super) fn claim(
         let mut stmt = tx.prepare_cached(&format!(
             "UPDATE runs SET owner = ?1, lease_until = ?2
              WHERE id IN (SELECT id FROM runs WHERE finalized = 0 AND (?3 IS NULL OR connection = ?3)
-                          AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?4)
+                          AND (owner IS NULL OR lease_until < ?4
+                               OR lease_until IS NULL AND NOT EXISTS
+                                  (SELECT 1 FROM hosts h WHERE h.owner = runs.owner AND h.lease_until >= ?4))
                           ORDER BY id LIMIT ?5)
              RETURNING {RUN_COLUMNS}"
         ))?;
@@ -185,6 +187,42 @@ pub(super) fn claim(
     let mut claimed = claimed;
     claimed.sort_by_key(|r| r.id);
     Ok(claimed)
+}
+
+/// One IMMEDIATE transaction: the heartbeat, the runs taken on handed
+/// over to it, the runs let go given a lease of their own.
+pub(super) fn heartbeat(
+    c: &mut Connection,
+    owner: &str,
+    lease: Duration,
+    taken_on: &[i64],
+    let_go: &[i64],
+) -> rusqlite::Result<Heartbeat> {
+    let now = now_ms();
+    let until = now + ms(lease);
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let previous: Option<i64> =
+        tx.query_row("SELECT lease_until FROM hosts WHERE owner = ?1", [owner], |r| r.get(0)).optional()?;
+    tx.execute(
+        "INSERT INTO hosts (owner, lease_until) VALUES (?1, ?2) ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
+        params![owner, until],
+    )?;
+    let mut kept = {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE runs SET lease_until = NULL WHERE owner = ?1 AND id IN (SELECT value FROM json_each(?2)) RETURNING id",
+        )?;
+        let rows = stmt.query_map(params![owner, json(&taken_on)], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<Vec<i64>>>()?
+    };
+    kept.sort_unstable();
+    tx.execute(
+        "UPDATE runs SET lease_until = ?3 WHERE owner = ?1 AND id IN (SELECT value FROM json_each(?2)) AND finalized = 0",
+        params![owner, json(&let_go), until],
+    )?;
+    // Heartbeats lapsed long ago mean what no row means: nothing held.
+    tx.execute("DELETE FROM hosts WHERE lease_until < ?1", [now - HOSTS_FORGOTTEN_MS])?;
+    tx.commit()?;
+    Ok(Heartbeat { known: previous.is_some(), lapsed: previous.is_some_and(|p| p < now), kept })
 }
 
 pub(super) fn renew(c: &mut Connection, owner: &str, ids: &[i64], lease: Duration) -> rusqlite::Result<Vec<i64>> {

@@ -101,6 +101,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN outputs TEXT;
     ALTER TABLE runs ADD COLUMN output_error TEXT;
     ",
+    // 6: hosts' heartbeats: a run whose lease_until is NULL and whose owner
+    // is set is held by its owner's heartbeat, one row renewed per host.
+    "
+    CREATE TABLE hosts (owner TEXT PRIMARY KEY, lease_until INTEGER NOT NULL);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -142,7 +147,7 @@ pub(super) fn check_is_ours(conn: &Connection, path: &Path) -> Result<()> {
         rows.collect::<rusqlite::Result<_>>()
     })()
     .map_err(|e| super::err(path, e))?;
-    let ours = ["entries", "syncs", "runs", "run_logs"];
+    let ours = ["entries", "syncs", "runs", "run_logs", "hosts"];
     if version == 0 && !tables.is_empty() || tables.iter().any(|t| !ours.contains(&t.as_str())) {
         return Err(Error::InvalidInput(format!(
             "{shown} is not a polysync catalog (it has tables {}); point `catalog` at another file",
