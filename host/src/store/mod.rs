@@ -183,8 +183,8 @@ pub(crate) fn source_str(handle: &RunHandle) -> Option<String> {
     serde_json::to_value(handle.source).ok().and_then(|v| v.as_str().map(str::to_owned))
 }
 
-/// A heartbeat lapsed this long ago is deleted: it means what no row
-/// means (nothing held), and hosts are many over time (one per process).
+/// A heartbeat lapsed this long ago, of a host that holds no open run, is
+/// deleted: hosts are many over time (one per process).
 pub(crate) const HOSTS_FORGOTTEN_MS: i64 = 3_600_000;
 
 /// Lease length in milliseconds.

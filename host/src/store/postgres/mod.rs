@@ -46,6 +46,16 @@ pub(super) fn err(shown: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
+/// The ids of runs that may be claimable, each found through an index:
+/// unowned or on a lease of their own (`runs_unheld`), or held by a
+/// heartbeat that lapsed (`runs_open_by_owner`). `$4` is now. Claims
+/// re-check the full condition on the rows they lock.
+const CLAIMABLE: &str = "SELECT id FROM runs WHERE NOT finalized AND (owner IS NULL OR lease_until IS NOT NULL)
+                                            AND (owner IS NULL OR lease_until < $4)
+                         UNION ALL
+                         SELECT r.id FROM hosts h JOIN runs r ON r.owner = h.owner AND NOT r.finalized AND r.lease_until IS NULL
+                         WHERE h.lease_until < $4";
+
 const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error";
 
 fn row_to_run(r: &Row) -> StoredRun {
@@ -570,6 +580,7 @@ impl Store for PostgresStore {
                 &format!(
                     "UPDATE runs SET owner = $1, lease_until = $2
                      WHERE id IN (SELECT id FROM runs WHERE NOT finalized AND ($3::text IS NULL OR connection = $3)
+                                  AND id IN ({CLAIMABLE})
                                   AND (owner IS NULL OR lease_until < $4
                                        OR lease_until IS NULL AND NOT EXISTS
                                           (SELECT 1 FROM hosts h WHERE h.owner = runs.owner AND h.lease_until >= $4))
@@ -587,7 +598,15 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT DISTINCT owner FROM runs WHERE NOT finalized AND owner IS NOT NULL AND ($1::text IS NULL OR connection = $1)",
+                "WITH RECURSIVE o(owner) AS (
+                     (SELECT owner FROM runs WHERE NOT finalized AND owner IS NOT NULL AND ($1::text IS NULL OR connection = $1)
+                      ORDER BY owner LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT r.owner FROM runs r WHERE NOT r.finalized AND r.owner > o.owner
+                                                        AND ($1::text IS NULL OR r.connection = $1)
+                             ORDER BY r.owner LIMIT 1)
+                     FROM o WHERE o.owner IS NOT NULL)
+                 SELECT owner FROM o WHERE owner IS NOT NULL",
             )
             .await
             .map_err(self.fail())?;
@@ -632,9 +651,15 @@ impl Store for PostgresStore {
                 .await
                 .map_err(self.fail())?;
         }
-        // Heartbeats lapsed long ago mean what no row means: nothing held.
+        // Heartbeats lapsed long ago, of hosts that hold nothing, go: hosts
+        // are many over time (one per process). One that holds runs stays,
+        // so its runs stay claimable (see CLAIMABLE).
         client
-            .execute("DELETE FROM hosts WHERE lease_until < $1", &[&(now - HOSTS_FORGOTTEN_MS)])
+            .execute(
+                "DELETE FROM hosts h WHERE lease_until < $1
+                 AND NOT EXISTS (SELECT 1 FROM runs r WHERE NOT r.finalized AND r.owner = h.owner)",
+                &[&(now - HOSTS_FORGOTTEN_MS)],
+            )
             .await
             .map_err(self.fail())?;
         Ok(Heartbeat { known: previous.is_some(), lapsed: previous.is_some_and(|p| p < now), kept })

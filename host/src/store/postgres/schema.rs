@@ -110,6 +110,15 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE TABLE hosts (owner TEXT PRIMARY KEY, lease_until BIGINT NOT NULL);
     ",
+    // 8: what each tick of every host reads, without going over every open
+    // run: the runs that may be claimable (unowned, or on a lease of their
+    // own; the rest are held by heartbeats), and the owners of open runs
+    // (a loose scan: one index probe per owner). Both had read all open
+    // runs, 12 and 20 ms a tick at 13,000.
+    "
+    CREATE INDEX runs_open_by_owner ON runs (owner) WHERE NOT finalized;
+    CREATE INDEX runs_unheld ON runs (id) WHERE NOT finalized AND (owner IS NULL OR lease_until IS NOT NULL);
+    ",
 ];
 
 /// One key for the migration lock of every polysync catalog.

@@ -237,7 +237,15 @@ impl Store for SqliteStore {
         let connection = connection.map(str::to_owned);
         self.call(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT DISTINCT owner FROM runs WHERE finalized = 0 AND owner IS NOT NULL AND (?1 IS NULL OR connection = ?1)",
+                "WITH RECURSIVE o(owner) AS (
+                     SELECT (SELECT owner FROM runs WHERE finalized = 0 AND owner IS NOT NULL AND (?1 IS NULL OR connection = ?1)
+                             ORDER BY owner LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT r.owner FROM runs r WHERE r.finalized = 0 AND r.owner > o.owner
+                                                        AND (?1 IS NULL OR r.connection = ?1)
+                             ORDER BY r.owner LIMIT 1)
+                     FROM o WHERE o.owner IS NOT NULL)
+                 SELECT owner FROM o WHERE owner IS NOT NULL",
             )?;
             let owners = stmt.query_map([connection], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
             Ok(owners)

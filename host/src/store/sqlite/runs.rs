@@ -174,6 +174,11 @@ pub(super) fn claim(
         let mut stmt = tx.prepare_cached(&format!(
             "UPDATE runs SET owner = ?1, lease_until = ?2
              WHERE id IN (SELECT id FROM runs WHERE finalized = 0 AND (?3 IS NULL OR connection = ?3)
+                          AND id IN (SELECT id FROM runs WHERE finalized = 0 AND (owner IS NULL OR lease_until IS NOT NULL)
+                                                             AND (owner IS NULL OR lease_until < ?4)
+                                     UNION ALL
+                                     SELECT r.id FROM hosts h JOIN runs r ON r.owner = h.owner AND r.finalized = 0 AND r.lease_until IS NULL
+                                     WHERE h.lease_until < ?4)
                           AND (owner IS NULL OR lease_until < ?4
                                OR lease_until IS NULL AND NOT EXISTS
                                   (SELECT 1 FROM hosts h WHERE h.owner = runs.owner AND h.lease_until >= ?4))
@@ -219,8 +224,12 @@ pub(super) fn heartbeat(
         "UPDATE runs SET lease_until = ?3 WHERE owner = ?1 AND id IN (SELECT value FROM json_each(?2)) AND finalized = 0",
         params![owner, json(&let_go), until],
     )?;
-    // Heartbeats lapsed long ago mean what no row means: nothing held.
-    tx.execute("DELETE FROM hosts WHERE lease_until < ?1", [now - HOSTS_FORGOTTEN_MS])?;
+    // Heartbeats lapsed long ago, of hosts that hold nothing, go.
+    tx.execute(
+        "DELETE FROM hosts WHERE lease_until < ?1
+         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.finalized = 0 AND r.owner = hosts.owner)",
+        [now - HOSTS_FORGOTTEN_MS],
+    )?;
     tx.commit()?;
     Ok(Heartbeat { known: previous.is_some(), lapsed: previous.is_some_and(|p| p < now), kept })
 }
