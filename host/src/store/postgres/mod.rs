@@ -46,15 +46,18 @@ pub(super) fn err(shown: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
-/// The ids of runs that may be claimable, each found through an index:
-/// unowned or on a lease of their own (`runs_unheld`), or held by a
-/// heartbeat that lapsed (`runs_open_by_owner`). `$4` is now. Claims
-/// re-check the full condition on the rows they lock.
-const CLAIMABLE: &str = "SELECT id FROM runs WHERE NOT finalized AND (owner IS NULL OR lease_until IS NOT NULL)
-                                            AND (owner IS NULL OR lease_until < $4)
-                         UNION ALL
-                         SELECT r.id FROM hosts h JOIN runs r ON r.owner = h.owner AND NOT r.finalized AND r.lease_until IS NULL
-                         WHERE h.lease_until < $4";
+/// Runs unowned or on a lease of their own: the claimable ones while no
+/// heartbeat has lapsed, found through the partial index `runs_unheld`
+/// (the rest of the open runs are held by heartbeats). `$4` is now.
+const UNHELD: &str = "SELECT id FROM runs WHERE NOT finalized AND (owner IS NULL OR lease_until IS NOT NULL)
+                                        AND (owner IS NULL OR lease_until < $4)";
+
+/// Hosts whose heartbeat lapsed and that still hold open runs, each found
+/// by one probe of `runs_open_by_owner` in owner order (the form the
+/// planner reliably takes the index for: it expects an owner to hold many
+/// runs and would read them all to learn one holds none).
+const LAPSED_HOLDERS: &str = "SELECT h.owner FROM hosts h WHERE h.lease_until < $1
+     AND h.owner = (SELECT r.owner FROM runs r WHERE NOT r.finalized AND r.owner >= h.owner ORDER BY r.owner LIMIT 1)";
 
 const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error";
 
@@ -572,24 +575,39 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<StoredRun>> {
         let now = now_ms();
-        // SKIP LOCKED: rows another host is claiming right now are passed
-        // over, not waited for; the lock re-checks ownership on the row's
-        // latest version, so a run just taken is never taken twice.
-        let mut runs = self
-            .query_runs(
-                &format!(
-                    "UPDATE runs SET owner = $1, lease_until = $2
-                     WHERE id IN (SELECT id FROM runs WHERE NOT finalized AND ($3::text IS NULL OR connection = $3)
-                                  AND id IN ({CLAIMABLE})
-                                  AND (owner IS NULL OR lease_until < $4
-                                       OR lease_until IS NULL AND NOT EXISTS
-                                          (SELECT 1 FROM hosts h WHERE h.owner = runs.owner AND h.lease_until >= $4))
-                                  ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
-                     RETURNING {RUN_COLUMNS}"
-                ),
-                &[&owner, &(now + ms(lease)), &connection, &now, &(limit as i64)],
+        let lapsed: Vec<String> = {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(LAPSED_HOLDERS).await.map_err(self.fail())?;
+            client.query(&stmt, &[&now]).await.map_err(self.fail())?.iter().map(|r| r.get(0)).collect()
+        };
+        // Only the runs that may be claimable are read: those of lapsed
+        // heartbeats only when there are some. SKIP LOCKED: rows another
+        // host is claiming right now are passed over, not waited for; the
+        // lock re-checks ownership on the row's latest version, so a run
+        // just taken is never taken twice.
+        let candidates = if lapsed.is_empty() {
+            UNHELD.to_owned()
+        } else {
+            format!(
+                "{UNHELD} UNION ALL SELECT id FROM runs WHERE NOT finalized AND lease_until IS NULL AND owner = ANY($6)"
             )
-            .await?;
+        };
+        let sql = format!(
+            "UPDATE runs SET owner = $1, lease_until = $2
+             WHERE id IN (SELECT id FROM runs WHERE NOT finalized AND ($3::text IS NULL OR connection = $3)
+                          AND id IN ({candidates})
+                          AND (owner IS NULL OR lease_until < $4
+                               OR lease_until IS NULL AND NOT EXISTS
+                                  (SELECT 1 FROM hosts h WHERE h.owner = runs.owner AND h.lease_until >= $4))
+                          ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
+             RETURNING {RUN_COLUMNS}"
+        );
+        let (until, limit) = (now + ms(lease), limit as i64);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&owner, &until, &connection, &now, &limit];
+        if !lapsed.is_empty() {
+            params.push(&lapsed);
+        }
+        let mut runs = self.query_runs(&sql, &params).await?;
         runs.sort_by_key(|r| r.id);
         Ok(runs)
     }
