@@ -671,11 +671,12 @@ impl Store for PostgresStore {
         }
         // Heartbeats lapsed long ago, of hosts that hold nothing, go: hosts
         // are many over time (one per process). One that holds runs stays,
-        // so its runs stay claimable (see CLAIMABLE).
+        // so its runs stay claimable (see LAPSED_HOLDERS, whose probe this
+        // uses too).
         client
             .execute(
-                "DELETE FROM hosts h WHERE lease_until < $1
-                 AND NOT EXISTS (SELECT 1 FROM runs r WHERE NOT r.finalized AND r.owner = h.owner)",
+                "DELETE FROM hosts h WHERE lease_until < $1 AND h.owner IS DISTINCT FROM
+                     (SELECT r.owner FROM runs r WHERE NOT r.finalized AND r.owner >= h.owner ORDER BY r.owner LIMIT 1)",
                 &[&(now - HOSTS_FORGOTTEN_MS)],
             )
             .await
