@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// The API version of the JSON payloads this crate defines. A host accepts
 /// a plugin whose `api_version` has the same major version and a minor
 /// version it knows how to talk to (see the host's loader).
-pub const API_VERSION: &str = "1.3.0";
+pub const API_VERSION: &str = "1.4.0";
 
 /// A provider's self-description.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -168,6 +168,14 @@ pub struct UnitStatus {
     pub phase: String,
     #[serde(default)]
     pub containers: Vec<ContainerStatus>,
+    /// Why the pod (task) as a whole is where it is, when the platform says
+    /// so: not scheduled (`Unschedulable`, with the scheduler's message),
+    /// disrupted (`EvictionByEvictionAPI`, `DeletionByPodGC`,
+    /// `PreemptionByScheduler`), or ended by the node (`Evicted`). API 1.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// One container's state.

@@ -178,6 +178,8 @@ pub fn status(task: &TaskView, essential: Option<&[String]>) -> RunStatus {
                 init: false,
             })
             .collect(),
+        reason: task.stop_code.clone().filter(|c| !c.is_empty()),
+        message: task.stopped_reason.clone().filter(|r| !r.is_empty()),
     }];
     status
 }

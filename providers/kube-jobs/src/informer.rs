@@ -13,13 +13,17 @@
 //! kube-runtime's watcher resumes from the last resourceVersion, relists on
 //! `410 Gone` and reconnects with backoff; after a relist, Jobs that were
 //! not listed again are gone and subscribers hear so.
+//!
+//! A Job with no pod has its reason in the job controller's `FailedCreate`
+//! events, not on any watched object: while such runs exist the informer
+//! reads the namespace's refusals now and then ([`crate::refusals`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use polysync_provider_api::{ProviderError, UnitStatus};
@@ -27,6 +31,7 @@ use tokio::sync::broadcast;
 
 use crate::error::{code, from_kube};
 use crate::labels::{RUN, managed_selector};
+use crate::refusals::{self, Probe};
 use crate::slim::{SlimJob, SlimPod};
 use crate::status::JobFacts;
 
@@ -178,6 +183,45 @@ fn clone_error(e: &kube::Error) -> kube::Error {
     }
 }
 
+/// Read why the runs without pods have none, and tell the subscribers of
+/// those whose reason changed. Inline in the informer's task: one list,
+/// made only while runs wait for pods, at most every few seconds.
+async fn read_refusals(informer: &Informer, events: &Api<Event>, probe: &mut Probe, what: &str) {
+    {
+        let cache = informer.lock();
+        probe.waiting.retain(|run| cache.jobs.get(run).is_some_and(JobFacts::awaits_pods) && !cache.pods.contains_key(run));
+    }
+    if !probe.waiting.is_empty() {
+        match refusals::read(events, None).await {
+            Ok(mut refused) => {
+                let mut changed = Vec::new();
+                {
+                    let mut cache = informer.lock();
+                    for run in &probe.waiting {
+                        if let Some(facts) = cache.jobs.get_mut(run) {
+                            let now = refused.remove(run);
+                            if facts.refused != now {
+                                facts.refused = now;
+                                changed.push(run.clone());
+                            }
+                        }
+                    }
+                }
+                if !changed.is_empty() {
+                    informer.note(Note::Changed(Arc::new(changed)));
+                }
+            }
+            Err(e) if matches!(code(&e), Some(401 | 403)) => {
+                tracing::info!("{what}: the job controller's events cannot be listed ({e}); a run whose pods the API server refuses shows Starting without the reason");
+                probe.stop();
+                return;
+            }
+            Err(e) => tracing::debug!("{what}: reading the job controller's refusals: {e}; read again later"),
+        }
+    }
+    probe.done(tokio::time::Instant::now());
+}
+
 /// The informer's task: apply every event to the cache and tell the
 /// subscribers; end when nobody has listened for [`LINGER`].
 async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: String) {
@@ -185,6 +229,8 @@ async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: Stri
     let jobs = watcher(Api::<SlimJob>::namespaced_with(client.clone(), &ns, &SlimJob::resource()), config.clone())
         .default_backoff()
         .map(|e| e.map(|e| Change::Job(Box::new(e))));
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let mut probe = Probe::default();
     let pods = watcher(Api::<SlimPod>::namespaced_with(client, &ns, &SlimPod::resource()), config)
         .default_backoff()
         .map(|e| e.map(|e| Change::Pod(Box::new(e))));
@@ -212,6 +258,10 @@ async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: Stri
                     idle = true;
                     break;
                 }
+                continue;
+            }
+            _ = tokio::time::sleep_until(probe.due().unwrap_or_else(tokio::time::Instant::now)), if probe.due().is_some() => {
+                read_refusals(&informer, &events, &mut probe, &what).await;
                 continue;
             }
         };
@@ -247,7 +297,15 @@ async fn run(informer: Arc<Informer>, slot: Slot, client: kube::Client, ns: Stri
                             if let Some((_, seen)) = job_relist.as_mut() {
                                 seen.insert(name.clone());
                             }
-                            cache.jobs.insert(name.clone(), JobFacts::from(&job));
+                            let mut facts = JobFacts::from(&job);
+                            if facts.awaits_pods() {
+                                // Refusals come from events: keep the last read.
+                                facts.refused = cache.jobs.get(&name).and_then(|f| f.refused.clone());
+                                if !cache.pods.contains_key(&name) {
+                                    probe.saw(&name, tokio::time::Instant::now());
+                                }
+                            }
+                            cache.jobs.insert(name.clone(), facts);
                             changed.push(name);
                         }
                     }

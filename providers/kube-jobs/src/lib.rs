@@ -27,6 +27,7 @@ pub mod labels;
 mod logs;
 pub mod naming;
 pub mod outputs;
+mod refusals;
 pub mod retry;
 mod run;
 mod slim;

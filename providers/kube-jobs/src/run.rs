@@ -131,7 +131,16 @@ pub(crate) async fn poll(k: &KubeJobs, run_id: &str) -> Result<RunStatus, Provid
     let client = k.client().await?;
     let job = get_job(k, &client, run_id).await?.ok_or_else(|| not_found(run_id, &k.namespace))?;
     let pods = pods_of(k, &client, run_id).await?;
-    let mut status = status::run_status(run_id, &job, &pods);
+    let mut facts = status::JobFacts::from(&job);
+    if pods.is_empty() && facts.awaits_pods() {
+        // No pod: the job controller's FailedCreate events say why, if it
+        // was refused. One list, made only while the run has no pod.
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &k.namespace);
+        let what = format!("reading why run {run_id} has no pods");
+        facts.refused = k.retry.call(&what, || crate::refusals::read(&events, Some(run_id))).await?.remove(run_id);
+    }
+    let units = pods.iter().map(status::unit).collect();
+    let mut status = status::status_of(run_id, &facts, units);
     if status.state.is_terminal() {
         let api: Api<Pod> = Api::namespaced(client, &k.namespace);
         (status.outputs, status.output_error) = crate::outputs::read(&api, &(&job).into(), &pods).await;

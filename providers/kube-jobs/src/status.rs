@@ -7,14 +7,24 @@
 //! another controller), else Cancelled with reason `Suspended` (a person
 //! paused it; polysync keeps following it, so a resume is seen). A Job
 //! being deleted is Cancelled.
-//! Otherwise `active > 0` or `startTime` set → Running; no true condition and
-//! no `startTime` → Starting; anything else → Unknown. While a run is not
-//! finished, a pod stuck in ImagePullBackOff, ErrImagePull,
-//! CreateContainerConfigError, InvalidImageName (and friends) becomes the
-//! status reason, so the user sees why it does not start.
+//!
+//! Otherwise the run is Running only once a container has started (a pod's
+//! container running or terminated, or pods already finished); a
+//! `startTime` or an `active` count alone is not progress. Until then it is
+//! Starting **with the reason that holds it**, so neither a person nor a
+//! startup timeout waits blind: a container's waiting reason
+//! (ImagePullBackOff, CreateContainerConfigError, InvalidImageName — the
+//! last fails the run at once), a pod's own reason (`Unschedulable` with
+//! the scheduler's message), or, while the Job has no pod at all, the job
+//! controller's `FailedCreate` (the API server refused its pods: a missing
+//! ServiceAccount, a quota, PodSecurity, a LimitRange).
+//!
+//! A failed run's message also names what ended its pods when a pod says
+//! so: disrupted (evicted, garbage-collected with its Node, preempted) or a
+//! container OOMKilled.
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
-use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, Pod, PodStatus};
 use polysync_provider_api::{ContainerStatus, RunState, RunStatus, UnitStatus};
 
 /// Waiting reasons that mean the run will not start on its own.
@@ -50,6 +60,10 @@ pub struct JobFacts {
     pub outputs: Vec<String>,
     /// An Indexed Job of more than one completion: outputs per index.
     pub per_index: bool,
+    /// The job controller's last `FailedCreate` message, while the Job has
+    /// no pod: why the API server refused them. Not read from the Job
+    /// (events are separate objects); set by whoever looked them up.
+    pub refused: Option<String>,
 }
 
 impl From<&Job> for JobFacts {
@@ -74,6 +88,7 @@ impl From<&Job> for JobFacts {
             outputs: crate::outputs::declared(&job.metadata),
             per_index: spec
                 .is_some_and(|s| s.completion_mode.as_deref() == Some("Indexed") && s.completions.unwrap_or(1) > 1),
+            refused: None,
         }
     }
 }
@@ -84,6 +99,13 @@ pub fn job_state(job: &Job) -> (RunState, Option<String>, Option<String>) {
 }
 
 impl JobFacts {
+    /// The job controller should have made pods and none exists: no
+    /// condition (not suspended, not ended), not being deleted, no pod
+    /// active or ended. Its `FailedCreate` events say why.
+    pub fn awaits_pods(&self) -> bool {
+        self.conditions.is_empty() && !self.deleting && self.active == 0 && self.ended == 0
+    }
+
     /// The state, reason and message.
     pub fn state(&self) -> (RunState, Option<String>, Option<String>) {
         let find = |types: &[&str]| self.conditions.iter().find(|c| types.contains(&c.type_.as_str()));
@@ -111,6 +133,8 @@ impl JobFacts {
         if self.deleting {
             return (RunState::Cancelled, Some("Deleted".into()), Some("the Job is being deleted".into()));
         }
+        // Running for now: `status_of` keeps it Starting until a container
+        // of its pods has started.
         if self.active > 0 || self.start_time.is_some() {
             (RunState::Running, None, None)
         } else if self.conditions.is_empty() {
@@ -143,16 +167,39 @@ fn container(c: &K8sContainerStatus, init: bool) -> ContainerStatus {
     }
 }
 
+/// A pod's own reason and message: disrupted (`DisruptionTarget`: evicted
+/// through the Eviction API, deleted by pod GC with its Node, preempted),
+/// ended by its node (`status.reason`: `Evicted`, `DeadlineExceeded`), or
+/// not scheduled (`PodScheduled=False`: `Unschedulable`, `SchedulingGated`).
+fn pod_reason(status: Option<&PodStatus>) -> (Option<String>, Option<String>) {
+    let conditions = status.and_then(|s| s.conditions.as_ref()).into_iter().flatten();
+    let mut unscheduled = None;
+    for c in conditions {
+        match (c.type_.as_str(), c.status.as_str()) {
+            ("DisruptionTarget", "True") => return (c.reason.clone(), c.message.clone()),
+            ("PodScheduled", "False") => unscheduled = Some((c.reason.clone(), c.message.clone())),
+            _ => {}
+        }
+    }
+    if let Some(reason) = status.and_then(|s| s.reason.clone()) {
+        return (Some(reason), status.and_then(|s| s.message.clone()));
+    }
+    unscheduled.unwrap_or_default()
+}
+
 /// A pod as a unit of a run.
 pub fn unit(pod: &Pod) -> UnitStatus {
     let status = pod.status.as_ref();
     let init =
         status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten().map(|c| container(c, true));
     let main = status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten().map(|c| container(c, false));
+    let (reason, message) = pod_reason(status);
     UnitStatus {
         name: pod.metadata.name.clone().unwrap_or_default(),
         phase: status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into()),
         containers: init.chain(main).collect(),
+        reason,
+        message,
     }
 }
 
@@ -165,6 +212,27 @@ fn not_started(u: &UnitStatus) -> bool {
     u.phase == "Pending" && u.containers.iter().all(|c| c.state == "waiting" || c.state == "unknown")
 }
 
+/// The reason of a run whose Job's pods the API server refused.
+pub const REFUSED: &str = "FailedCreate";
+
+/// What ended a failed run's pods, when a pod says: disrupted or ended by
+/// its node, or a container OOMKilled. The Job's own reason
+/// (`BackoffLimitExceeded`) says only that pods failed.
+fn pod_cause(units: &[UnitStatus]) -> Option<String> {
+    if let Some(u) = units.iter().find(|u| u.reason.is_some() && u.phase != "Pending") {
+        let reason = u.reason.as_deref().unwrap_or_default();
+        return Some(match &u.message {
+            Some(m) => format!("pod {} {reason}: {m}", u.name),
+            None => format!("pod {} {reason}", u.name),
+        });
+    }
+    units.iter().find_map(|u| {
+        let c = u.containers.iter().find(|c| c.state == "terminated" && c.reason.as_deref() == Some("OOMKilled"))?;
+        let code = c.exit_code.map(|e| format!(" (exit {e})")).unwrap_or_default();
+        Some(format!("container {} of pod {} was OOMKilled{code}: it used more memory than its limit", c.name, u.name))
+    })
+}
+
 /// The normalized status of run `run_id` from its Job and pods.
 pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
     status_of(run_id, &JobFacts::from(job), pods.iter().map(unit).collect())
@@ -174,11 +242,29 @@ pub fn run_status(run_id: &str, job: &Job, pods: &[Pod]) -> RunStatus {
 pub fn status_of(run_id: &str, job: &JobFacts, mut units: Vec<UnitStatus>) -> RunStatus {
     let (mut state, mut reason, mut message) = job.state();
     units.sort_by(|a, b| a.name.cmp(&b.name));
-    // A Job has a startTime (and active pods) as soon as its pods exist;
-    // the run has started only once a container has. Pods still pulling or
-    // unschedulable keep the run Starting, so a startup timeout can see it.
-    if state == RunState::Running && job.ended == 0 && !units.is_empty() && units.iter().all(not_started) {
+    // A Job has a startTime (and active pods) as soon as its controller
+    // syncs it; the run has started only once a container has. No pod yet
+    // (refused by the API server), pods still pulling or unschedulable keep
+    // the run Starting, so a startup timeout can see it.
+    if state == RunState::Running && job.ended == 0 && units.iter().all(not_started) {
         state = RunState::Starting;
+    }
+    if state == RunState::Starting && reason.is_none() {
+        if let Some(u) = units.iter().find(|u| u.reason.is_some()) {
+            reason = u.reason.clone();
+            message = Some(format!("pod {}: {}", u.name, u.message.as_deref().unwrap_or("not scheduled yet")));
+        } else if let Some(refused) = job.refused.as_ref().filter(|_| units.is_empty()) {
+            reason = Some(REFUSED.into());
+            message = Some(refused.clone());
+        }
+    }
+    if state == RunState::Failed
+        && let Some(cause) = pod_cause(&units)
+    {
+        message = Some(match message {
+            Some(m) => format!("{m}; {cause}"),
+            None => cause,
+        });
     }
     if !state.is_terminal() {
         let stuck = units
@@ -333,5 +419,53 @@ mod tests {
         assert_eq!(u.phase, "Failed");
         assert_eq!((u.containers[0].init, u.containers[0].exit_code), (true, Some(0)));
         assert_eq!((u.containers[1].exit_code, u.containers[1].restarts), (Some(3), 2));
+    }
+
+    fn pod(status: Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "j-abcde"}, "status": status})).unwrap()
+    }
+
+    /// "Running" means a container started: a startTime without pods is a
+    /// Job whose pods the API server refused, and says why.
+    #[test]
+    fn a_job_without_pods_is_starting_with_the_controllers_refusal() {
+        let started = job(json!({"startTime": "2026-01-01T00:00:00Z"}));
+        let s = run_status("j", &started, &[]);
+        assert_eq!((s.state, s.reason.as_deref()), (RunState::Starting, None));
+        let mut facts = JobFacts::from(&started);
+        assert!(facts.awaits_pods());
+        facts.refused = Some("Error creating: pods \"j-x\" is forbidden: error looking up service account".into());
+        let s = status_of("j", &facts, vec![]);
+        assert_eq!((s.state, s.reason.as_deref()), (RunState::Starting, Some(REFUSED)));
+        assert!(s.message.unwrap().contains("service account"));
+        // Once a pod exists, the refusal no longer holds the run.
+        let running = pod(json!({"phase": "Running", "containerStatuses": [{"name": "main", "image": "x", "imageID": "",
+            "ready": true, "restartCount": 0, "state": {"running": {}}}]}));
+        let s = status_of("j", &facts, vec![unit(&running)]);
+        assert_eq!((s.state, s.reason), (RunState::Running, None));
+    }
+
+    #[test]
+    fn an_unschedulable_pod_is_the_reason_with_the_schedulers_message() {
+        let pending = pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."}]}));
+        let s = run_status("j", &job(json!({"active": 1, "startTime": "2026-01-01T00:00:00Z"})), &[pending]);
+        assert_eq!((s.state, s.reason.as_deref()), (RunState::Starting, Some("Unschedulable")));
+        assert!(s.message.unwrap().contains("0/1 nodes are available"));
+    }
+
+    #[test]
+    fn a_failed_runs_message_names_a_disruption_or_an_oom_kill() {
+        let failed = job(json!({"conditions": [cond("Failed", "True")], "failed": 1}));
+        let evicted = pod(json!({"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True",
+            "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]}));
+        let s = run_status("j", &failed, &[evicted]);
+        assert_eq!(s.units[0].reason.as_deref(), Some("EvictionByEvictionAPI"));
+        assert!(s.message.unwrap().contains("pod j-abcde EvictionByEvictionAPI: Eviction API: evicting"));
+        let oom = pod(json!({"phase": "Failed", "containerStatuses": [{"name": "main", "image": "x", "imageID": "",
+            "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}));
+        let s = run_status("j", &failed, &[oom]);
+        assert_eq!(s.reason.as_deref(), Some("FailedReason"), "the Job's own reason stays");
+        assert!(s.message.unwrap().contains("container main of pod j-abcde was OOMKilled (exit 137)"));
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams};
 use polysync_provider_api::{ProviderError, ResultStream, RunState, RunStatus, UnitStatus};
 use tokio::sync::broadcast::error::RecvError;
@@ -139,6 +139,7 @@ impl Tracker {
 /// The fallback: one list of Jobs and one of pods per round, for all runs.
 async fn poll_rounds(k: KubeJobs, client: kube::Client, mut t: Tracker, sink: Sink<RunStatus>) {
     let jobs: Api<Job> = Api::namespaced(client.clone(), &k.namespace);
+    let events: Api<Event> = Api::namespaced(client.clone(), &k.namespace);
     let pods: Api<Pod> = Api::namespaced(client, &k.namespace);
     let params = ListParams::default().labels(&managed_selector());
     let what = format!("polling runs in namespace {}", k.namespace);
@@ -166,6 +167,22 @@ async fn poll_rounds(k: KubeJobs, client: kube::Client, mut t: Tracker, sink: Si
                 if let Some(name) = job.metadata.name.clone().filter(|n| t.wanted.contains(n)) {
                     c.jobs.insert(name, JobFacts::from(job));
                 }
+            }
+        }
+        // Runs with no pod: why, from one list of the namespace's refusals.
+        let waiting = {
+            let c = cache.lock().unwrap_or_else(|p| p.into_inner());
+            c.jobs.iter().any(|(run, f)| f.awaits_pods() && !c.pods.contains_key(run))
+        };
+        if waiting {
+            match crate::refusals::read(&events, None).await {
+                Ok(mut refused) => {
+                    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+                    for (run, facts) in c.jobs.iter_mut() {
+                        facts.refused = refused.remove(run);
+                    }
+                }
+                Err(e) => tracing::debug!("{what}: the job controller's events could not be read: {e}"),
             }
         }
         if !t.all(&cache, &sink).await || t.finished() {
@@ -341,6 +358,16 @@ mod tests {
         Api::namespaced(kube::Client::new(service, "ns"), "ns")
     }
 
+    /// A pod whose container runs: the run has started.
+    fn started() -> Vec<UnitStatus> {
+        let container = polysync_provider_api::ContainerStatus {
+            name: "main".into(),
+            state: "running".into(),
+            ..Default::default()
+        };
+        vec![UnitStatus { name: "r-abcde".into(), phase: "Running".into(), containers: vec![container], ..Default::default() }]
+    }
+
     fn tracker() -> Tracker {
         Tracker { pods_api: no_pods(), wanted: ["r".to_owned()].into(), last: HashMap::new(), done: HashSet::new() }
     }
@@ -354,11 +381,12 @@ mod tests {
         let complete = json!({"conditions": [
             {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
         ], "succeeded": 1, "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:00:05Z"});
-        let units = vec![UnitStatus { name: "r-abcde".into(), phase: "Succeeded".into(), containers: vec![] }];
+        let units = vec![UnitStatus { name: "r-abcde".into(), phase: "Succeeded".into(), containers: vec![], ..Default::default() }];
         let ended = (facts(complete), units.clone());
         let statuses = channel::stream(move |sink| async move {
             let mut t = tracker();
             cache.lock().unwrap().jobs.insert("r".into(), running);
+            cache.lock().unwrap().pods.insert("r".into(), started());
             assert!(t.emit("r", &cache, &sink).await);
             cache.lock().unwrap().jobs.remove("r");
             assert!(t.emit("r", &cache, &sink).await, "the note of its end, read after the deletion");
@@ -382,6 +410,7 @@ mod tests {
         let statuses = channel::stream(move |sink| async move {
             let mut t = tracker();
             cache.lock().unwrap().jobs.insert("r".into(), running);
+            cache.lock().unwrap().pods.insert("r".into(), started());
             assert!(t.emit("r", &cache, &sink).await);
             assert!(t.gone("r", Some(&last), &sink).await);
             let mut unseen = tracker();

@@ -200,6 +200,7 @@ impl Runs {
                 exit_code,
                 ..Default::default()
             }],
+            ..Default::default()
         }];
         Ok(status)
     }
