@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use polysync::config::{CatalogLocation, PasswordSource, PostgresCatalog};
-use polysync::store::{self, ArchivedLog, DeleteAfter, EntryFilter, EntryState, NewRun, RunFilter, RunState, Store};
+use polysync::store::{self, ArchivedLog, CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, NewRun, RunFilter, RunState, Store};
 use polysync_clusters::postgres::{self, Postgres};
 use polysync_provider_api::{CatalogEntry, EntryKind, RunHandle, RunSource, RunStatus};
 
@@ -162,6 +162,32 @@ store_test!(an_idempotency_key_returns_the_same_run_and_refuses_another_request,
     assert_eq!(err.kind(), "conflict");
     assert!(err.to_string().contains(&format!("run #{}", first.id)), "{err}");
     assert_eq!(store.runs(&RunFilter::default()).await.unwrap().len(), 1);
+});
+
+store_test!(a_cancel_polysync_makes_is_the_users_whoever_records_it_first, |store: Arc<dyn Store>| async move {
+    let deleted = || {
+        let mut s = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Cancelled);
+        s.reason = Some("Deleted".into());
+        s.message = Some("the run's Job was deleted before it finished".into());
+        s
+    };
+    // Someone else deleted it: that is what the run says.
+    let other = store.record_intent(&new_run("k0", "nightly"), "host-a", LEASE).await.unwrap().run;
+    store.record_submitted(other.id, &handle("nightly-xyz")).await.unwrap();
+    let by_others = store.record_status(other.id, &deleted()).await.unwrap().unwrap();
+    assert_eq!(by_others.reason.as_deref(), Some("Deleted"));
+    // polysync's cancel, seen first by a follower: still the user's.
+    let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap().run;
+    store.record_submitted(run.id, &handle("nightly-abc")).await.unwrap();
+    store.mark_cancelling(run.id, true).await.unwrap();
+    let seen = store.record_status(run.id, &deleted()).await.unwrap().unwrap();
+    assert_eq!((seen.state, seen.reason.as_deref(), seen.message), (RunState::Cancelled, Some(CANCELLED_BY_USER), None));
+    // A cancel the platform refused is unmarked: a later deletion is not the user's.
+    let refused = store.record_intent(&new_run("k2", "nightly"), "host-a", LEASE).await.unwrap().run;
+    store.record_submitted(refused.id, &handle("nightly-def")).await.unwrap();
+    store.mark_cancelling(refused.id, true).await.unwrap();
+    store.mark_cancelling(refused.id, false).await.unwrap();
+    assert_eq!(store.record_status(refused.id, &deleted()).await.unwrap().unwrap().reason.as_deref(), Some("Deleted"));
 });
 
 store_test!(a_run_moves_through_its_states_and_never_leaves_a_final_one, |store: Arc<dyn Store>| async move {

@@ -6,7 +6,7 @@ use polysync_provider_api::{CancelOutcome, CancelRequest, RunState as ApiState, 
 use super::{find_run, submitted_id};
 use crate::Host;
 use crate::error::Result;
-use crate::store::{RunState, StoredRun};
+use crate::store::{CANCELLED_BY_USER, RunState, StoredRun};
 
 /// What cancelling did.
 #[derive(Debug, Clone)]
@@ -27,12 +27,24 @@ pub async fn cancel(host: &Host, reference: &str, reason: &str) -> Result<Cancel
     }
     let run_id = submitted_id(&run)?;
     let provider = host.provider(&run.connection)?;
-    let outcome =
-        provider.cancel(CancelRequest { run_id: run_id.clone(), reason: Some(reason.into()), delete: false }).await?;
+    // Marked before the platform is asked: a follower that sees the run
+    // deleted (possibly on another replica) records it as the user's cancel,
+    // not as a deletion by someone else.
+    store.mark_cancelling(run.id, true).await?;
+    let outcome = provider.cancel(CancelRequest { run_id: run_id.clone(), reason: Some(reason.into()), delete: false }).await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            store.mark_cancelling(run.id, false).await?;
+            return Err(e.into());
+        }
+    };
     if outcome == CancelOutcome::Cancelled {
         let mut s = RunStatus::new(run_id, ApiState::Cancelled);
-        s.reason = Some("CancelledByUser".into());
+        s.reason = Some(CANCELLED_BY_USER.into());
         store.record_status(run.id, &s).await?;
+    } else {
+        store.mark_cancelling(run.id, false).await?;
     }
     let run = store.run(run.id).await?.unwrap_or(run);
     Ok(Cancelled::OnPlatform { outcome, run })

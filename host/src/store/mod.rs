@@ -37,7 +37,7 @@ use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
 pub use model::{
-    DeleteAfter, EntryFilter, EntryState, Heartbeat, NewRun, PageCounts, Recorded, RunFilter, RunState, StoredEntry,
+    CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, Heartbeat, NewRun, PageCounts, Recorded, RunFilter, RunState, StoredEntry,
     StoredRun, SyncRecord, next_state, now, now_ms,
 };
 
@@ -82,6 +82,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Store the latest status (see [`next_state`]); a final run is left
     /// as it is. Returns the run as stored after.
     async fn record_status(&self, id: i64, status: &RunStatus) -> Result<Option<StoredRun>>;
+    /// Mark (or, when the platform refused it, unmark) a cancel polysync is
+    /// making: while marked, a `Cancelled` status is recorded as
+    /// `CancelledByUser` whoever records it first — the cancel itself, or
+    /// a follower that saw the platform delete the run.
+    async fn mark_cancelling(&self, id: i64, cancelling: bool) -> Result<()>;
     /// Logs archived and delete-after applied.
     async fn mark_finalized(&self, id: i64) -> Result<()>;
     async fn run(&self, id: i64) -> Result<Option<StoredRun>>;

@@ -324,6 +324,9 @@ pub fn next_state(current: RunState, status: &RunStatus) -> (RunState, Option<St
     }
 }
 
+/// The reason of a run polysync cancelled (see `Store::mark_cancelling`).
+pub const CANCELLED_BY_USER: &str = "CancelledByUser";
+
 /// The platform no longer has the run (its Job or task is gone).
 pub fn vanished(status: &RunStatus) -> bool {
     status.state == polysync_provider_api::RunState::Unknown

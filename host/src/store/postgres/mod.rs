@@ -488,8 +488,9 @@ impl Store for PostgresStore {
         let written = self
             .query_runs(
                 &format!(
-                    "UPDATE runs SET state = $2, reason = CASE WHEN $9 THEN 'Vanished after ' || state ELSE $3 END,
-                         message = $4, updated_at = $5, finished_at = COALESCE(finished_at, $6),
+                    "UPDATE runs SET state = $2,
+                         reason = CASE WHEN $9 THEN 'Vanished after ' || state WHEN $2 = 'Cancelled' AND cancelling THEN $11 ELSE $3 END,
+                         message = CASE WHEN $2 = 'Cancelled' AND cancelling THEN NULL ELSE $4 END, updated_at = $5, finished_at = COALESCE(finished_at, $6),
                          outputs = COALESCE($7, outputs), output_error = COALESCE($8, output_error)
                      WHERE id = $1 AND state <> ALL($10) RETURNING {RUN_COLUMNS}"
                 ),
@@ -504,6 +505,7 @@ impl Store for PostgresStore {
                     &status.output_error,
                     &crate::store::model::vanished(status),
                     &finals,
+                    &crate::store::model::CANCELLED_BY_USER,
                 ],
             )
             .await?
@@ -513,6 +515,10 @@ impl Store for PostgresStore {
             // Final already (it stays as it is), or no such run.
             None => self.run(id).await,
         }
+    }
+
+    async fn mark_cancelling(&self, id: i64, cancelling: bool) -> Result<()> {
+        self.execute("UPDATE runs SET cancelling = $2 WHERE id = $1", &[&id, &cancelling]).await.map(drop)
     }
 
     async fn mark_finalized(&self, id: i64) -> Result<()> {

@@ -119,6 +119,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_open_by_owner ON runs (owner) WHERE NOT finalized;
     CREATE INDEX runs_unheld ON runs (id) WHERE NOT finalized AND (owner IS NULL OR lease_until IS NOT NULL);
     ",
+    // 9: a cancel polysync is making (Store::mark_cancelling).
+    "
+    ALTER TABLE runs ADD COLUMN cancelling BOOLEAN NOT NULL DEFAULT false;
+    ",
 ];
 
 /// One key for the migration lock of every polysync catalog.

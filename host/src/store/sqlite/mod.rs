@@ -181,6 +181,11 @@ impl Store for SqliteStore {
         self.call(move |c| runs::record_status(c, id, &status)).await
     }
 
+    async fn mark_cancelling(&self, id: i64, cancelling: bool) -> Result<()> {
+        self.call(move |c| c.execute("UPDATE runs SET cancelling = ?2 WHERE id = ?1", rusqlite::params![id, cancelling]).map(drop))
+            .await
+    }
+
     async fn mark_finalized(&self, id: i64) -> Result<()> {
         self.call(move |c| {
             c.execute("UPDATE runs SET finalized = 1, owner = NULL, lease_until = NULL WHERE id = ?1", [id]).map(drop)

@@ -112,6 +112,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_open_by_owner ON runs (owner) WHERE finalized = 0;
     CREATE INDEX runs_unheld ON runs (id) WHERE finalized = 0 AND (owner IS NULL OR lease_until IS NOT NULL);
     ",
+    // 8: a cancel polysync is making (Store::mark_cancelling).
+    "
+    ALTER TABLE runs ADD COLUMN cancelling INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build writes.
