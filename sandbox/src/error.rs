@@ -102,6 +102,13 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
+    /// 403 from an admission plugin (ServiceAccount, ResourceQuota,
+    /// PodSecurity, LimitRanger): `pods "x" is forbidden: <why>`.
+    pub fn forbidden_by_admission(kind: Kind, name: &str, why: &str) -> Self {
+        Self::new(403, "Forbidden", format!("{} \"{name}\" is forbidden: {why}", kind.qualified()))
+            .with_details(json!({"name": name, "group": kind.group(), "kind": kind.plural()}))
+    }
+
     pub fn forbidden(user: &str, verb: &str, kind: Kind, namespace: Option<&str>) -> Self {
         let scope = match namespace {
             Some(ns) => format!(" in the namespace \"{ns}\""),

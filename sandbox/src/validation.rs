@@ -147,6 +147,14 @@ pub fn prepare_create(kind: Kind, namespace: Option<&str>, object: &mut Value) -
     } else {
         meta.remove("namespace");
     }
+    // The name admission reports: a generated name does not exist yet.
+    let requested = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .or_else(|| meta.get("generateName").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_owned();
     let name = match (meta.get("name").and_then(Value::as_str), meta.get("generateName").and_then(Value::as_str)) {
         (Some(n), _) if !n.is_empty() => n.to_owned(),
         (_, Some(prefix)) if !prefix.is_empty() => {
@@ -203,6 +211,7 @@ pub fn prepare_create(kind: Kind, namespace: Option<&str>, object: &mut Value) -
             validate_cronjob(object, &mut causes);
         }
         Kind::Pod => {
+            admit_service_account(object, &requested)?;
             default_pod_spec(&mut object["spec"]);
             object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
             validate_pod_spec(&object["spec"], "spec", &mut causes);
@@ -215,6 +224,24 @@ pub fn prepare_create(kind: Kind, namespace: Option<&str>, object: &mut Value) -
         Kind::Event => {}
     }
     if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(kind, &name, causes)) }
+}
+
+/// The ServiceAccount admission plugin: a pod runs as an account that
+/// exists. The sandbox serves no ServiceAccounts, so each namespace has only
+/// its implicit `default`; any other is refused as a real API server
+/// refuses a missing one (403, and the job controller's FailedCreate).
+fn admit_service_account(pod: &Value, name: &str) -> Result<(), ApiError> {
+    let spec = &pod["spec"];
+    let account = spec["serviceAccountName"].as_str().or_else(|| spec["serviceAccount"].as_str()).unwrap_or_default();
+    if account.is_empty() || account == "default" {
+        return Ok(());
+    }
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    Err(ApiError::forbidden_by_admission(
+        Kind::Pod,
+        name,
+        &format!("error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found"),
+    ))
 }
 
 fn validate_labels(object: &Value, causes: &mut Vec<Cause>) {

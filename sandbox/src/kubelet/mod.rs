@@ -12,6 +12,7 @@
 pub mod logs;
 mod logstore;
 pub mod node;
+pub mod schedule;
 pub mod shell;
 
 use std::collections::{BTreeMap, HashMap};
@@ -55,7 +56,8 @@ impl Sleeper for Clock {
 }
 
 /// A running container's output: its log, and the files its shell wrote.
-struct LogOut(Arc<ContainerLog>, BTreeMap<String, String>);
+/// A container's log, its files, and whether it ran out of memory.
+struct LogOut(Arc<ContainerLog>, BTreeMap<String, String>, bool);
 
 impl Output for LogOut {
     fn line(&mut self, text: String) {
@@ -68,6 +70,10 @@ impl Output for LogOut {
             file.clear();
         }
         file.push_str(text);
+    }
+
+    fn out_of_memory(&mut self) {
+        self.2 = true;
     }
 }
 
@@ -303,6 +309,18 @@ impl<N: NodeApi> Kubelet<N> {
 
         // Scheduling (the sandbox has no scheduler), then the pod's start.
         self.pause(0.1).await;
+        if binds && let Some(message) = schedule::unschedulable(&pod) {
+            let now = now_rfc3339();
+            self.update(key, |p| {
+                p["status"]["phase"] = json!("Pending");
+                p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": message, "lastProbeTime": null, "lastTransitionTime": now}]);
+            })
+            .await?;
+            self.event(key, true, "FailedScheduling", &message).await;
+            // Nothing about the one node changes: it stays Pending.
+            return std::future::pending().await;
+        }
         let now = now_rfc3339();
         self.update(key, |p| {
             let scheduled = p["status"]["conditions"]
@@ -524,11 +542,15 @@ impl<N: NodeApi> Kubelet<N> {
             self.event(key, false, "Started", &format!("Started container {name}")).await;
             log.restart();
             let mut env = env.clone();
-            let mut out = LogOut(log.clone(), BTreeMap::new());
+            let mut out = LogOut(log.clone(), BTreeMap::new(), false);
             let code = shell::run_container(&command, &args, &mut env, &mut out, &self.clock).await;
             log.finish();
             let finished = now_rfc3339();
-            let reason = if code == 0 { "Completed" } else { "Error" };
+            let reason = match code {
+                _ if out.2 => "OOMKilled",
+                0 => "Completed",
+                _ => "Error",
+            };
             let mut terminated = json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished, "containerID": id}});
             if let Some(message) = termination_message(c, &out.1, &log, code) {
                 terminated["terminated"]["message"] = json!(message);

@@ -27,6 +27,11 @@ pub trait Output {
     fn write_file(&mut self, path: &str, text: &str, append: bool) {
         let _ = (path, text, append);
     }
+
+    /// The command used up the memory it may use (`tail /dev/zero`, the
+    /// classic way to do it): the kernel's OOM killer ends the container
+    /// with SIGKILL (exit 137) and the kubelet says `OOMKilled`.
+    fn out_of_memory(&mut self) {}
 }
 
 /// Sleeps in simulated time.
@@ -375,6 +380,11 @@ async fn builtin(
                 Ok(1)
             }
         },
+        // Reads a line that never ends into memory, until the OOM killer.
+        "tail" if args.iter().any(|a| a == "/dev/zero") => {
+            out.out_of_memory();
+            Err(137)
+        }
         "exit" => Err(args.first().and_then(|a| a.parse::<i32>().ok()).map_or(0, |c| c.rem_euclid(256))),
         "true" | ":" => Ok(0),
         "false" => Ok(1),

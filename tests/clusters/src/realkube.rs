@@ -1,6 +1,6 @@
 //! A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver (token
 //! authentication, Node + RBAC authorization, generated certificates),
-//! kube-controller-manager (job, cronjob, garbage collector, service
+//! kube-controller-manager (job, cronjob, garbage collector, resource quota, service
 //! account, namespace, pod GC and TTL-after-finished controllers),
 //! kube-scheduler, and the [node agent](crate::node_agent) as its one Node.
 //! Every port is ephemeral; every process dies with its owner.
@@ -263,7 +263,7 @@ impl RealKube {
             &bin.join("kube-controller-manager"),
             &[
                 format!("--kubeconfig={}", s(&kcm_kubeconfig)),
-                "--controllers=job-controller,cronjob-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,pod-garbage-collector-controller,ttl-after-finished-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller".into(),
+                "--controllers=job-controller,cronjob-controller,garbage-collector-controller,resourcequota-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,pod-garbage-collector-controller,ttl-after-finished-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller".into(),
                 format!("--service-account-private-key-file={}", s(&pki.sa_key)),
                 format!("--root-ca-file={}", s(&pki.ca_cert)),
                 "--use-service-account-credentials=true".into(),
