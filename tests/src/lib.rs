@@ -4,6 +4,7 @@
 //! and on the real control plane.
 
 pub mod aks;
+pub mod cli;
 pub mod azure_fake;
 pub mod ecs;
 pub mod ecs_stub;

@@ -5,99 +5,12 @@
 //! timeout. Each from the user's side: the command, its exit code, its JSON,
 //! what stays on the cluster.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use polysync_tests::{Cluster, cluster_test, source_job};
-use serde_json::{Value, json};
-
-/// A config and catalog of one test, against a shared cluster.
-struct Env {
-    cluster: &'static Cluster,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    ns: String,
-}
-
-impl Env {
-    fn new(cluster: &'static Cluster, ns: &str) -> Self {
-        cluster.ensure_namespace(ns);
-        let dir = tempfile::tempdir().unwrap();
-        let connection = format!(
-            "provider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"",
-            cluster.kubeconfig().display().to_string()
-        );
-        let config =
-            polysync_tests::write_config(dir.path(), "polysync-provider-kubernetes", None, "", "k", &connection);
-        Self { cluster, dir, config, ns: ns.to_owned() }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = polysync_tests::polysync_command(&self.config);
-        cmd.args(args);
-        cmd
-    }
-
-    /// Run to the end, killed after 3 minutes (a hang fails the test
-    /// instead of the CI run).
-    fn run(&self, args: &[&str]) -> Output {
-        let child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        finish(child, args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "polysync {args:?} exited {:?}:\n{}\n{}",
-            out.status.code(),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn discover(&self) {
-        self.ok(&["discover", "k"]);
-    }
-
-    fn job(&self, name: &str) -> Option<Value> {
-        self.cluster.job(&self.ns, name)
-    }
-
-    fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
-        for _ in 0..1200 {
-            if f() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{what} never happened in {}", self.dir.path().display());
-    }
-}
-
-fn finish(mut child: std::process::Child, args: &[&str]) -> Output {
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("polysync {args:?} hung for 3 minutes:\n{}\n{}", text(&out.stdout), text(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_str(&text(&out.stdout))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", text(&out.stdout), text(&out.stderr)))
-}
+use polysync_tests::cli::{Env, finish, json_of, text};
+use polysync_tests::{cluster_test, source_job};
+use serde_json::json;
 
 cluster_test!(
     fn a_kueue_run_waits_queued_and_ends_with_its_real_outcome(cluster) {
