@@ -260,7 +260,7 @@ fn a_taint_without_toleration_is_unschedulable() {
     source_job(cluster, &env.ns, "intolerant", "echo hi", |j| {
         j["spec"]["template"]["spec"]["nodeSelector"] = json!({"polysync.io/pool": "tainted-node"});
     });
-    fails_to_start_with(&env, "intolerant", "Unschedulable", &["untolerated taint", "polysync.io/dedicated"]);
+    fails_to_start_with(&env, "intolerant", "Unschedulable", &["1 node(s) had untolerated taint"]);
 }
 
 #[test]
@@ -311,3 +311,107 @@ fn a_pod_whose_node_is_deleted_is_garbage_collected_and_the_run_fails() {
     let collected = all.iter().flat_map(|s| &s.units).find(|u| u.reason.as_deref() == Some("DeletionByPodGC"));
     assert!(collected.is_some(), "no status named the pod GC: {all:?}");
 }
+
+/// `polysync serve` on a shared cluster's namespace, driven over HTTP.
+struct Served {
+    process: polysync_tests::ServeProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    fn start(cluster: &Cluster, ns: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = format!(
+            "provider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"",
+            cluster.kubeconfig().display().to_string()
+        );
+        let config =
+            polysync_tests::write_config(dir.path(), "polysync-provider-kubernetes", None, "", "k", &connection);
+        let process = polysync_tests::start_server(&config, "300ms", &[("POLYSYNC_API_TOKEN", "failures-token-0123456789abcdef".into())]);
+        Self { process, _dir: dir }
+    }
+
+    /// `curl` (bounded to `secs`): the status code and the body.
+    fn call(&self, method: &str, path: &str, body: Option<Value>, secs: u32) -> (u16, String) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "-N", "--max-time", &secs.to_string(), "-X", method, "-w", "\n%{http_code}"]);
+        cmd.args(["-H", "Authorization: Bearer failures-token-0123456789abcdef"]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
+        }
+        let out = cmd.arg(format!("{}{path}", self.process.base)).output().unwrap();
+        let all = text(&out.stdout);
+        let (body, code) = all.rsplit_once('\n').unwrap_or(("", &all));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
+    fn json(&self, method: &str, path: &str, body: Option<Value>, want: u16) -> Value {
+        let (code, text) = self.call(method, path, body, 30);
+        assert_eq!(code, want, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
+    }
+
+    fn sync(&self) {
+        let sync = self.json("POST", "/v1/connections/k/syncs", None, 202);
+        for _ in 0..600 {
+            let s = self.json("GET", &format!("/v1/syncs/{}", sync["id"]), None, 200);
+            match s["status"].as_str() {
+                Some("complete") => return,
+                Some("running") => {}
+                _ => panic!("the sync did not complete: {s}"),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the sync never finished");
+    }
+
+    /// The statuses the run's SSE stream sends, to its end.
+    fn stream(&self, id: &Value) -> Vec<Value> {
+        let (_, sse) = self.call("GET", &format!("/v1/runs/{id}/status-stream"), None, 120);
+        sse.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect()
+    }
+}
+
+cluster_test!(
+    fn through_the_server_a_refused_run_says_why_and_a_cancel_is_always_the_users(cluster) {
+        let ns = "fail-serve";
+        source_job(cluster, ns, "no-account", "echo hi", |j| {
+            j["spec"]["template"]["spec"]["serviceAccountName"] = json!("missing-sa");
+        });
+        source_job(cluster, ns, "long", "sleep 100000", |_| {});
+        let server = Served::start(cluster, ns);
+        server.sync();
+
+        let run = server.json("POST", "/v1/runs", Some(json!({"connection": "k", "entry": "no-account", "startup_timeout": "8s"})), 201);
+        let statuses = server.stream(&run["id"]);
+        let said = |s: &Value| (s["state"].as_str().unwrap_or_default().to_owned(), s["reason"].as_str().map(str::to_owned));
+        assert!(
+            statuses.iter().any(|s| said(s) == ("Starting".into(), Some("FailedCreate".into()))),
+            "the stream never said why it waits: {statuses:?}"
+        );
+        assert!(!statuses.iter().any(|s| s["state"] == "Running"), "no container ran: {statuses:?}");
+        let last = statuses.last().expect("statuses");
+        assert_eq!(said(last), ("Failed".into(), Some("FailedCreate".into())), "{statuses:?}");
+        let stored = server.json("GET", &format!("/v1/runs/{}", run["id"]), None, 200);
+        assert_eq!((stored["state"].as_str(), stored["reason"].as_str()), (Some("Failed"), Some("FailedCreate")));
+        assert!(stored["message"].as_str().unwrap().contains("serviceaccount \"missing-sa\" not found"), "{stored}");
+
+        // Six cancels of running runs: each the user's, in the answer and after.
+        for i in 0..6 {
+            let run = server.json("POST", "/v1/runs", Some(json!({"connection": "k", "entry": "long"})), 201);
+            let path = format!("/v1/runs/{}", run["id"]);
+            for _ in 0..600 {
+                if server.json("GET", &path, None, 200)["state"] == "Running" {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let cancelled = server.json("POST", &format!("{path}/cancel"), None, 200);
+            assert_eq!(cancelled["run"]["state"], "Cancelled", "cancel {i}: {cancelled}");
+            assert_eq!(cancelled["run"]["reason"], "CancelledByUser", "cancel {i}: {cancelled}");
+            std::thread::sleep(Duration::from_millis(300));
+            let after = server.json("GET", &path, None, 200);
+            assert_eq!(after["reason"], "CancelledByUser", "cancel {i}, after the platform's deletion: {after}");
+        }
+    }
+);

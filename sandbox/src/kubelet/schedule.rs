@@ -29,7 +29,7 @@ pub fn unschedulable(pod: &Value) -> Option<String> {
             .all(|(k, v)| NODE_LABELS.iter().any(|(lk, lv)| lk == k && Some(*lv) == v.as_str()));
         if !matches {
             return Some(
-                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. no new claims to deallocate, preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
                     .into(),
             );
         }
@@ -54,7 +54,7 @@ pub fn unschedulable(pod: &Value) -> Option<String> {
     }
     (!short.is_empty()).then(|| {
         format!(
-            "0/1 nodes are available: {}. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
+            "0/1 nodes are available: {}. no new claims to deallocate, preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
             short.join(", ")
         )
     })
