@@ -7,7 +7,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use polysync::config::{CatalogLocation, PasswordSource, PostgresCatalog};
-use polysync::store::{self, ArchivedLog, CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, NewRun, RunFilter, RunState, Store};
+use polysync::store::{
+    self, ArchivedLog, CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, NewRun, RunFilter, RunState, Store,
+};
 use polysync_clusters::postgres::{self, Postgres};
 use polysync_provider_api::{CatalogEntry, EntryKind, RunHandle, RunSource, RunStatus};
 
@@ -181,7 +183,10 @@ store_test!(a_cancel_polysync_makes_is_the_users_whoever_records_it_first, |stor
     store.record_submitted(run.id, &handle("nightly-abc")).await.unwrap();
     store.mark_cancelling(run.id, true).await.unwrap();
     let seen = store.record_status(run.id, &deleted()).await.unwrap().unwrap();
-    assert_eq!((seen.state, seen.reason.as_deref(), seen.message), (RunState::Cancelled, Some(CANCELLED_BY_USER), None));
+    assert_eq!(
+        (seen.state, seen.reason.as_deref(), seen.message),
+        (RunState::Cancelled, Some(CANCELLED_BY_USER), None)
+    );
     // A cancel the platform refused is unmarked: a later deletion is not the user's.
     let refused = store.record_intent(&new_run("k2", "nightly"), "host-a", LEASE).await.unwrap().run;
     store.record_submitted(refused.id, &handle("nightly-def")).await.unwrap();

@@ -81,6 +81,12 @@ pub struct ProviderError {
     message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retry_after_ms: Option<u64>,
+    /// The platform certainly did not act on the request: it failed before
+    /// anything was asked of the platform that could make something (the
+    /// server refused the connection, the source could not be read). A host
+    /// need not keep such a submission pending. API 1.4.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    not_applied: bool,
 }
 
 /// Shorthand used throughout the contract.
@@ -89,13 +95,25 @@ pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
 impl ProviderError {
     /// An error of `kind` with a message that says what failed and what to do.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), retry_after_ms: None }
+        Self { kind, message: message.into(), retry_after_ms: None, not_applied: false }
     }
 
     /// Attach the platform's `Retry-After` (meaningful with `Throttled`).
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after_ms = Some(after.as_millis().try_into().unwrap_or(u64::MAX));
         self
+    }
+
+    /// Say that the platform certainly did not act on the request.
+    pub fn not_applied(mut self) -> Self {
+        self.not_applied = true;
+        self
+    }
+
+    /// The platform certainly did not act on the request (see
+    /// [`not_applied`](Self::not_applied)); `false` when it may have.
+    pub fn was_not_applied(&self) -> bool {
+        self.not_applied
     }
 
     pub fn kind(&self) -> ErrorKind {

@@ -10,6 +10,12 @@
 //!    seeing it, for 100 runs: the provider's watch next to a 1-second poll
 //!    loop. Target: watch p99 under 50 ms.
 //!
+//! 3. The steady API load of tracking 1,000 runs (990 running, 10 whose pods
+//!    the API server refuses, so the job controller's FailedCreate events
+//!    are read): the provider's watch next to a 1-second poll loop per run
+//!    (the peer; a poll is a GET of the Job, a list of its pods and, while
+//!    it has none, a list of its events). Target: under 1 request/s.
+//!
 //! Run: `cargo bench -p polysync-tests --bench kube_jobs`
 
 use std::collections::{BTreeMap, HashMap};
@@ -261,12 +267,103 @@ fn latency(label: &str, settings: serde_json::Value, written: Written) {
     println!("| ratio p99 (watch / poll) | | {:.3} | |", ms(percentile(&w, 0.99)) / ms(percentile(&p, 0.99)));
 }
 
+const TRACKED: usize = 1_000;
+const REFUSED: usize = 10;
+
+/// Section 3: requests a second while following `TRACKED` runs that do not
+/// change, by the watch and by a poll loop per run.
+fn tracking_load() {
+    let cluster = SandboxCluster::start_with(SandboxConfig {
+        seed: SeedConfig { namespace: "tracking".into(), jobs: 1, ..SeedConfig::default() },
+        ..SandboxConfig::default()
+    });
+    let mut refused = polysync_sandbox::seed::finished_job("tracking", "refused", 1);
+    refused["spec"]["template"]["spec"]["serviceAccountName"] = serde_json::json!("missing-sa");
+    cluster.sandbox.store().create(Kind::Job, refused).unwrap();
+    let provider = Arc::new(connect(&cluster.settings("tracking")));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (watch_rate, poll_rate) = rt.block_on(async {
+        let mut ids = Vec::new();
+        for i in 0..TRACKED {
+            let (source, params) = if i < REFUSED {
+                ("refused", BTreeMap::new())
+            } else {
+                ("batch-00000", [("SLEEP_SECONDS".to_owned(), "100000000".to_owned())].into())
+            };
+            let req = RunRequest {
+                external_id: source.into(),
+                parameters: params,
+                idempotency_key: format!("track-{i}"),
+                fallback: None,
+            };
+            ids.push(provider.run(req).await.unwrap().run_id);
+        }
+        // Follow until every run says where it is: Running, or Starting
+        // with the refusal.
+        let settled: Arc<Mutex<HashMap<String, bool>>> = Arc::default();
+        let (p, s, watch_ids) = (provider.clone(), settled.clone(), ids.clone());
+        let watcher = tokio::spawn(async move {
+            let mut stream = p.watch(WatchRequest { run_ids: watch_ids }).await.unwrap();
+            while let Some(status) = stream.next().await {
+                let status = status.unwrap();
+                let done = status.state == polysync_provider_api::RunState::Running
+                    || status.reason.as_deref() == Some("FailedCreate");
+                s.lock().unwrap().insert(status.run_id, done);
+            }
+        });
+        let started = Instant::now();
+        while settled.lock().unwrap().values().filter(|d| **d).count() < TRACKED {
+            assert!(started.elapsed() < Duration::from_secs(300), "the runs did not settle");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Past the first refusal reads' back-off, then measure a minute.
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        let window = Duration::from_secs(60);
+        cluster.sandbox.stats().reset();
+        tokio::time::sleep(window).await;
+        let watch_rate = cluster.sandbox.stats().total() as f64 / window.as_secs_f64();
+        eprintln!("tracking {TRACKED} runs, watch: {:?}", cluster.sandbox.stats().snapshot());
+        watcher.abort();
+        // The peer: a 1-second poll loop per run, for 10 s.
+        let window = Duration::from_secs(10);
+        cluster.sandbox.stats().reset();
+        let pollers: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (p, id) = (provider.clone(), id.clone());
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    loop {
+                        tick.tick().await;
+                        let _ = p.poll(PollRequest { run_id: id.clone() }).await;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(window).await;
+        let poll_rate = cluster.sandbox.stats().total() as f64 / window.as_secs_f64();
+        for p in pollers {
+            p.abort();
+        }
+        (watch_rate, poll_rate)
+    });
+    println!();
+    println!("| sandbox: steady API load of tracking {TRACKED} runs ({REFUSED} refused) | requests/s |");
+    println!("|---|---|");
+    println!("| polysync watch (informer; refusals read with back-off) | {watch_rate:.2} |");
+    println!("| 1-second poll loop per run | {poll_rate:.1} |");
+    println!("| ratio (watch / poll) | {:.5} |", watch_rate / poll_rate);
+}
+
 fn main() {
     if let Ok(settings) = std::env::var("POLYSYNC_BENCH_CHILD") {
         return child_discover(&settings);
     }
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    if std::env::args().any(|a| a == "tracking") {
+        return tracking_load();
     }
     let cluster = SandboxCluster::start_with(SandboxConfig {
         cronjob_controller: false,
@@ -321,4 +418,6 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let written = record_from_watch(real.kubeconfig_text("latency"), &rt);
     latency("kube-apiserver v1.36", real.settings("latency"), written);
+    drop(real);
+    tracking_load();
 }

@@ -26,8 +26,7 @@ impl Env {
             "provider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"",
             cluster.kubeconfig().display().to_string()
         );
-        let config =
-            crate::write_config(dir.path(), "polysync-provider-kubernetes", None, "", "k", &connection);
+        let config = crate::write_config(dir.path(), "polysync-provider-kubernetes", None, "", "k", &connection);
         Self { cluster, dir, config, ns: ns.to_owned() }
     }
 
@@ -96,4 +95,3 @@ pub fn json_of(out: &Output) -> Value {
     serde_json::from_str(&text(&out.stdout))
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", text(&out.stdout), text(&out.stderr)))
 }
-

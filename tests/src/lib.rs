@@ -4,8 +4,8 @@
 //! and on the real control plane.
 
 pub mod aks;
-pub mod cli;
 pub mod azure_fake;
+pub mod cli;
 pub mod ecs;
 pub mod ecs_stub;
 pub mod eks;

@@ -289,6 +289,27 @@ fn a_killed_host_resumes_and_creates_exactly_one_job() {
 }
 
 #[test]
+fn a_run_against_a_server_that_refuses_the_connection_is_submit_failed_not_pending() {
+    let env = Env::new("host-refused");
+    env.source("unreached", "echo never");
+    env.json(&["discover", "sandbox"]);
+    // The same connection, now pointing at a port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = std::fs::read_to_string(&env.cluster.kubeconfig).unwrap();
+    let server = text.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().trim().to_owned();
+    let moved = text.replace(&server, &format!("https://127.0.0.1:{dead}"));
+    std::fs::write(&env.cluster.kubeconfig, moved).unwrap();
+    let out = env.run(&["-o", "json", "run", "sandbox", "unreached"]);
+    // Nothing reached the platform: the run failed (1), it is not pending
+    // (3), and no later `watch` submits it.
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("could not reach the API server"), "{}", stderr(&out));
+    let runs = env.json(&["runs", "--entry", "unreached"]);
+    assert_eq!(runs[0]["state"], "SubmitFailed", "{runs}");
+    assert!(runs[0]["message"].as_str().unwrap().contains("Connection refused"), "{runs}");
+}
+
+#[test]
 fn json_output_parses_for_every_command() {
     let env = Env::new("host-json");
     env.source("json-job", "echo json");

@@ -216,7 +216,12 @@ fn a_pod_security_refusal_is_failed_create() {
     source_job(cluster, &env.ns, "privileged", "echo hi", |j| {
         j["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
     });
-    fails_to_start_with(&env, "privileged", "FailedCreate", &["violates PodSecurity \"restricted:latest\"", "privileged"]);
+    fails_to_start_with(
+        &env,
+        "privileged",
+        "FailedCreate",
+        &["violates PodSecurity \"restricted:latest\"", "privileged"],
+    );
 }
 
 #[test]
@@ -269,7 +274,8 @@ fn an_evicted_pod_fails_the_run_and_is_named() {
     let ns = "fail-evict";
     fragile(cluster, ns, "evictable", |_| {});
     let all = run_and_disrupt(cluster, ns, "evictable", |pod| {
-        let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": ns}});
+        let eviction =
+            json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": ns}});
         cluster.call("POST", &format!("/api/v1/namespaces/{ns}/pods/{pod}/eviction"), Some(eviction)).unwrap();
     });
     let last = all.last().unwrap();
@@ -327,7 +333,11 @@ impl Served {
         );
         let config =
             polysync_tests::write_config(dir.path(), "polysync-provider-kubernetes", None, "", "k", &connection);
-        let process = polysync_tests::start_server(&config, "300ms", &[("POLYSYNC_API_TOKEN", "failures-token-0123456789abcdef".into())]);
+        let process = polysync_tests::start_server(
+            &config,
+            "300ms",
+            &[("POLYSYNC_API_TOKEN", "failures-token-0123456789abcdef".into())],
+        );
         Self { process, _dir: dir }
     }
 

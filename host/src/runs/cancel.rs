@@ -31,7 +31,8 @@ pub async fn cancel(host: &Host, reference: &str, reason: &str) -> Result<Cancel
     // deleted (possibly on another replica) records it as the user's cancel,
     // not as a deletion by someone else.
     store.mark_cancelling(run.id, true).await?;
-    let outcome = provider.cancel(CancelRequest { run_id: run_id.clone(), reason: Some(reason.into()), delete: false }).await;
+    let outcome =
+        provider.cancel(CancelRequest { run_id: run_id.clone(), reason: Some(reason.into()), delete: false }).await;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {

@@ -69,7 +69,7 @@ pub async fn start_run(host: &Host, request: StartRun) -> Result<Started> {
     match submit(host.store().await?.as_ref(), provider.as_ref(), &recorded, Some(&entry)).await {
         Ok(run) => Ok(Started { run, created, pending: None }),
         // The platform did not answer: the run may or may not exist there.
-        Err(Error::Provider(e)) if e.is_retryable() => Ok(Started {
+        Err(Error::Provider(e)) if e.is_retryable() && !e.was_not_applied() => Ok(Started {
             pending: Some(format!(
                 "run #{id} is pending: the platform did not answer ({msg}); it may or may not have been created. `polysync watch` finishes it with the same idempotency key (adopting the Job if it exists, never creating a second), or `polysync cancel {id}` withdraws it",
                 id = recorded.id,
@@ -84,7 +84,8 @@ pub async fn start_run(host: &Host, request: StartRun) -> Result<Started> {
 
 /// Ask the provider for a recorded run. A retryable provider error leaves
 /// it `Submitting`, so a later [`recover`] finishes it with the same
-/// idempotency key.
+/// idempotency key — unless the provider says the platform certainly did
+/// not act on it (a refused connection): then it is `SubmitFailed`.
 pub async fn submit(
     store: &dyn Store,
     provider: &dyn Provider,
@@ -99,6 +100,11 @@ pub async fn submit(
     };
     match provider.run(request).await {
         Ok(handle) => store.record_submitted(run.id, &handle).await,
+        // Nothing reached the platform: the run was never made.
+        Err(e) if e.was_not_applied() && e.kind() != ErrorKind::Cancelled => {
+            store.record_submit_failed(run.id, e.message()).await?;
+            Err(Error::Provider(e))
+        }
         Err(e) if e.is_retryable() || e.kind() == ErrorKind::Cancelled => Err(Error::Provider(e)),
         Err(e) => {
             store.record_submit_failed(run.id, e.message()).await?;

@@ -37,8 +37,8 @@ use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
 pub use model::{
-    CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, Heartbeat, NewRun, PageCounts, Recorded, RunFilter, RunState, StoredEntry,
-    StoredRun, SyncRecord, next_state, now, now_ms,
+    CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, Heartbeat, NewRun, PageCounts, Recorded, RunFilter,
+    RunState, StoredEntry, StoredRun, SyncRecord, next_state, now, now_ms,
 };
 
 use crate::config::CatalogLocation;

@@ -77,6 +77,18 @@ fn unreachable_cluster(what: &str, e: &dyn std::error::Error) -> ProviderError {
     )
 }
 
+/// The API server refused the TCP connection: nothing was sent.
+pub fn connection_refused(err: &kube::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 /// The HTTP code of an API error, if it is one.
 pub fn code(err: &kube::Error) -> Option<u16> {
     match err {
@@ -106,4 +118,13 @@ fn token_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Provi
         current = err.source();
     }
     None
+}
+
+#[cfg(test)]
+mod refused_tests {
+    #[test]
+    fn an_api_error_is_not_a_refused_connection() {
+        let e = kube::Error::Api(kube::core::Status { code: 503, message: "m".into(), ..Default::default() }.boxed());
+        assert!(!super::connection_refused(&e));
+    }
 }

@@ -189,7 +189,9 @@ fn clone_error(e: &kube::Error) -> kube::Error {
 async fn read_refusals(informer: &Informer, events: &Api<Event>, probe: &mut Probe, what: &str) {
     {
         let cache = informer.lock();
-        probe.waiting.retain(|run| cache.jobs.get(run).is_some_and(JobFacts::awaits_pods) && !cache.pods.contains_key(run));
+        probe
+            .waiting
+            .retain(|run| cache.jobs.get(run).is_some_and(JobFacts::awaits_pods) && !cache.pods.contains_key(run));
     }
     if !probe.waiting.is_empty() {
         match refusals::read(events, None).await {
@@ -212,7 +214,9 @@ async fn read_refusals(informer: &Informer, events: &Api<Event>, probe: &mut Pro
                 }
             }
             Err(e) if matches!(code(&e), Some(401 | 403)) => {
-                tracing::info!("{what}: the job controller's events cannot be listed ({e}); a run whose pods the API server refuses shows Starting without the reason");
+                tracing::info!(
+                    "{what}: the job controller's events cannot be listed ({e}); a run whose pods the API server refuses shows Starting without the reason"
+                );
                 probe.stop();
                 return;
             }

@@ -33,12 +33,20 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
     let found = match kind {
         SourceKind::Job => {
             let what = format!("reading source Job {source} in namespace {ns}");
-            k.retry.call(&what, || jobs.get_opt(source)).await?.map(|j| Source::Job(Box::new(j)))
+            k.retry
+                .run(&what, || jobs.get_opt(source))
+                .await
+                .map_err(|e| unsent(e, &what))?
+                .map(|j| Source::Job(Box::new(j)))
         }
         SourceKind::CronJob => {
             let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
             let what = format!("reading source CronJob {source} in namespace {ns}");
-            k.retry.call(&what, || cronjobs.get_opt(source)).await?.map(|c| Source::CronJob(Box::new(c)))
+            k.retry
+                .run(&what, || cronjobs.get_opt(source))
+                .await
+                .map_err(|e| unsent(e, &what))?
+                .map(|c| Source::CronJob(Box::new(c)))
         }
     };
     let found = match (found, &request.fallback) {
@@ -102,6 +110,16 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
         adopted,
         monitor_url: k.monitor.run(ns, &name),
     })
+}
+
+/// An error reading the source, before anything is created: when the API
+/// server refused the connection, nothing reached it, and the run was
+/// certainly not made ([`ProviderError::not_applied`]). Other errors (a 503,
+/// a timeout) say as much too, but may clear: the host keeps those pending.
+fn unsent(err: kube::Error, what: &str) -> ProviderError {
+    let refused = crate::error::connection_refused(&err);
+    let e = from_kube(err, what);
+    if refused { e.not_applied() } else { e }
 }
 
 pub(crate) fn not_found(run_id: &str, ns: &str) -> ProviderError {

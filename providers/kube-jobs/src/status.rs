@@ -439,7 +439,8 @@ mod tests {
         assert_eq!((s.state, s.reason.as_deref()), (RunState::Starting, Some(REFUSED)));
         assert!(s.message.unwrap().contains("service account"));
         // Once a pod exists, the refusal no longer holds the run.
-        let running = pod(json!({"phase": "Running", "containerStatuses": [{"name": "main", "image": "x", "imageID": "",
+        let running =
+            pod(json!({"phase": "Running", "containerStatuses": [{"name": "main", "image": "x", "imageID": "",
             "ready": true, "restartCount": 0, "state": {"running": {}}}]}));
         let s = status_of("j", &facts, vec![unit(&running)]);
         assert_eq!((s.state, s.reason), (RunState::Running, None));

@@ -365,7 +365,12 @@ mod tests {
             state: "running".into(),
             ..Default::default()
         };
-        vec![UnitStatus { name: "r-abcde".into(), phase: "Running".into(), containers: vec![container], ..Default::default() }]
+        vec![UnitStatus {
+            name: "r-abcde".into(),
+            phase: "Running".into(),
+            containers: vec![container],
+            ..Default::default()
+        }]
     }
 
     fn tracker() -> Tracker {
@@ -381,7 +386,12 @@ mod tests {
         let complete = json!({"conditions": [
             {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
         ], "succeeded": 1, "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:00:05Z"});
-        let units = vec![UnitStatus { name: "r-abcde".into(), phase: "Succeeded".into(), containers: vec![], ..Default::default() }];
+        let units = vec![UnitStatus {
+            name: "r-abcde".into(),
+            phase: "Succeeded".into(),
+            containers: vec![],
+            ..Default::default()
+        }];
         let ended = (facts(complete), units.clone());
         let statuses = channel::stream(move |sink| async move {
             let mut t = tracker();

@@ -605,12 +605,15 @@ impl JobController {
         let mut pod = json!({"metadata": meta, "spec": spec});
         // As the real controller's pod control: a refused create is a
         // Warning `FailedCreate` on the Job, and the Job stays without it.
-        match validation::prepare_create(Kind::Pod, Some(ns), &mut pod).and_then(|()| self.store.create(Kind::Pod, pod)) {
+        match validation::prepare_create(Kind::Pod, Some(ns), &mut pod).and_then(|()| self.store.create(Kind::Pod, pod))
+        {
             Ok(created) => {
                 let pod_name = created["metadata"]["name"].as_str().unwrap_or_default();
                 record(&self.store, COMPONENT, job, false, "SuccessfulCreate", &format!("Created pod: {pod_name}"));
             }
-            Err(e) => record(&self.store, COMPONENT, job, true, "FailedCreate", &format!("Error creating: {}", e.message)),
+            Err(e) => {
+                record(&self.store, COMPONENT, job, true, "FailedCreate", &format!("Error creating: {}", e.message))
+            }
         }
     }
 

@@ -24,9 +24,8 @@ const MEMORY_BYTES: f64 = 256.0 * 1024.0 * 1024.0 * 1024.0;
 pub fn unschedulable(pod: &Value) -> Option<String> {
     let spec = &pod["spec"];
     if let Some(selector) = spec["nodeSelector"].as_object() {
-        let matches = selector
-            .iter()
-            .all(|(k, v)| NODE_LABELS.iter().any(|(lk, lv)| lk == k && Some(*lv) == v.as_str()));
+        let matches =
+            selector.iter().all(|(k, v)| NODE_LABELS.iter().any(|(lk, lv)| lk == k && Some(*lv) == v.as_str()));
         if !matches {
             return Some(
                 "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. no new claims to deallocate, preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."

@@ -182,8 +182,10 @@ impl Store for SqliteStore {
     }
 
     async fn mark_cancelling(&self, id: i64, cancelling: bool) -> Result<()> {
-        self.call(move |c| c.execute("UPDATE runs SET cancelling = ?2 WHERE id = ?1", rusqlite::params![id, cancelling]).map(drop))
-            .await
+        self.call(move |c| {
+            c.execute("UPDATE runs SET cancelling = ?2 WHERE id = ?1", rusqlite::params![id, cancelling]).map(drop)
+        })
+        .await
     }
 
     async fn mark_finalized(&self, id: i64) -> Result<()> {

@@ -117,7 +117,17 @@ pub(super) fn record_status(c: &mut Connection, id: i64, status: &RunStatus) -> 
                  message = CASE WHEN ?2 = 'Cancelled' AND cancelling = 1 THEN NULL ELSE ?4 END,
                  updated_at = ?5, finished_at = COALESCE(finished_at, ?6),
                  outputs = COALESCE(?7, outputs), output_error = COALESCE(?8, output_error) WHERE id = ?1",
-            params![id, state.as_str(), reason, status.message, at, finished, crate::store::model::outputs_json(status), status.output_error, crate::store::model::CANCELLED_BY_USER],
+            params![
+                id,
+                state.as_str(),
+                reason,
+                status.message,
+                at,
+                finished,
+                crate::store::model::outputs_json(status),
+                status.output_error,
+                crate::store::model::CANCELLED_BY_USER
+            ],
         )?;
     }
     let after = by_id(&tx, id)?;
