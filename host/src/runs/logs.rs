@@ -126,6 +126,9 @@ pub async fn open_logs(
     run: &crate::store::StoredRun,
     request: LogRequest,
 ) -> Result<RunLogs> {
+    if let Some(c) = &request.container {
+        check_container_name(c)?;
+    }
     if run.is_final()
         && let Some(logs) = store.archived_logs(run.id).await?
     {
@@ -137,6 +140,23 @@ pub async fn open_logs(
             archived_or_gone(store, run, e.message()).await
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A container name as platforms allow them: a Kubernetes DNS label, or an
+/// ECS container name (letters, digits, `-` and `_`, up to 255). Anything
+/// else (`/`, `..`, `?`, `&`, `#`) would only ever match nothing, or reach
+/// into a URL path of the platform's API.
+pub fn check_container_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::InvalidInput(format!(
+            "container {name:?} is not a container name (letters, digits, '-' and '_'); `polysync events RUN` lists a run's containers"
+        )))
     }
 }
 
@@ -152,5 +172,21 @@ pub async fn archived_or_gone(
             "the logs of run #{} are gone from the platform and were not archived (the run ended before polysync followed it); {why}",
             run.id
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_container_name;
+
+    #[test]
+    fn container_names_are_labels_or_ecs_names() {
+        for ok in ["main", "sidecar-1", "my_app", "App2"] {
+            assert!(check_container_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a/b", "..", "x?y", "a&b", "#frag", "a b", &"x".repeat(256)] {
+            let e = check_container_name(bad).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::EXIT_INVALID, "{bad}");
+        }
     }
 }
