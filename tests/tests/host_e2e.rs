@@ -514,6 +514,18 @@ fn the_catalog_is_private_and_foreign_or_newer_files_are_refused_untouched() {
         assert_eq!(std::fs::read(&path).unwrap(), before, "{name} was modified");
         assert!(!env.dir.path().join(format!("{name}-wal")).exists(), "{name} was switched to WAL");
     }
+
+    // A catalog whose tables are ahead of the version it says (a newer
+    // polysync changed them): named as such, not "duplicate column name".
+    let ahead = env.dir.path().join("ahead.db");
+    std::fs::copy(&nested, &ahead).unwrap();
+    let script = format!("import sqlite3; c = sqlite3.connect({:?}); c.execute('PRAGMA user_version = 7'); c.commit()", ahead.display().to_string());
+    assert!(Command::new("python3").args(["-c", &script]).status().unwrap().success());
+    std::fs::write(&config, text.replace(&old, &ahead.display().to_string())).unwrap();
+    let out = env.run_with_config(&config, &["runs"]);
+    assert_eq!(code(&out), 20, "{}", stderr(&out));
+    let why = stderr(&out);
+    assert!(why.contains("says schema version 7") && why.contains("likely a newer one"), "{why}");
 }
 
 #[test]

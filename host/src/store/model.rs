@@ -348,3 +348,13 @@ pub fn now_ms() -> i64 {
 pub(crate) fn outputs_json(status: &polysync_provider_api::RunStatus) -> Option<String> {
     (!status.outputs.is_empty()).then(|| serde_json::to_string(&status.outputs).unwrap_or_default())
 }
+
+/// A migration that does not apply ("duplicate column name", "already
+/// exists", "no such column"): the tables are not those of the version the
+/// catalog says it has — another polysync, newer or changed, wrote them.
+/// Nothing was changed (the migration's transaction rolled back).
+pub(crate) fn out_of_step(shown: impl std::fmt::Display, version: usize, why: &str) -> crate::Error {
+    crate::Error::InvalidInput(format!(
+        "the catalog {shown} says schema version {version}, but its tables are not that version's ({why}): another polysync, likely a newer one, changed them; use the polysync that wrote it, or another catalog. Nothing was changed"
+    ))
+}

@@ -148,7 +148,10 @@ pub(super) async fn migrate(client: &mut Client, shown: &str) -> Result<()> {
             )));
         }
         let Some(sql) = MIGRATIONS.get(version as usize) else { return tx.commit().await.map_err(fail) };
-        tx.batch_execute(sql).await.map_err(fail)?;
+        tx.batch_execute(sql).await.map_err(|e| {
+            let why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
+            crate::store::model::out_of_step(shown, version as usize, &why)
+        })?;
         if version == 0 {
             tx.execute("INSERT INTO polysync_schema (version) VALUES (1)", &[]).await.map_err(fail)?;
         } else {

@@ -76,7 +76,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err(path, e))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err(path, e))?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| err(path, e))?;
-        schema::migrate(&mut conn).map_err(|e| err(path, e))?;
+        schema::migrate(&mut conn, path)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path.to_path_buf()) })
     }
 

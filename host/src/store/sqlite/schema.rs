@@ -124,15 +124,16 @@ pub(crate) const VERSION: usize = MIGRATIONS.len();
 /// Apply the missing migrations, one write transaction each; the version is
 /// read inside the transaction, so two processes opening a new catalog at
 /// once never apply one twice.
-pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let fail = |e| super::err(path, e);
     loop {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(fail)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(fail)?;
         let version = usize::try_from(version).unwrap_or(0);
-        let Some(sql) = MIGRATIONS.get(version) else { return tx.commit() };
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (version + 1) as i64)?;
-        tx.commit()?;
+        let Some(sql) = MIGRATIONS.get(version) else { return tx.commit().map_err(fail) };
+        tx.execute_batch(sql).map_err(|e| crate::store::model::out_of_step(path.display(), version, &e.to_string()))?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64).map_err(fail)?;
+        tx.commit().map_err(fail)?;
     }
 }
 
