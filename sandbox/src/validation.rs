@@ -312,10 +312,14 @@ fn default_job_spec(spec: &mut Value) {
         spec["completions"] = json!(1);
     }
     set_default(spec, "parallelism", json!(1));
-    set_default(spec, "backoffLimit", json!(6));
+    // As the real defaulting: per-index back-off leaves the Job's own
+    // limit unbounded, and a pod failure policy replaces only failed pods.
+    let per_index = spec.get("backoffLimitPerIndex").is_some_and(|v| !v.is_null());
+    set_default(spec, "backoffLimit", json!(if per_index { i64::from(i32::MAX) } else { 6 }));
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
-    set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    let failure_policy = spec.get("podFailurePolicy").is_some_and(|v| !v.is_null());
+    set_default(spec, "podReplacementPolicy", json!(if failure_policy { "Failed" } else { "TerminatingOrFailed" }));
     set_default(spec, "manualSelector", json!(false));
     if !spec["template"].is_object() {
         spec["template"] = json!({});
@@ -374,6 +378,19 @@ fn validate_job(job: &Value, causes: &mut Vec<Cause>) {
         Some("Indexed") => {
             if spec.get("completions").is_none_or(Value::is_null) {
                 causes.push(Cause::required("spec.completions", "when completion mode is Indexed"));
+            }
+            // Its pods are named `<name>-<index>` as hostnames: the last
+            // index's must be a DNS label, or no pod could ever be made.
+            if let Some(n) = spec["completions"].as_i64().filter(|n| *n > 0) {
+                let name = job["metadata"]["name"].as_str().unwrap_or_default();
+                let hostname = format!("{name}-{}", n - 1);
+                if hostname.len() > 63 {
+                    causes.push(Cause::invalid(
+                        "metadata.name",
+                        &json!(name),
+                        &format!("will not able to create pod with invalid DNS label: {hostname}"),
+                    ));
+                }
             }
         }
         _ => {

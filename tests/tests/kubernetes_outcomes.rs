@@ -89,8 +89,12 @@ cluster_test!(
             j["spec"]["backoffLimitPerIndex"] = json!(0);
             j["spec"]["maxFailedIndexes"] = json!(0);
         });
-        let (_, all) = run_to_end(cluster, "outcomes-bpi", "per-index");
+        let (run_id, all) = run_to_end(cluster, "outcomes-bpi", "per-index");
         assert_eq!(last(&all), (RunState::Failed, Some("MaxFailedIndexesExceeded")), "{all:?}");
+        let job = cluster.job("outcomes-bpi", &run_id).expect("the Job stays");
+        assert_eq!(job["status"]["failedIndexes"], "1", "{job}");
+        let failed = job["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Failed").cloned();
+        assert_eq!(failed.map(|c| c["reason"].clone()), Some(json!("MaxFailedIndexesExceeded")), "{job}");
     }
 );
 
@@ -245,5 +249,55 @@ cluster_test!(
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("the TTL controller never deleted {run_id}: {:?}", of_run());
+    }
+);
+
+cluster_test!(
+    fn job_defaults_and_indexed_names_are_the_api_servers(cluster) {
+        let ns = "outcomes-defaults";
+        let get = |name: &str| cluster.job(ns, name).unwrap_or_else(|| panic!("no Job {name}"));
+        // backoffLimitPerIndex leaves the Job's own limit unbounded.
+        source_job(cluster, ns, "per-index-limit", "true", |j| {
+            j["spec"]["completionMode"] = json!("Indexed");
+            j["spec"]["completions"] = json!(2);
+            j["spec"]["backoffLimitPerIndex"] = json!(1);
+            j["spec"].as_object_mut().unwrap().remove("backoffLimit");
+        });
+        assert_eq!(get("per-index-limit")["spec"]["backoffLimit"], json!(2147483647));
+        // A pod failure policy replaces only failed pods.
+        source_job(cluster, ns, "with-policy", "true", |j| {
+            j["spec"]["podFailurePolicy"] = json!({"rules": [
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]});
+        });
+        assert_eq!(get("with-policy")["spec"]["podReplacementPolicy"], "Failed");
+        source_job(cluster, ns, "plain", "true", |_| {});
+        assert_eq!(get("plain")["spec"]["podReplacementPolicy"], "TerminatingOrFailed");
+        assert_eq!(get("plain")["spec"]["backoffLimit"], json!(6));
+
+        // An Indexed Job whose last pod hostname would not be a DNS label is refused.
+        let long = "x".repeat(62);
+        let mut job = polysync_clusters::seed::source_job(&long, 1, "true");
+        job["spec"]["completionMode"] = json!("Indexed");
+        job["spec"]["completions"] = json!(10);
+        let refused = cluster.call("POST", &format!("/apis/batch/v1/namespaces/{ns}/jobs"), Some(job)).unwrap_err();
+        assert_eq!(refused.code, 422, "{refused}");
+        assert!(refused.to_string().contains(&format!("will not able to create pod with invalid DNS label: {long}-9")), "{refused}");
+
+        // Indexed pods are named by their index as hostnames.
+        source_job(cluster, ns, "hosts", "echo $(hostname)", |j| {
+            j["spec"]["completionMode"] = json!("Indexed");
+            j["spec"]["completions"] = json!(2);
+            j["spec"]["parallelism"] = json!(2);
+        });
+        let (run_id, all) = run_to_end(cluster, ns, "hosts");
+        assert_eq!(last(&all).0, RunState::Success, "{all:?}");
+        let mut hostnames: Vec<String> = cluster
+            .pods(ns, &format!("polysync.io/run={run_id}"))
+            .iter()
+            .map(|p| p["spec"]["hostname"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        hostnames.sort();
+        assert_eq!(hostnames, [format!("{run_id}-0"), format!("{run_id}-1")]);
     }
 );

@@ -588,6 +588,10 @@ impl JobController {
         }
         let mut spec = template["spec"].clone();
         if let Some(i) = index {
+            // As the real controller: an Indexed pod's hostname is its index's.
+            if spec["hostname"].as_str().is_none_or(str::is_empty) {
+                spec["hostname"] = json!(format!("{name}-{i}"));
+            }
             meta["annotations"][INDEX_ANNOTATION] = json!(i.to_string());
             meta["labels"][INDEX_ANNOTATION] = json!(i.to_string());
             for list in ["initContainers", "containers"] {
