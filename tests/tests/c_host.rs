@@ -85,7 +85,7 @@ fn a_go_host_runs_a_job_and_reads_its_outputs_through_the_header() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "Go host failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("manifest kubernetes api 1.3.0"), "{stdout}");
+    assert!(stdout.contains(&format!("manifest kubernetes api {}", polysync_provider_api::API_VERSION)), "{stdout}");
     assert!(stdout.contains("entry go-report parameter ROWS Output"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("run go-report-")), "{stdout}");
     assert!(stdout.contains("status Success"), "{stdout}");

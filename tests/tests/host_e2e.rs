@@ -519,7 +519,10 @@ fn the_catalog_is_private_and_foreign_or_newer_files_are_refused_untouched() {
     // polysync changed them): named as such, not "duplicate column name".
     let ahead = env.dir.path().join("ahead.db");
     std::fs::copy(&nested, &ahead).unwrap();
-    let script = format!("import sqlite3; c = sqlite3.connect({:?}); c.execute('PRAGMA user_version = 7'); c.commit()", ahead.display().to_string());
+    let script = format!(
+        "import sqlite3; c = sqlite3.connect({:?}); c.execute('PRAGMA user_version = 7'); c.commit()",
+        ahead.display().to_string()
+    );
     assert!(Command::new("python3").args(["-c", &script]).status().unwrap().success());
     std::fs::write(&config, text.replace(&old, &ahead.display().to_string())).unwrap();
     let out = env.run_with_config(&config, &["runs"]);

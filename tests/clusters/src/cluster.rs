@@ -64,9 +64,24 @@ impl Cluster {
         Self::new(Inner::Sandbox(sandbox), &kubeconfig)
     }
 
-    /// A real control plane.
+    /// A real control plane. Its ports are picked free and handed to etcd
+    /// and kube-apiserver, which bind them a moment later; another process
+    /// of the machine may take one in between ("address already in use"),
+    /// so such a start is tried again with new ports, up to three times.
     pub fn real(config: RealKubeConfig) -> Result<Self, ClusterError> {
-        let real = RealKube::start(config)?;
+        let mut attempt = 0;
+        let real = loop {
+            attempt += 1;
+            match RealKube::start(config.clone()) {
+                Ok(real) => break real,
+                Err(ClusterError::Exited { log_tail, .. })
+                    if attempt < 3 && log_tail.contains("address already in use") =>
+                {
+                    tracing::info!(attempt, "a port of the real control plane was taken meanwhile; starting again");
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let kubeconfig = real.kubeconfig("default");
         Self::new(Inner::Real(Box::new(real)), &kubeconfig)
     }
