@@ -258,7 +258,43 @@ fn the_readme_tour_through_the_api() {
     let (code, _, _) = server.curl("GET", "/v1/runs?limit=0", None, &[]);
     assert_eq!(code, 400);
     let big = json!({"connection": "sandbox", "entry": "report", "parameters": {"TARGET": "x".repeat(100_000)}});
-    assert_eq!(server.curl("POST", "/v1/runs", Some(&big), &[]).0, 413);
+    // Every error is a problem document, also those the HTTP framework
+    // makes before a handler runs.
+    let problem = |method: &str, path: &str, body: Option<&str>, headers: &[&str], want: u16, kind: &str| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-X", method, "-o", "-", "-w", "\n%{http_code} %{content_type}"]);
+        cmd.args(["-H", &format!("Authorization: Bearer {TOKEN}")]);
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        if let Some(b) = body {
+            cmd.args(["--data-binary", b]);
+        }
+        let out = cmd.arg(format!("{}{path}", server.base)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, tail) = text.rsplit_once('\n').unwrap();
+        assert_eq!(tail, format!("{want} application/problem+json"), "{method} {path}: {body}");
+        let doc: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"));
+        assert_eq!((doc["status"].as_u64(), doc["kind"].as_str()), (Some(u64::from(want)), Some(kind)), "{doc}");
+        assert!(!doc["detail"].as_str().unwrap_or_default().is_empty(), "{doc}");
+        doc
+    };
+    let json_type = "Content-Type: application/json";
+    let too_big = problem("POST", "/v1/runs", Some(&big.to_string()), &[json_type], 413, "invalid_input");
+    assert!(too_big["detail"].as_str().unwrap().contains("64 KiB"), "{too_big}");
+    let wrong_method = problem("DELETE", "/v1/runs", None, &[], 405, "invalid_input");
+    assert!(wrong_method["detail"].as_str().unwrap().contains("does not take DELETE"), "{wrong_method}");
+    problem("POST", "/v1/runs", Some("{not json"), &[json_type], 400, "invalid_input");
+    problem("POST", "/v1/runs", Some(r#"{"connection": 7}"#), &[json_type], 400, "invalid_input");
+    problem(
+        "POST",
+        "/v1/runs",
+        Some(r#"{"connection": "sandbox"}"#),
+        &["Content-Type: text/plain"],
+        415,
+        "invalid_input",
+    );
+    problem("GET", "/v2/nothing", None, &[], 404, "not_found");
 
     // Metrics: runs by state and submissions, no parameter values.
     let (code, _, metrics) = server.curl("GET", "/metrics", None, &[]);

@@ -87,6 +87,7 @@ pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
             problem::ApiError::not_found("no such path; the API is under /v1 (its document: /v1/openapi.json)")
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(problem::framework_errors))
         .with_state(state)
 }
 

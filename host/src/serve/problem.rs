@@ -117,3 +117,53 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Every error answer of the server is a problem document, also those the
+/// HTTP framework makes before a handler runs (a body over the limit, a
+/// method the path does not take, a body that is not JSON or not the
+/// document's shape, another content type), which it answers in plain text:
+/// a client generated from the OpenAPI document expects problem+json for
+/// every error and fails on anything else. The framework's own words stay
+/// in `detail`, with what to do; the kind is the API's own (`invalid_input`
+/// for every request the framework refused), the status says which.
+pub async fn framework_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let said = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let said = String::from_utf8_lossy(&said).trim().to_owned();
+    let allow = parts.headers.get(header::ALLOW).cloned();
+    let (kind, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("invalid_input", format!("the request body is over {} KiB; send a smaller one", super::BODY_LIMIT / 1024))
+        }
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "invalid_input",
+            match allow.as_ref().and_then(|a| a.to_str().ok()) {
+                Some(allowed) => format!("this path does not take {method}; it takes {allowed}"),
+                None => format!("this path does not take {method}; /v1/openapi.json lists each path's methods"),
+            },
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("invalid_input", format!("{said}; send the body as JSON with `Content-Type: application/json`"))
+        }
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+            ("invalid_input", format!("{said}; see the request's schema in /v1/openapi.json"))
+        }
+        _ if said.is_empty() => ("error", status.canonical_reason().unwrap_or("error").to_owned()),
+        _ => ("error", said),
+    };
+    let mut answer = ApiError::new(status, kind, detail).into_response();
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(header::ALLOW, allow);
+    }
+    answer
+}
