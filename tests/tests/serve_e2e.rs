@@ -310,6 +310,14 @@ fn the_readme_tour_through_the_api() {
     for path in ["/v1/runs", "/v1/runs/{id}/status-stream", "/v1/connections/{name}/syncs", "/v1/entries"] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the document");
     }
+    // It holds no secret: a generator fetches it without a token, and
+    // `polysync openapi` prints the same document offline.
+    let open = Command::new("curl").args(["-sS", "-f", &format!("{}/v1/openapi.json", server.base)]).output().unwrap();
+    assert!(open.status.success(), "{}", String::from_utf8_lossy(&open.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&open.stdout).unwrap(), doc);
+    let offline = Command::new(artifacts::executable("polysync", "polysync")).arg("openapi").output().unwrap();
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&offline.stdout).unwrap(), doc);
 }
 
 #[test]

@@ -196,6 +196,11 @@ pub enum Command {
     ///
     /// Example: polysync completions bash > /etc/bash_completion.d/polysync
     Completions { shell: clap_complete::Shell },
+    /// Print the OpenAPI 3.1 document of `polysync serve`'s API, offline
+    /// (the same as GET /v1/openapi.json), for client generators.
+    ///
+    /// Example: polysync openapi > polysync-openapi.json
+    Openapi,
     /// Load one plugin library in this process and exit: `polysync plugins`
     /// runs it per file, so a library whose initializer crashes the process
     /// is reported instead of taking the command down.

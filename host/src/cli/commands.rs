@@ -30,6 +30,10 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
             registry.add(path);
             return Ok(if registry.refused().is_empty() { EXIT_OK } else { EXIT_FAILURE });
         }
+        Command::Openapi => {
+            super::output::emit(&format!("{}\n", polysync::serve::openapi_document()));
+            return Ok(EXIT_OK);
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -98,7 +102,7 @@ async fn command(host: &Host, out: Out, command: Command) -> Result<u8> {
         Command::Demo { .. } | Command::Sandbox(_) => {
             Err(Error::InvalidInput("this command cannot run inside another one".into()))
         }
-        Command::Completions { .. } | Command::ProbePlugin { .. } => {
+        Command::Completions { .. } | Command::Openapi | Command::ProbePlugin { .. } => {
             Err(Error::InvalidInput("this command cannot run inside another one".into()))
         }
     }

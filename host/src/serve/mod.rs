@@ -74,7 +74,6 @@ pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
         .route("/v1/runs/{id}/events", get(api::run_events))
         .route("/v1/runs/{id}/status-stream", get(api::run_status_stream))
         .route("/v1/status-stream", get(api::status_stream))
-        .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/", get(page::index))
         .route("/runs/{id}", get(page::run))
@@ -82,6 +81,8 @@ pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        // No secret in it, and generators fetch it by URL: no token.
+        .route("/v1/openapi.json", get(openapi))
         .merge(api)
         .fallback(|| async {
             problem::ApiError::not_found("no such path; the API is under /v1 (its document: /v1/openapi.json)")
@@ -91,10 +92,16 @@ pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
         .with_state(state)
 }
 
-async fn openapi() -> Response {
+/// The API's OpenAPI 3.1 document, as served at `/v1/openapi.json` and
+/// printed by `polysync openapi`.
+pub fn openapi_document() -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], doc.to_json().unwrap_or_default()).into_response()
+    doc.to_pretty_json().unwrap_or_default()
+}
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi_document()).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
