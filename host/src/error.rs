@@ -46,6 +46,25 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A provider's error kind in the host's vocabulary (snake case, as every
+/// other kind the CLI, the API's problem documents and the metrics name).
+pub fn provider_kind(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidInput => "invalid_input",
+        ErrorKind::Unauthorized => "unauthorized",
+        ErrorKind::Forbidden => "forbidden",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::Conflict => "conflict",
+        ErrorKind::Throttled => "throttled",
+        ErrorKind::Unavailable => "unavailable",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Cancelled => "cancelled",
+        ErrorKind::Unsupported => "unsupported",
+        ErrorKind::Internal => "internal",
+        _ => "unknown",
+    }
+}
+
 impl Error {
     /// A stable short name for `--output json`.
     pub fn kind(&self) -> &'static str {
@@ -53,7 +72,7 @@ impl Error {
             Self::Config(_) => "config",
             Self::InvalidInput(_) => "invalid_input",
             Self::NotFound(_) => "not_found",
-            Self::Provider(e) => e.kind().as_str(),
+            Self::Provider(e) => provider_kind(e.kind()),
             Self::Catalog { .. } => "catalog",
             Self::Timeout(_) => "timeout",
             Self::Io(_) => "io",

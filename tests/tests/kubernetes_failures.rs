@@ -405,6 +405,8 @@ cluster_test!(
         let stored = server.json("GET", &format!("/v1/runs/{}", run["id"]), None, 200);
         assert_eq!((stored["state"].as_str(), stored["reason"].as_str()), (Some("Failed"), Some("FailedCreate")));
         assert!(stored["message"].as_str().unwrap().contains("serviceaccount \"missing-sa\" not found"), "{stored}");
+        // No container ran: no start, no exit code.
+        assert_eq!((&stored["final"], &stored["started_at"], &stored["exit_code"]), (&json!(true), &Value::Null, &Value::Null), "{stored}");
 
         // Six cancels of running runs: each the user's, in the answer and after.
         for i in 0..6 {
@@ -419,6 +421,7 @@ cluster_test!(
             let cancelled = server.json("POST", &format!("{path}/cancel"), None, 200);
             assert_eq!(cancelled["run"]["state"], "Cancelled", "cancel {i}: {cancelled}");
             assert_eq!(cancelled["run"]["reason"], "CancelledByUser", "cancel {i}: {cancelled}");
+            assert!(cancelled["run"]["started_at"].is_string(), "it ran before the cancel: {cancelled}");
             std::thread::sleep(Duration::from_millis(300));
             let after = server.json("GET", &path, None, 200);
             assert_eq!(after["reason"], "CancelledByUser", "cancel {i}, after the platform's deletion: {after}");

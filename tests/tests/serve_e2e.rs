@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,16 +37,25 @@ struct Server {
 
 impl Server {
     fn start(ns: &str) -> Self {
-        let cluster =
-            SandboxCluster::start(SeedConfig { namespace: ns.into(), jobs: 3, ..SeedConfig::default() }, 0.02);
+        Self::start_with(ns, true)
+    }
+
+    /// With `callbacks`, the server has a secret to sign callbacks with
+    /// (and so takes `callback_url`); without, it refuses them.
+    fn start_with(ns: &str, callbacks: bool) -> Self {
+        let cluster = SandboxCluster::start(
+            SeedConfig { namespace: ns.into(), jobs: 3, cronjobs: 1, ..SeedConfig::default() },
+            0.02,
+        );
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "plugin_dir = {:?}\ncatalog = {:?}\ncallback_secret_env = \"TEST_CALLBACK_SECRET\"\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"\n",
+                "plugin_dir = {:?}\ncatalog = {:?}\n{}\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {:?}\nnamespace = \"{ns}\"\n",
                 plugin_dir().display().to_string(),
                 dir.path().join("catalog.db").display().to_string(),
+                if callbacks { "callback_secret_env = \"TEST_CALLBACK_SECRET\"" } else { "" },
                 cluster.kubeconfig.display().to_string()
             ),
         )
@@ -68,16 +77,29 @@ impl Server {
         self.cluster.sandbox.store().create(Kind::Job, job).unwrap();
     }
 
-    /// `curl` with the token; returns (status, content type, body).
+    /// `curl` with the token and a JSON body; returns (status, content
+    /// type, body).
     fn curl(&self, method: &str, path: &str, body: Option<&Value>, headers: &[&str]) -> (u16, String, String) {
+        match body {
+            Some(b) => {
+                let headers: Vec<&str> = headers.iter().copied().chain(["Content-Type: application/json"]).collect();
+                self.curl_raw(method, path, Some(&b.to_string()), &headers)
+            }
+            None => self.curl_raw(method, path, None, headers),
+        }
+    }
+
+    /// `curl` with the token and a body as it is, with only the headers
+    /// given; returns (status, content type, body).
+    fn curl_raw(&self, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, String, String) {
         let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "-X", method, "-o", "-", "-w", "\n%{http_code} %{content_type}"]);
+        cmd.args(["-sS", "--max-time", "60", "-X", method, "-o", "-", "-w", "\n%{http_code} %{content_type}"]);
         cmd.args(["-H", &format!("Authorization: Bearer {TOKEN}")]);
         for h in headers {
             cmd.args(["-H", h]);
         }
         if let Some(b) = body {
-            cmd.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
+            cmd.args(["--data-binary", b]);
         }
         cmd.arg(format!("{}{path}", self.base));
         let out = cmd.output().unwrap();
@@ -175,6 +197,24 @@ fn the_readme_tour_through_the_api() {
     let more = server.json("GET", &format!("/v1/entries?connection=sandbox&after={next}"), None, 200);
     assert!(more["entries"].as_array().unwrap().len() >= 3, "{more}");
     let entry = server.json("GET", "/v1/connections/sandbox/entries/report", None, 200);
+    assert_eq!(
+        (entry["entry"].as_str(), entry["links"]["self"].as_str()),
+        (Some("report"), Some("/v1/connections/sandbox/entries/report"))
+    );
+    // An id with a slash: as it is (a client filling the template without
+    // escaping) and escaped, and the entry's own link escapes it.
+    let cron = server.json("GET", "/v1/entries?connection=sandbox", None, 200)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entry"].as_str().unwrap().starts_with("cronjob/"))
+        .cloned()
+        .expect("the seeded CronJob is an entry");
+    let cron_id = cron["entry"].as_str().unwrap();
+    assert_eq!(server.json("GET", &format!("/v1/connections/sandbox/entries/{cron_id}"), None, 200)["entry"], cron_id);
+    let link = cron["links"]["self"].as_str().unwrap();
+    assert_eq!(link, format!("/v1/connections/sandbox/entries/{}", cron_id.replace('/', "%2F")));
+    assert_eq!(server.json("GET", link, None, 200)["entry"], cron_id);
     let params: Vec<&str> =
         entry["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(params, ["TARGET", "DB_PASSWORD"]);
@@ -211,6 +251,34 @@ fn the_readme_tour_through_the_api() {
     assert!(sse.contains("event: status"), "{sse}");
 
     // Its logs.
+    // What a scheduler reads of a run that ended.
+    let done = server.json("GET", &format!("/v1/runs/{id}"), None, 200);
+    assert_eq!((done["final"].as_bool(), done["exit_code"].as_i64()), (Some(true), Some(0)), "{done}");
+    assert_eq!((done["entry"].as_str(), done["idempotency_key"].as_str()), (Some("report"), Some("tour-1")), "{done}");
+    assert!(done["platform_id"].as_str().unwrap().starts_with("report-"), "{done}");
+    let exit_codes = done["exit_codes"].as_object().unwrap();
+    assert!(exit_codes.len() == 1 && exit_codes.values().all(|c| c == 0), "{done}");
+    let (started, finished) = (done["started_at"].as_str().unwrap(), done["finished_at"].as_str().unwrap());
+    assert!(started >= done["created_at"].as_str().unwrap() && started <= finished, "{done}");
+    for (link, path) in [
+        ("self", ""),
+        ("logs", "/logs"),
+        ("events", "/events"),
+        ("status_stream", "/status-stream"),
+        ("cancel", "/cancel"),
+    ] {
+        assert_eq!(done["links"][link], format!("/v1/runs/{id}{path}"), "{done}");
+    }
+    assert_eq!(done["links"]["entry"], "/v1/connections/sandbox/entries/report");
+    // Before its end, `outputs` is there and empty, `exit_code` null.
+    let fresh = server.json("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "long"})), 201);
+    assert_eq!(
+        (&fresh["outputs"], &fresh["exit_code"], &fresh["final"]),
+        (&json!({}), &Value::Null, &json!(false)),
+        "{fresh}"
+    );
+    server.json("POST", &format!("/v1/runs/{}/cancel", fresh["id"]), None, 200);
+
     let (code, ctype, logs) = server.curl("GET", &format!("/v1/runs/{id}/logs"), None, &[]);
     assert_eq!(code, 200);
     assert!(ctype.starts_with("text/plain"), "{ctype}");
@@ -222,6 +290,14 @@ fn the_readme_tour_through_the_api() {
     let cancelled = server.json("POST", &format!("/v1/runs/{}/cancel", long["id"]), None, 200);
     assert_eq!(cancelled["outcome"], "Cancelled", "{cancelled}");
     assert_eq!(cancelled["run"]["state"], "Cancelled");
+    assert_eq!(cancelled["run"]["final"], true);
+    // Again: it had ended, nothing was stopped.
+    let again = server.json("POST", &format!("/v1/runs/{}/cancel", long["id"]), None, 200);
+    assert_eq!(
+        (again["outcome"].as_str(), again["run"]["reason"].as_str()),
+        (Some("AlreadyDone"), Some("CancelledByUser")),
+        "{again}"
+    );
 
     // The signed callback arrived, once per event id, with the final status.
     let started = Instant::now();
@@ -261,22 +337,15 @@ fn the_readme_tour_through_the_api() {
     // Every error is a problem document, also those the HTTP framework
     // makes before a handler runs.
     let problem = |method: &str, path: &str, body: Option<&str>, headers: &[&str], want: u16, kind: &str| {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "-X", method, "-o", "-", "-w", "\n%{http_code} %{content_type}"]);
-        cmd.args(["-H", &format!("Authorization: Bearer {TOKEN}")]);
-        for h in headers {
-            cmd.args(["-H", h]);
-        }
-        if let Some(b) = body {
-            cmd.args(["--data-binary", b]);
-        }
-        let out = cmd.arg(format!("{}{path}", server.base)).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, tail) = text.rsplit_once('\n').unwrap();
-        assert_eq!(tail, format!("{want} application/problem+json"), "{method} {path}: {body}");
-        let doc: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"));
+        let (code, ctype, body) = server.curl_raw(method, path, body, headers);
+        assert_eq!((code, ctype.as_str()), (want, "application/problem+json"), "{method} {path}: {body}");
+        let doc: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"));
         assert_eq!((doc["status"].as_u64(), doc["kind"].as_str()), (Some(u64::from(want)), Some(kind)), "{doc}");
         assert!(!doc["detail"].as_str().unwrap_or_default().is_empty(), "{doc}");
+        // Its type is a page of this server that describes the kind.
+        let (code, ctype, page) = server.curl_raw("GET", doc["type"].as_str().unwrap(), None, &[]);
+        assert_eq!((code, ctype.as_str()), (200, "text/html; charset=utf-8"), "{doc}");
+        assert!(page.contains(&format!("<code>{kind}</code>")), "{page}");
         doc
     };
     let json_type = "Content-Type: application/json";
@@ -300,7 +369,7 @@ fn the_readme_tour_through_the_api() {
     let (code, _, metrics) = server.curl("GET", "/metrics", None, &[]);
     assert_eq!(code, 200);
     assert!(metrics.contains("polysync_runs{state=\"Success\"} 1"), "{metrics}");
-    assert!(metrics.contains("polysync_submissions_total{outcome=\"created\"} 2"), "{metrics}");
+    assert!(metrics.contains("polysync_submissions_total{outcome=\"created\"} 3"), "{metrics}");
     assert!(metrics.contains("polysync_submissions_total{outcome=\"existing\"} 1"), "{metrics}");
     assert!(!metrics.contains("s3cret") && !metrics.contains("the api"), "{metrics}");
 
@@ -492,7 +561,8 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
 /// every status, content type, header and body as the document says.
 #[test]
 fn schemathesis_finds_no_server_error_and_no_response_outside_the_document() {
-    let server = Server::start("serve-schemathesis");
+    // No callback secret: a generated callback URL is refused, never called.
+    let server = Server::start_with("serve-schemathesis", false);
     server.source("report", "echo report; sleep 1");
     let sync = server.json("POST", "/v1/connections/sandbox/syncs", None, 202);
     assert_eq!(sync["status"], "running");
@@ -501,12 +571,13 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_document() {
     server.json("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "report"})), 201);
     let report = tempfile::tempdir().unwrap();
     let out = Command::new("python3")
-        .args(["-m", "schemathesis.cli", "run", &format!("{}/v1/openapi.json", server.base)])
+        .args(["-m", "schemathesis.cli", "--config-file"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis/schemathesis.toml"))
+        .args(["run", &format!("{}/v1/openapi.json", server.base)])
         .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
-        .args([
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
-        ])
+        // Every check, positive and negative data: what the document
+        // allows is accepted, what it forbids is refused with a 4xx.
+        .args(["--checks", "all", "--mode", "all"])
         .args(["--phases", "examples,coverage,fuzzing", "-n", "25", "--seed", "20261130", "--no-color"])
         .args(["--request-timeout", "10", "--generation-database", "none"])
         .arg("--report-dir")

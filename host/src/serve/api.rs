@@ -3,23 +3,23 @@
 //! JSON, a stream, or a problem document. The OpenAPI document is
 //! generated from these declarations ([`ApiDoc`]).
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use polysync_provider_api::{ClustersRequest, DiscoverRequest, EventsRequest, LogRequest};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use serde::Serialize;
+use utoipa::OpenApi;
 
 use super::AppState;
 use super::problem::{ApiError, Problem};
+use super::views::*;
 use crate::runs::{self, Cancelled, RunLogs, StartRun};
-use crate::store::{DeleteAfter, EntryFilter, EntryState, RunFilter, RunState, StoredEntry, StoredRun, SyncRecord};
+use crate::store::{DeleteAfter, EntryFilter, EntryState, RunFilter, RunState, StoredRun};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -32,8 +32,9 @@ type ApiResult<T> = Result<T, ApiError>;
         create_run, list_runs, get_run, cancel_run, run_logs, run_events, run_status_stream, status_stream
     ),
     components(schemas(
-        Problem, ConnectionView, TestView, ClusterView, SyncRecord, EntryView, ParameterView, EntryList, EntryState,
-        CreateRun, StoredRun, RunState, DeleteAfter, RunList, CancelView, ServerSentEvent
+        Problem, ConnectionView, TestView, ClusterView, SyncView, SyncStatus, SyncLinks, EntryView, EntryLinks,
+        ParameterView, EntryList, EntryState, CreateRun, RunView, RunLinks, RunState, DeleteAfter, RunList,
+        CancelView, CancelResult, EventView, ContainerView, ServerSentEvent
     )),
     modifiers(&Security),
     security(("bearer" = [])),
@@ -69,6 +70,13 @@ impl utoipa::Modify for Security {
         };
         for item in openapi.paths.paths.values_mut() {
             for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                for (code, response) in op.responses.responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(r) = response {
+                        if r.description.is_empty() {
+                            r.description = described(code).to_owned();
+                        }
+                    }
+                }
                 op.responses
                     .responses
                     .entry("401".into())
@@ -82,144 +90,30 @@ impl utoipa::Modify for Security {
     }
 }
 
-// ---- views
-
-/// A configured connection: a name and its provider (never its settings).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConnectionView {
-    pub name: String,
-    pub provider: String,
-}
-
-/// A connection test: connected, and the first entries it found.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TestView {
-    pub connection: String,
-    pub ok: bool,
-    pub sample: Vec<String>,
-}
-
-/// A cluster a cloud connection's credentials reach.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClusterView {
-    pub name: String,
-    pub location: String,
-    pub id: Option<String>,
-}
-
-/// One parameter of an entry (secret defaults redacted).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ParameterView {
-    pub name: String,
-    pub default: Option<String>,
-    pub direction: String,
-    pub data_type: String,
-    pub description: String,
-}
-
-/// A catalog entry.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EntryView {
-    pub connection: String,
-    pub external_id: String,
-    pub kind: String,
-    pub display_name: String,
-    pub namespace: Option<String>,
-    pub cluster: Option<String>,
-    pub parameters: Vec<ParameterView>,
-    pub labels: BTreeMap<String, String>,
-    pub state: EntryState,
-    pub first_seen: String,
-    pub last_seen: String,
-}
-
-/// A page of entries; `next_after` continues it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EntryList {
-    pub entries: Vec<EntryView>,
-    pub next_after: Option<String>,
-}
-
-/// A page of runs, newest first; `next_before` continues it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunList {
-    pub runs: Vec<StoredRun>,
-    pub next_before: Option<i64>,
-}
-
-/// What cancelling did: `Withdrawn` (never submitted), or the platform's
-/// answer (`Cancelled`, `AlreadyFinished`, ...).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CancelView {
-    pub outcome: String,
-    pub run: StoredRun,
-}
-
-/// One Server-Sent Event as a stream carries it: `event` names it
-/// (`status`, `event`, `error`), `data` is one JSON document (a run, or a
-/// platform event), `id` resumes a stream.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ServerSentEvent {
-    pub event: String,
-    /// A JSON document, as text.
-    pub data: String,
-    pub id: Option<String>,
-    pub retry: Option<u32>,
-}
-
-/// A run to create.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRun {
-    pub connection: String,
-    pub entry: String,
-    /// Values for the entry's parameters, by name.
-    #[serde(default)]
-    pub parameters: BTreeMap<String, String>,
-    #[serde(default)]
-    pub delete_after: Option<DeleteAfter>,
-    /// Fail the run if it has not started this long after submission
-    /// (`"10m"`, `"90s"`).
-    #[serde(default)]
-    pub startup_timeout: Option<String>,
-    /// Where the run's final status is POSTed, signed (see the README).
-    #[serde(default)]
-    pub callback_url: Option<String>,
+/// What an answer with this status means, where an operation says no more.
+fn described(code: &str) -> &'static str {
+    match code {
+        "200" => "the answer",
+        "400" => "a parameter is wrong (`detail` names it)",
+        "401" => "no or an unknown bearer token, or the platform refused polysync's credentials",
+        "403" => "the platform does not allow polysync this action",
+        "404" => "no such connection, entry, sync or run",
+        "409" => "collides with what exists",
+        "413" => "the body is over 64 KiB",
+        "415" => "the body is not `application/json`",
+        "422" => "the request cannot be carried out as it is (`detail` says why)",
+        "429" => "the platform throttles polysync; retry after `Retry-After`",
+        "502" => "the platform failed",
+        "503" => "the platform or the catalog is unavailable; retry after `Retry-After`",
+        "504" => "the platform did not answer in time",
+        _ => "see the problem document",
+    }
 }
 
 // ---- helpers
 
-fn entry_view(host: &crate::Host, e: &StoredEntry) -> EntryView {
-    let e = host.config.secrets.entry(e);
-    let word = |v: serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_default();
-    EntryView {
-        connection: e.connection,
-        external_id: e.entry.external_id,
-        kind: word(serde_json::to_value(e.entry.kind).unwrap_or_default()),
-        display_name: e.entry.display_name,
-        namespace: e.entry.namespace,
-        cluster: e.entry.cluster,
-        parameters: e
-            .entry
-            .parameters
-            .into_iter()
-            .map(|p| ParameterView {
-                name: p.name,
-                default: p.default,
-                direction: word(serde_json::to_value(p.direction).unwrap_or_default()),
-                data_type: word(serde_json::to_value(p.data_type).unwrap_or_default()),
-                description: p.description,
-            })
-            .collect(),
-        labels: e.entry.labels,
-        state: e.state,
-        first_seen: e.first_seen,
-        last_seen: e.last_seen,
-    }
-}
-
-fn run_view(host: &crate::Host, run: &StoredRun) -> StoredRun {
-    host.config.secrets.run(run)
+fn run_view(host: &crate::Host, run: &StoredRun) -> RunView {
+    RunView::of(host.config.secrets.run(run))
 }
 
 fn run_id(raw: &str) -> ApiResult<i64> {
@@ -241,22 +135,19 @@ async fn run_of(state: &AppState, raw: &str) -> ApiResult<StoredRun> {
         .ok_or_else(|| ApiError::not_found(format!("no run #{id}; list them with GET /v1/runs")))
 }
 
-fn limit_of(q: &HashMap<String, String>, default: usize) -> ApiResult<usize> {
-    match q.get("limit") {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::bad_request(format!("limit={v:?}: give a whole number from 1 to 1000"))),
-    }
+/// The query of `uri` as `T`: what the handler parses is the struct the
+/// document declares, and a bad value is a problem document that names it.
+fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> ApiResult<T> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(format!("{}; the parameters are in /v1/openapi.json", e.body_text())))
 }
 
-fn flag_of(q: &HashMap<String, String>, key: &str) -> ApiResult<bool> {
-    match q.get(key).map(String::as_str) {
-        None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") | Some("") => Ok(true),
-        Some(v) => Err(ApiError::bad_request(format!("{key}={v:?}: give true or false"))),
+fn limit_of(limit: Option<u16>) -> ApiResult<usize> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(usize::from(n)),
+        Some(n) => Err(ApiError::bad_request(format!("limit={n}: give a whole number from 1 to {MAX_LIMIT}"))),
     }
 }
 
@@ -320,7 +211,15 @@ pub async fn list_clusters(State(state): State<AppState>, Path(name): Path<Strin
     let mut clusters = Vec::new();
     let mut request = ClustersRequest::default();
     loop {
-        let page = provider.list_clusters(request.clone()).await.map_err(crate::Error::from)?;
+        let page = match provider.list_clusters(request.clone()).await {
+            Ok(page) => page,
+            // A connection to one cluster has no list of clusters: there
+            // is no such resource for it.
+            Err(e) if e.kind() == polysync_provider_api::ErrorKind::Unsupported => {
+                return Err(ApiError::new(StatusCode::NOT_FOUND, "unsupported", e.message().to_owned()));
+            }
+            Err(e) => return Err(crate::Error::from(e).into()),
+        };
         clusters.extend(page.clusters.into_iter().map(|c| ClusterView {
             name: c.name,
             location: c.location,
@@ -336,11 +235,14 @@ pub async fn list_clusters(State(state): State<AppState>, Path(name): Path<Strin
 
 // ---- catalog
 
-/// Start a discovery of the connection; it runs on after the answer.
-/// One sync per connection at a time (409 while one runs).
+/// Start a discovery of the connection.
+///
+/// It runs on after the answer; `Location` is the sync, to poll. One sync
+/// per connection at a time (409 while one runs).
 #[utoipa::path(post, path = "/v1/connections/{name}/syncs", tag = "catalog",
     params(("name" = String, Path, description = "connection name")),
-    responses((status = 202, body = SyncRecord, description = "started; poll Location for progress"),
+    responses((status = 202, body = SyncView, description = "started; poll `Location` (the sync) for progress",
+               headers(("Location" = String, description = "the sync: `/v1/syncs/{id}`"))),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 503, body = Problem, content_type = "application/problem+json")))]
@@ -356,7 +258,7 @@ pub async fn start_sync(State(state): State<AppState>, Path(name): Path<String>)
         }
     });
     let record = state.host.store().await?.sync_record(id).await?.unwrap_or_default();
-    let mut response = json(StatusCode::ACCEPTED, &record);
+    let mut response = json(StatusCode::ACCEPTED, &SyncView::of(record));
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/syncs/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -365,66 +267,42 @@ pub async fn start_sync(State(state): State<AppState>, Path(name): Path<String>)
 
 /// A sync's progress and result.
 #[utoipa::path(get, path = "/v1/syncs/{id}", tag = "catalog",
-    params(("id" = i64, Path, description = "sync number")),
-    responses((status = 200, body = SyncRecord), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    params(("id" = i64, Path, minimum = 1, description = "sync number")),
+    responses((status = 200, body = SyncView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_sync(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
     let id: i64 = raw.parse().map_err(|_| ApiError::not_found(format!("no sync {raw:?}")))?;
     let record = state.host.store().await?.sync_record(id).await?;
     let record = record.ok_or_else(|| ApiError::not_found(format!("no sync {id}")))?;
-    Ok(json(StatusCode::OK, &record))
-}
-
-/// Filters of the entry list, for the OpenAPI document only: the handler
-/// reads the query itself, so a bad value is a problem document (axum's own
-/// rejection would be plain text).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct EntryQuery {
-    /// Only this connection's entries.
-    connection: Option<String>,
-    /// `active` or `missing`.
-    state: Option<String>,
-    /// At most this many (1-1000, default 100).
-    limit: Option<usize>,
-    /// Continue after this `next_after`.
-    after: Option<String>,
+    Ok(json(StatusCode::OK, &SyncView::of(record)))
 }
 
 /// Catalog entries, by connection and id, a page at a time.
 #[utoipa::path(get, path = "/v1/entries", tag = "catalog", params(EntryQuery),
     responses((status = 200, body = EntryList), (status = 400, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_entries(
-    State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let limit = limit_of(&q, 100)?;
-    let entry_state = match q.get("state").map(String::as_str) {
+pub async fn list_entries(State(state): State<AppState>, uri: Uri) -> ApiResult<Response> {
+    let q: EntryQuery = query(&uri)?;
+    let limit = limit_of(q.limit)?;
+    let after = match &q.after {
         None => None,
-        Some("active") => Some(EntryState::Active),
-        Some("missing") => Some(EntryState::Missing),
-        Some(v) => return Err(ApiError::bad_request(format!("state={v:?}: give active or missing"))),
+        Some(a) => Some(
+            a.split_once('/').filter(|(c, _)| !c.is_empty()).map(|(c, e)| (c.to_owned(), e.to_owned())).ok_or_else(
+                || ApiError::bad_request(format!("after={a:?}: pass the next_after of the previous page")),
+            )?,
+        ),
     };
-    let after =
-        match q.get("after") {
-            None => None,
-            Some(a) => Some(a.split_once('/').map(|(c, e)| (c.to_owned(), e.to_owned())).ok_or_else(|| {
-                ApiError::bad_request(format!("after={a:?}: pass the next_after of the previous page"))
-            })?),
-        };
-    let filter =
-        EntryFilter { connection: q.get("connection").cloned(), state: entry_state, after, limit: Some(limit) };
+    let filter = EntryFilter { connection: q.connection, state: q.state, after, limit: Some(limit) };
     let entries = state.host.store().await?.entries(&filter).await?;
     let next_after = (entries.len() == limit)
         .then(|| entries.last().map(|e| format!("{}/{}", e.connection, e.entry.external_id)))
         .flatten();
-    let entries = entries.iter().map(|e| entry_view(&state.host, e)).collect();
+    let entries = entries.iter().map(|e| EntryView::of(state.host.config.secrets.entry(e))).collect();
     Ok(json(StatusCode::OK, &EntryList { entries, next_after }))
 }
 
 /// One entry with its parameters.
 #[utoipa::path(get, path = "/v1/connections/{name}/entries/{entry}", tag = "catalog",
-    params(("name" = String, Path, description = "connection name"), ("entry" = String, Path, description = "entry id")),
+    params(("name" = String, Path, description = "connection name"),
+           ("entry" = String, Path, description = "the entry's id; one with a slash (`cronjob/x`) may be sent as it is or with the slash as `%2F`")),
     responses((status = 200, body = EntryView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_entry(
     State(state): State<AppState>,
@@ -436,19 +314,27 @@ pub async fn get_entry(
             "no entry {entry:?} in the catalog of {name}; start a sync with POST /v1/connections/{name}/syncs"
         ))
     })?;
-    Ok(json(StatusCode::OK, &entry_view(&state.host, &found)))
+    Ok(json(StatusCode::OK, &EntryView::of(state.host.config.secrets.entry(&found))))
 }
 
 // ---- runs
 
-/// Create a run. With an `Idempotency-Key`, a retry returns the same run
-/// (201 the first time, 200 after); the same key for a different request
-/// is 409. 202: recorded, but the platform did not answer; a replica
-/// finishes the submission with the same key.
+/// Create a run of a catalog entry.
+///
+/// With an `Idempotency-Key`, a retry returns the same run (201 the first
+/// time, 200 after); the same key for a different request is 409. 202:
+/// recorded, but the platform did not answer; a replica finishes the
+/// submission with the same key. Follow the run with its `status_stream`
+/// link.
 #[utoipa::path(post, path = "/v1/runs", tag = "runs", request_body = CreateRun,
-    params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the same run")),
-    responses((status = 201, body = StoredRun, description = "created"), (status = 200, body = StoredRun, description = "the run this key created before"),
-              (status = 202, body = StoredRun, description = "pending: the platform did not answer"),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$",
+            description = "1-255 visible ASCII characters; the same key returns the same run. A scheduler passes its own run's id (Airflow: dag, task, map index and run id) so a retry never starts a second run")),
+    responses((status = 201, body = RunView, description = "created",
+               headers(("Location" = String, description = "the run: `/v1/runs/{id}`"))),
+              (status = 200, body = RunView, description = "the run this key created before",
+               headers(("Location" = String, description = "the run: `/v1/runs/{id}`"))),
+              (status = 202, body = RunView, description = "pending: recorded, but the platform did not answer; a replica finishes the submission",
+               headers(("Location" = String, description = "the run: `/v1/runs/{id}`"))),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -478,16 +364,22 @@ pub async fn create_run(State(state): State<AppState>, headers: HeaderMap, body:
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let k = v
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
-                .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters"))?;
-            Some(k.to_owned())
+            let k = v.as_bytes();
+            if k.is_empty() || k.len() > 255 || !k.iter().all(|b| (b'!'..=b'~').contains(b)) {
+                return Err(ApiError::bad_request(
+                    "Idempotency-Key must be 1-255 visible ASCII characters (no spaces); use your scheduler's run id",
+                ));
+            }
+            Some(String::from_utf8_lossy(k).into_owned())
         }
     };
     let startup_timeout = match &request.startup_timeout {
         None => None,
+        Some(t) if !is_startup_timeout(t) => {
+            return Err(ApiError::bad_request(format!(
+                "startup_timeout {t:?}: give 1-4 digits and a unit, ms, s, m or h (\"90s\", \"10m\")"
+            )));
+        }
         Some(t) => {
             Some(crate::config::parse_duration(t).map_err(|e| ApiError::bad_request(format!("startup_timeout: {e}")))?)
         }
@@ -547,45 +439,20 @@ pub async fn create_run(State(state): State<AppState>, headers: HeaderMap, body:
     Ok(response)
 }
 
-/// Filters of the run list, for the OpenAPI document only (see
-/// [`EntryQuery`]).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct RunQuery {
-    connection: Option<String>,
-    entry: Option<String>,
-    /// A run state (`Running`, `Failed`, ...).
-    state: Option<String>,
-    /// At most this many (1-1000, default 100).
-    limit: Option<usize>,
-    /// Only runs numbered below this: pass `next_before`.
-    before: Option<i64>,
-}
-
 /// Runs, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/runs", tag = "runs", params(RunQuery),
     responses((status = 200, body = RunList), (status = 400, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_runs(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
-    let limit = limit_of(&q, 100)?;
-    let run_state = match q.get("state") {
-        None => None,
-        Some(s) => Some(RunState::parse(s).ok_or_else(|| {
-            let all: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::bad_request(format!("state={s:?} is not a run state; use one of {}", all.join(", ")))
-        })?),
-    };
-    let before = match q.get("before") {
-        None => None,
-        Some(b) => {
-            Some(b.parse::<i64>().map_err(|_| ApiError::bad_request(format!("before={b:?}: give a run number")))?)
-        }
-    };
+pub async fn list_runs(State(state): State<AppState>, uri: Uri) -> ApiResult<Response> {
+    let q: RunQuery = query(&uri)?;
+    let limit = limit_of(q.limit)?;
+    if let Some(b) = q.before.filter(|b| *b < 1) {
+        return Err(ApiError::bad_request(format!("before={b}: give a run number (1 or more)")));
+    }
     let filter = RunFilter {
-        connection: q.get("connection").cloned(),
-        external_id: q.get("entry").cloned(),
-        state: run_state,
-        before,
+        connection: q.connection,
+        external_id: q.entry,
+        state: q.state,
+        before: q.before,
         limit: Some(limit),
         ..RunFilter::default()
     };
@@ -597,17 +464,20 @@ pub async fn list_runs(State(state): State<AppState>, Query(q): Query<HashMap<St
 
 /// One run.
 #[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
-    params(("id" = i64, Path, description = "run number")),
-    responses((status = 200, body = StoredRun), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    params(("id" = i64, Path, minimum = 1, description = "run number")),
+    responses((status = 200, body = RunView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_run(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
     let run = run_of(&state, &raw).await?;
     Ok(json(StatusCode::OK, &run_view(&state.host, &run)))
 }
 
-/// Cancel a run: withdrawn if it was never submitted, else stopped on the
-/// platform.
+/// Cancel a run.
+///
+/// Withdrawn if it was never submitted, else stopped on the platform; a
+/// run that already ended is left as it is (`AlreadyDone`). Cancelling
+/// twice is harmless.
 #[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs",
-    params(("id" = i64, Path, description = "run number")),
+    params(("id" = i64, Path, minimum = 1, description = "run number")),
     responses((status = 200, body = CancelView), (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -620,42 +490,33 @@ pub async fn cancel_run(State(state): State<AppState>, Path(raw): Path<String>) 
     let outcome = runs::cancel(&state.host, &run.id.to_string(), "cancelled through the polysync API").await;
     state.metrics.observe("cancel", started.elapsed().as_secs_f64());
     let view = match outcome? {
-        Cancelled::Withdrawn(run) => CancelView { outcome: "Withdrawn".into(), run: run_view(&state.host, &run) },
-        Cancelled::OnPlatform { outcome, run } => CancelView {
-            outcome: serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-            run: run_view(&state.host, &run),
-        },
+        Cancelled::Withdrawn(run) => CancelView { outcome: CancelResult::Withdrawn, run: run_view(&state.host, &run) },
+        Cancelled::OnPlatform { outcome, run } => {
+            CancelView { outcome: CancelResult::of(outcome), run: run_view(&state.host, &run) }
+        }
     };
     Ok(json(StatusCode::OK, &view))
 }
 
-/// A run's logs as text: live from the platform (`follow=true` streams
-/// until the run ends), or from the archive once its pods are gone.
+/// A run's logs, as text.
+///
+/// Live from the platform (`follow=true` streams until the run ends), or
+/// from polysync's archive once its pods are gone.
 #[utoipa::path(get, path = "/v1/runs/{id}/logs", tag = "runs",
-    params(("id" = i64, Path, description = "run number"),
-           ("follow" = Option<bool>, Query, description = "stream until the run ends"),
-           ("container" = Option<String>, Query, description = "one container"),
-           ("tail" = Option<u64>, Query, description = "only the last lines")),
+    params(("id" = i64, Path, minimum = 1, description = "run number"), LogQuery),
     responses((status = 200, body = String, content_type = "text/plain"),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json"),
               (status = 502, body = Problem, content_type = "application/problem+json"),
               (status = 503, body = Problem, content_type = "application/problem+json")))]
-pub async fn run_logs(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
+pub async fn run_logs(State(state): State<AppState>, Path(raw): Path<String>, uri: Uri) -> ApiResult<Response> {
+    let q: LogQuery = query(&uri)?;
     let run = run_of(&state, &raw).await?;
-    let follow = flag_of(&q, "follow")?;
-    let tail = match q.get("tail") {
-        None => None,
-        Some(t) => {
-            Some(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("tail={t:?}: give a number of lines")))?)
-        }
-    };
-    let container = q.get("container").cloned();
+    if let Some(t) = q.tail.filter(|t| *t > 1_000_000) {
+        return Err(ApiError::bad_request(format!("tail={t}: give at most 1000000 lines")));
+    }
+    let (follow, tail, container) = (q.follow.unwrap_or(false), q.tail, q.container);
     let run_id = runs::submitted_id(&run)?;
     let provider = state.host.provider(&run.connection)?;
     let request = LogRequest { run_id, container: container.clone(), tail_lines: tail, limit_bytes: None, follow };
@@ -675,11 +536,17 @@ pub async fn run_logs(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
 }
 
-/// The platform's events of a run (pods scheduled, pulled, started, ...),
-/// as Server-Sent Events until the run ends.
+/// A run's platform events, as Server-Sent Events.
+///
+/// The platform's events of a run (pods scheduled, images pulled,
+/// containers started and ended, ...) as Server-Sent Events (`text/event-stream`), until the run
+/// ends; a finished run's events are sent and the stream ends. Each event
+/// is `event: event` with one `EventView` as JSON in `data`; a platform
+/// that fails mid-stream sends `event: error` with a `Problem` as JSON in
+/// `data`, and the stream ends. Lines starting with `:` keep the connection open.
 #[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs",
-    params(("id" = i64, Path, description = "run number")),
-    responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream"),
+    params(("id" = i64, Path, minimum = 1, description = "run number")),
+    responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream", description = "a stream of Server-Sent Events (see above); `itemSchema` is one event"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json"),
               (status = 502, body = Problem, content_type = "application/problem+json"),
@@ -692,28 +559,39 @@ pub async fn run_events(State(state): State<AppState>, Path(raw): Path<String>) 
     let stream = provider.events(EventsRequest { run_id, follow }).await.map_err(crate::Error::from)?;
     let events = stream.map(|e| {
         Ok::<_, std::convert::Infallible>(match e {
-            Ok(e) => Event::default().event("event").json_data(&e).unwrap_or_default(),
-            Err(e) => Event::default().event("error").data(e.message()),
+            Ok(e) => Event::default().event("event").json_data(EventView::of(e)).unwrap_or_default(),
+            Err(e) => Event::default()
+                .event("error")
+                .json_data(ApiError::from(crate::Error::from(e)).problem())
+                .unwrap_or_default(),
         })
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
-/// A run's status changes as Server-Sent Events (`status`), starting with
-/// its current status and ending after its final one. Any replica answers
+/// A run's status changes, as Server-Sent Events.
+///
+/// A `text/event-stream`: it
+/// starts with the run as it is, and ends after its final status. Each
+/// event is `event: status` with the run (a `RunView`, as `GET
+/// /v1/runs/{id}` answers) as JSON in `data`, and `id: <run>:<updated_at>`.
+/// Lines starting with `:` keep the connection open. Any replica answers
 /// for any run.
 #[utoipa::path(get, path = "/v1/runs/{id}/status-stream", tag = "runs",
-    params(("id" = i64, Path, description = "run number")),
-    responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream"),
+    params(("id" = i64, Path, minimum = 1, description = "run number")),
+    responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream", description = "a stream of Server-Sent Events (see above); `itemSchema` is one event"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn run_status_stream(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
     let run = run_of(&state, &raw).await?;
     Ok(super::sse::status(state, Some(run)).into_response())
 }
 
-/// Every run's status changes as Server-Sent Events (`status`), from now on.
+/// Every run's status changes, as Server-Sent Events.
+///
+/// A `text/event-stream`, from now on, until the client disconnects: `event: status` with a
+/// `RunView` as JSON in `data`, as on a run's own stream.
 #[utoipa::path(get, path = "/v1/status-stream", tag = "runs",
-    responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream")))]
+    responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream", description = "a stream of Server-Sent Events (see above); `itemSchema` is one event")))]
 pub async fn status_stream(State(state): State<AppState>) -> Response {
     super::sse::status(state, None).into_response()
 }

@@ -14,6 +14,7 @@ mod metrics;
 mod page;
 mod problem;
 mod sse;
+mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,7 +65,9 @@ pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
         .route("/v1/connections/{name}/test", post(api::test_connection))
         .route("/v1/connections/{name}/clusters", get(api::list_clusters))
         .route("/v1/connections/{name}/syncs", post(api::start_sync))
-        .route("/v1/connections/{name}/entries/{entry}", get(api::get_entry))
+        // An entry id may hold slashes (`cronjob/x`): sent as they are (a
+        // client that fills the template without escaping) or as `%2F`.
+        .route("/v1/connections/{name}/entries/{*entry}", get(api::get_entry))
         .route("/v1/syncs/{id}", get(api::get_sync))
         .route("/v1/entries", get(api::list_entries))
         .route("/v1/runs", post(api::create_run).get(api::list_runs))
@@ -83,6 +86,9 @@ pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
         .route("/readyz", get(readyz))
         // No secret in it, and generators fetch it by URL: no token.
         .route("/v1/openapi.json", get(openapi))
+        // What a problem document's `type` names: public, as the kinds are.
+        .route("/v1/problems", get(|| problem::describe(None)))
+        .route("/v1/problems/{kind}", get(|p| problem::describe(Some(p))))
         .merge(api)
         .fallback(|| async {
             problem::ApiError::not_found("no such path; the API is under /v1 (its document: /v1/openapi.json)")
@@ -97,7 +103,30 @@ pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
 pub fn openapi_document() -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    doc.to_pretty_json().unwrap_or_default()
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    streams_as_items(&mut doc);
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// An event stream's response declares its events, not its body: the
+/// schema of one event moves to `itemSchema` (as OpenAPI 3.2 writes it,
+/// which validators such as schemathesis read in 3.1 documents too), and
+/// no `schema` is left. A generated client then hands the caller the raw
+/// stream instead of failing to parse it as one JSON document.
+fn streams_as_items(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else { return };
+    for op in paths.values_mut().filter_map(|item| item.as_object_mut()).flat_map(|item| item.values_mut()) {
+        let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+        for response in responses.values_mut() {
+            let Some(stream) = response.pointer_mut("/content/text~1event-stream").and_then(|c| c.as_object_mut())
+            else {
+                continue;
+            };
+            if let Some(schema) = stream.remove("schema") {
+                stream.insert("itemSchema".into(), schema);
+            }
+        }
+    }
 }
 
 async fn openapi() -> Response {

@@ -73,8 +73,8 @@ pub async fn index(
 es.onopen=()=>{{document.getElementById('live').textContent='live: connected';}};\
 es.addEventListener('status',ev=>{{const r=JSON.parse(ev.data);let tr=document.getElementById('run-'+r.id);\
 if(!tr){{tr=document.createElement('tr');tr.id='run-'+r.id;tr.innerHTML='<td><a href=\"/runs/'+r.id+q+'\">#'+r.id+'</a></td><td></td><td></td><td></td><td class=\"state\"></td><td class=\"reason\"></td><td></td>';\
-document.querySelector('#runs tbody').prepend(tr);tr.children[1].textContent=r.connection;tr.children[2].textContent=r.external_id;tr.children[6].textContent=r.created_at;}}\
-tr.children[3].textContent=r.run_id||'-';const s=tr.querySelector('.state');s.textContent=r.state;s.className='state '+r.state;\
+document.querySelector('#runs tbody').prepend(tr);tr.children[1].textContent=r.connection;tr.children[2].textContent=r.entry;tr.children[6].textContent=r.created_at;}}\
+tr.children[3].textContent=r.platform_id||'-';const s=tr.querySelector('.state');s.textContent=r.state;s.className='state '+r.state;\
 tr.querySelector('.reason').textContent=r.reason||'';}});",
         q = serde_json::to_string(&tq).unwrap_or_default()
     );

@@ -8,18 +8,95 @@ use serde::Serialize;
 
 use crate::Error;
 
-/// A problem document (`application/problem+json`).
+/// A problem document (RFC 9457, `application/problem+json`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
-    /// A URI naming the problem type (`about:blank` plus `kind`).
+    /// The problem type, a URI reference resolved against the server:
+    /// `/v1/problems/{kind}`, a page that describes the kind.
     #[serde(rename = "type")]
+    #[schema(format = "uri-reference")]
     pub type_: String,
+    /// The HTTP status's name.
     pub title: String,
+    /// The HTTP status.
     pub status: u16,
     /// What happened and what to do.
     pub detail: String,
-    /// The error's stable kind (`not_found`, `conflict`, ...).
+    /// The error's stable kind, for programs: one of those `/v1/problems` lists.
+    #[schema(pattern = "^[a-z_]+$")]
     pub kind: String,
+}
+
+/// Every kind a problem document (and the CLI's `--output json`) names,
+/// what it means and what to do: the page of each problem type.
+pub const KINDS: &[(&str, &str)] = &[
+    (
+        "invalid_input",
+        "The request is wrong: a parameter, the body, its size or content type, or the method. `detail` names what and how to fix it; sending it again unchanged fails again.",
+    ),
+    (
+        "config",
+        "A connection's configuration is wrong (a setting, a credential reference). Fix the server's configuration file.",
+    ),
+    (
+        "unauthenticated",
+        "No bearer token, or one the server does not accept: send `Authorization: Bearer TOKEN` with one of the server's tokens.",
+    ),
+    (
+        "unauthorized",
+        "The platform refused polysync's credentials for this connection: they expired or are wrong. Fix them in the server's configuration.",
+    ),
+    (
+        "forbidden",
+        "The platform's RBAC or IAM does not allow polysync this action: grant it (the README lists each provider's permissions).",
+    ),
+    ("not_found", "What the request names does not exist: a connection, an entry (sync first), a run, a sync, a path."),
+    (
+        "conflict",
+        "The request collides with what exists: an Idempotency-Key already used for another request, or a sync of the connection already running.",
+    ),
+    ("throttled", "The platform throttles polysync: retry after `Retry-After` seconds."),
+    (
+        "unavailable",
+        "The platform cannot be reached or answered that it is unavailable: retry after `Retry-After` seconds.",
+    ),
+    ("timeout", "The platform did not answer in time: retry."),
+    (
+        "catalog",
+        "polysync's catalog (SQLite or PostgreSQL) cannot be reached or failed: retry after `Retry-After` seconds; `detail` says what to check.",
+    ),
+    ("io", "A local file could not be read or written on the server: `detail` names it."),
+    (
+        "pending",
+        "The platform did not answer a submission: the run is recorded and pending; a replica finishes it with the same key.",
+    ),
+    (
+        "unsupported",
+        "The connection's provider cannot do this (for example, list clusters of a plain Kubernetes connection).",
+    ),
+    ("cancelled", "The platform cancelled the operation."),
+    ("internal", "The platform or a plugin failed in a way it did not explain: retry, and report it if it stays."),
+    ("unknown", "The platform failed with an error polysync does not know: `detail` has its words."),
+];
+
+/// The page of one problem type (`/v1/problems/{kind}`), or of all.
+pub async fn describe(path: Option<axum::extract::Path<String>>) -> Response {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let kinds: Vec<&(&str, &str)> = match &path {
+        Some(axum::extract::Path(kind)) => KINDS.iter().filter(|(k, _)| k == kind).collect(),
+        None => KINDS.iter().collect(),
+    };
+    if kinds.is_empty() {
+        return ApiError::not_found("no such problem type; /v1/problems lists them").into_response();
+    }
+    let mut body = String::from(
+        "<!doctype html><meta charset=utf-8><title>polysync problem types</title><h1>polysync problem types</h1><dl>",
+    );
+    for (kind, what) in kinds {
+        body.push_str(&format!("<dt id=\"{kind}\"><code>{kind}</code></dt><dd>{}</dd>", esc(what)));
+    }
+    body.push_str("</dl>");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 /// An error answered as a problem document.
@@ -93,16 +170,22 @@ impl From<Error> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The problem document it is answered as.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_: format!("/v1/problems/{}", self.kind),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            kind: self.kind.to_owned(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
-        let problem = Problem {
-            type_: format!("https://polysync.invalid/problems/{}", self.kind),
-            title,
-            status: self.status.as_u16(),
-            detail: self.detail,
-            kind: self.kind.to_owned(),
-        };
+        let problem = self.problem();
         let mut response = (self.status, axum::Json(problem)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE {
@@ -158,8 +241,8 @@ pub async fn framework_errors(request: axum::extract::Request, next: axum::middl
         StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
             ("invalid_input", format!("{said}; see the request's schema in /v1/openapi.json"))
         }
-        _ if said.is_empty() => ("error", status.canonical_reason().unwrap_or("error").to_owned()),
-        _ => ("error", said),
+        _ if said.is_empty() => ("internal", status.canonical_reason().unwrap_or("error").to_owned()),
+        _ => ("internal", said),
     };
     let mut answer = ApiError::new(status, kind, detail).into_response();
     if let Some(allow) = allow {

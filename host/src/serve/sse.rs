@@ -27,7 +27,7 @@ struct Cursor {
 }
 
 fn event(state: &AppState, run: &StoredRun) -> Event {
-    let view = state.host.config.secrets.run(run);
+    let view = super::views::RunView::of(state.host.config.secrets.run(run));
     Event::default().event("status").id(format!("{}:{}", run.id, run.updated_at)).json_data(&view).unwrap_or_default()
 }
 

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// [`RunState::as_str`]/[`RunState::parse`], and nothing else: the stores
 /// keep the word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(
+    description = "Where a run is. Final: SubmitFailed (the platform refused it; nothing was created), Withdrawn (cancelled before it was submitted), Success, Failed, Cancelled, Lost (the platform lost it before its end was seen). Not final: Submitting (recorded; the platform has not confirmed it), Starting (submitted; no container running yet), Running, Unknown (the platform's state cannot be read now)."
+)]
 pub enum RunState {
     /// Recorded; the platform has not (yet) confirmed it.
     Submitting,
@@ -236,6 +239,14 @@ pub struct StoredRun {
     pub created_at: String,
     pub updated_at: String,
     pub finished_at: Option<String>,
+    /// When it was first seen running (or, for a run that ended before it
+    /// was seen running, when the platform says it started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// The exit code of each container that ended, by `unit/container`
+    /// (pod or task, then container).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub exit_codes: BTreeMap<String, i32>,
     /// Fail the run if it is still Starting this long after submission.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub startup_timeout_ms: Option<i64>,
@@ -341,6 +352,31 @@ pub fn now() -> String {
 /// Now in milliseconds since the epoch (lease expiries).
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
+}
+
+/// When a status says the run started, for a run not yet known to have:
+/// the first time it is seen running, or, for a run seen only once it had
+/// ended, the platform's start time (a container that exited did run).
+pub(crate) fn started_at(status: &RunStatus, at: &str) -> Option<String> {
+    let ran = status.units.iter().flat_map(|u| &u.containers).any(|c| c.exit_code.is_some() && !c.init);
+    match status.state {
+        polysync_provider_api::RunState::Running => Some(at.to_owned()),
+        s if s.is_terminal() && ran => Some(status.started_at.clone().unwrap_or_else(|| at.to_owned())),
+        _ => None,
+    }
+}
+
+/// The exit codes of a status's containers (`unit/container` → code), as
+/// both stores keep them (a JSON object); `None` when there are none, so an
+/// update keeps what is stored.
+pub(crate) fn exit_codes_json(status: &RunStatus) -> Option<String> {
+    let codes: BTreeMap<String, i32> = status
+        .units
+        .iter()
+        .flat_map(|u| u.containers.iter().filter(|c| !c.init).map(move |c| (u, c)))
+        .filter_map(|(u, c)| c.exit_code.map(|code| (format!("{}/{}", u.name, c.name), code)))
+        .collect();
+    (!codes.is_empty()).then(|| serde_json::to_string(&codes).unwrap_or_default())
 }
 
 /// A status's outputs as both stores keep them (a JSON object); `None`

@@ -59,7 +59,7 @@ const UNHELD: &str = "SELECT id FROM runs WHERE NOT finalized AND (owner IS NULL
 const LAPSED_HOLDERS: &str = "SELECT h.owner FROM hosts h WHERE h.lease_until < $1
      AND h.owner = (SELECT r.owner FROM runs r WHERE NOT r.finalized AND r.owner >= h.owner ORDER BY r.owner LIMIT 1)";
 
-const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error";
+const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error, started_at, exit_codes";
 
 fn row_to_run(r: &Row) -> StoredRun {
     StoredRun {
@@ -84,6 +84,8 @@ fn row_to_run(r: &Row) -> StoredRun {
         callback_url: r.get(18),
         outputs: r.get::<_, Option<&str>>(19).and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default(),
         output_error: r.get(20),
+        started_at: r.get(21),
+        exit_codes: r.get::<_, Option<&str>>(22).and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default(),
     }
 }
 
@@ -491,7 +493,8 @@ impl Store for PostgresStore {
                     "UPDATE runs SET state = $2,
                          reason = CASE WHEN $9 THEN 'Vanished after ' || state WHEN $2 = 'Cancelled' AND cancelling THEN $11 ELSE $3 END,
                          message = CASE WHEN $2 = 'Cancelled' AND cancelling THEN NULL ELSE $4 END, updated_at = $5, finished_at = COALESCE(finished_at, $6),
-                         outputs = COALESCE($7, outputs), output_error = COALESCE($8, output_error)
+                         outputs = COALESCE($7, outputs), output_error = COALESCE($8, output_error),
+                         started_at = COALESCE(started_at, $12), exit_codes = COALESCE($13, exit_codes)
                      WHERE id = $1 AND state <> ALL($10) RETURNING {RUN_COLUMNS}"
                 ),
                 &[
@@ -506,6 +509,8 @@ impl Store for PostgresStore {
                     &crate::store::model::vanished(status),
                     &finals,
                     &crate::store::model::CANCELLED_BY_USER,
+                    &crate::store::model::started_at(status, &at),
+                    &crate::store::model::exit_codes_json(status),
                 ],
             )
             .await?

@@ -123,6 +123,11 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE runs ADD COLUMN cancelling BOOLEAN NOT NULL DEFAULT false;
     ",
+    // 10: when a run started running, and its containers' exit codes.
+    "
+    ALTER TABLE runs ADD COLUMN started_at TEXT;
+    ALTER TABLE runs ADD COLUMN exit_codes TEXT;
+    ",
 ];
 
 /// One key for the migration lock of every polysync catalog.

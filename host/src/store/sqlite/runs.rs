@@ -11,7 +11,7 @@ use crate::store::{
     ms, next_state, now, now_ms, same_request, source_str,
 };
 
-const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error";
+const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error, started_at, exit_codes";
 
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
     Ok(StoredRun {
@@ -36,6 +36,8 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
         callback_url: r.get(18)?,
         outputs: r.get::<_, Option<String>>(19)?.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default(),
         output_error: r.get(20)?,
+        started_at: r.get(21)?,
+        exit_codes: r.get::<_, Option<String>>(22)?.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default(),
     })
 }
 
@@ -116,7 +118,8 @@ pub(super) fn record_status(c: &mut Connection, id: i64, status: &RunStatus) -> 
                  reason = CASE WHEN ?2 = 'Cancelled' AND cancelling = 1 THEN ?9 ELSE ?3 END,
                  message = CASE WHEN ?2 = 'Cancelled' AND cancelling = 1 THEN NULL ELSE ?4 END,
                  updated_at = ?5, finished_at = COALESCE(finished_at, ?6),
-                 outputs = COALESCE(?7, outputs), output_error = COALESCE(?8, output_error) WHERE id = ?1",
+                 outputs = COALESCE(?7, outputs), output_error = COALESCE(?8, output_error),
+                 started_at = COALESCE(started_at, ?10), exit_codes = COALESCE(?11, exit_codes) WHERE id = ?1",
             params![
                 id,
                 state.as_str(),
@@ -126,7 +129,9 @@ pub(super) fn record_status(c: &mut Connection, id: i64, status: &RunStatus) -> 
                 finished,
                 crate::store::model::outputs_json(status),
                 status.output_error,
-                crate::store::model::CANCELLED_BY_USER
+                crate::store::model::CANCELLED_BY_USER,
+                crate::store::model::started_at(status, &at),
+                crate::store::model::exit_codes_json(status)
             ],
         )?;
     }

@@ -116,6 +116,11 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE runs ADD COLUMN cancelling INTEGER NOT NULL DEFAULT 0;
     ",
+    // 9: when a run started running, and its containers' exit codes.
+    "
+    ALTER TABLE runs ADD COLUMN started_at TEXT;
+    ALTER TABLE runs ADD COLUMN exit_codes TEXT;
+    ",
 ];
 
 /// The schema version this build writes.
