@@ -195,6 +195,58 @@ store_test!(a_cancel_polysync_makes_is_the_users_whoever_records_it_first, |stor
     assert_eq!(store.record_status(refused.id, &deleted()).await.unwrap().unwrap().reason.as_deref(), Some("Deleted"));
 });
 
+store_test!(a_run_keeps_when_it_started_and_its_exit_codes_in_order, |store: Arc<dyn Store>| async move {
+    use polysync_provider_api::{ContainerStatus, UnitStatus};
+    let exited = |unit: &str, code: i32| UnitStatus {
+        name: unit.into(),
+        phase: "Failed".into(),
+        containers: vec![ContainerStatus {
+            name: "main".into(),
+            state: "terminated".into(),
+            exit_code: Some(code),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // Seen running: started then.
+    let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap().run;
+    store.record_submitted(run.id, &handle("nightly-abc")).await.unwrap();
+    let starting = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Starting);
+    assert_eq!(store.record_status(run.id, &starting).await.unwrap().unwrap().started_at, None);
+    let running = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Running);
+    let seen = store.record_status(run.id, &running).await.unwrap().unwrap();
+    let started = seen.started_at.clone().expect("started when seen running");
+    assert!(started >= seen.created_at, "{seen:?}");
+    // Its attempts' exit codes, by unit and container; the start stays.
+    let mut failed = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Failed);
+    failed.units = vec![exited("nightly-abc-1", 1), exited("nightly-abc-2", 3)];
+    let ended = store.record_status(run.id, &failed).await.unwrap().unwrap();
+    assert_eq!(ended.started_at.as_deref(), Some(started.as_str()));
+    let codes: Vec<(&str, i32)> = ended.exit_codes.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(codes, [("nightly-abc-1/main", 1), ("nightly-abc-2/main", 3)]);
+    assert_eq!(store.run(run.id).await.unwrap().unwrap().exit_codes, ended.exit_codes, "as stored");
+
+    // Seen only once it ended, with the platform's whole-second times from
+    // before polysync recorded it: never before its own creation, and
+    // started, created and finished in order.
+    let quick = store.record_intent(&new_run("k2", "nightly"), "host-a", LEASE).await.unwrap().run;
+    store.record_submitted(quick.id, &handle("nightly-def")).await.unwrap();
+    let mut done = RunStatus::new("nightly-def", polysync_provider_api::RunState::Success);
+    done.started_at = Some("2000-01-01T00:00:00Z".into());
+    done.finished_at = Some("2000-01-01T00:00:01Z".into());
+    done.units = vec![exited("nightly-def-1", 0)];
+    let done = store.record_status(quick.id, &done).await.unwrap().unwrap();
+    let (s, f) = (done.started_at.clone().unwrap(), done.finished_at.clone().unwrap());
+    assert!(done.created_at <= s && s <= f, "{done:?}");
+    // A run that never ran has no start.
+    let never = store.record_intent(&new_run("k3", "nightly"), "host-a", LEASE).await.unwrap().run;
+    store.record_submitted(never.id, &handle("nightly-ghi")).await.unwrap();
+    let refused = RunStatus::new("nightly-ghi", polysync_provider_api::RunState::Failed);
+    let refused = store.record_status(never.id, &refused).await.unwrap().unwrap();
+    assert_eq!((refused.started_at, refused.exit_codes.len()), (None, 0));
+    assert!(refused.finished_at.is_some());
+});
+
 store_test!(a_run_moves_through_its_states_and_never_leaves_a_final_one, |store: Arc<dyn Store>| async move {
     let run = store.record_intent(&new_run("k", "nightly"), "host-a", LEASE).await.unwrap().run;
     let submitted = store.record_submitted(run.id, &handle("nightly-abc")).await.unwrap();

@@ -655,3 +655,71 @@ fn the_status_page_renders_live_state_in_chromium() {
     assert!(width == 1200 && height >= 400, "unexpected size {width}x{height}");
     assert!(png.len() > 8_000, "the screenshot is nearly empty ({} bytes): nothing rendered", png.len());
 }
+
+/// The document as `polysync openapi` prints it, in `dir`.
+fn document_in(dir: &Path) -> PathBuf {
+    let out = Command::new(artifacts::executable("polysync", "polysync")).arg("openapi").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let path = dir.join("openapi.json");
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+/// A server with the two entries the client workflows use.
+fn workflow_server(ns: &str) -> Server {
+    let server = Server::start(ns);
+    server.source("report", "echo \"report for $TARGET\"; echo ROWS=7 > /dev/termination-log");
+    server.source("long", "sleep 3000");
+    server
+}
+
+/// Run `program args` in `dir` to its end (at most `limit`, and never
+/// past the test); panics with its output unless it succeeded and printed
+/// `done`.
+fn workflow(
+    program: &str,
+    args: &[String],
+    envs: &[(&str, String)],
+    dir: &Path,
+    limit: Duration,
+    done: &str,
+) -> String {
+    let text = polysync_clusters::process::Child::run_to_end(program, Path::new(program), args, envs, dir, limit)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.contains(done), "{program} {args:?} did not say {done:?}:\n{text}");
+    text
+}
+
+fn strings<const N: usize>(args: [&dyn std::fmt::Display; N]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// A client that openapi-python-client generates from the document runs
+/// a scheduler's whole workflow (tests/clients/python/workflow.py).
+#[test]
+fn a_generated_python_client_runs_the_whole_workflow() {
+    let server = workflow_server("serve-python-client");
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document_in(dir.path());
+    // No formatter runs after generation (it would need ruff).
+    std::fs::write(dir.path().join("generator.yaml"), "post_hooks: []\n").unwrap();
+    let (d, doc) = (dir.path().display(), doc.display());
+    let generate = strings([
+        &"-m",
+        &"openapi_python_client",
+        &"generate",
+        &"--meta",
+        &"none",
+        &"--path",
+        &doc,
+        &"--output-path",
+        &format!("{d}/polysync_client"),
+        &"--config",
+        &format!("{d}/generator.yaml"),
+    ]);
+    workflow("python3", &generate, &[], dir.path(), Duration::from_secs(120), "Generating");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/workflow.py");
+    let run = strings([&script.display(), &server.base, &TOKEN, &d]);
+    let text = workflow("python3", &run, &[], dir.path(), Duration::from_secs(300), "workflow complete");
+    assert!(!text.contains("s3cret"), "a secret reached the client's output:\n{text}");
+}

@@ -21,7 +21,7 @@ pub use callback::{Callbacks, check_url as check_callback_url, event_id, signatu
 pub use cancel::{Cancelled, cancel};
 pub use finish::{Finished, finish};
 pub use follow::follow;
-pub use logs::{LiveLogs, LogBuffer, RunLogs, archived_or_gone, fetch_logs, open_logs};
+pub use logs::{LiveLogs, LogBuffer, RunLogs, archived_or_gone, check_container_name, fetch_logs, open_logs};
 pub use start::{StartRun, Started, follow_one, recover, start_run, submit};
 pub use sync::{continue_sync, start_sync, sync_connection};
 pub use watch::{Service, WatchEvent, WatchReport, serve, watch};

@@ -513,6 +513,10 @@ pub async fn cancel_run(State(state): State<AppState>, Path(raw): Path<String>) 
 pub async fn run_logs(State(state): State<AppState>, Path(raw): Path<String>, uri: Uri) -> ApiResult<Response> {
     let q: LogQuery = query(&uri)?;
     let run = run_of(&state, &raw).await?;
+    if let Some(c) = &q.container {
+        // A query parameter outside its pattern: 400, as any other.
+        runs::check_container_name(c).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     if let Some(t) = q.tail.filter(|t| *t > 1_000_000) {
         return Err(ApiError::bad_request(format!("tail={t}: give at most 1000000 lines")));
     }

@@ -115,7 +115,7 @@ impl SyncView {
     }
 }
 
-/// One parameter of an entry. The default of a secret one reads `***`.
+/// One parameter of an entry. The default of a secret one reads `<redacted>`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ParameterView {
     pub name: String,
@@ -221,7 +221,7 @@ pub struct RunView {
     pub entry: String,
     /// The `Idempotency-Key` it was created with (or one polysync made).
     pub idempotency_key: String,
-    /// The values it was started with, by name; secret ones read `***`.
+    /// The values it was started with, by name; secret ones read `<redacted>`.
     pub parameters: BTreeMap<String, String>,
     /// The platform's name for it (the Job's name, the ECS task's ARN),
     /// once submitted. Not a scheduler's run id: that is `idempotency_key`.
@@ -263,7 +263,7 @@ pub struct RunView {
     /// container): the attempts of a retried run included.
     pub exit_codes: BTreeMap<String, i32>,
     /// What the run reported back, by name (empty until it is final);
-    /// secret ones read `***`.
+    /// secret ones read `<redacted>`.
     pub outputs: BTreeMap<String, String>,
     /// Why some outputs could not be read (the run's state is unaffected).
     #[schema(required = true)]

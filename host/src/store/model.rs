@@ -361,9 +361,24 @@ pub(crate) fn started_at(status: &RunStatus, at: &str) -> Option<String> {
     let ran = status.units.iter().flat_map(|u| &u.containers).any(|c| c.exit_code.is_some() && !c.init);
     match status.state {
         polysync_provider_api::RunState::Running => Some(at.to_owned()),
-        s if s.is_terminal() && ran => Some(status.started_at.clone().unwrap_or_else(|| at.to_owned())),
+        s if s.is_terminal() && ran => Some(status.started_at.as_deref().map_or_else(|| at.to_owned(), stamp)),
         _ => None,
     }
+}
+
+/// When a final status says the run ended: the platform's time, else now.
+pub(crate) fn finished_at(status: &RunStatus, at: &str) -> String {
+    status.finished_at.as_deref().map_or_else(|| at.to_owned(), stamp)
+}
+
+/// A platform's RFC 3339 time as the stores write theirs (UTC,
+/// milliseconds), so the two compare as text; kept as it is if it is not
+/// one. (The stores also keep a platform time, often whole seconds, from
+/// going before the run's own creation: see `record_status`.)
+fn stamp(text: &str) -> String {
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|_| text.to_owned())
 }
 
 /// The exit codes of a status's containers (`unit/container` → code), as

@@ -73,12 +73,57 @@ impl Child {
         Self::spawn_full(name, None, program, args, envs, log)
     }
 
+    /// Run `program` in `dir` to its end, at most `limit` (then it is
+    /// killed); its stdout and stderr go to `log`. `Ok` with what it
+    /// printed if it succeeded, else `Err` saying how it ended and what it
+    /// printed.
+    pub fn run_to_end(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+        dir: &Path,
+        limit: std::time::Duration,
+    ) -> Result<String, String> {
+        let log = dir.join(format!("{}.log", name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
+        let mut child = Self::spawn_in(name, None, program, args, envs, Some(dir), &log).map_err(|e| e.to_string())?;
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Ok(Some(status)) = child.child.try_wait() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        match status {
+            Some(s) if s.success() => Ok(text),
+            Some(s) => Err(format!("{name} ended with {s}:\n{text}")),
+            None => Err(format!("{name} did not end within {} s:\n{text}", limit.as_secs())),
+        }
+    }
+
     fn spawn_full(
         name: &str,
         user: Option<&str>,
         program: &Path,
         args: &[String],
         envs: &[(&str, String)],
+        log: &Path,
+    ) -> Result<Self, ClusterError> {
+        Self::spawn_in(name, user, program, args, envs, None, log)
+    }
+
+    fn spawn_in(
+        name: &str,
+        user: Option<&str>,
+        program: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+        dir: Option<&Path>,
         log: &Path,
     ) -> Result<Self, ClusterError> {
         let out =
@@ -90,6 +135,9 @@ impl Child {
         }
         command.arg("--pdeathsig").arg("KILL").arg("--").arg(program).args(args);
         command.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
         command.stdin(Stdio::null()).stdout(out).stderr(err);
         let (tx, rx) = mpsc::channel();
         spawner()

@@ -485,16 +485,17 @@ impl Store for PostgresStore {
         // depends on the stored state; SET reads the row as it was.
         let at = now();
         let (state, reason, final_now) = next_state(RunState::Unknown, status);
-        let finished = final_now.then(|| status.finished_at.clone().unwrap_or_else(|| at.clone()));
+        let finished = final_now.then(|| crate::store::model::finished_at(status, &at));
         let finals: Vec<&str> = RunState::finals().collect();
         let written = self
             .query_runs(
                 &format!(
                     "UPDATE runs SET state = $2,
                          reason = CASE WHEN $9 THEN 'Vanished after ' || state WHEN $2 = 'Cancelled' AND cancelling THEN $11 ELSE $3 END,
-                         message = CASE WHEN $2 = 'Cancelled' AND cancelling THEN NULL ELSE $4 END, updated_at = $5, finished_at = COALESCE(finished_at, $6),
+                         message = CASE WHEN $2 = 'Cancelled' AND cancelling THEN NULL ELSE $4 END, updated_at = $5,
+                         finished_at = COALESCE(finished_at, CASE WHEN $6::text IS NULL THEN NULL ELSE GREATEST($6, started_at, $12, created_at) END),
                          outputs = COALESCE($7, outputs), output_error = COALESCE($8, output_error),
-                         started_at = COALESCE(started_at, $12), exit_codes = COALESCE($13, exit_codes)
+                         started_at = COALESCE(started_at, CASE WHEN $12::text IS NULL THEN NULL ELSE GREATEST($12, created_at) END), exit_codes = COALESCE($13, exit_codes)
                      WHERE id = $1 AND state <> ALL($10) RETURNING {RUN_COLUMNS}"
                 ),
                 &[

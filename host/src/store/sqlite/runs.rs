@@ -112,14 +112,15 @@ pub(super) fn record_status(c: &mut Connection, id: i64, status: &RunStatus) -> 
     if !current.is_final() {
         let at = now();
         let (state, reason, final_now) = next_state(current.state, status);
-        let finished = final_now.then(|| status.finished_at.clone().unwrap_or_else(|| at.clone()));
+        let finished = final_now.then(|| crate::store::model::finished_at(status, &at));
         tx.execute(
             "UPDATE runs SET state = ?2,
                  reason = CASE WHEN ?2 = 'Cancelled' AND cancelling = 1 THEN ?9 ELSE ?3 END,
                  message = CASE WHEN ?2 = 'Cancelled' AND cancelling = 1 THEN NULL ELSE ?4 END,
-                 updated_at = ?5, finished_at = COALESCE(finished_at, ?6),
+                 updated_at = ?5,
+                 finished_at = COALESCE(finished_at, MAX(?6, COALESCE(started_at, MAX(?10, created_at), created_at))),
                  outputs = COALESCE(?7, outputs), output_error = COALESCE(?8, output_error),
-                 started_at = COALESCE(started_at, ?10), exit_codes = COALESCE(?11, exit_codes) WHERE id = ?1",
+                 started_at = COALESCE(started_at, MAX(?10, created_at)), exit_codes = COALESCE(?11, exit_codes) WHERE id = ?1",
             params![
                 id,
                 state.as_str(),
