@@ -249,6 +249,12 @@ fn the_readme_tour_through_the_api() {
         .collect();
     assert_eq!(states.last().map(String::as_str), Some("Success"), "{sse}");
     assert!(sse.contains("event: status"), "{sse}");
+    // A client that reconnects with the last id it got (`Last-Event-ID`)
+    // is sent only what came after it: of an ended run, nothing.
+    let last_id = sse.lines().filter_map(|l| l.strip_prefix("id: ")).last().expect("events have ids");
+    let (code, _, resumed) =
+        server.curl_raw("GET", &format!("/v1/runs/{id}/status-stream"), None, &[&format!("Last-Event-ID: {last_id}")]);
+    assert_eq!((code, resumed.contains("event: status")), (200, false), "{resumed}");
 
     // Its logs.
     // What a scheduler reads of a run that ended.
@@ -722,4 +728,31 @@ fn a_generated_python_client_runs_the_whole_workflow() {
     let run = strings([&script.display(), &server.base, &TOKEN, &d]);
     let text = workflow("python3", &run, &[], dir.path(), Duration::from_secs(300), "workflow complete");
     assert!(!text.contains("s3cret"), "a secret reached the client's output:\n{text}");
+    println!("{text}");
+}
+
+/// A client that @hey-api/openapi-ts generates from the document, its SSE
+/// client included, type-checks against a scheduler's whole workflow and
+/// runs it (tests/clients/typescript/workflow.ts).
+#[test]
+fn a_generated_typescript_client_runs_the_whole_workflow() {
+    let tools = std::env::var("POLYSYNC_TS_TOOLS").map(PathBuf::from).unwrap_or_else(|_| {
+        panic!("POLYSYNC_TS_TOOLS is not set: scripts/test installs the TypeScript generator and compiler (npm ci in tests/clients/typescript) and sets it")
+    });
+    let server = workflow_server("serve-ts-client");
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document_in(dir.path());
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/typescript");
+    for file in ["workflow.ts", "tsconfig.json"] {
+        std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
+    }
+    std::os::unix::fs::symlink(&tools, dir.path().join("node_modules")).unwrap();
+    let bin = |name: &str| tools.join(".bin").join(name).display().to_string();
+    let limit = Duration::from_secs(180);
+    workflow(&bin("openapi-ts"), &strings([&"-i", &doc.display(), &"-o", &"gen"]), &[], dir.path(), limit, "");
+    workflow(&bin("tsc"), &strings([&"-p", &"."]), &[], dir.path(), limit, "");
+    let run = strings([&"out/workflow.js", &server.base, &TOKEN]);
+    let text = workflow("node", &run, &[], dir.path(), Duration::from_secs(300), "workflow complete");
+    assert!(!text.contains("s3cret"), "a secret reached the client's output:\n{text}");
+    println!("{text}");
 }

@@ -582,12 +582,22 @@ pub async fn run_events(State(state): State<AppState>, Path(raw): Path<String>) 
 /// Lines starting with `:` keep the connection open. Any replica answers
 /// for any run.
 #[utoipa::path(get, path = "/v1/runs/{id}/status-stream", tag = "runs",
-    params(("id" = i64, Path, minimum = 1, description = "run number")),
+    params(("id" = i64, Path, minimum = 1, description = "run number"),
+           ("Last-Event-ID" = Option<String>, Header, description = "a reconnecting client's last event `id`: only what came after it is sent")),
     responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream", description = "a stream of Server-Sent Events (see above); `itemSchema` is one event"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn run_status_stream(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult<Response> {
+pub async fn run_status_stream(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let run = run_of(&state, &raw).await?;
-    Ok(super::sse::status(state, Some(run)).into_response())
+    Ok(super::sse::status(state, Some(run), resume_point(&headers)).into_response())
+}
+
+/// A reconnecting client's `Last-Event-ID`.
+fn resume_point(headers: &HeaderMap) -> Option<(i64, String)> {
+    super::sse::resume_point(headers.get("last-event-id").and_then(|v| v.to_str().ok()))
 }
 
 /// Every run's status changes, as Server-Sent Events.
@@ -595,7 +605,8 @@ pub async fn run_status_stream(State(state): State<AppState>, Path(raw): Path<St
 /// A `text/event-stream`, from now on, until the client disconnects: `event: status` with a
 /// `RunView` as JSON in `data`, as on a run's own stream.
 #[utoipa::path(get, path = "/v1/status-stream", tag = "runs",
+    params(("Last-Event-ID" = Option<String>, Header, description = "a reconnecting client's last event `id`: only what came after it is sent")),
     responses((status = 200, body = ServerSentEvent, content_type = "text/event-stream", description = "a stream of Server-Sent Events (see above); `itemSchema` is one event")))]
-pub async fn status_stream(State(state): State<AppState>) -> Response {
-    super::sse::status(state, None).into_response()
+pub async fn status_stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    super::sse::status(state, None, resume_point(&headers)).into_response()
 }

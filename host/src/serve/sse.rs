@@ -31,9 +31,21 @@ fn event(state: &AppState, run: &StoredRun) -> Event {
     Event::default().event("status").id(format!("{}:{}", run.id, run.updated_at)).json_data(&view).unwrap_or_default()
 }
 
+/// Where a client that reconnects left off: the `id` of the last event it
+/// got (`Last-Event-ID`), `<run>:<updated_at>`.
+pub fn resume_point(last_event_id: Option<&str>) -> Option<(i64, String)> {
+    let (run, at) = last_event_id?.split_once(':')?;
+    Some((run.parse().ok()?, at.to_owned()))
+}
+
 /// Changes of `run` (starting with its current status, ending after its
-/// final one), or of every run from now on.
-pub fn status(state: AppState, run: Option<StoredRun>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// final one), or of every run from now on; after `resume` (a reconnecting
+/// client's last event), only what it has not seen.
+pub fn status(
+    state: AppState,
+    run: Option<StoredRun>,
+    resume: Option<(i64, String)>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut cursor = Cursor {
         state,
         run: run.as_ref().map(|r| r.id),
@@ -42,11 +54,18 @@ pub fn status(state: AppState, run: Option<StoredRun>) -> Sse<impl Stream<Item =
         pending: Default::default(),
         done: false,
     };
+    if let Some((id, at)) = &resume {
+        cursor.since = at.clone();
+        cursor.sent.insert(*id, at.clone());
+    }
     if let Some(r) = run {
+        let seen = resume.as_ref().is_some_and(|(id, at)| *id == r.id && *at >= r.updated_at);
         cursor.since = r.updated_at.clone();
         cursor.sent.insert(r.id, r.updated_at.clone());
         cursor.done = r.is_final();
-        cursor.pending.push_back(r);
+        if !seen {
+            cursor.pending.push_back(r);
+        }
     }
     let stream = futures::stream::unfold(cursor, |mut c| async move {
         loop {
