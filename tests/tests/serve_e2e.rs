@@ -756,3 +756,78 @@ fn a_generated_typescript_client_runs_the_whole_workflow() {
     assert!(!text.contains("s3cret"), "a secret reached the client's output:\n{text}");
     println!("{text}");
 }
+
+/// Apache Airflow 3 (its own venv, SQLite metadata) runs the provider of
+/// `integrations/airflow` against the server with `airflow dags test`:
+/// outputs in XCom, a failure with its reason, a retry after a lost worker
+/// following the same run, the deferral really taken, and a killed task
+/// cancelling its run.
+#[test]
+fn airflow_runs_polysync_through_its_provider() {
+    let airflow = std::env::var("POLYSYNC_AIRFLOW").map(PathBuf::from).unwrap_or_else(|_| {
+        panic!("POLYSYNC_AIRFLOW is not set: scripts/test installs Apache Airflow into a venv of its own and sets it to the venv's bin directory")
+    });
+    let server = workflow_server("serve-airflow");
+    server.source("fails", "echo about to fail; exit 3");
+    server.source("slow", "sleep 4; echo slow done");
+    let home = tempfile::tempdir().unwrap();
+    let provider = Path::new(env!("CARGO_MANIFEST_DIR")).join("../integrations/airflow");
+    let envs: Vec<(&str, String)> = vec![
+        ("AIRFLOW_HOME", home.path().display().to_string()),
+        ("AIRFLOW__CORE__DAGS_FOLDER", provider.join("tests/dags").display().to_string()),
+        ("AIRFLOW__CORE__LOAD_EXAMPLES", "False".into()),
+        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", format!("sqlite:///{}/airflow.db", home.path().display())),
+        ("PYTHONPATH", provider.join("src").display().to_string()),
+        (
+            "AIRFLOW_CONN_POLYSYNC_DEFAULT",
+            json!({"conn_type": "polysync", "host": server.base, "password": TOKEN}).to_string(),
+        ),
+    ];
+    let bin = airflow.join("airflow").display().to_string();
+    let limit = Duration::from_secs(300);
+    let airflow_cmd = |args: &[&str]| {
+        polysync_clusters::process::Child::run_to_end(
+            "airflow",
+            Path::new(&bin),
+            &strings_of(args),
+            &envs,
+            home.path(),
+            limit,
+        )
+    };
+    airflow_cmd(&["db", "migrate"]).unwrap_or_else(|e| panic!("{e}"));
+
+    // Success: the outputs in XCom, the wait deferred to the trigger.
+    let out = airflow_cmd(&["dags", "test", "polysync_success"]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("XCOM outputs={'ROWS': '7'}"), "{out}");
+    assert!(out.contains("deferring: the triggerer follows polysync run #"), "{out}");
+    assert!(
+        out.contains("running trigger in line") && out.contains("through its status stream"),
+        "the wait was not deferred:\n{out}"
+    );
+    assert!(!out.contains(TOKEN), "the token reached Airflow's output:\n{out}");
+    println!("{out}");
+
+    // Failure: the task fails with the run's reason and exit code.
+    let out = airflow_cmd(&["dags", "test", "polysync_failure"]).expect_err("the DAG run fails");
+    assert!(out.contains("ended Failed (exit code 3): BackoffLimitExceeded"), "{out}");
+
+    // A lost worker's retry follows the run its first try started.
+    let out = airflow_cmd(&["dags", "test", "polysync_retry"]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("LOST WORKER after starting run #"), "{out}");
+    assert!(out.contains("started by an earlier try"), "{out}");
+    let slow = server.json("GET", "/v1/runs?entry=slow", None, 200);
+    assert_eq!(slow["runs"].as_array().unwrap().len(), 1, "a retry started a second run: {slow}");
+    assert_eq!(slow["runs"][0]["state"], "Success", "{slow}");
+
+    // A task killed by its timeout cancels its run.
+    let out = airflow_cmd(&["dags", "test", "polysync_kill"]).expect_err("the DAG run times out");
+    assert!(out.contains("cancelled polysync run #"), "{out}");
+    let long = server.json("GET", "/v1/runs?entry=long", None, 200);
+    let run = &long["runs"][0];
+    assert_eq!((run["state"].as_str(), run["reason"].as_str()), (Some("Cancelled"), Some("CancelledByUser")), "{long}");
+}
+
+fn strings_of(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}

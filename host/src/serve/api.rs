@@ -90,6 +90,12 @@ impl utoipa::Modify for Security {
     }
 }
 
+/// Whether an idempotency key as the document writes it: 1-255 visible
+/// ASCII characters.
+fn is_key(k: &[u8]) -> bool {
+    (1..=255).contains(&k.len()) && k.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
 /// What an answer with this status means, where an operation says no more.
 fn described(code: &str) -> &'static str {
     match code {
@@ -365,7 +371,7 @@ pub async fn create_run(State(state): State<AppState>, headers: HeaderMap, body:
         None => None,
         Some(v) => {
             let k = v.as_bytes();
-            if k.is_empty() || k.len() > 255 || !k.iter().all(|b| (b'!'..=b'~').contains(b)) {
+            if !is_key(k) {
                 return Err(ApiError::bad_request(
                     "Idempotency-Key must be 1-255 visible ASCII characters (no spaces); use your scheduler's run id",
                 ));
@@ -447,6 +453,25 @@ pub async fn list_runs(State(state): State<AppState>, uri: Uri) -> ApiResult<Res
     let limit = limit_of(q.limit)?;
     if let Some(b) = q.before.filter(|b| *b < 1) {
         return Err(ApiError::bad_request(format!("before={b}: give a run number (1 or more)")));
+    }
+    if let Some(key) = &q.idempotency_key {
+        if !is_key(key.as_bytes()) {
+            return Err(ApiError::bad_request(format!(
+                "idempotency_key={key:?}: a key is 1-255 visible ASCII characters (no spaces)"
+            )));
+        }
+        let found = state.host.store().await?.run_by_key(key).await?;
+        let runs = found
+            .filter(|r| {
+                q.connection.as_ref().is_none_or(|c| *c == r.connection)
+                    && q.entry.as_ref().is_none_or(|e| *e == r.external_id)
+                    && q.state.is_none_or(|s| s == r.state)
+                    && q.before.is_none_or(|b| r.id < b)
+            })
+            .map(|r| run_view(&state.host, &r))
+            .into_iter()
+            .collect();
+        return Ok(json(StatusCode::OK, &RunList { runs, next_before: None }));
     }
     let filter = RunFilter {
         connection: q.connection,

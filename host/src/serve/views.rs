@@ -515,6 +515,10 @@ pub struct RunQuery {
     pub entry: Option<String>,
     /// Only runs in this state.
     pub state: Option<RunState>,
+    /// Only the run created with this `Idempotency-Key` (at most one): how
+    /// a scheduler finds the run an earlier attempt of its task created.
+    #[param(pattern = "^[!-~]{1,255}$")]
+    pub idempotency_key: Option<String>,
     /// At most this many (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u16>,
