@@ -413,7 +413,19 @@ async fn builtin(
             None => Ok(1),
         },
         "date" => {
-            emit(out, &jiff::Timestamp::now().strftime("%a %b %e %H:%M:%S UTC %Y").to_string(), true);
+            let now = jiff::Timestamp::now();
+            let text = match args.first().and_then(|a| a.strip_prefix('+')) {
+                // GNU date's `+FORMAT`, with `%s` and `%N` (a script that
+                // reports when it ended: `date +ENDED_AT=%s.%N`).
+                Some(format) => {
+                    let format = format
+                        .replace("%s", &now.as_second().to_string())
+                        .replace("%N", &format!("{:09}", now.subsec_nanosecond()));
+                    now.strftime(&format).to_string()
+                }
+                None => now.strftime("%a %b %e %H:%M:%S UTC %Y").to_string(),
+            };
+            emit(out, &text, true);
             Ok(0)
         }
         "export" => {
@@ -603,6 +615,14 @@ mod tests {
             &[("I", "1")],
         );
         assert_eq!((code, out), (7, vec!["one\n".to_owned(), "not-two\n".to_owned()]));
+    }
+
+    #[test]
+    fn date_takes_a_format_with_epoch_seconds_and_nanoseconds() {
+        let (code, out, _) = run(&["date", "+ENDED_AT=%s.%N"], &[]);
+        let ended: f64 = out[0].trim().strip_prefix("ENDED_AT=").unwrap().parse().unwrap();
+        let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+        assert!(code == 0 && (now - ended).abs() < 5.0 && out[0].contains('.'), "{out:?}");
     }
 
     #[test]
