@@ -80,13 +80,13 @@ impl Callbacks {
         Ok(Self { secret, names, client, first_backoff: Duration::from_millis(250) })
     }
 
-    /// The body POSTed for `run`: its event id and the run, secret
-    /// parameter values redacted.
+    /// The body POSTed for `run`: its event id and the run as the API shows
+    /// it, secret parameter values redacted.
     pub fn body(&self, run: &StoredRun) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
             "event_id": event_id(run),
             "type": "run.finished",
-            "run": self.names.run(run),
+            "run": super::RunView::of(self.names.run(run)),
         }))
         .unwrap_or_default()
     }

@@ -11,6 +11,7 @@ mod follow;
 mod logs;
 mod start;
 mod sync;
+mod view;
 mod watch;
 
 use std::collections::{BTreeMap, HashSet};
@@ -24,6 +25,7 @@ pub use follow::follow;
 pub use logs::{LiveLogs, LogBuffer, RunLogs, archived_or_gone, check_container_name, fetch_logs, open_logs};
 pub use start::{StartRun, Started, follow_one, recover, start_run, submit};
 pub use sync::{continue_sync, start_sync, sync_connection};
+pub use view::{RunLinks, RunView, entry_path, segment};
 pub use watch::{Service, WatchEvent, WatchReport, serve, watch};
 
 use crate::Host;
