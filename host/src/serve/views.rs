@@ -19,7 +19,7 @@ use crate::store::{DeleteAfter, EntryState, RunState, StoredEntry, SyncRecord};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionView {
     pub name: String,
-    /// The provider plugin that serves it (`kube-jobs`, `aks`, `eks`, `ecs`).
+    /// The provider plugin that serves it (`kubernetes`, `aks`, `eks`, `ecs`).
     pub provider: String,
 }
 
@@ -114,9 +114,9 @@ pub struct ParameterView {
     pub name: String,
     #[schema(required = true)]
     pub default: Option<String>,
-    /// `input`, or `output` (a value the run reports back).
+    /// `Input`, or `Output` (a value the run reports back).
     pub direction: String,
-    /// `string`, `integer`, `boolean`, ...
+    /// `String` (every value is text today).
     pub data_type: String,
     /// What it is for, when the platform says.
     #[schema(required = true)]
@@ -131,7 +131,7 @@ pub struct EntryView {
     /// `job/report`, a task definition family). With `connection` it names
     /// the entry everywhere: in runs, in `POST /v1/runs`, in filters.
     pub entry: String,
-    /// What it is on the platform (`cronjob`, `job`, `task_definition`, ...).
+    /// What it is on the platform: `Job`, `CronJob` or `TaskDefinition`.
     pub kind: String,
     pub display_name: String,
     #[schema(required = true)]
@@ -265,7 +265,7 @@ pub struct CreateRun {
     #[serde(default)]
     pub delete_after: Option<DeleteAfter>,
     /// Fail the run if it has not started this long after submission
-    /// (`"10m"`, `"90s"`, `"1h30m"`).
+    /// (`"10m"`, `"90s"`: 1-4 digits and a unit, ms, s, m or h).
     #[serde(default)]
     #[schema(pattern = r"^[0-9]{1,4}(ms|s|m|h)$")]
     pub startup_timeout: Option<String>,
@@ -283,7 +283,8 @@ pub struct CreateRun {
 pub struct EventView {
     /// The run's `platform_id`.
     pub platform_id: String,
-    /// `unit_added`, `unit_changed`, `unit_removed`, `platform`, ...
+    /// `Added`, `Modified` or `Deleted` (the unit), or `Platform` (an
+    /// event the platform recorded: a Kubernetes Event, an ECS state change).
     pub kind: String,
     /// The pod or task.
     pub unit: String,
