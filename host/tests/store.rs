@@ -465,3 +465,149 @@ async fn a_version_2_sqlite_catalog_migrates_forward_without_loss() {
     let claimed = store.claim_runs("host", None, LEASE, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), [live.id]);
 }
+
+/// TLS to a PostgreSQL catalog as libpq does it: one server of this
+/// binary's own that takes TLS only, with a certificate for `localhost`
+/// signed by a test CA, and a role that logs in with a client certificate.
+mod tls {
+    use super::*;
+    use polysync_clusters::postgres::{CERT_USER, ServerTls};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    struct Ca {
+        issuer: Issuer<'static, KeyPair>,
+        pem: String,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        Ca { issuer: Issuer::new(params, key), pem }
+    }
+
+    fn issue(ca: &Ca, names: Vec<String>, cn: &str) -> (String, String) {
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        (params.signed_by(&key, &ca.issuer).unwrap().pem(), key.serialize_pem())
+    }
+
+    /// The server, and the files a client is given: the server's CA,
+    /// another CA, and the certificate role's certificate and key.
+    struct Setup {
+        server: Postgres,
+        files: tempfile::TempDir,
+    }
+
+    fn setup() -> &'static Setup {
+        static SETUP: OnceLock<Setup> = OnceLock::new();
+        SETUP.get_or_init(|| {
+            let (ca, other) = (ca("polysync test CA"), ca("another CA"));
+            // Named for `localhost` only: 127.0.0.1 is not its name.
+            let (cert_pem, key_pem) = issue(&ca, vec!["localhost".into()], "polysync test PostgreSQL");
+            let tls = ServerTls { cert_pem, key_pem, client_ca_pem: ca.pem.clone() };
+            let server = Postgres::start_with(Some(&tls)).unwrap_or_else(|e| panic!("the TLS PostgreSQL server: {e}"));
+            server.psql("postgres", &format!("CREATE ROLE {CERT_USER} LOGIN")).unwrap();
+            server.psql("postgres", &format!("CREATE DATABASE certdb OWNER {CERT_USER}")).unwrap();
+            let files = tempfile::tempdir().unwrap();
+            let (client_cert, client_key) = issue(&ca, vec![], CERT_USER);
+            for (name, pem) in [
+                ("ca.pem", &ca.pem),
+                ("other-ca.pem", &other.pem),
+                ("client.pem", &client_cert),
+                ("client.key", &client_key),
+            ] {
+                std::fs::write(files.path().join(name), pem).unwrap();
+            }
+            Setup { server, files }
+        })
+    }
+
+    fn file(name: &str) -> String {
+        setup().files.path().join(name).display().to_string()
+    }
+
+    /// Open a catalog in a fresh database on `host` with `params`, with the
+    /// test role's password or without one.
+    async fn open(host: &str, params: &str, password: bool) -> Result<Arc<dyn Store>, String> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let db = format!("tls_{}", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        setup().server.database(&db).unwrap();
+        let url = format!("postgres://{}@{host}:{}/{db}{params}", postgres::USER, setup().server.port());
+        let pw = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(pw.path(), postgres::PASSWORD).unwrap();
+        let source = password.then(|| PasswordSource::File(pw.path().to_owned()));
+        let location = PostgresCatalog::new(&url, source).map_err(|e| e.to_string())?;
+        store::open(&CatalogLocation::Postgres(location)).await.map_err(|e| e.to_string())
+    }
+
+    async fn works(host: &str, params: &str) {
+        let store = open(host, params, true).await.unwrap_or_else(|e| panic!("{params}: {e}"));
+        assert!(store.runs(&RunFilter::default()).await.unwrap().is_empty());
+    }
+
+    async fn fails(host: &str, params: &str, says: &str) {
+        match open(host, params, true).await {
+            Ok(_) => panic!("{host} {params} connected"),
+            Err(e) => assert!(e.contains(says), "{host} {params}: {e}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prefer_and_require_encrypt_without_checking_the_certificate() {
+        // Debian's default server (a certificate no system root signed)
+        // with no sslmode: libpq's default, prefer.
+        works("127.0.0.1", "").await;
+        works("127.0.0.1", "?sslmode=prefer").await;
+        works("127.0.0.1", "?sslmode=require").await;
+        // With a root certificate, require checks the chain (libpq).
+        works("127.0.0.1", &format!("?sslmode=require&sslrootcert={}", file("ca.pem"))).await;
+        fails("127.0.0.1", &format!("?sslmode=require&sslrootcert={}", file("other-ca.pem")), "UnknownIssuer").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disable_is_refused_by_a_tls_only_server_and_allow_falls_back_to_tls() {
+        fails("127.0.0.1", "?sslmode=disable", "takes TLS connections only").await;
+        works("127.0.0.1", "?sslmode=allow").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verify_ca_checks_the_chain_and_verify_full_the_name_too() {
+        works("127.0.0.1", &format!("?sslmode=verify-ca&sslrootcert={}", file("ca.pem"))).await;
+        fails("127.0.0.1", &format!("?sslmode=verify-ca&sslrootcert={}", file("other-ca.pem")), "UnknownIssuer").await;
+        works("localhost", &format!("?sslmode=verify-full&sslrootcert={}", file("ca.pem"))).await;
+        fails(
+            "127.0.0.1",
+            &format!("?sslmode=verify-full&sslrootcert={}", file("ca.pem")),
+            "certificate not valid for name \"127.0.0.1\"",
+        )
+        .await;
+        // The system's roots did not sign it.
+        fails("localhost", "?sslmode=verify-full&sslrootcert=system", "UnknownIssuer").await;
+        let e = open("localhost", "?sslmode=verify-full", true).await.err().unwrap();
+        assert!(e.contains("set sslrootcert"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_certificate_logs_in_without_a_password() {
+        let url = format!(
+            "postgres://{CERT_USER}@localhost:{}/certdb?sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            setup().server.port(),
+            file("ca.pem"),
+            file("client.pem"),
+            file("client.key")
+        );
+        let store = store::open(&CatalogLocation::Postgres(PostgresCatalog::new(&url, None).unwrap())).await.unwrap();
+        assert!(store.runs(&RunFilter::default()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_asking_for_a_password_polysync_was_not_given_says_so() {
+        let e = open("127.0.0.1", "?sslmode=require", false).await.err().unwrap();
+        assert!(e.contains("asks for a password and none is configured"), "{e}");
+        assert!(e.contains("catalog_password_env"), "{e}");
+    }
+}

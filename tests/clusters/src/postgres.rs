@@ -29,6 +29,20 @@ pub struct Postgres {
     _dir: tempfile::TempDir,
 }
 
+/// A server's TLS: its certificate and key, and the CA its clients'
+/// certificates are checked against (PEM). A server started with it takes
+/// TLS connections only (`hostssl`), and authenticates the role
+/// [`CERT_USER`] by its client certificate.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: String,
+}
+
+/// The role a TLS server authenticates by certificate (CN).
+pub const CERT_USER: &str = "certuser";
+
 /// Where the PostgreSQL binaries are.
 pub fn bin_dir() -> Result<PathBuf, ClusterError> {
     if let Some(dir) = std::env::var_os("POLYSYNC_PG_BIN") {
@@ -67,6 +81,11 @@ fn is_root() -> bool {
 impl Postgres {
     /// Initialize and start a server; ready when this returns.
     pub fn start() -> Result<Self, ClusterError> {
+        Self::start_with(None)
+    }
+
+    /// [`Postgres::start`], with TLS (and only TLS) when `tls` is given.
+    pub fn start_with(tls: Option<&ServerTls>) -> Result<Self, ClusterError> {
         let bin = bin_dir()?;
         let user = is_root().then_some("postgres");
         let dir = scratch_dir("polysync-pg-")?;
@@ -104,6 +123,33 @@ impl Postgres {
         }
         let port = free_port()?;
         let log = dir.path().join("postgres.log");
+        let mut extra = Vec::new();
+        if let Some(tls) = tls {
+            let files =
+                [("server.crt", &tls.cert_pem), ("server.key", &tls.key_pem), ("client-ca.crt", &tls.client_ca_pem)];
+            for (name, pem) in files {
+                let path = dir.path().join(name);
+                std::fs::write(&path, pem).map_err(|e| ClusterError::io(&path, e))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| ClusterError::io(&path, e))?;
+                if let Some(user) = user {
+                    let _ = Command::new("chown").arg(format!("{user}:{user}")).arg(&path).status();
+                }
+            }
+            let hba = data.join("pg_hba.conf");
+            let rules = format!(
+                "local all all scram-sha-256\nhostssl all {CERT_USER} 127.0.0.1/32 cert\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+            );
+            std::fs::write(&hba, rules).map_err(|e| ClusterError::io(&hba, e))?;
+            for (k, file) in
+                [("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key"), ("ssl_ca_file", "client-ca.crt")]
+            {
+                extra.push("-c".to_owned());
+                extra.push(format!("{k}={}", dir.path().join(file).display()));
+            }
+            extra.extend(["-c".to_owned(), "ssl=on".to_owned()]);
+        }
         let args: Vec<String> = [
             "-D",
             &data.display().to_string(),
@@ -124,6 +170,7 @@ impl Postgres {
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(extra)
         .collect();
         let child = Child::spawn_as("postgres", user, &bin.join("postgres"), &args, &log)?;
         let mut server = Self { child, bin, port, _dir: dir };

@@ -5,6 +5,7 @@
 //! wait on each other or take the same run.
 
 mod schema;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -38,12 +39,37 @@ impl std::fmt::Debug for PostgresStore {
 pub(super) fn err(shown: &str, e: tokio_postgres::Error) -> Error {
     let detail = match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        // "invalid configuration", "error performing TLS handshake": the
+        // cause is in the chain.
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let said = cause.to_string();
+                if !text.contains(&said) {
+                    text = format!("{text}: {said}");
+                }
+                source = cause.source();
+            }
+            text
+        }
     };
-    Error::Catalog {
-        store: shown.to_owned(),
-        message: format!("{detail}; check the server is reachable and the role may create and write tables there"),
-    }
+    let message = if detail.contains("password missing") {
+        "the server asks for a password and none is configured: set `catalog_password_env` (the name of a variable holding it) or `catalog_password_file`".to_owned()
+    } else if detail.contains("not valid for name") {
+        format!(
+            "{detail}; connect by a name the server's certificate holds (sslmode=verify-full checks it), or use sslmode=verify-ca to check its signer only"
+        )
+    } else if detail.contains("TLS handshake") {
+        format!(
+            "{detail}; the server's certificate was refused: give sslrootcert=<the CA's PEM file> in the URL, or sslmode=require to encrypt without checking it (libpq's meaning)"
+        )
+    } else if detail.contains("no encryption") || detail.contains("SSL off") {
+        format!("{detail}; the server takes TLS connections only: drop sslmode=disable (the default, prefer, uses TLS)")
+    } else {
+        format!("{detail}; check the server is reachable and the role may create and write tables there")
+    };
+    Error::Catalog { store: shown.to_owned(), message }
 }
 
 /// Runs unowned or on a lease of their own: the claimable ones while no
@@ -129,18 +155,15 @@ fn row_to_sync(r: &Row) -> SyncRecord {
     }
 }
 
-/// The TLS connector: the system's roots, rustls with ring.
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(crate::tls::client_config("the catalog")?))
-}
-
 impl PostgresStore {
     /// Connect (checking the server answers) and migrate.
     pub async fn open(location: &PostgresCatalog) -> Result<Self> {
-        let mut config: tokio_postgres::Config = location
-            .url
+        let (url, settings) = tls::split(&location.url)?;
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::Config(format!("`catalog` is not a PostgreSQL URL ({}): {e}", location.shown())))?;
+        config.ssl_mode(settings.mode.wire());
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(&settings)?);
         if let Some(password) = location.password()? {
             config.password(password);
         }
@@ -149,7 +172,12 @@ impl PostgresStore {
         }
         config.connect_timeout(Duration::from_secs(10));
         let shown = location.shown();
-        let manager = Manager::from_config(config, tls()?, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        // libpq's allow: without TLS if the server takes that, else with.
+        if settings.mode == tls::SslMode::Allow && config.connect(tokio_postgres::NoTls).await.is_err() {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
+        let manager =
+            Manager::from_config(config, connector, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(16)
             .build()
