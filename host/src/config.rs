@@ -238,8 +238,18 @@ fn default_catalog() -> PathBuf {
     dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("polysync").join("catalog.db")
 }
 
-fn default_plugin_dir() -> PathBuf {
-    std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."))
+/// Where plugins are when the config does not say: `../lib/polysync/plugins`
+/// from the executable (the release archive's layout, and a system
+/// install's: /usr/bin and /usr/lib/polysync/plugins), else the
+/// executable's own directory (a cargo build).
+pub fn default_plugin_dir() -> PathBuf {
+    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let Some(exe_dir) = exe_dir else { return PathBuf::from(".") };
+    let installed = exe_dir.join("../lib/polysync/plugins");
+    match installed.canonicalize() {
+        Ok(dir) if dir.is_dir() => dir,
+        _ => exe_dir,
+    }
 }
 
 fn is_name(s: &str) -> bool {

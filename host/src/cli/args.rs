@@ -196,6 +196,10 @@ pub enum Command {
     ///
     /// Example: polysync completions bash > /etc/bash_completion.d/polysync
     Completions { shell: clap_complete::Shell },
+    /// Write the man pages (polysync.1 and one per command) into a directory.
+    ///
+    /// Example: polysync man /usr/local/share/man/man1
+    Man { dir: std::path::PathBuf },
     /// Print the OpenAPI 3.1 document of `polysync serve`'s API, offline
     /// (the same as GET /v1/openapi.json), for client generators.
     ///

@@ -41,6 +41,12 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
             super::output::emit(&String::from_utf8_lossy(&script));
             return Ok(EXIT_OK);
         }
+        Command::Man { dir } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(cmd, &dir)
+                .map_err(|e| polysync::Error::Io(format!("writing man pages into {}: {e}", dir.display())))?;
+            return Ok(EXIT_OK);
+        }
         _ => {}
     }
     let mut config = Config::load(cli.config.as_deref())?;
@@ -102,7 +108,7 @@ async fn command(host: &Host, out: Out, command: Command) -> Result<u8> {
         Command::Demo { .. } | Command::Sandbox(_) => {
             Err(Error::InvalidInput("this command cannot run inside another one".into()))
         }
-        Command::Completions { .. } | Command::Openapi | Command::ProbePlugin { .. } => {
+        Command::Completions { .. } | Command::Man { .. } | Command::Openapi | Command::ProbePlugin { .. } => {
             Err(Error::InvalidInput("this command cannot run inside another one".into()))
         }
     }

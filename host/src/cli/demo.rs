@@ -5,7 +5,6 @@
 //! `kubernetes` plugin at it, and walks through the everyday commands: the
 //! same library workflows and renderers the commands use.
 
-use std::path::Path;
 use std::time::Instant;
 
 use polysync::config::Config;
@@ -83,7 +82,7 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         .write_kubeconfig(&kubeconfig, NAMESPACE)
         .map_err(|e| Error::Io(format!("cannot write the kubeconfig: {e}")))?;
     let config_path = dir.join("config.toml");
-    let plugin_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
+    let plugin_dir = polysync::config::default_plugin_dir();
     let config_text = format!(
         "plugin_dir = {plugins:?}\ncatalog = {catalog:?}\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {kc:?}\nnamespace = \"{NAMESPACE}\"\n",
         plugins = plugin_dir.display().to_string(),
@@ -102,7 +101,7 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
     let registry = host.registry()?;
     if registry.get("kubernetes").is_none() {
         return Err(Error::Config(format!(
-            "the demo needs the kubernetes plugin next to polysync in {}; build both with `bash scripts/demo` (or cargo build --release -p polysync -p polysync-provider-kubernetes)",
+            "the demo needs the kubernetes plugin in {}; build both with `bash scripts/demo` (or cargo build --release -p polysync -p polysync-provider-kubernetes)",
             plugin_dir.display()
         )));
     }
