@@ -133,9 +133,24 @@ fn role_without(role: &Value, resource: &str, verb: &str) -> Value {
     role
 }
 
+/// What [`tour`] runs, in `ns`: the Job `rbac-source` and the CronJob
+/// `rbac-nightly`.
+fn tour_sources(cluster: &Cluster, ns: &str) {
+    source_job(cluster, ns, "rbac-source", "echo hello $WHO; sleep 20", |_| {});
+    let cronjob = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "rbac-nightly"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "echo nightly"]}]}}}}}});
+    let _ = cluster.call("POST", &format!("/apis/batch/v1/namespaces/{ns}/cronjobs"), Some(cronjob));
+}
+
 /// Wait until RBAC reflects the Role: the service account may (or may not)
 /// `verb` `resource`.
 fn wait_for_rbac(cluster: &Cluster, ns: &str, resource: &str, verb: &str, allowed: bool) {
+    wait_for_rbac_of(cluster, ns, ns, resource, verb, allowed)
+}
+
+/// [`wait_for_rbac`] for the service account `polysync` of `sa_ns`, in `ns`.
+fn wait_for_rbac_of(cluster: &Cluster, sa_ns: &str, ns: &str, resource: &str, verb: &str, allowed: bool) {
     let (group, resource, sub) = match resource {
         "jobs" | "cronjobs" => ("batch", resource, None),
         "pods/log" => ("", "pods", Some("log")),
@@ -144,8 +159,8 @@ fn wait_for_rbac(cluster: &Cluster, ns: &str, resource: &str, verb: &str, allowe
     let review = json!({
         "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
         "spec": {
-            "user": format!("system:serviceaccount:{ns}:polysync"),
-            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}"), "system:authenticated"],
+            "user": format!("system:serviceaccount:{sa_ns}:polysync"),
+            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{sa_ns}"), "system:authenticated"],
             "resourceAttributes": {"namespace": ns, "verb": verb, "group": group, "resource": resource, "subresource": sub.unwrap_or("")},
         },
     });
@@ -164,11 +179,7 @@ fn wait_for_rbac(cluster: &Cluster, ns: &str, resource: &str, verb: &str, allowe
 fn the_readme_role_is_sufficient_and_each_verb_is_needed() {
     let cluster = shared(Flavor::Real);
     let ns = "rbac";
-    source_job(cluster, ns, "rbac-source", "echo hello $WHO; sleep 20", |_| {});
-    let cronjob = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "rbac-nightly"},
-        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
-        "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "echo nightly"]}]}}}}}});
-    let _ = cluster.call("POST", &format!("/apis/batch/v1/namespaces/{ns}/cronjobs"), Some(cronjob));
+    tour_sources(cluster, ns);
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "polysync"}});
     let _ = cluster.call("POST", &format!("/api/v1/namespaces/{ns}/serviceaccounts"), Some(sa));
     let mut role = readme_role();
@@ -324,4 +335,124 @@ fn watch_resumes_after_etcd_compaction_and_an_apiserver_restart() {
         let all = collected.await.unwrap().expect("the watch reaches the end after the restart");
         assert_eq!(all.last().unwrap().state, RunState::Success, "{all:?}");
     });
+}
+
+/// The Helm chart (`deploy/helm/polysync`), with helm built from its Go
+/// module: it lints, renders, and is accepted by a real kube-apiserver
+/// (server-side dry run) into a namespace that enforces the `restricted`
+/// Pod Security Standard, its pod admitted there; then its ServiceAccount
+/// and Role, installed, let polysync through the chart's own kubeconfig
+/// (with a token of that account) do the whole tour on a watched
+/// namespace — and without one of the Role's verbs, the step that needs it
+/// fails, naming the verb.
+#[test]
+fn the_helm_chart_installs_under_restricted_pod_security_and_its_account_runs_the_tour() {
+    let helm = std::env::var("POLYSYNC_HELM").map(|d| std::path::PathBuf::from(d).join("helm")).unwrap_or_else(|_| {
+        panic!(
+            "POLYSYNC_HELM is not set: scripts/test builds helm from its Go module (tests/helm/build.sh) and sets it"
+        )
+    });
+    let cluster = shared(Flavor::Real);
+    let (system, batch) = ("chart-system", "chart-batch");
+    let restricted = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/warn-version": "latest"}}});
+    cluster.call("POST", "/api/v1/namespaces", Some(restricted)).unwrap();
+    tour_sources(cluster, batch);
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/helm/polysync");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |program: &std::path::Path, args: &[&str]| -> String {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        polysync_clusters::process::Child::run_to_end(
+            "chart",
+            program,
+            &args,
+            &[("HOME", dir.path().display().to_string())],
+            dir.path(),
+            Duration::from_secs(120),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let chart_path = chart.display().to_string();
+    assert!(run(&helm, &["lint", "--strict", &chart_path]).contains("0 chart(s) failed"));
+    let monitored = run(&helm, &["template", "polysync", &chart_path, "--set", "serviceMonitor.enabled=true"]);
+    assert!(monitored.contains("kind: ServiceMonitor"), "{monitored}");
+    let connection = format!("connections[0].name=batch,connections[0].namespace={batch}");
+    let rendered = run(&helm, &["template", "polysync", &chart_path, "--namespace", system, "--set", &connection]);
+    let manifests = dir.path().join("rendered.yaml");
+    std::fs::write(&manifests, &rendered).unwrap();
+
+    // The API server takes every object; the restricted namespace warns of nothing.
+    let kubectl = std::path::Path::new("kubectl");
+    let admin = cluster.kubeconfig().display().to_string();
+    let m = manifests.display().to_string();
+    let dry = run(kubectl, &["--kubeconfig", &admin, "apply", "--server-side", "--dry-run=server", "-f", &m]);
+    assert!(!dry.contains("Warning") && !dry.contains("PodSecurity"), "{dry}");
+    let printed = run(kubectl, &["--kubeconfig", &admin, "create", "--dry-run=client", "-o", "json", "-f", &m]);
+    let items: Vec<Value> = serde_json::Deserializer::from_str(&printed).into_iter().map(Result::unwrap).collect();
+    let of = |kind: &str| items.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in the chart"));
+    let deployment = of("Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    for kind in ["Service", "PodDisruptionBudget", "ServiceAccount", "ConfigMap", "Role", "RoleBinding"] {
+        of(kind);
+    }
+    // Installed (all but the Deployment: no image runs here), the chart's
+    // Role is the README's, and its account runs the tour through the
+    // chart's kubeconfig.
+    let rest: Vec<&Value> = items.iter().filter(|o| o["kind"] != "Deployment").collect();
+    let installed = json!({"apiVersion": "v1", "kind": "List", "items": rest});
+    let list = dir.path().join("installed.json");
+    std::fs::write(&list, installed.to_string()).unwrap();
+    run(kubectl, &["--kubeconfig", &admin, "apply", "--server-side", "-f", &list.display().to_string()]);
+    // Its pod is admitted where `restricted` is enforced; the same pod
+    // without its security context is not (the namespace does enforce).
+    let pod = |spec: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "chart-pod"}, "spec": spec});
+    let pods = format!("/api/v1/namespaces/{system}/pods?dryRun=All");
+    let spec = deployment["spec"]["template"]["spec"].clone();
+    cluster.call("POST", &pods, Some(pod(spec.clone()))).unwrap_or_else(|e| panic!("the chart's pod is refused: {e}"));
+    let mut loose = spec;
+    loose["containers"][0].as_object_mut().unwrap().remove("securityContext");
+    let refused = cluster.call("POST", &pods, Some(pod(loose))).expect_err("restricted is enforced");
+    assert!(refused.message.contains("violates PodSecurity"), "{refused}");
+
+    let role = of("Role");
+    assert_eq!(role["rules"], readme_role()["rules"], "the chart's Role is not the README's");
+    assert_eq!(role["metadata"]["namespace"], batch);
+    let token = cluster
+        .call(
+            "POST",
+            &format!("/api/v1/namespaces/{system}/serviceaccounts/polysync/token"),
+            Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})),
+        )
+        .unwrap()["status"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (token_file, ca_file) = (dir.path().join("token"), dir.path().join("ca.crt"));
+    std::fs::write(&token_file, &token).unwrap();
+    std::fs::write(&ca_file, cluster.ca_pem().unwrap()).unwrap();
+    let kubeconfig = of("ConfigMap")["data"]["kubeconfig"]
+        .as_str()
+        .unwrap()
+        .replace("https://kubernetes.default.svc", cluster.url())
+        .replace("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", &ca_file.display().to_string())
+        .replace("/var/run/secrets/kubernetes.io/serviceaccount/token", &token_file.display().to_string());
+    assert!(
+        kubeconfig.contains(&token_file.display().to_string()),
+        "the chart's kubeconfig reads the pod's token file"
+    );
+    let p = provider_for(&kubeconfig, batch, dir.path());
+    let rt = rt();
+    for (step, result) in rt.block_on(tour(&p, "chart")) {
+        assert!(result.is_ok(), "with the chart's Role and kubeconfig, {step} failed: {result:?}");
+    }
+    let role_path = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{batch}/roles/polysync");
+    let installed_role = cluster.call("GET", &role_path, None).unwrap();
+    cluster.call("PUT", &role_path, Some(role_without(&installed_role, "jobs", "create"))).unwrap();
+    wait_for_rbac_of(cluster, system, batch, "jobs", "create", false);
+    let steps = rt.block_on(tour(&p, "chart-no-create"));
+    let (step, result) = steps.iter().find(|(_, r)| r.is_err()).expect("without create on jobs a step fails");
+    let err = result.as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{step}: {err}");
+    assert!(err.message().contains("create"), "the message names the verb: {err}");
 }

@@ -86,6 +86,8 @@ impl Child {
         limit: std::time::Duration,
     ) -> Result<String, String> {
         let log = dir.join(format!("{}.log", name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
+        // Each run's own output only.
+        let _ = std::fs::remove_file(&log);
         let mut child = Self::spawn_in(name, None, program, args, envs, Some(dir), &log).map_err(|e| e.to_string())?;
         let deadline = std::time::Instant::now() + limit;
         let status = loop {
