@@ -96,3 +96,53 @@ fn the_release_archive_runs_from_wherever_it_is_unpacked() {
         .unwrap_or_else(|| panic!("no exposure level:\n{security}"));
     assert!(exposure <= 2.0, "the unit's exposure is {exposure} (systemd's OK is below 2.0):\n{security}");
 }
+
+/// The container image of `scripts/image` (mmdebstrap and buildah, no
+/// daemon), unpacked layer by layer as a runtime would, runs `plugins` and
+/// the demo under chroot as the unprivileged user its config names.
+/// (Containers cannot run on these machines: crun refuses their cgroups.)
+#[test]
+fn the_image_runs_as_its_unprivileged_user() {
+    let dist = tempfile::tempdir().unwrap();
+    let made = run(
+        "bash",
+        &["scripts/image", "--profile", "dev", "--out", &dist.path().display().to_string()],
+        &workspace(),
+        Duration::from_secs(1200),
+    );
+    let image = PathBuf::from(made.lines().last().unwrap().trim());
+    let layout = tempfile::tempdir().unwrap();
+    run("tar", &["-xf", &image.display().to_string()], layout.path(), Duration::from_secs(120));
+    let blob = |digest: &str| layout.path().join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let json = |path: PathBuf| -> serde_json::Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
+    let index = json(layout.path().join("index.json"));
+    let manifest = json(blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let config = json(blob(manifest["config"]["digest"].as_str().unwrap()));
+    assert_eq!(config["config"]["User"], "10001:10001", "{config}");
+    assert_eq!(config["config"]["Entrypoint"][0], "/opt/polysync/bin/polysync", "{config}");
+    let env: Vec<String> =
+        config["config"]["Env"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_owned()).collect();
+
+    let root = tempfile::tempdir().unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let file = blob(layer["digest"].as_str().unwrap()).display().to_string();
+        run("tar", &["-xf", &file], root.path(), Duration::from_secs(300));
+    }
+    // As a runtime does: /proc mounted (in a mount namespace of the
+    // command's own), then the entrypoint as the image's user.
+    let in_image = |args: &str| {
+        let script = format!(
+            "mount -t proc proc {r}/proc && exec chroot --userspec=10001:10001 {r} /usr/bin/env -i {env} {args}",
+            r = root.path().display(),
+            env = env.join(" "),
+        );
+        run("unshare", &["--mount", "--fork", "sh", "-c", &script], root.path(), Duration::from_secs(300))
+    };
+    assert_eq!(in_image("/usr/bin/id -u").trim(), "10001");
+    let plugins = in_image("/opt/polysync/bin/polysync plugins");
+    for provider in ["kubernetes", "aks", "eks", "ecs"] {
+        assert!(plugins.lines().any(|l| l.starts_with(provider)), "{provider} did not load in the image:\n{plugins}");
+    }
+    let demo = in_image("/opt/polysync/bin/polysync demo");
+    assert!(demo.contains("Demo finished"), "{demo}");
+}

@@ -22,7 +22,10 @@ use super::render;
 pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
     match cli.command {
         #[cfg(feature = "sandbox")]
-        Command::Demo { time_scale } => return super::demo::run(out, time_scale).await,
+        Command::Demo { time_scale } => {
+            let plugins = cli.plugin_dir.clone().unwrap_or_else(polysync::config::default_plugin_dir);
+            return super::demo::run(out, time_scale, plugins).await;
+        }
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => return super::demo::sandbox(out, &args).await,
         Command::ProbePlugin { path } => {

@@ -60,7 +60,7 @@ fn step(out: Out, n: usize, title: &str, command: &str) {
     out.say(format!("\n── {n}. {title}\n   $ polysync {command}"));
 }
 
-pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
+pub async fn run(out: Out, time_scale: f64, plugin_dir: std::path::PathBuf) -> Result<u8> {
     let began = Instant::now();
     let sandbox = Sandbox::start(SandboxConfig {
         time_scale,
@@ -82,7 +82,6 @@ pub async fn run(out: Out, time_scale: f64) -> Result<u8> {
         .write_kubeconfig(&kubeconfig, NAMESPACE)
         .map_err(|e| Error::Io(format!("cannot write the kubeconfig: {e}")))?;
     let config_path = dir.join("config.toml");
-    let plugin_dir = polysync::config::default_plugin_dir();
     let config_text = format!(
         "plugin_dir = {plugins:?}\ncatalog = {catalog:?}\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {kc:?}\nnamespace = \"{NAMESPACE}\"\n",
         plugins = plugin_dir.display().to_string(),
