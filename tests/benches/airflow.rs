@@ -10,7 +10,7 @@
 //! POLYSYNC_AIRFLOW set to the bin directory of an Airflow venv, as
 //! scripts/test makes it; BENCH_RUNS runs per way, default 5).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use polysync_clusters::process::Child;
@@ -68,22 +68,14 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("../integrations/airflow");
     let (host, port) = server.base.trim_start_matches("http://").split_once(':').unwrap();
-    let envs: Vec<(&str, String)> = vec![
-        ("AIRFLOW_HOME", dir.path().display().to_string()),
-        ("AIRFLOW__CORE__DAGS_FOLDER", dags.join("tests/bench_dags").display().to_string()),
-        ("AIRFLOW__CORE__LOAD_EXAMPLES", "False".into()),
-        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", format!("sqlite:///{}/airflow.db", dir.path().display())),
-        ("PYTHONPATH", dags.join("src").display().to_string()),
-        ("POLYSYNC_BENCH_RUNS", runs.to_string()),
-        ("AIRFLOW_CONN_POLYSYNC_DEFAULT", json!({"conn_type": "polysync", "host": server.base, "password": TOKEN}).to_string()),
-        (
-            "AIRFLOW_CONN_POLYSYNC_HTTP",
-            json!({"conn_type": "http", "host": host, "port": port.parse::<u16>().unwrap(), "schema": "http", "password": TOKEN})
-                .to_string(),
-        ),
-    ];
+    let mut envs = polysync_tests::airflow_env(dir.path(), "bench_dags", &server.base, TOKEN);
+    envs.push(("POLYSYNC_BENCH_RUNS", runs.to_string()));
+    envs.push((
+        "AIRFLOW_CONN_POLYSYNC_HTTP",
+        json!({"conn_type": "http", "host": host, "port": port.parse::<u16>().unwrap(), "schema": "http", "password": TOKEN})
+            .to_string(),
+    ));
     let bin = airflow.join("airflow");
     let airflow_cmd = |args: &[&str]| {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();

@@ -241,3 +241,23 @@ pub fn polysync_command(config: &Path) -> Command {
     cmd.arg("--config").arg(config).env_remove("POLYSYNC_CONFIG").env("NO_COLOR", "1");
     cmd
 }
+
+/// The environment of an `airflow` command against `polysync serve` at
+/// `base` (token `token`): its home and SQLite metadata in `home`, DAGs from
+/// `integrations/airflow/tests/<dags>`, the provider of
+/// `integrations/airflow/src` on the path, and the connection
+/// `polysync_default`.
+pub fn airflow_env(home: &Path, dags: &str, base: &str, token: &str) -> Vec<(&'static str, String)> {
+    let provider = Path::new(env!("CARGO_MANIFEST_DIR")).join("../integrations/airflow");
+    vec![
+        ("AIRFLOW_HOME", home.display().to_string()),
+        ("AIRFLOW__CORE__DAGS_FOLDER", provider.join("tests").join(dags).display().to_string()),
+        ("AIRFLOW__CORE__LOAD_EXAMPLES", "False".into()),
+        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", format!("sqlite:///{}/airflow.db", home.display())),
+        ("PYTHONPATH", provider.join("src").display().to_string()),
+        (
+            "AIRFLOW_CONN_POLYSYNC_DEFAULT",
+            serde_json::json!({"conn_type": "polysync", "host": base, "password": token}).to_string(),
+        ),
+    ]
+}

@@ -133,6 +133,16 @@ fn role_without(role: &Value, resource: &str, verb: &str) -> Value {
     role
 }
 
+/// A token (an hour) of the service account `polysync` of `ns`, as
+/// `kubectl create token` makes one.
+fn token_of(cluster: &Cluster, ns: &str) -> String {
+    let request =
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}});
+    let answer =
+        cluster.call("POST", &format!("/api/v1/namespaces/{ns}/serviceaccounts/polysync/token"), Some(request));
+    answer.unwrap()["status"]["token"].as_str().unwrap().to_owned()
+}
+
 /// What [`tour`] runs, in `ns`: the Job `rbac-source` and the CronJob
 /// `rbac-nightly`.
 fn tour_sources(cluster: &Cluster, ns: &str) {
@@ -192,16 +202,7 @@ fn the_readme_role_is_sufficient_and_each_verb_is_needed() {
     cluster
         .call("POST", &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"), Some(binding))
         .unwrap();
-    let token = cluster
-        .call(
-            "POST",
-            &format!("/api/v1/namespaces/{ns}/serviceaccounts/polysync/token"),
-            Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})),
-        )
-        .unwrap()["status"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = token_of(cluster, ns);
     let dir = tempfile::tempdir().unwrap();
     let p = provider_for(&cluster.kubeconfig_for(&token, ns), ns, dir.path());
     let rt = rt();
@@ -418,16 +419,7 @@ fn the_helm_chart_installs_under_restricted_pod_security_and_its_account_runs_th
     let role = of("Role");
     assert_eq!(role["rules"], readme_role()["rules"], "the chart's Role is not the README's");
     assert_eq!(role["metadata"]["namespace"], batch);
-    let token = cluster
-        .call(
-            "POST",
-            &format!("/api/v1/namespaces/{system}/serviceaccounts/polysync/token"),
-            Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})),
-        )
-        .unwrap()["status"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = token_of(cluster, system);
     let (token_file, ca_file) = (dir.path().join("token"), dir.path().join("ca.crt"));
     std::fs::write(&token_file, &token).unwrap();
     std::fs::write(&ca_file, cluster.ca_pem().unwrap()).unwrap();

@@ -771,18 +771,7 @@ fn airflow_runs_polysync_through_its_provider() {
     server.source("fails", "echo about to fail; exit 3");
     server.source("slow", "sleep 4; echo slow done");
     let home = tempfile::tempdir().unwrap();
-    let provider = Path::new(env!("CARGO_MANIFEST_DIR")).join("../integrations/airflow");
-    let envs: Vec<(&str, String)> = vec![
-        ("AIRFLOW_HOME", home.path().display().to_string()),
-        ("AIRFLOW__CORE__DAGS_FOLDER", provider.join("tests/dags").display().to_string()),
-        ("AIRFLOW__CORE__LOAD_EXAMPLES", "False".into()),
-        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", format!("sqlite:///{}/airflow.db", home.path().display())),
-        ("PYTHONPATH", provider.join("src").display().to_string()),
-        (
-            "AIRFLOW_CONN_POLYSYNC_DEFAULT",
-            json!({"conn_type": "polysync", "host": server.base, "password": TOKEN}).to_string(),
-        ),
-    ];
+    let envs = polysync_tests::airflow_env(home.path(), "dags", &server.base, TOKEN);
     let bin = airflow.join("airflow").display().to_string();
     let limit = Duration::from_secs(300);
     let airflow_cmd = |args: &[&str]| {
