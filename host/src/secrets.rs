@@ -6,8 +6,6 @@
 
 use polysync_provider_api::CatalogEntry;
 
-use crate::store::{StoredEntry, StoredRun};
-
 /// What a redacted value reads as.
 pub const REDACTED: &str = "<redacted>";
 
@@ -35,27 +33,19 @@ impl SecretNames {
         self.0.iter().any(|p| upper.contains(p.as_str()))
     }
 
-    /// The entry with secret values redacted: parameter defaults, the
-    /// fallback env, and `env` values in the stored template.
-    pub fn entry(&self, stored: &StoredEntry) -> StoredEntry {
-        let mut out = stored.clone();
-        redact_entry(self, &mut out.entry);
-        out
-    }
-
-    /// The run with secret parameter values redacted.
-    pub fn run(&self, run: &StoredRun) -> StoredRun {
-        let mut out = run.clone();
-        for (k, v) in out.parameters.iter_mut().chain(out.outputs.iter_mut()) {
+    /// `values` (parameters, outputs) with the secret ones redacted.
+    pub fn redact_values(&self, values: &mut std::collections::BTreeMap<String, String>) {
+        for (k, v) in values.iter_mut() {
             if self.is_secret(k) {
                 *v = REDACTED.to_owned();
             }
         }
-        out
     }
 }
 
-fn redact_entry(names: &SecretNames, entry: &mut CatalogEntry) {
+/// `entry` with secret values redacted: parameter defaults, the fallback
+/// env, and `env` values in the stored template.
+pub fn redact_entry(names: &SecretNames, entry: &mut CatalogEntry) {
     for p in &mut entry.parameters {
         if names.is_secret(&p.name) && p.default.is_some() {
             p.default = Some(REDACTED.to_owned());

@@ -25,6 +25,8 @@
 //! SQL stays behind this trait: the workflows in [`crate::runs`] see typed
 //! values only.
 
+mod host_id;
+mod location;
 mod logs;
 mod model;
 pub mod postgres;
@@ -35,13 +37,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 
+pub use host_id::HostId;
+pub use location::{CatalogLocation, PasswordSource, PostgresCatalog};
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
 pub use model::{
     CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, Heartbeat, NewRun, PageCounts, Recorded, RunFilter,
     RunState, StoredEntry, StoredRun, SyncRecord, next_state, now, now_ms,
 };
 
-use crate::config::CatalogLocation;
 use crate::error::Result;
 
 /// The catalog, opened once per process and shared by every task.

@@ -335,6 +335,10 @@ pub fn next_state(current: RunState, status: &RunStatus) -> (RunState, Option<St
     }
 }
 
+/// The message a sync whose owner went away is closed with (both engines).
+pub(crate) const INTERRUPTED: &str =
+    "interrupted: the process running it ended before it finished; nothing was marked missing";
+
 /// The reason of a run polysync cancelled (see `Store::mark_cancelling`).
 pub const CANCELLED_BY_USER: &str = "CancelledByUser";
 
@@ -408,4 +412,24 @@ pub(crate) fn out_of_step(shown: impl std::fmt::Display, version: usize, why: &s
     crate::Error::InvalidInput(format!(
         "the catalog {shown} says schema version {version}, but its tables are not that version's ({why}): another polysync, likely a newer one, changed them; use the polysync that wrote it, or another catalog. Nothing was changed"
     ))
+}
+
+/// Redaction of what the store keeps (the store knows the names that are
+/// secret; the names know nothing of the store).
+impl crate::secrets::SecretNames {
+    /// The entry with secret values redacted: parameter defaults, the
+    /// fallback env, and `env` values in the stored template.
+    pub fn entry(&self, stored: &StoredEntry) -> StoredEntry {
+        let mut out = stored.clone();
+        crate::secrets::redact_entry(self, &mut out.entry);
+        out
+    }
+
+    /// The run with secret parameter and output values redacted.
+    pub fn run(&self, run: &StoredRun) -> StoredRun {
+        let mut out = run.clone();
+        self.redact_values(&mut out.parameters);
+        self.redact_values(&mut out.outputs);
+        out
+    }
 }

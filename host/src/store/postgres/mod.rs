@@ -15,12 +15,12 @@ use polysync_provider_api::{CatalogEntry, FallbackAttributes, Parameter, RunHand
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::PostgresCatalog;
 use super::{
     ArchivedLog, DeleteAfter, EntryFilter, EntryState, HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, PageCounts, Recorded,
     RunFilter, RunState, Store, StoredEntry, StoredRun, SyncRecord, json, key_conflict, kind_str, ms, next_state, now,
     now_ms, parse_kind, same_request, source_str,
 };
-use crate::config::PostgresCatalog;
 use crate::error::{Error, Result};
 
 /// A catalog in a PostgreSQL database.
@@ -237,11 +237,11 @@ impl Store for PostgresStore {
             .map_err(self.fail())?;
         for row in running {
             let (id, holder, until): (i64, Option<String>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
-            let gone = until.is_none_or(|u| u < now_ms) || holder.as_deref().is_some_and(crate::runs::HostId::is_gone);
+            let gone = until.is_none_or(|u| u < now_ms) || holder.as_deref().is_some_and(crate::store::HostId::is_gone);
             if gone {
                 tx.execute(
                     "UPDATE syncs SET status = 'failed', finished_at = $2, error = $3 WHERE id = $1",
-                    &[&id, &now(), &super::sqlite::INTERRUPTED],
+                    &[&id, &now(), &crate::store::model::INTERRUPTED],
                 )
                 .await
                 .map_err(self.fail())?;

@@ -38,10 +38,6 @@ fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
     })
 }
 
-/// The message a sync whose owner went away is closed with.
-pub(crate) const INTERRUPTED: &str =
-    "interrupted: the process running it ended before it finished; nothing was marked missing";
-
 pub(super) fn begin_sync(
     c: &mut Connection,
     connection: &str,
@@ -61,11 +57,11 @@ pub(super) fn begin_sync(
     })()
     .map_err(wrap)?;
     for (id, holder, until) in running {
-        let gone = until.is_none_or(|u| u < now_ms) || holder.as_deref().is_some_and(crate::runs::HostId::is_gone);
+        let gone = until.is_none_or(|u| u < now_ms) || holder.as_deref().is_some_and(crate::store::HostId::is_gone);
         if gone {
             tx.execute(
                 "UPDATE syncs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
-                params![id, now(), INTERRUPTED],
+                params![id, now(), crate::store::model::INTERRUPTED],
             )
             .map_err(wrap)?;
         }

@@ -6,7 +6,6 @@
 
 mod entries;
 
-pub(crate) use entries::INTERRUPTED;
 mod runs;
 mod schema;
 
