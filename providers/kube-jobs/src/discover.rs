@@ -13,7 +13,7 @@ use polysync_provider_api::{DiscoverPage, DiscoverRequest, ProviderError};
 
 use crate::KubeJobs;
 use crate::entry;
-use crate::error::{code, from_kube};
+use crate::error::from_call;
 
 const JOBS: &str = "jobs:";
 const CRONJOBS: &str = "cronjobs:";
@@ -38,13 +38,13 @@ where
     let first = params(token);
     match k.retry.run(what, || api.list(&first)).await {
         Ok(list) => Ok((list, false)),
-        Err(e) if code(&e) == Some(410) && token.is_some() => {
+        Err(e) if e.code() == Some(410) && token.is_some() => {
             tracing::info!("{what}: the continue token expired; listing everything at once");
             let whole = ListParams::default();
             let list = k.retry.call(what, || api.list(&whole)).await?;
             Ok((list, true))
         }
-        Err(e) => Err(from_kube(e, what)),
+        Err(e) => Err(from_call(e, what)),
     }
 }
 

@@ -125,7 +125,7 @@ pub fn from_job(job: &Job, namespace: &str) -> Option<CatalogEntry> {
         name,
         namespace,
         job.metadata.labels.as_ref(),
-        Made { template: &spec.template, outputs: crate::outputs::declared(&job.metadata), shape, stored },
+        Made { template: &spec.template, outputs: crate::labels::declared(&job.metadata), shape, stored },
     ))
 }
 
@@ -145,7 +145,7 @@ pub fn from_cronjob(cronjob: &CronJob, namespace: &str) -> Option<CatalogEntry> 
     let mut probe = Job { metadata: template_meta.clone(), ..Job::default() };
     crate::spec::inherit_outputs(&mut probe, &cronjob.metadata);
     template_meta.annotations = probe.metadata.annotations;
-    let outputs = crate::outputs::declared(&template_meta);
+    let outputs = crate::labels::declared(&template_meta);
     let stored = crate::spec::stored_template(&template_meta, job_spec);
     Some(entry(
         format!("{CRONJOB_PREFIX}{name}"),

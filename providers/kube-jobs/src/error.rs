@@ -9,6 +9,38 @@ use polysync_provider_api::{ErrorKind, ProviderError};
 /// ([`crate::KubeJobs::with_unauthorized_hint`]).
 pub const UNAUTHORIZED_HINT: &str = "check the kubeconfig user, token or cloud credential";
 
+/// Why one API call failed: the cluster answered with an error, or did not
+/// answer in time (a server that accepts connections and never answers).
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(
+        "{endpoint} did not answer within {limit:?}; check that the endpoint is reachable, or raise `request_timeout`"
+    )]
+    TimedOut { endpoint: String, limit: Duration },
+}
+
+impl CallError {
+    /// The HTTP status the cluster answered with, if it answered.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Self::Kube(e) => code(e),
+            Self::TimedOut { .. } => None,
+        }
+    }
+}
+
+/// Map a failed call made while doing `what` to the contract.
+pub fn from_call(err: CallError, what: &str) -> ProviderError {
+    match err {
+        CallError::Kube(e) => from_kube(e, what),
+        timed_out @ CallError::TimedOut { .. } => {
+            ProviderError::new(ErrorKind::Timeout, format!("{what}: {timed_out}"))
+        }
+    }
+}
+
 /// Map a kube error met while doing `what` (e.g. "listing Jobs in default").
 pub fn from_kube(err: kube::Error, what: &str) -> ProviderError {
     match err {
@@ -29,9 +61,6 @@ pub fn from_kube(err: kube::Error, what: &str) -> ProviderError {
                         "{what}: RBAC denied it ({msg}); grant the polysync Role (jobs, cronjobs, pods, pods/log, events) in this namespace"
                     ),
                 ),
-                504 if status.reason == crate::retry::TIMEOUT_REASON => {
-                    ProviderError::new(ErrorKind::Timeout, format!("{what}: {}", status.message))
-                }
                 404 => ProviderError::new(ErrorKind::NotFound, format!("{what}: {msg}")),
                 409 => ProviderError::new(ErrorKind::Conflict, format!("{what}: {msg}")),
                 410 => ProviderError::new(ErrorKind::Unavailable, format!("{what}: {msg}; retry")),

@@ -56,3 +56,20 @@ pub const FOREIGN_ANNOTATION_PREFIXES: [&str; 3] = ["helm.sh/", "meta.helm.sh/",
 pub fn is_foreign_label(key: &str) -> bool {
     key.starts_with("argocd.argoproj.io/") || key == "helm.sh/chart" || key == "app.kubernetes.io/instance"
 }
+
+/// The outputs an object declares in its annotations.
+pub fn declared(meta: &kube::api::ObjectMeta) -> Vec<String> {
+    let Some(value) = meta.annotations.as_ref().and_then(|a| a.get(polysync_provider_api::outputs::DECLARE)) else {
+        return Vec::new();
+    };
+    let (names, invalid) = polysync_provider_api::outputs::declared(value);
+    if !invalid.is_empty() {
+        tracing::warn!(
+            object = meta.name.as_deref().unwrap_or_default(),
+            "{} lists names that are not valid output names, skipped: {}",
+            polysync_provider_api::outputs::DECLARE,
+            invalid.join(", ")
+        );
+    }
+    names
+}

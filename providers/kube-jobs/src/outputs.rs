@@ -18,8 +18,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, LogParams, ObjectMeta};
-use polysync_provider_api::outputs::{DECLARE, parse_markers, parse_pod_message};
+use kube::api::{Api, LogParams};
+use polysync_provider_api::outputs::{parse_markers, parse_pod_message};
 
 use crate::status::JobFacts;
 
@@ -28,20 +28,6 @@ pub const INDEX: &str = "batch.kubernetes.io/job-completion-index";
 
 /// How much of a container's log is scanned for markers.
 const LOG_LIMIT: i64 = 4 << 20;
-
-/// The outputs an object declares in its annotations.
-pub fn declared(meta: &ObjectMeta) -> Vec<String> {
-    let Some(value) = meta.annotations.as_ref().and_then(|a| a.get(DECLARE)) else { return Vec::new() };
-    let (names, invalid) = polysync_provider_api::outputs::declared(value);
-    if !invalid.is_empty() {
-        tracing::warn!(
-            object = meta.name.as_deref().unwrap_or_default(),
-            "{DECLARE} lists names that are not valid output names, skipped: {}",
-            invalid.join(", ")
-        );
-    }
-    names
-}
 
 fn index_of(pod: &Pod) -> Option<String> {
     let meta = &pod.metadata;

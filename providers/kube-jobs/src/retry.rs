@@ -8,7 +8,7 @@ use std::time::Duration;
 use polysync_provider_api::ProviderError;
 use rand::RngExt;
 
-use crate::error::{from_kube, is_transient};
+use crate::error::{CallError, from_call, from_kube, is_transient};
 
 /// How often and how long to retry, and how long one request may take.
 #[derive(Debug, Clone)]
@@ -24,9 +24,6 @@ pub struct RetryPolicy {
     pub endpoint: String,
 }
 
-/// The `reason` of the error a request that timed out is reported with.
-pub const TIMEOUT_REASON: &str = "PolysyncRequestTimeout";
-
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
@@ -41,8 +38,8 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Run `call` until it succeeds, fails for good, or attempts run out;
-    /// the last error is returned as kube reported it.
-    pub async fn run<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, kube::Error>
+    /// the last error is returned as kube reported it (or as no answer).
+    pub async fn run<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, CallError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
@@ -53,19 +50,7 @@ impl RetryPolicy {
             let answer = match self.timeout {
                 Some(limit) => match tokio::time::timeout(limit, call()).await {
                     Ok(a) => a,
-                    Err(_) => {
-                        let message = format!(
-                            "{} did not answer within {limit:?}; check that the endpoint is reachable, or raise `request_timeout`",
-                            self.endpoint
-                        );
-                        let status = kube::core::Status {
-                            code: 504,
-                            reason: TIMEOUT_REASON.into(),
-                            message,
-                            ..Default::default()
-                        };
-                        return Err(kube::Error::Api(status.boxed()));
-                    }
+                    Err(_) => return Err(CallError::TimedOut { endpoint: self.endpoint.clone(), limit }),
                 },
                 None => call().await,
             };
@@ -79,7 +64,7 @@ impl RetryPolicy {
                     tracing::debug!(attempt, ?wait, "retrying: {}", mapped.message());
                     tokio::time::sleep(wait).await;
                 }
-                other => return other,
+                other => return other.map_err(CallError::from),
             }
         }
     }
@@ -90,7 +75,7 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
     {
-        self.run(what, call).await.map_err(|e| from_kube(e, what))
+        self.run(what, call).await.map_err(|e| from_call(e, what))
     }
 }
 

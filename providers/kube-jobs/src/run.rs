@@ -7,7 +7,7 @@ use polysync_provider_api::{CancelOutcome, ErrorKind, ProviderError, RunHandle, 
 
 use crate::KubeJobs;
 use crate::entry::CRONJOB_PREFIX;
-use crate::error::{code, from_kube};
+use crate::error::{CallError, from_call};
 use crate::labels::{IDEMPOTENCY_KEY, RUN};
 use crate::naming::run_name;
 use crate::spec::{self, RunIdentity, SourceKind};
@@ -87,7 +87,7 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
     let post = PostParams::default();
     let adopted = match k.retry.run(&what, || jobs.create(&post, &job)).await {
         Ok(_) => false,
-        Err(e) if code(&e) == Some(409) => {
+        Err(e) if e.code() == Some(409) => {
             // A retried run: adopt the Job the first attempt made.
             let existing = k.retry.call(&what, || jobs.get(&name)).await?;
             let key = existing.metadata.annotations.as_ref().and_then(|a| a.get(IDEMPOTENCY_KEY));
@@ -101,7 +101,7 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
             }
             true
         }
-        Err(e) => return Err(from_kube(e, &what)),
+        Err(e) => return Err(from_call(e, &what)),
     };
     Ok(RunHandle {
         run_id: name.clone(),
@@ -116,9 +116,9 @@ pub(crate) async fn run(k: &KubeJobs, request: RunRequest) -> Result<RunHandle, 
 /// server refused the connection, nothing reached it, and the run was
 /// certainly not made ([`ProviderError::not_applied`]). Other errors (a 503,
 /// a timeout) say as much too, but may clear: the host keeps those pending.
-fn unsent(err: kube::Error, what: &str) -> ProviderError {
-    let refused = crate::error::connection_refused(&err);
-    let e = from_kube(err, what);
+fn unsent(err: CallError, what: &str) -> ProviderError {
+    let refused = matches!(&err, CallError::Kube(e) if crate::error::connection_refused(e));
+    let e = from_call(err, what);
     if refused { e.not_applied() } else { e }
 }
 
@@ -182,7 +182,7 @@ pub(crate) async fn cancel(k: &KubeJobs, run_id: &str, delete: bool) -> Result<C
     match k.retry.run(&what, || jobs.delete(run_id, &background)).await {
         Ok(_) if finished => Ok(CancelOutcome::AlreadyDone),
         Ok(_) => Ok(CancelOutcome::Cancelled),
-        Err(e) if code(&e) == Some(404) => Ok(CancelOutcome::AlreadyDone),
-        Err(e) => Err(from_kube(e, &what)),
+        Err(e) if e.code() == Some(404) => Ok(CancelOutcome::AlreadyDone),
+        Err(e) => Err(from_call(e, &what)),
     }
 }

@@ -85,7 +85,7 @@ impl From<&Job> for JobFacts {
             ended: status.map_or(0, |s| s.succeeded.unwrap_or(0) + s.failed.unwrap_or(0)),
             start_time: status.and_then(|s| s.start_time.as_ref()).map(rfc3339),
             completion_time: status.and_then(|s| s.completion_time.as_ref()).map(rfc3339),
-            outputs: crate::outputs::declared(&job.metadata),
+            outputs: crate::labels::declared(&job.metadata),
             per_index: spec
                 .is_some_and(|s| s.completion_mode.as_deref() == Some("Indexed") && s.completions.unwrap_or(1) > 1),
             refused: None,
