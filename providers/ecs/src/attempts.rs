@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use polysync_provider_api::{ErrorKind, ProviderError, Result, RunState, RunStatus, UnitStatus};
 
 use crate::Ecs;
+use crate::client::{Seen, describe};
 use crate::definition::Definition;
 use crate::status::{OVERRIDES_LOST, OVERRIDES_LOST_STOP, SENT_TAG, TaskView, env_digest, status, task_id};
-use crate::track::{Seen, describe};
 
 /// Which attempt a task is (1 is the run's first task).
 pub const ATTEMPT_TAG: &str = "polysync:attempt";
@@ -177,20 +177,20 @@ async fn start_attempt(
         ProviderError::new(ErrorKind::Unavailable, format!("{what}: the task definition {td} could not be read"))
     })?;
     let parameters: BTreeMap<String, String> = view.override_env.iter().cloned().collect();
-    let overrides = crate::run::overrides(container, &parameters)?;
+    let overrides = crate::client::overrides(container, &parameters)?;
     let sent = env_digest(parameters.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let token = crate::run::digest(&format!("{run_id}#{attempt}"));
+    let token = crate::client::digest(&format!("{run_id}#{attempt}"));
     let by = started_by(run_id);
     let mut tags: Vec<_> = ["polysync:managed-by", "polysync:source", "polysync:run-key"]
         .into_iter()
-        .filter_map(|k| Some(crate::run::tag(k, view.tags.get(k)?)))
+        .filter_map(|k| Some(crate::client::tag(k, view.tags.get(k)?)))
         .collect();
-    tags.push(crate::run::tag(SENT_TAG, &sent));
-    tags.push(crate::run::tag(ATTEMPT_TAG, &attempt.to_string()));
-    tags.push(crate::run::tag(RETRY_OF_TAG, task_id(run_id)));
-    let task = crate::run::Task { task_definition: td, overrides, client_token: &token, started_by: &by, tags };
+    tags.push(crate::client::tag(SENT_TAG, &sent));
+    tags.push(crate::client::tag(ATTEMPT_TAG, &attempt.to_string()));
+    tags.push(crate::client::tag(RETRY_OF_TAG, task_id(run_id)));
+    let task = crate::client::Task { task_definition: td, overrides, client_token: &token, started_by: &by, tags };
     let client = ecs.client().await?;
-    crate::run::start_task(ecs, &client, task, &what).await
+    crate::client::start_task(ecs, &client, task, &what).await
 }
 
 /// Stop a task that runs without the overrides it was sent, saying why.

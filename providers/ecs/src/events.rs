@@ -5,8 +5,8 @@ use futures::StreamExt;
 use polysync_provider_api::{EventKind, EventsRequest, ProviderError, Result, ResultStream, RunEvent};
 
 use crate::Ecs;
+use crate::client::Seen;
 use crate::status::task_id;
-use crate::track::{self, Seen};
 
 pub(crate) async fn events(ecs: &Ecs, request: EventsRequest) -> Result<ResultStream<RunEvent>> {
     let first = observe(ecs, &request.run_id).await?;
@@ -50,11 +50,11 @@ fn key(e: &RunEvent) -> String {
 /// The run's current task now as an event, and whether the run has ended.
 /// After a Spot interruption the current task is the latest attempt.
 async fn observe(ecs: &Ecs, run_id: &str) -> Result<Option<(RunEvent, bool)>> {
-    let seen = track::describe(ecs, &[run_id.to_owned()]).await?;
+    let seen = crate::client::describe(ecs, &[run_id.to_owned()]).await?;
     let Some((Seen::Task(first), _)) = seen.get(run_id) else { return Ok(None) };
     let (view, run_ended) = if ecs.settings.retry_on_interruption > 0 && first.interrupted() {
-        let settled = track::current(ecs, run_id).await?;
-        let mut seen = track::describe(ecs, std::slice::from_ref(&settled.current)).await?;
+        let settled = crate::track::current(ecs, run_id).await?;
+        let mut seen = crate::client::describe(ecs, std::slice::from_ref(&settled.current)).await?;
         match seen.remove(&settled.current) {
             Some((Seen::Task(view), _)) => (view, Some(settled.status.state.is_terminal())),
             _ => (first.clone(), Some(settled.status.state.is_terminal())),

@@ -8,6 +8,7 @@
 //! the task ARN.
 
 mod attempts;
+mod client;
 mod console;
 mod definition;
 mod discover;

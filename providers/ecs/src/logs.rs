@@ -7,15 +7,14 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use aws_config::Region;
 use futures::StreamExt;
 use polysync_aws::from_sdk;
 use polysync_provider_api::{ErrorKind, LogChunk, LogRequest, ProviderError, Result, ResultStream};
 
 use crate::Ecs;
 use crate::attempts;
+use crate::client::{Seen, logs_client};
 use crate::status::task_id;
-use crate::track::{self, Seen};
 
 /// Where one container's log events are.
 #[derive(Debug, Clone)]
@@ -30,7 +29,7 @@ struct Source {
 
 pub(crate) async fn logs(ecs: &Ecs, request: LogRequest) -> Result<ResultStream<LogChunk>> {
     let run_id = request.run_id.clone();
-    let seen = track::describe(ecs, std::slice::from_ref(&run_id)).await?;
+    let seen = crate::client::describe(ecs, std::slice::from_ref(&run_id)).await?;
     let (Seen::Task(first), Some(td_arn)) = seen.get(&run_id).cloned().unwrap_or((Seen::Missing, None)) else {
         return Err(ProviderError::not_found(format!("run {run_id}: ECS has no such task in this cluster")));
     };
@@ -138,7 +137,7 @@ impl Tasks {
         if !self.request.follow || self.ecs.settings.retry_on_interruption == 0 {
             return Ok(None);
         }
-        let current = track::current(&self.ecs, &self.request.run_id).await?.current;
+        let current = crate::track::current(&self.ecs, &self.request.run_id).await?.current;
         Ok(self.read_so_far.insert(current.clone()).then_some(current))
     }
 }
@@ -194,7 +193,7 @@ async fn read(ecs: Ecs, source: Source, request: LogRequest, unit: String) -> Re
         if at_end && request.follow && !done {
             // Caught up: stop once this task has stopped (its last events
             // are in by then; a further attempt is read next), else wait.
-            match track::describe(&ecs, std::slice::from_ref(&source.task)).await {
+            match crate::client::describe(&ecs, std::slice::from_ref(&source.task)).await {
                 Ok(seen) => match seen.get(&source.task) {
                     Some((Seen::Task(view), _)) if view.last_status != "STOPPED" => {
                         tokio::time::sleep(ecs.poll_interval).await
@@ -210,13 +209,4 @@ async fn read(ecs: Ecs, source: Source, request: LogRequest, unit: String) -> Re
     })
     .filter_map(|item: Result<Option<LogChunk>>| async move { item.transpose() })
     .boxed()
-}
-
-pub(crate) async fn logs_client(ecs: &Ecs, region: Option<&str>) -> Result<aws_sdk_cloudwatchlogs::Client> {
-    let config = ecs.aws.config().await?;
-    let mut builder = aws_sdk_cloudwatchlogs::config::Builder::from(config);
-    if let Some(r) = region {
-        builder = builder.region(Region::new(r.to_owned()));
-    }
-    Ok(aws_sdk_cloudwatchlogs::Client::from_conf(builder.build()))
 }

@@ -50,7 +50,7 @@ pub(crate) async fn attach(ecs: &Ecs, def: &Definition, task_arn: &str, status: 
 
 /// The stream's text from its start; a stream that does not exist is empty.
 async fn read(ecs: &Ecs, region: Option<&str>, group: &str, stream: &str) -> polysync_provider_api::Result<String> {
-    let client = crate::logs::logs_client(ecs, region).await?;
+    let client = crate::client::logs_client(ecs, region).await?;
     let mut text = String::new();
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -60,7 +60,7 @@ async fn read(ecs: &Ecs, region: Option<&str>, group: &str, stream: &str) -> pol
             .log_stream_name(stream)
             .start_from_head(true)
             .set_next_token(token.clone());
-        let page = match crate::track::with_backoff(|| async {
+        let page = match crate::client::with_backoff(|| async {
             call.clone().send().await.map_err(|e| from_sdk(e, "logs:GetLogEvents", "reading output markers"))
         })
         .await

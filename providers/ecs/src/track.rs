@@ -4,84 +4,14 @@
 //! after it was seen stopped keeps the terminal status it was seen with.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use futures::StreamExt;
-use polysync_aws::from_sdk;
-use polysync_provider_api::{ErrorKind, ProviderError, Result, ResultStream, RunStatus};
-use rand::RngExt;
+use polysync_provider_api::{ProviderError, Result, ResultStream, RunStatus};
 
 use crate::Ecs;
 use crate::attempts::{self, Chain};
+use crate::client::{Seen, describe};
 use crate::definition;
-use crate::status::TaskView;
-
-/// DescribeTasks takes at most this many tasks.
-pub const BATCH: usize = 100;
-/// Throttled rounds retried before watch gives up.
-const THROTTLE_RETRIES: u32 = 8;
-
-/// What one DescribeTasks round saw of a task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
-    Task(Box<TaskView>),
-    Missing,
-}
-
-/// Describe `arns`, 100 a call; every ARN gets an answer.
-pub async fn describe(ecs: &Ecs, arns: &[String]) -> Result<HashMap<String, (Seen, Option<String>)>> {
-    let client = ecs.client().await?;
-    let mut out = HashMap::new();
-    for chunk in arns.chunks(BATCH) {
-        let answer = with_backoff(|| async {
-            client
-                .describe_tasks()
-                .cluster(&ecs.settings.cluster)
-                .set_tasks(Some(chunk.to_vec()))
-                .include(aws_sdk_ecs::types::TaskField::Tags)
-                .send()
-                .await
-                .map_err(|e| from_sdk(e, "ecs:DescribeTasks", "describing tasks"))
-        })
-        .await?;
-        for task in answer.tasks() {
-            let view = TaskView::from_sdk(task);
-            // Callers may name a task by id or ARN; answer under their name.
-            let key = chunk
-                .iter()
-                .find(|a| *a == &view.task_arn || view.task_arn.ends_with(&format!("/{a}")))
-                .cloned()
-                .unwrap_or_else(|| view.task_arn.clone());
-            out.insert(key, (Seen::Task(Box::new(view)), task.task_definition_arn().map(str::to_owned)));
-        }
-        for arn in chunk {
-            out.entry(arn.clone()).or_insert((Seen::Missing, None));
-        }
-    }
-    Ok(out)
-}
-
-/// Retry a call while it is throttled: jittered exponential backoff from
-/// 200 ms, capped at 20 s, honouring a server's retry-after.
-pub async fn with_backoff<T, F, Fut>(mut call: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let mut attempt = 0;
-    loop {
-        match call().await {
-            Err(e) if e.kind() == ErrorKind::Throttled && attempt < THROTTLE_RETRIES => {
-                let base = Duration::from_millis(200).saturating_mul(1 << attempt).min(Duration::from_secs(20));
-                let wait = e.retry_after().unwrap_or(base).mul_f64(rand::rng().random_range(0.5..1.5));
-                tracing::debug!("{}; retrying in {wait:?}", e.message());
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
 
 /// The next status of a run from what a round saw (`None`: ECS no longer
 /// has the task), given the last one. `None` back: nothing to report.
@@ -199,6 +129,9 @@ mod tests {
     use polysync_provider_api::RunState;
 
     use super::*;
+    use crate::client::{THROTTLE_RETRIES, with_backoff};
+    use crate::status::TaskView;
+    use polysync_provider_api::ErrorKind;
 
     fn view(last: &str, stop_code: Option<&str>) -> Option<RunStatus> {
         let task = TaskView {
