@@ -90,6 +90,8 @@ where
     }
 }
 
+/// A CloudWatch Logs client of the connection's credentials, in `region`
+/// when a container logs to another region than the cluster's.
 pub(crate) async fn logs_client(ecs: &Ecs, region: Option<&str>) -> Result<aws_sdk_cloudwatchlogs::Client> {
     let config = ecs.aws.config().await?;
     let mut builder = aws_sdk_cloudwatchlogs::config::Builder::from(config);
