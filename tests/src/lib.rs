@@ -261,3 +261,12 @@ pub fn airflow_env(home: &Path, dags: &str, base: &str, token: &str) -> Vec<(&'s
         ),
     ]
 }
+
+/// The directory of a tool `scripts/test` prepares and names in `var`
+/// (`what` says how it makes it); a test that needs it fails without it,
+/// it is never skipped.
+pub fn tool_dir(var: &str, what: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{var} is not set: scripts/test {what} and sets it; run the tests with bash scripts/test")
+    })
+}

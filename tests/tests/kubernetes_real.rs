@@ -348,11 +348,8 @@ fn watch_resumes_after_etcd_compaction_and_an_apiserver_restart() {
 /// fails, naming the verb.
 #[test]
 fn the_helm_chart_installs_under_restricted_pod_security_and_its_account_runs_the_tour() {
-    let helm = std::env::var("POLYSYNC_HELM").map(|d| std::path::PathBuf::from(d).join("helm")).unwrap_or_else(|_| {
-        panic!(
-            "POLYSYNC_HELM is not set: scripts/test builds helm from its Go module (tests/helm/build.sh) and sets it"
-        )
-    });
+    let helm =
+        polysync_tests::tool_dir("POLYSYNC_HELM", "builds helm from its Go module (tests/helm/build.sh)").join("helm");
     let cluster = shared(Flavor::Real);
     let (system, batch) = ("chart-system", "chart-batch");
     let restricted = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system, "labels": {

@@ -736,9 +736,10 @@ fn a_generated_python_client_runs_the_whole_workflow() {
 /// runs it (tests/clients/typescript/workflow.ts).
 #[test]
 fn a_generated_typescript_client_runs_the_whole_workflow() {
-    let tools = std::env::var("POLYSYNC_TS_TOOLS").map(PathBuf::from).unwrap_or_else(|_| {
-        panic!("POLYSYNC_TS_TOOLS is not set: scripts/test installs the TypeScript generator and compiler (npm ci in tests/clients/typescript) and sets it")
-    });
+    let tools = polysync_tests::tool_dir(
+        "POLYSYNC_TS_TOOLS",
+        "installs the TypeScript generator and compiler (npm ci in tests/clients/typescript)",
+    );
     let server = workflow_server("serve-ts-client");
     let dir = tempfile::tempdir().unwrap();
     let doc = document_in(dir.path());
@@ -764,9 +765,7 @@ fn a_generated_typescript_client_runs_the_whole_workflow() {
 /// cancelling its run.
 #[test]
 fn airflow_runs_polysync_through_its_provider() {
-    let airflow = std::env::var("POLYSYNC_AIRFLOW").map(PathBuf::from).unwrap_or_else(|_| {
-        panic!("POLYSYNC_AIRFLOW is not set: scripts/test installs Apache Airflow into a venv of its own and sets it to the venv's bin directory")
-    });
+    let airflow = polysync_tests::tool_dir("POLYSYNC_AIRFLOW", "installs Apache Airflow into a venv of its own");
     let server = workflow_server("serve-airflow");
     server.source("fails", "echo about to fail; exit 3");
     server.source("slow", "sleep 4; echo slow done");

@@ -46,8 +46,14 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<u8> {
         }
         Command::Man { dir } => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::generate_to(cmd, &dir)
-                .map_err(|e| polysync::Error::Io(format!("writing man pages into {}: {e}", dir.display())))?;
+            // A directory that cannot be made or written is the caller's to
+            // fix (exit 20), as any other bad argument.
+            std::fs::create_dir_all(&dir).and_then(|()| clap_mangen::generate_to(cmd, &dir)).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "cannot write man pages into {}: {e}; give a directory you may write",
+                    dir.display()
+                ))
+            })?;
             return Ok(EXIT_OK);
         }
         _ => {}

@@ -103,7 +103,7 @@ class PolysyncRunOperator(BaseOperator):
             body["startup_timeout"] = self.startup_timeout
         if self.delete_after:
             body["delete_after"] = self.delete_after
-        run, created = hook.create_run({k: v for k, v in body.items()}, keys[-1])
+        run, created = hook.create_run(body, keys[-1])
         self.log.info(
             "%s polysync run #%s of %s/%s (key %s): %s",
             "started" if created else "found",
