@@ -23,11 +23,10 @@ fn main() {
     let stub = EcsStub::start(1, 1);
     let mut registry = Registry::default();
     registry.add(artifacts::cdylib("polysync-provider-ecs"));
-    let settings = serde_json::json!({
-        "cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url, "poll_interval_ms": 100,
-        "access_key_id_env": "POLYSYNC_BENCH_KEY", "secret_access_key_env": "POLYSYNC_BENCH_SECRET",
-    });
-    set_bench_credentials();
+    let settings = polysync_tests::moto::with_aws(
+        serde_json::json!({"cluster": "stub", "poll_interval_ms": 100}),
+        &stub.url,
+    );
     let provider = registry.connect("ecs", &settings).expect("plugin connects");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let arns = |tag: &str| -> Vec<String> {
@@ -82,15 +81,4 @@ fn main() {
     );
     println!("ratio (polysync / per-run): {:.3}x the calls", watch_calls as f64 / poll_calls as f64);
     assert!(watch_calls <= watch_rounds * RUNS.div_ceil(100), "more than one call per 100 runs per round");
-}
-
-/// The stub checks no signature; the keys only have to exist.
-fn set_bench_credentials() {
-    #[allow(unsafe_code)]
-    // SAFETY: set before the plugin's runtime or any other thread starts.
-    unsafe {
-        std::env::set_var("POLYSYNC_BENCH_KEY", "AKIDBENCH");
-        std::env::set_var("POLYSYNC_BENCH_SECRET", "bench-secret");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    }
 }

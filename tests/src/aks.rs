@@ -21,7 +21,6 @@ pub struct AksWorld {
 impl AksWorld {
     /// `jobs` source Jobs and `cronjobs` CronJobs in `namespace`.
     pub fn start(flavor: Flavor, namespace: &str, jobs: usize, cronjobs: usize) -> Self {
-        AzureFake::use_test_credentials();
         let fake = AzureFake::start();
         let state = fake.state.clone();
         let ns = namespace.to_owned();

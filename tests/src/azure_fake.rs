@@ -85,6 +85,8 @@ fn now() -> u64 {
 pub struct AzureFake {
     pub url: String,
     pub ca_file: std::path::PathBuf,
+    /// The service principal's secret, named by `client_secret_file`.
+    pub secret_file: std::path::PathBuf,
     pub state: Arc<FakeState>,
     _dir: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
@@ -99,6 +101,8 @@ impl AzureFake {
         let dir = tempfile::tempdir().unwrap();
         let ca_file = dir.path().join("azure-fake-ca.pem");
         std::fs::write(&ca_file, ca_pem).unwrap();
+        let secret_file = dir.path().join("client-secret");
+        std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
         *state.base.lock().unwrap() = url.clone();
@@ -119,20 +123,7 @@ impl AzureFake {
                 });
             }
         });
-        Self { url, ca_file, state, _dir: dir, _runtime: runtime }
-    }
-
-    /// Put the service principal of the fake in the environment, where
-    /// `credential = "environment"` finds it (once per test binary).
-    pub fn use_test_credentials() {
-        #[allow(unsafe_code)]
-        // SAFETY: called once per test binary before anything reads the
-        // environment concurrently.
-        unsafe {
-            std::env::set_var("AZURE_TENANT_ID", TENANT);
-            std::env::set_var("AZURE_CLIENT_ID", CLIENT_ID);
-            std::env::set_var("AZURE_CLIENT_SECRET", CLIENT_SECRET);
-        }
+        Self { url, ca_file, secret_file, state, _dir: dir, _runtime: runtime }
     }
 
     /// Settings of the `aks` provider for cluster `name`.
@@ -142,7 +133,10 @@ impl AzureFake {
             "resource_group": RESOURCE_GROUP,
             "cluster": name,
             "namespace": namespace,
-            "credential": "environment",
+            "credential": "client_secret",
+            "tenant_id": TENANT,
+            "client_id": CLIENT_ID,
+            "client_secret_file": self.secret_file,
             "arm_endpoint": self.url,
             "authority_host": self.url,
             "ca_file": self.ca_file,

@@ -68,13 +68,14 @@ for i in range({families}):
 
     /// Settings of the `ecs` provider for this world.
     pub fn settings(&self) -> serde_json::Value {
-        serde_json::json!({
+        crate::moto::with_aws(
+            serde_json::json!({
             "cluster": self.cluster,
-            "region": REGION,
-            "endpoint_url": self.moto.url,
             "launch_type": "FARGATE",
             "poll_interval_ms": 100,
-        })
+        }),
+            &self.moto.url,
+        )
     }
 
     /// Write `lines` to the task's `main` container log stream.

@@ -77,12 +77,13 @@ impl EksWorld {
 
     /// Settings of the `eks` provider for this world's cluster.
     pub fn settings(&self, namespace: &str) -> serde_json::Value {
-        serde_json::json!({
+        crate::moto::with_aws(
+            serde_json::json!({
             "cluster": self.name,
             "namespace": namespace,
-            "region": REGION,
-            "endpoint_url": self.moto.url,
-        })
+        }),
+            &self.moto.url,
+        )
     }
 }
 

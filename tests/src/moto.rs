@@ -13,19 +13,50 @@ pub struct Moto {
     _stdin: ChildStdin,
 }
 
-/// Credentials moto accepts (it checks none); tests set them in the
-/// environment so the AWS chain finds them.
+/// Credentials moto accepts (it checks none), as in
+/// `tests/fixtures/aws-credentials`, which every test connection names.
 pub const ACCESS_KEY: &str = "AKIDPOLYSYNCTEST0001";
 pub const SECRET_KEY: &str = "polysync/test/secret/key/0000000000000001";
 pub const REGION: &str = "eu-west-1";
+/// The profile of `tests/fixtures/aws-credentials`.
+pub const PROFILE: &str = "polysync-test";
 
-/// One moto per test binary, with the test credentials in the environment.
+/// The test keys' file, named by connections (`credentials_file`): keys per
+/// connection, so nothing sets process-wide variables that plugin threads
+/// read.
+pub fn credentials_file() -> std::path::PathBuf {
+    crate::workspace().join("tests/fixtures/aws-credentials")
+}
+
+/// The AWS settings of a test connection to `endpoint`.
+pub fn aws_settings(endpoint: &str) -> serde_json::Value {
+    serde_json::json!({
+        "region": REGION,
+        "endpoint_url": endpoint,
+        "credentials_file": credentials_file(),
+        "profile": PROFILE,
+    })
+}
+
+/// The same as TOML lines of a `[connections.NAME]` table.
+pub fn aws_toml(endpoint: &str) -> String {
+    format!(
+        "region = {REGION:?}\nendpoint_url = {endpoint:?}\ncredentials_file = {:?}\nprofile = {PROFILE:?}\n",
+        credentials_file().display().to_string()
+    )
+}
+
+/// `settings` (an object) with the AWS settings of [`aws_settings`] added.
+pub fn with_aws(mut settings: serde_json::Value, endpoint: &str) -> serde_json::Value {
+    let serde_json::Value::Object(aws) = aws_settings(endpoint) else { unreachable!() };
+    settings.as_object_mut().expect("settings are an object").extend(aws);
+    settings
+}
+
+/// One moto per test process.
 pub fn shared() -> &'static Moto {
     static MOTO: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
-    MOTO.get_or_init(|| {
-        Moto::use_test_credentials();
-        Moto::start()
-    })
+    MOTO.get_or_init(Moto::start)
 }
 
 impl Moto {
@@ -43,22 +74,6 @@ impl Moto {
         BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("moto prints its port");
         let port = line.trim().strip_prefix("PORT ").unwrap_or_else(|| panic!("moto_peer.py said {line:?}"));
         Self { url: format!("http://127.0.0.1:{port}"), child, _stdin: stdin }
-    }
-
-    /// Put the test credentials and region in this process's environment,
-    /// where the AWS chain (in-process or in a plugin) finds them.
-    pub fn use_test_credentials() {
-        // Set once per test binary through `shared`, before anything that
-        // reads the environment is started.
-        unsafe_env::set("AWS_ACCESS_KEY_ID", ACCESS_KEY);
-        unsafe_env::set("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
-        unsafe_env::set("AWS_REGION", REGION);
-        unsafe_env::remove("AWS_SESSION_TOKEN");
-        unsafe_env::remove("AWS_PROFILE");
-        // No ~/.aws of the developer's, no instance metadata probing.
-        unsafe_env::set("AWS_CONFIG_FILE", "/dev/null");
-        unsafe_env::set("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-        unsafe_env::set("AWS_EC2_METADATA_DISABLED", "true");
     }
 
     /// Create an EKS cluster whose DescribeCluster answers `endpoint` and `ca`.
@@ -96,20 +111,5 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-mod unsafe_env {
-    #![allow(unsafe_code)]
-
-    pub fn set(key: &str, value: &str) {
-        // SAFETY: called by test set-up before the test starts other threads
-        // that read the environment.
-        unsafe { std::env::set_var(key, value) }
-    }
-
-    pub fn remove(key: &str) {
-        // SAFETY: as for `set`.
-        unsafe { std::env::remove_var(key) }
     }
 }

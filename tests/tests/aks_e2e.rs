@@ -12,7 +12,7 @@ use polysync_provider_api::abi::host::PluginProvider;
 use polysync_provider_api::{ClustersRequest, DiscoverRequest, ErrorKind, Provider, UrlRequest};
 use polysync_tests::Flavor;
 use polysync_tests::aks::AksWorld;
-use polysync_tests::azure_fake::{AKS_APP, RESOURCE_GROUP, SUBSCRIPTION};
+use polysync_tests::azure_fake::{AKS_APP, CLIENT_ID, CLIENT_SECRET, RESOURCE_GROUP, SUBSCRIPTION, TENANT};
 use serde_json::json;
 
 const NS: &str = "aks-e2e";
@@ -97,13 +97,62 @@ fn an_unknown_cluster_is_not_found() {
     assert!(err.message().contains("ResourceNotFound"), "{err}");
 }
 
+/// The world's settings with the service principal taken out, for the
+/// credentials that find theirs elsewhere.
+fn without_principal(w: &AksWorld, cluster: &str, credential: &str) -> serde_json::Value {
+    let mut s = with(w, cluster, json!({"credential": credential}));
+    for key in ["tenant_id", "client_id", "client_secret_file"] {
+        s.as_object_mut().unwrap().remove(key);
+    }
+    s
+}
+
 #[test]
 fn a_credential_that_is_not_configured_says_what_is_missing() {
     // No AZURE_FEDERATED_TOKEN_FILE in this environment.
-    let err =
-        discover(&connect(&with(world(), "entra-cluster", json!({"credential": "workload_identity"})))).unwrap_err();
+    let err = discover(&connect(&without_principal(world(), "entra-cluster", "workload_identity"))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
     assert!(err.message().contains("needs AZURE_FEDERATED_TOKEN_FILE"), "{err}");
+    // A secret file that is gone, or empty, is named.
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("gone");
+    let err = discover(&connect(&with(world(), "entra-cluster", json!({"client_secret_file": gone})))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(err.message().contains("cannot read") && err.message().contains("client_secret_file"), "{err}");
+    std::fs::write(&gone, "\n").unwrap();
+    let err = discover(&connect(&with(world(), "entra-cluster", json!({"client_secret_file": gone})))).unwrap_err();
+    assert!(err.message().contains("is empty"), "{err}");
+}
+
+/// `credential = "environment"` reads the service principal from the
+/// host's environment: here the environment of a `polysync` process.
+#[test]
+fn the_environment_credential_reads_the_hosts_variables() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = without_principal(w, "entra-cluster", "environment");
+    let settings: String =
+        settings.as_object().unwrap().iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    let connection = format!("provider = \"aks\"\n{settings}");
+    let config = polysync_tests::write_config(dir.path(), "polysync-provider-aks", None, "", "azure", &connection);
+    let test = |env: &[(&str, &str)]| {
+        let mut cmd = polysync_tests::polysync_command(&config);
+        cmd.args(["connections", "test", "azure"]);
+        for var in ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"] {
+            cmd.env_remove(var);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let (tenant, client, secret) = (TENANT, CLIENT_ID, CLIENT_SECRET);
+    let out = test(&[("AZURE_TENANT_ID", tenant), ("AZURE_CLIENT_ID", client), ("AZURE_CLIENT_SECRET", secret)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = test(&[("AZURE_TENANT_ID", tenant), ("AZURE_CLIENT_ID", client)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("set AZURE_CLIENT_SECRET"), "{stderr}");
 }
 
 #[test]
@@ -192,6 +241,8 @@ fn bad_settings_are_refused_before_any_call() {
     for (settings, says) in [
         (json!({"resource_group": "r", "cluster": "c"}), "`subscription_id` is required"),
         (with("credential", json!("password")), "not one of environment"),
+        (with("tenant_id", json!("t")), "is for credential = \"client_secret\""),
+        (with("credential", json!("client_secret")), "needs `tenant_id`"),
         (with("arm_endpoint", json!("http://arm")), "must be an https URL"),
         (with("ca_file", json!("/nonexistent.pem")), "cannot read"),
         (with("clster", json!("x")), "unknown field"),

@@ -16,6 +16,7 @@ use polysync_provider_api::{
 };
 use polysync_tests::ecs::EcsWorld;
 use polysync_tests::ecs_stub::EcsStub;
+use polysync_tests::moto::with_aws;
 use serde_json::json;
 
 fn world() -> &'static EcsWorld {
@@ -176,9 +177,8 @@ fn overrides_over_ecs_limit_are_refused_before_any_task_starts() {
 
 #[test]
 fn discovery_follows_every_next_token_of_a_paging_api() {
-    world(); // the test credentials, in this process's environment, before any thread reads it
     let stub = EcsStub::start(7, 3);
-    let p = connect(&json!({"cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url}));
+    let p = connect(&with_aws(json!({"cluster": "stub"}), &stub.url));
     let rt = rt();
     let mut ids = Vec::new();
     let mut token = None;
@@ -204,8 +204,8 @@ fn discovery_follows_every_next_token_of_a_paging_api() {
 /// --wait` prints its progress first).
 fn cli(w: &EcsWorld, dir: &std::path::Path) -> impl Fn(&[&str]) -> serde_json::Value {
     let connection = format!(
-        "provider = \"ecs\"\ncluster = \"e2e\"\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nlaunch_type = \"FARGATE\"\npoll_interval_ms = 100",
-        w.moto.url
+        "provider = \"ecs\"\ncluster = \"e2e\"\nlaunch_type = \"FARGATE\"\npoll_interval_ms = 100\n{}",
+        polysync_tests::moto::aws_toml(&w.moto.url)
     );
     let config = polysync_tests::write_config(dir, "polysync-provider-ecs", None, "", "batch", &connection);
     move |args: &[&str]| {
@@ -308,11 +308,12 @@ async fn forward_to_end(p: &PluginProvider, run_id: &str) -> Vec<RunStatus> {
 /// finds, and the last attempt decides.
 #[test]
 fn spot_interruptions_fail_the_run_or_start_it_again_as_attempts() {
-    world(); // the test credentials, in this process's environment, before any thread reads it
     let stub = EcsStub::start(1, 1);
     let settings = |retries: u32| {
-        json!({"cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url, "poll_interval_ms": 100,
-               "launch_type": "FARGATE", "retry_on_interruption": retries})
+        with_aws(
+            json!({"cluster": "stub", "poll_interval_ms": 100, "launch_type": "FARGATE", "retry_on_interruption": retries}),
+            &stub.url,
+        )
     };
     let rt = rt();
     // Without retries: Failed, SpotInterruption, although the container exited 0.
@@ -374,10 +375,9 @@ fn spot_interruptions_fail_the_run_or_start_it_again_as_attempts() {
 /// start for capacity fails with advice.
 #[test]
 fn capacity_failures_say_what_to_do_and_throttling_is_retried() {
-    world(); // the test credentials, in this process's environment, before any thread reads it
     let stub = EcsStub::start(1, 1);
     let p =
-        connect(&json!({"cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url, "poll_interval_ms": 100}));
+        connect(&with_aws(json!({"cluster": "stub", "poll_interval_ms": 100}), &stub.url));
     let rt = rt();
     for (family, kind, says) in [
         ("fail-RESOURCE_MEMORY", ErrorKind::Unavailable, "enough free memory"),
@@ -404,11 +404,13 @@ fn capacity_failures_say_what_to_do_and_throttling_is_retried() {
 /// also when read again after the stop.
 #[test]
 fn a_task_that_lost_its_overrides_is_stopped_and_fails() {
-    world(); // the test credentials, in this process's environment, before any thread reads it
     let stub = EcsStub::start(1, 1);
     let p =
-        connect(&json!({"cluster": "stub", "region": "eu-west-1", "endpoint_url": stub.url, "poll_interval_ms": 100,
-                            "capacity_provider_strategy": [{"capacity_provider": "spot-pool", "weight": 1}]}));
+        connect(&with_aws(
+            json!({"cluster": "stub", "poll_interval_ms": 100,
+                   "capacity_provider_strategy": [{"capacity_provider": "spot-pool", "weight": 1}]}),
+            &stub.url,
+        ));
     let rt = rt();
     let run = rt.block_on(p.run(request("lost", "lost-1", &[("DATE", "2026-11-30")]))).unwrap();
     let states = rt.block_on(forward_to_end(&p, &run.run_id));

@@ -13,6 +13,7 @@ use polysync_provider_api::abi::host::PluginProvider;
 use polysync_provider_api::{ClustersRequest, DiscoverRequest, ErrorKind, Provider};
 use polysync_tests::Flavor;
 use polysync_tests::eks::EksWorld;
+use polysync_tests::moto::{ACCESS_KEY, REGION, SECRET_KEY};
 use serde_json::json;
 
 const NS: &str = "eks-e2e";
@@ -156,8 +157,9 @@ fn list_clusters_follows_every_page() {
 /// A config file with one eks connection `prod` to the world's cluster.
 fn cli_config(w: &EksWorld, dir: &std::path::Path) -> std::path::PathBuf {
     let connection = format!(
-        "provider = \"eks\"\ncluster = {:?}\nregion = \"eu-west-1\"\nendpoint_url = {:?}\nnamespace = {NS:?}",
-        w.name, w.moto.url
+        "provider = \"eks\"\ncluster = {:?}\nnamespace = {NS:?}\n{}",
+        w.name,
+        polysync_tests::moto::aws_toml(&w.moto.url)
     );
     polysync_tests::write_config(dir, "polysync-provider-eks", None, "", "prod", &connection)
 }
@@ -179,20 +181,34 @@ fn the_cli_lists_the_clusters_a_connection_reaches() {
     assert!(v["clusters"][0]["location"] == "eu-west-1", "{v}");
 }
 
+/// Without `credentials_file` a connection takes the standard chain; here
+/// the environment of a `polysync` process, then nothing.
 #[test]
-fn without_credentials_the_cli_exits_2_and_says_where_credentials_come_from() {
+fn the_standard_chain_reads_the_environment_and_without_keys_the_cli_exits_2() {
     let w = world();
     let dir = tempfile::tempdir().unwrap();
-    let config = cli_config(w, dir.path());
-    let out = Command::new(artifacts::executable("polysync", "polysync"))
-        .arg("--config")
-        .arg(&config)
-        .args(["connections", "test", "prod"])
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env("HOME", dir.path())
-        .output()
-        .unwrap();
+    let connection = format!(
+        "provider = \"eks\"\ncluster = {:?}\nnamespace = {NS:?}\nregion = {REGION:?}\nendpoint_url = {:?}\n",
+        w.name, w.moto.url
+    );
+    let config = polysync_tests::write_config(dir.path(), "polysync-provider-eks", None, "", "prod", &connection);
+    let test = |keys: bool| {
+        let mut cmd = polysync_tests::polysync_command(&config);
+        cmd.args(["connections", "test", "prod"]).env("HOME", dir.path());
+        // No developer's keys, files or profile; never instance metadata.
+        for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_CONFIG_FILE", "/dev/null").env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        if keys {
+            cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY).env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+        }
+        cmd.output().unwrap()
+    };
+    let out = test(true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = test(false);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no AWS credentials"), "{stderr}");

@@ -15,6 +15,11 @@ pub enum Kind {
     /// A service principal's client secret from AZURE_TENANT_ID,
     /// AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.
     Environment,
+    /// A service principal named in the connection, its secret in a file
+    /// (a mounted secret), read again whenever a credential is built so a
+    /// rotated secret is picked up. One host can hold connections of
+    /// different principals, which the environment cannot.
+    ClientSecret { tenant_id: String, client_id: String, secret_file: String },
     /// A federated token file (AKS workload identity, GitHub OIDC).
     WorkloadIdentity,
     /// The host's managed identity, optionally a user-assigned one.
@@ -23,16 +28,50 @@ pub enum Kind {
     AzureCli,
 }
 
+/// The settings a credential kind may take.
+#[derive(Debug, Default)]
+pub struct Identity {
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub managed_identity_client_id: Option<String>,
+}
+
 impl Kind {
-    pub fn parse(name: &str, client_id: Option<String>) -> Result<Self> {
+    pub fn parse(name: &str, identity: Identity) -> Result<Self> {
+        let unused = |setting: &str, value: &Option<String>| match value {
+            Some(_) => Err(ProviderError::invalid_input(format!(
+                "setting `{setting}` is for credential = \"client_secret\"; remove it or set that credential"
+            ))),
+            None => Ok(()),
+        };
+        if name != "client_secret" {
+            unused("tenant_id", &identity.tenant_id)?;
+            unused("client_id", &identity.client_id)?;
+            unused("client_secret_file", &identity.client_secret_file)?;
+        }
         Ok(match name {
             "environment" => Self::Environment,
+            "client_secret" => {
+                let need = |value: Option<String>, setting: &str| {
+                    value.filter(|v| !v.is_empty()).ok_or_else(|| {
+                        ProviderError::invalid_input(format!(
+                            "credential = \"client_secret\" needs `{setting}`; set tenant_id, client_id and client_secret_file"
+                        ))
+                    })
+                };
+                Self::ClientSecret {
+                    tenant_id: need(identity.tenant_id, "tenant_id")?,
+                    client_id: need(identity.client_id, "client_id")?,
+                    secret_file: need(identity.client_secret_file, "client_secret_file")?,
+                }
+            }
             "workload_identity" => Self::WorkloadIdentity,
-            "managed_identity" => Self::ManagedIdentity { client_id },
+            "managed_identity" => Self::ManagedIdentity { client_id: identity.managed_identity_client_id },
             "azure_cli" => Self::AzureCli,
             other => {
                 return Err(ProviderError::invalid_input(format!(
-                    "setting `credential`: {other:?} is not one of environment, workload_identity, managed_identity, azure_cli"
+                    "setting `credential`: {other:?} is not one of environment, client_secret, workload_identity, managed_identity, azure_cli"
                 )));
             }
         })
@@ -93,6 +132,24 @@ pub fn build(kind: &Kind, https: &Https, authority_host: Option<&str>) -> Result
             };
             let options = azure_identity::ClientSecretCredentialOptions { client_options };
             azure_identity::ClientSecretCredential::new(&tenant, client, Secret::new(secret), Some(options))
+                .map_err(bad)?
+        }
+        Kind::ClientSecret { tenant_id, client_id, secret_file } => {
+            let secret = std::fs::read_to_string(secret_file).map_err(|e| {
+                ProviderError::new(
+                    ErrorKind::Unauthorized,
+                    format!("setting `client_secret_file`: cannot read {secret_file}: {e}"),
+                )
+            })?;
+            let secret = secret.trim_end_matches(['\r', '\n']).to_owned();
+            if secret.is_empty() {
+                return Err(ProviderError::new(
+                    ErrorKind::Unauthorized,
+                    format!("setting `client_secret_file`: {secret_file} is empty; it must hold the client secret"),
+                ));
+            }
+            let options = azure_identity::ClientSecretCredentialOptions { client_options };
+            azure_identity::ClientSecretCredential::new(tenant_id, client_id.clone(), Secret::new(secret), Some(options))
                 .map_err(bad)?
         }
         Kind::WorkloadIdentity => {

@@ -8,8 +8,10 @@
 //!
 //! Settings: `subscription_id`, `resource_group`, `cluster` (required),
 //! `namespace` (default `default`), `credential` (`environment` |
-//! `workload_identity` | `managed_identity` | `azure_cli`; default
-//! `environment`), `managed_identity_client_id`, `admin` (default false),
+//! `client_secret` | `workload_identity` | `managed_identity` |
+//! `azure_cli`; default `environment`), `tenant_id`, `client_id` and
+//! `client_secret_file` (for `client_secret`), `managed_identity_client_id`,
+//! `admin` (default false),
 //! `arm_endpoint`, `authority_host`, `ca_file` (sovereign and private
 //! clouds), `include_cronjobs`.
 
@@ -40,8 +42,14 @@ polysync_provider_api::settings! {
         required cluster: String,
         /// namespace of the Jobs (default: default)
         optional namespace: String,
-        /// environment | workload_identity | managed_identity | azure_cli (default environment)
+        /// environment | client_secret | workload_identity | managed_identity | azure_cli (default environment)
         optional credential: String,
+        /// tenant of the service principal (credential = client_secret)
+        optional tenant_id: String,
+        /// application (client) id of the service principal (credential = client_secret)
+        optional client_id: String,
+        /// file holding the service principal's secret (credential = client_secret)
+        optional client_secret_file: String,
         /// client id of a user-assigned managed identity
         optional managed_identity_client_id: String,
         /// use listClusterAdminCredential (default false)
@@ -174,7 +182,13 @@ pub fn build(settings: serde_json::Value) -> Result<KubeJobs> {
         resource_group: required(s.resource_group, "resource_group", "the cluster's resource group")?,
         name: required(s.cluster, "cluster", "the AKS cluster name")?,
     };
-    let kind = Kind::parse(s.credential.as_deref().unwrap_or("environment"), s.managed_identity_client_id)?;
+    let identity = credential::Identity {
+        tenant_id: s.tenant_id,
+        client_id: s.client_id,
+        client_secret_file: s.client_secret_file,
+        managed_identity_client_id: s.managed_identity_client_id,
+    };
+    let kind = Kind::parse(s.credential.as_deref().unwrap_or("environment"), identity)?;
     let namespace = s.namespace.unwrap_or_else(|| "default".into());
     polysync_kube_jobs::naming::check_namespace(&namespace)?;
     let ca = match &s.ca_file {

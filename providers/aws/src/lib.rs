@@ -2,11 +2,13 @@
 //! connection settings, an `SdkConfig` built from them the way the AWS CLI
 //! would, and SDK errors mapped to the contract's kinds.
 //!
-//! Credentials always come from the standard chain (environment, shared
-//! files, SSO, web identity, container and instance metadata), optionally
-//! through an assumed role. A connection may name *environment variables*
-//! that hold static keys, never the keys themselves: the catalog stores
-//! connection settings, and it must never hold a secret.
+//! Credentials come from the standard chain (environment, shared files,
+//! SSO, web identity, container and instance metadata), optionally through
+//! an assumed role. A connection may instead name where its own keys are:
+//! *environment variables* or a *credentials file* (a mounted secret),
+//! never the keys themselves: the catalog stores connection settings, and
+//! it must never hold a secret. Naming a file per connection also lets one
+//! host serve accounts with different keys side by side.
 
 mod connection;
 mod error;
@@ -16,9 +18,12 @@ pub use connection::{Connection, console_base};
 pub use error::{from_code, from_sdk};
 pub use settings::AwsSettings;
 
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_smithy_http_client::tls;
 use polysync_provider_api::{ErrorKind, ProviderError};
 
@@ -46,6 +51,30 @@ pub async fn sdk_config(settings: &AwsSettings) -> Result<SdkConfig, ProviderErr
     }
     if let Some(credentials) = settings.env_credentials()? {
         loader = loader.credentials_provider(credentials);
+    }
+    if let Some(path) = &settings.credentials_file {
+        // This file alone: no environment keys, no ~/.aws, no instance
+        // metadata behind it, so a wrong file fails instead of quietly
+        // using whatever identity the host has.
+        if !std::path::Path::new(path).is_file() {
+            return Err(ProviderError::invalid_input(format!(
+                "setting `credentials_file`: {path} is not a readable file"
+            )));
+        }
+        let files = EnvConfigFiles::builder()
+            .with_file(EnvConfigFileKind::Credentials, path)
+            .with_contents(EnvConfigFileKind::Config, "")
+            .build();
+        let mut provider_config = ProviderConfig::default().with_http_client(http_client());
+        if let Some(region) = &settings.region {
+            provider_config = provider_config.with_region(Some(Region::new(region.clone())));
+        }
+        let provider = ProfileFileCredentialsProvider::builder()
+            .configure(&provider_config)
+            .profile_files(files.clone())
+            .profile_name(settings.profile.as_deref().unwrap_or("default"))
+            .build();
+        loader = loader.profile_files(files).credentials_provider(provider);
     }
     let base = loader.load().await;
     if base.region().is_none() {

@@ -27,6 +27,10 @@ polysync_provider_api::settings! {
         optional secret_access_key_env: String,
         /// name of an environment variable holding a session token
         optional session_token_env: String,
+        /// a shared credentials file (the format of ~/.aws/credentials) to
+        /// read `profile` (default `default`) from, and nothing else: keys
+        /// mounted from a secret, one set per connection
+        optional credentials_file: String,
     }
 }
 
@@ -91,6 +95,11 @@ impl AwsSettings {
         {
             return Err(ProviderError::invalid_input(format!("setting `endpoint_url`: {url:?} is not an http(s) URL")));
         }
+        if self.credentials_file.is_some() && self.access_key_id_env.is_some() {
+            return Err(ProviderError::invalid_input(
+                "set `credentials_file` or `access_key_id_env` and `secret_access_key_env`, not both: each names where the keys are",
+            ));
+        }
         match (&self.access_key_id_env, &self.secret_access_key_env) {
             (Some(_), None) | (None, Some(_)) => Err(ProviderError::invalid_input(
                 "set both `access_key_id_env` and `secret_access_key_env`, or neither",
@@ -150,6 +159,9 @@ mod tests {
         assert!(AwsSettings::split("eks", json!({"role_arn": "admin"})).is_err());
         assert!(AwsSettings::split("eks", json!({"external_id": "x"})).is_err());
         assert!(AwsSettings::split("eks", json!({"access_key_id_env": "A"})).is_err());
+        let both = json!({"credentials_file": "/k", "access_key_id_env": "A", "secret_access_key_env": "B"});
+        let err = AwsSettings::split("eks", both).unwrap_err();
+        assert!(err.message().contains("not both"), "{err}");
         assert!(AwsSettings::split("eks", json!({"region": 3})).is_err());
     }
 }
