@@ -23,10 +23,8 @@ fn main() {
     let stub = EcsStub::start(1, 1);
     let mut registry = Registry::default();
     registry.add(artifacts::cdylib("polysync-provider-ecs"));
-    let settings = polysync_tests::moto::with_aws(
-        serde_json::json!({"cluster": "stub", "poll_interval_ms": 100}),
-        &stub.url,
-    );
+    let settings =
+        polysync_tests::moto::with_aws(serde_json::json!({"cluster": "stub", "poll_interval_ms": 100}), &stub.url);
     let provider = registry.connect("ecs", &settings).expect("plugin connects");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let arns = |tag: &str| -> Vec<String> {

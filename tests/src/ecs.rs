@@ -70,10 +70,10 @@ for i in range({families}):
     pub fn settings(&self) -> serde_json::Value {
         crate::moto::with_aws(
             serde_json::json!({
-            "cluster": self.cluster,
-            "launch_type": "FARGATE",
-            "poll_interval_ms": 100,
-        }),
+                "cluster": self.cluster,
+                "launch_type": "FARGATE",
+                "poll_interval_ms": 100,
+            }),
             &self.moto.url,
         )
     }

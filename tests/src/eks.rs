@@ -79,9 +79,9 @@ impl EksWorld {
     pub fn settings(&self, namespace: &str) -> serde_json::Value {
         crate::moto::with_aws(
             serde_json::json!({
-            "cluster": self.name,
-            "namespace": namespace,
-        }),
+                "cluster": self.name,
+                "namespace": namespace,
+            }),
             &self.moto.url,
         )
     }

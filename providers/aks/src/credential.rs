@@ -149,8 +149,13 @@ pub fn build(kind: &Kind, https: &Https, authority_host: Option<&str>) -> Result
                 ));
             }
             let options = azure_identity::ClientSecretCredentialOptions { client_options };
-            azure_identity::ClientSecretCredential::new(tenant_id, client_id.clone(), Secret::new(secret), Some(options))
-                .map_err(bad)?
+            azure_identity::ClientSecretCredential::new(
+                tenant_id,
+                client_id.clone(),
+                Secret::new(secret),
+                Some(options),
+            )
+            .map_err(bad)?
         }
         Kind::WorkloadIdentity => {
             // Checked here so the message names what to set.

@@ -376,8 +376,7 @@ fn spot_interruptions_fail_the_run_or_start_it_again_as_attempts() {
 #[test]
 fn capacity_failures_say_what_to_do_and_throttling_is_retried() {
     let stub = EcsStub::start(1, 1);
-    let p =
-        connect(&with_aws(json!({"cluster": "stub", "poll_interval_ms": 100}), &stub.url));
+    let p = connect(&with_aws(json!({"cluster": "stub", "poll_interval_ms": 100}), &stub.url));
     let rt = rt();
     for (family, kind, says) in [
         ("fail-RESOURCE_MEMORY", ErrorKind::Unavailable, "enough free memory"),
@@ -405,12 +404,11 @@ fn capacity_failures_say_what_to_do_and_throttling_is_retried() {
 #[test]
 fn a_task_that_lost_its_overrides_is_stopped_and_fails() {
     let stub = EcsStub::start(1, 1);
-    let p =
-        connect(&with_aws(
-            json!({"cluster": "stub", "poll_interval_ms": 100,
+    let p = connect(&with_aws(
+        json!({"cluster": "stub", "poll_interval_ms": 100,
                    "capacity_provider_strategy": [{"capacity_provider": "spot-pool", "weight": 1}]}),
-            &stub.url,
-        ));
+        &stub.url,
+    ));
     let rt = rt();
     let run = rt.block_on(p.run(request("lost", "lost-1", &[("DATE", "2026-11-30")]))).unwrap();
     let states = rt.block_on(forward_to_end(&p, &run.run_id));

@@ -238,9 +238,10 @@ fn a_limit_range_refusal_is_failed_create() {
     fails_to_start_with(&env, "greedy", "FailedCreate", &["maximum cpu usage per Container is 100m"]);
 }
 
-/// A Node with no kubelet behind it, labelled `polysync.io/pool=<name>`:
-/// `taint` set, or ready to take pods (allocatable, no taint).
-fn extra_node(cluster: &Cluster, name: &str, taint: Option<Value>) {
+/// A Node with no kubelet behind it, labelled `polysync.io/pool=<name>`,
+/// ready (allocatable) and tainted with `taint`, which keeps the pods of
+/// every other test off it.
+fn extra_node(cluster: &Cluster, name: &str, taint: Value) {
     let node = json!({"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "polysync.io/pool": name}}});
     match cluster.call("POST", "/api/v1/nodes", Some(node)) {
@@ -248,7 +249,7 @@ fn extra_node(cluster: &Cluster, name: &str, taint: Option<Value>) {
         Err(e) if e.code == 409 => {}
         Err(e) => panic!("creating Node {name}: {e}"),
     }
-    let taints = taint.map_or(Value::Null, |t| json!([t]));
+    let taints = json!([taint]);
     cluster.call("PATCH", &format!("/api/v1/nodes/{name}"), Some(json!({"spec": {"taints": taints}}))).unwrap();
     let room = json!({"cpu": "8", "memory": "32Gi", "pods": "110"});
     let status = json!({"status": {"capacity": room, "allocatable": room,
@@ -260,7 +261,7 @@ fn extra_node(cluster: &Cluster, name: &str, taint: Option<Value>) {
 fn a_taint_without_toleration_is_unschedulable() {
     let cluster = real();
     let taint = json!({"key": "polysync.io/dedicated", "value": "gpu", "effect": "NoSchedule"});
-    extra_node(cluster, "tainted-node", Some(taint));
+    extra_node(cluster, "tainted-node", taint);
     let env = Env::new(cluster, "fail-taint");
     source_job(cluster, &env.ns, "intolerant", "echo hi", |j| {
         j["spec"]["template"]["spec"]["nodeSelector"] = json!({"polysync.io/pool": "tainted-node"});
@@ -287,11 +288,17 @@ fn an_evicted_pod_fails_the_run_and_is_named() {
 #[test]
 fn a_pod_whose_node_is_deleted_is_garbage_collected_and_the_run_fails() {
     let cluster = real();
-    extra_node(cluster, "doomed-node", None);
+    // Tainted, so that no other test's pod (they share this cluster) lands
+    // on a Node that will never run it.
+    let taint = json!({"key": "polysync.io/dedicated", "value": "doomed", "effect": "NoSchedule"});
+    extra_node(cluster, "doomed-node", taint);
     let ns = "fail-node-gone";
     // Bound to a Node with no kubelet: scheduled, never running.
     fragile(cluster, ns, "stranded", |j| {
-        j["spec"]["template"]["spec"]["nodeSelector"] = json!({"polysync.io/pool": "doomed-node"});
+        let spec = &mut j["spec"]["template"]["spec"];
+        spec["nodeSelector"] = json!({"polysync.io/pool": "doomed-node"});
+        spec["tolerations"] =
+            json!([{"key": "polysync.io/dedicated", "operator": "Equal", "value": "doomed", "effect": "NoSchedule"}]);
     });
     let p = provider(cluster, ns);
     let rt = rt();

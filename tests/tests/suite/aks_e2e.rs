@@ -131,8 +131,7 @@ fn the_environment_credential_reads_the_hosts_variables() {
     let w = world();
     let dir = tempfile::tempdir().unwrap();
     let settings = without_principal(w, "entra-cluster", "environment");
-    let settings: String =
-        settings.as_object().unwrap().iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    let settings: String = settings.as_object().unwrap().iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
     let connection = format!("provider = \"aks\"\n{settings}");
     let config = polysync_tests::write_config(dir.path(), "polysync-provider-aks", None, "", "azure", &connection);
     let test = |env: &[(&str, &str)]| {
