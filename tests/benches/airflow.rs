@@ -46,7 +46,10 @@ fn main() {
     let airflow = PathBuf::from(std::env::var("POLYSYNC_AIRFLOW").expect(
         "set POLYSYNC_AIRFLOW to the bin directory of an Apache Airflow venv (scripts/test makes one and prints nothing else)",
     ));
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| polysync_tests::bench_size(5, 1));
     let cluster = SandboxCluster::start(SeedConfig { namespace: NS.into(), ..SeedConfig::default() }, 1.0);
     let mut job = seed::finished_job(NS, "bench", 1);
     job["spec"]["template"]["spec"]["containers"][0]["args"] =

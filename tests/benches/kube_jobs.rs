@@ -4,8 +4,10 @@
 //!
 //! 1. Discovery of 10,000 Jobs in pages of 100 by the plugin (through its
 //!    dylib, in a process of its own) next to `kubectl get jobs
-//!    --chunk-size=100 -o json`: wall time and peak RSS of each client
-//!    process. Targets: at most half of kubectl's time and memory.
+//!    --chunk-size=100 -o json` (both print every object), and the limit:
+//!    the same pages fetched raw by kube's client, counted and dropped.
+//!    Wall time and peak RSS of each client process. Targets: at most half
+//!    of kubectl's time and memory.
 //! 2. The delay from a Job's terminal condition being written to the caller
 //!    seeing it, for 100 runs: the provider's watch next to a 1-second poll
 //!    loop. Target: watch p99 under 50 ms.
@@ -33,8 +35,15 @@ use polysync_sandbox::store::EventType;
 use polysync_sandbox::{SandboxConfig, SeedConfig};
 use polysync_tests::{Cluster, SandboxCluster};
 
-const JOBS: usize = 10_000;
-const RUNS: usize = 100;
+/// Jobs discovered (10,000; tiny: 300, see `polysync_tests::full_bench`).
+fn jobs() -> usize {
+    polysync_tests::bench_size(10_000, 300)
+}
+
+/// Runs whose end is timed (100; tiny: 5).
+fn runs() -> usize {
+    polysync_tests::bench_size(100, 5)
+}
 
 fn connect(settings: &serde_json::Value) -> polysync_provider_api::abi::host::PluginProvider {
     let mut registry = Registry::default();
@@ -42,21 +51,58 @@ fn connect(settings: &serde_json::Value) -> polysync_provider_api::abi::host::Pl
     registry.connect("kubernetes", settings).expect("plugin connects")
 }
 
-/// Child mode: discover everything, print the count.
+/// Child mode: discover everything and print each entry as a JSON line, as
+/// kubectl prints each Job.
 fn child_discover(settings: &str) {
+    use std::io::Write;
     let settings: serde_json::Value = serde_json::from_str(settings).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let provider = connect(&settings);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut token = None;
-    let mut n = 0;
     loop {
         let page = rt.block_on(provider.discover(DiscoverRequest { page_token: token, page_size: Some(100) })).unwrap();
-        n += page.entries.len();
+        for entry in &page.entries {
+            serde_json::to_writer(&mut out, entry).unwrap();
+            out.write_all(b"\n").unwrap();
+        }
         match page.next_page_token {
             Some(t) => token = Some(t),
             None => break,
         }
     }
+}
+
+/// Child mode, the limit: the same pages fetched raw through the same
+/// HTTP stack (kube's client), nothing read from them but the item count
+/// and the continue token, which is printed.
+fn child_raw_pages(kubeconfig: &str) {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        metadata: Meta,
+        items: Vec<serde::de::IgnoredAny>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "continue")]
+        token: Option<String>,
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let text = std::fs::read_to_string(kubeconfig).unwrap();
+    let n = rt.block_on(async {
+        let client = polysync_clusters::realkube::client_for(&text).await.unwrap();
+        let (mut n, mut token) = (0, String::new());
+        loop {
+            let uri = format!("/apis/batch/v1/namespaces/bench/jobs?limit=100&continue={token}");
+            let body = client.request_text(http::Request::get(uri).body(Vec::new()).unwrap()).await.unwrap();
+            let page: Page = serde_json::from_str(&body).unwrap();
+            n += page.items.len();
+            match page.metadata.token.filter(|t| !t.is_empty()) {
+                Some(t) => token = t,
+                None => return n,
+            }
+        }
+    });
     println!("{n}");
 }
 
@@ -89,6 +135,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn discovery(label: &str, kubeconfig: &std::path::Path, settings: serde_json::Value) {
+    let jobs = jobs();
     let settings = settings.to_string();
     let exe = std::env::current_exe().unwrap();
     let mut ours = Command::new(&exe);
@@ -96,40 +143,53 @@ fn discovery(label: &str, kubeconfig: &std::path::Path, settings: serde_json::Va
     // Warm the dylib path (cargo build) outside the measurement.
     artifacts::cdylib("polysync-provider-kubernetes");
     let (t_ours, rss_ours, out) = measure(ours);
-    assert_eq!(out.trim(), JOBS.to_string());
+    assert_eq!(out.lines().count(), jobs, "one entry per Job");
+    let mut raw = Command::new(&exe);
+    raw.env("POLYSYNC_BENCH_RAW", kubeconfig);
+    let (t_raw, rss_raw, out) = measure(raw);
+    assert_eq!(out.trim(), jobs.to_string());
 
-    let kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("kubectl, the peer (scripts/test installs it)");
     println!();
-    println!("| {label}: discovery of {JOBS} Jobs (pages of 100) | wall time | peak RSS |");
+    println!("| {label}: discovery of {jobs} Jobs (pages of 100) | wall time | peak RSS |");
     println!("|---|---|---|");
     println!(
         "| polysync kubernetes plugin (own process) | {:.2} s | {:.1} MiB |",
         t_ours.as_secs_f64(),
         rss_ours as f64 / 1024.0
     );
-    if let Some(kubectl) = kubectl {
-        let home = tempfile::tempdir().unwrap();
-        let mut k = Command::new(kubectl);
-        k.arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["get", "jobs", "--chunk-size=100", "-o", "json", "-n", "bench"])
-            .env("HOME", home.path());
-        let (t_k, rss_k, out) = measure(k);
-        let items = serde_json::from_str::<serde_json::Value>(&out).unwrap()["items"].as_array().unwrap().len();
-        assert_eq!(items, JOBS);
-        println!(
-            "| kubectl get jobs --chunk-size=100 -o json | {:.2} s | {:.1} MiB |",
-            t_k.as_secs_f64(),
-            rss_k as f64 / 1024.0
-        );
-        println!(
-            "| ratio (polysync / kubectl; target <= 0.5) | {:.2} | {:.2} |",
-            t_ours.as_secs_f64() / t_k.as_secs_f64(),
-            rss_ours as f64 / rss_k as f64
-        );
-    } else {
-        println!("| kubectl | not installed | |");
-    }
+    println!(
+        "| limit: the same pages fetched raw (kube's client, own process) | {:.2} s | {:.1} MiB |",
+        t_raw.as_secs_f64(),
+        rss_raw as f64 / 1024.0
+    );
+    println!(
+        "| ratio (polysync / limit) | {:.2} | {:.2} |",
+        t_ours.as_secs_f64() / t_raw.as_secs_f64(),
+        rss_ours as f64 / rss_raw as f64
+    );
+    let home = tempfile::tempdir().unwrap();
+    let mut k = Command::new(kubectl);
+    k.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["get", "jobs", "--chunk-size=100", "-o", "json", "-n", "bench"])
+        .env("HOME", home.path());
+    let (t_k, rss_k, out) = measure(k);
+    let items = serde_json::from_str::<serde_json::Value>(&out).unwrap()["items"].as_array().unwrap().len();
+    assert_eq!(items, jobs);
+    println!(
+        "| kubectl get jobs --chunk-size=100 -o json | {:.2} s | {:.1} MiB |",
+        t_k.as_secs_f64(),
+        rss_k as f64 / 1024.0
+    );
+    println!(
+        "| ratio (polysync / kubectl; target <= 0.5) | {:.2} | {:.2} |",
+        t_ours.as_secs_f64() / t_k.as_secs_f64(),
+        rss_ours as f64 / rss_k as f64
+    );
 }
 
 /// When each run's terminal condition was written: on the sandbox, from its
@@ -189,11 +249,12 @@ fn record_from_watch(kubeconfig: String, rt: &tokio::runtime::Runtime) -> Writte
 }
 
 fn latency(label: &str, settings: serde_json::Value, written: Written) {
+    let runs = runs();
     let provider = Arc::new(connect(&settings));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (watch_seen, poll_seen) = rt.block_on(async {
         let mut ids = Vec::new();
-        for i in 0..RUNS {
+        for i in 0..runs {
             // Runs end between 1 and 3 simulated minutes apart: 0.6 - 1.8 s.
             let params: BTreeMap<String, String> =
                 [("SLEEP_SECONDS".to_owned(), (60 + (i * 7919) % 120).to_string())].into();
@@ -250,7 +311,7 @@ fn latency(label: &str, settings: serde_json::Value, written: Written) {
     };
     let (w, p) = (delays(&watch_seen), delays(&poll_seen));
     println!();
-    println!("| {label}: terminal condition written -> caller sees it ({RUNS} runs) | p50 | p99 | max |");
+    println!("| {label}: terminal condition written -> caller sees it ({runs} runs) | p50 | p99 | max |");
     println!("|---|---|---|---|");
     println!(
         "| polysync watch (one list+watch of jobs and pods) | {:.1} ms | {:.1} ms | {:.1} ms |",
@@ -267,25 +328,28 @@ fn latency(label: &str, settings: serde_json::Value, written: Written) {
     println!("| ratio p99 (watch / poll) | | {:.3} | |", ms(percentile(&w, 0.99)) / ms(percentile(&p, 0.99)));
 }
 
-const TRACKED: usize = 1_000;
-const REFUSED: usize = 10;
+/// Runs tracked, and how many of them are refused (1,000 and 10; tiny: 20 and 2).
+fn tracked() -> (usize, usize) {
+    polysync_tests::bench_size((1_000, 10), (20, 2))
+}
 
-/// Section 3: requests a second while following `TRACKED` runs that do not
+/// Section 3: requests a second while following `tracked()` runs that do not
 /// change, by the watch and by a poll loop per run.
 fn tracking_load() {
+    let (tracked, refused) = tracked();
     let cluster = SandboxCluster::start_with(SandboxConfig {
         seed: SeedConfig { namespace: "tracking".into(), jobs: 1, ..SeedConfig::default() },
         ..SandboxConfig::default()
     });
-    let mut refused = polysync_sandbox::seed::finished_job("tracking", "refused", 1);
-    refused["spec"]["template"]["spec"]["serviceAccountName"] = serde_json::json!("missing-sa");
-    cluster.sandbox.store().create(Kind::Job, refused).unwrap();
+    let mut refused_job = polysync_sandbox::seed::finished_job("tracking", "refused", 1);
+    refused_job["spec"]["template"]["spec"]["serviceAccountName"] = serde_json::json!("missing-sa");
+    cluster.sandbox.store().create(Kind::Job, refused_job).unwrap();
     let provider = Arc::new(connect(&cluster.settings("tracking")));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (watch_rate, poll_rate) = rt.block_on(async {
         let mut ids = Vec::new();
-        for i in 0..TRACKED {
-            let (source, params) = if i < REFUSED {
+        for i in 0..tracked {
+            let (source, params) = if i < refused {
                 ("refused", BTreeMap::new())
             } else {
                 ("batch-00000", [("SLEEP_SECONDS".to_owned(), "100000000".to_owned())].into())
@@ -312,20 +376,20 @@ fn tracking_load() {
             }
         });
         let started = Instant::now();
-        while settled.lock().unwrap().values().filter(|d| **d).count() < TRACKED {
+        while settled.lock().unwrap().values().filter(|d| **d).count() < tracked {
             assert!(started.elapsed() < Duration::from_secs(300), "the runs did not settle");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         // Past the first refusal reads' back-off, then measure a minute.
-        tokio::time::sleep(Duration::from_secs(40)).await;
-        let window = Duration::from_secs(60);
+        tokio::time::sleep(polysync_tests::bench_size(Duration::from_secs(40), Duration::from_secs(2))).await;
+        let window = polysync_tests::bench_size(Duration::from_secs(60), Duration::from_secs(3));
         cluster.sandbox.stats().reset();
         tokio::time::sleep(window).await;
         let watch_rate = cluster.sandbox.stats().total() as f64 / window.as_secs_f64();
-        eprintln!("tracking {TRACKED} runs, watch: {:?}", cluster.sandbox.stats().snapshot());
+        eprintln!("tracking {tracked} runs, watch: {:?}", cluster.sandbox.stats().snapshot());
         watcher.abort();
         // The peer: a 1-second poll loop per run, for 10 s.
-        let window = Duration::from_secs(10);
+        let window = polysync_tests::bench_size(Duration::from_secs(10), Duration::from_secs(2));
         cluster.sandbox.stats().reset();
         let pollers: Vec<_> = ids
             .iter()
@@ -348,7 +412,7 @@ fn tracking_load() {
         (watch_rate, poll_rate)
     });
     println!();
-    println!("| sandbox: steady API load of tracking {TRACKED} runs ({REFUSED} refused) | requests/s |");
+    println!("| sandbox: steady API load of tracking {tracked} runs ({refused} refused) | requests/s |");
     println!("|---|---|");
     println!("| polysync watch (informer; refusals read with back-off) | {watch_rate:.2} |");
     println!("| 1-second poll loop per run | {poll_rate:.1} |");
@@ -359,15 +423,19 @@ fn main() {
     if let Ok(settings) = std::env::var("POLYSYNC_BENCH_CHILD") {
         return child_discover(&settings);
     }
+    if let Ok(kubeconfig) = std::env::var("POLYSYNC_BENCH_RAW") {
+        return child_raw_pages(&kubeconfig);
+    }
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     if std::env::args().any(|a| a == "tracking") {
         return tracking_load();
     }
+    let jobs = jobs();
     let cluster = SandboxCluster::start_with(SandboxConfig {
         cronjob_controller: false,
-        seed: SeedConfig { namespace: "bench".into(), jobs: JOBS, ..SeedConfig::default() },
+        seed: SeedConfig { namespace: "bench".into(), jobs: jobs, ..SeedConfig::default() },
         ..SandboxConfig::default()
     });
     discovery("sandbox", &cluster.kubeconfig, cluster.settings("bench"));
@@ -386,8 +454,8 @@ fn main() {
     let real = Cluster::real(RealKubeConfig { time_scale: 0.01, ..RealKubeConfig::default() }).unwrap();
     real.ensure_namespace("bench");
     let started = Instant::now();
-    polysync_clusters::seed::seed_blocking(&real, "bench", JOBS, 0);
-    eprintln!("seeded {JOBS} Jobs into kube-apiserver in {:.1} s", started.elapsed().as_secs_f64());
+    polysync_clusters::seed::seed_blocking(&real, "bench", jobs, 0);
+    eprintln!("seeded {jobs} Jobs into kube-apiserver in {:.1} s", started.elapsed().as_secs_f64());
     // Measure a quiet cluster: the job controller marks each new suspended
     // Job Suspended, 10,000 status writes that would otherwise compete with
     // whichever client is measured first.
@@ -405,7 +473,7 @@ fn main() {
                 break;
             }
         }
-        if marked >= JOBS || settled.elapsed() > Duration::from_secs(600) {
+        if marked >= jobs || settled.elapsed() > Duration::from_secs(600) {
             break;
         }
         std::thread::sleep(Duration::from_secs(2));

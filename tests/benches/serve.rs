@@ -29,13 +29,23 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
 const TOKEN: &str = "bench-token-0123456789abcdef";
 const NS: &str = "serve-bench";
 const CLIENTS: usize = 32;
-const SUBMISSIONS: usize = 3000;
-const TRACKED: usize = 10_000;
+/// Runs per submission round (3,000; tiny: 60, see `polysync_tests::full_bench`).
+fn submissions() -> usize {
+    polysync_tests::bench_size(3000, 60)
+}
+
+/// Runs one replica follows for the memory figure (10,000; tiny: nothing added).
+fn tracked_goal() -> usize {
+    polysync_tests::bench_size(10_000, 0)
+}
+
 /// Runs offered at the steady rate before its latency counts: the first
 /// ~0.1-0.3 s after a quiet spell is slow for every process on this VM (a
 /// lone request on the idle box takes 20-100 ms; under load, 5 ms). The
 /// table gives the p99 with them too.
-const WARM_UP: usize = 500;
+fn warm_up() -> usize {
+    polysync_tests::bench_size(500, 20)
+}
 
 fn replica(config: &std::path::Path, i: usize) -> (polysync_tests::ServeProcess, String) {
     let mut envs = vec![
@@ -120,7 +130,7 @@ type Rates = (f64, f64, f64);
 /// answers' pace — an open loop, as a scheduler's clock sends runs — on a
 /// pool of keep-alive connections. Latency counts from each request's
 /// planned start, so a stall counts for every request it delays. Returns
-/// (achieved per second, p50 ms, p99 ms) after the first [`WARM_UP`]
+/// (achieved per second, p50 ms, p99 ms) after the first [`warm_up`]
 /// requests, and the same over all of them.
 fn paced(
     rt: &tokio::runtime::Runtime,
@@ -177,7 +187,7 @@ fn paced(
         let pct = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)].as_secs_f64() * 1e3;
         (achieved, pct(0.5), pct(0.99))
     };
-    (summary(all[WARM_UP.min(all.len() - 1)..].to_vec()), summary(all))
+    (summary(all[warm_up().min(all.len() - 1)..].to_vec()), summary(all))
 }
 
 /// What each run cost the cluster since the last reset: the API server's
@@ -197,6 +207,7 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 }
 
 fn main() {
+    let (submissions, warm_up) = (submissions(), warm_up());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let cluster = SandboxCluster::start(SeedConfig { namespace: NS.into(), jobs: 0, ..SeedConfig::default() }, 1.0);
     let mut job = seed::finished_job(NS, "steady", 1);
@@ -228,31 +239,31 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
 
     let keys = |prefix: &str, n: usize| Arc::new((0..n).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>());
-    let one = submit(&rt, std::slice::from_ref(&a_addr), keys("one", SUBMISSIONS), 201);
-    std::thread::sleep(Duration::from_secs(8));
-    eprintln!("replica 0 after {SUBMISSIONS} runs: RSS {} KiB", rss_kib(a.child.id(), "VmRSS:"));
-    let one_again = submit(&rt, std::slice::from_ref(&a_addr), keys("one", SUBMISSIONS), 200);
+    let one = submit(&rt, std::slice::from_ref(&a_addr), keys("one", submissions), 201);
+    std::thread::sleep(polysync_tests::bench_size(Duration::from_secs(8), Duration::from_secs(1)));
+    eprintln!("replica 0 after {submissions} runs: RSS {} KiB", rss_kib(a.child.id(), "VmRSS:"));
+    let one_again = submit(&rt, std::slice::from_ref(&a_addr), keys("one", submissions), 200);
     // The goal's rate, offered steadily: what a scheduler sending 500 runs
     // a second sees.
     cluster.sandbox.stats().reset();
     let (steady, with_start) =
-        paced(&rt, std::slice::from_ref(&a_addr), keys("steady", SUBMISSIONS + WARM_UP), 500.0, 201);
+        paced(&rt, std::slice::from_ref(&a_addr), keys("steady", submissions + warm_up), 500.0, 201);
     eprintln!("paced at 500/s: {steady:?}, counting the first second: {with_start:?}");
-    eprintln!("API requests per run at 500/s: {}", per_run(&cluster, SUBMISSIONS + WARM_UP));
+    eprintln!("API requests per run at 500/s: {}", per_run(&cluster, submissions + warm_up));
     let (mut b, b_addr) = replica(&config, 1);
     let (mut c, c_addr) = replica(&config, 2);
     let three_addrs = vec![a_addr.clone(), b_addr, c_addr];
     cluster.sandbox.stats().reset();
-    let three = submit(&rt, &three_addrs, keys("three", SUBMISSIONS), 201);
-    eprintln!("API requests per run through 3 replicas: {}", per_run(&cluster, SUBMISSIONS));
+    let three = submit(&rt, &three_addrs, keys("three", submissions), 201);
+    eprintln!("API requests per run through 3 replicas: {}", per_run(&cluster, submissions));
     let (steady_three, three_with_start) =
-        paced(&rt, &three_addrs, keys("steady-three", SUBMISSIONS + WARM_UP), 500.0, 201);
+        paced(&rt, &three_addrs, keys("steady-three", submissions + warm_up), 500.0, 201);
     eprintln!("paced at 500/s through 3 replicas: {steady_three:?}, counting the first second: {three_with_start:?}");
-    let three_again = submit(&rt, &three_addrs, keys("three", SUBMISSIONS), 200);
+    let three_again = submit(&rt, &three_addrs, keys("three", submissions), 200);
     eprintln!("1 replica {one:?} again {one_again:?}; 3 replicas {three:?} again {three_again:?}");
 
     // The peer: kubectl create -f, 16 at a time.
-    let peer_runs = 320;
+    let peer_runs = polysync_tests::bench_size(320, 16);
     let job_file = dir.path().join("job.json");
     let peer_started = Instant::now();
     let peer_latencies: Vec<Duration> = std::thread::scope(|s| {
@@ -302,8 +313,8 @@ fn main() {
     for replica in [&mut b, &mut c] {
         replica.child.terminate();
     }
-    let have = 4 * SUBMISSIONS + 2 * WARM_UP;
-    let tracked = TRACKED.max(have);
+    let have = 4 * submissions + 2 * warm_up;
+    let tracked = tracked_goal().max(have);
     if tracked > have {
         submit(&rt, std::slice::from_ref(&a_addr), keys("fill", tracked - have), 201);
     }
@@ -320,8 +331,8 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    for _ in 0..6 {
-        std::thread::sleep(Duration::from_secs(5));
+    for _ in 0..polysync_tests::bench_size(6, 1) {
+        std::thread::sleep(polysync_tests::bench_size(Duration::from_secs(5), Duration::from_secs(1)));
         eprintln!(
             "replica 0: RSS {} KiB, peak {} KiB",
             rss_kib(a.child.id(), "VmRSS:"),
@@ -344,12 +355,12 @@ fn main() {
         one.0 / peer_rate
     );
     println!(
-        "| new runs offered at a steady 500/s (open loop), 1 replica, after {WARM_UP} | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms (counting the first second: p99 {:.1} ms) | | p99 < 50 ms at 500/s |",
+        "| new runs offered at a steady 500/s (open loop), 1 replica, after {warm_up} | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms (counting the first second: p99 {:.1} ms) | | p99 < 50 ms at 500/s |",
         steady.0, steady.1, steady.2, with_start.2
     );
     println!("| new runs through 3 replicas | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | | |", three.0, three.1, three.2);
     println!(
-        "| new runs offered at a steady 500/s, 3 replicas (round robin), after {WARM_UP} | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms (counting the first second: p99 {:.1} ms) | | p99 < 50 ms at 500/s |",
+        "| new runs offered at a steady 500/s, 3 replicas (round robin), after {warm_up} | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms (counting the first second: p99 {:.1} ms) | | p99 < 50 ms at 500/s |",
         steady_three.0, steady_three.1, steady_three.2, three_with_start.2
     );
     println!(
@@ -361,7 +372,7 @@ fn main() {
         three_again.0, three_again.1, three_again.2
     );
     println!(
-        "| RSS of a replica following {tracked} runs | {:.1} MiB (peak {:.1} MiB) | | < 200 MB at {TRACKED} |",
+        "| RSS of a replica following {tracked} runs | {:.1} MiB (peak {:.1} MiB) | | < 200 MB at 10,000 |",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );

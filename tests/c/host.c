@@ -1,5 +1,6 @@
 /* A minimal C host: proves the header is enough to drive a real plugin.
- * Usage: host PLUGIN.so CONFIG_JSON
+ * Usage: host PLUGIN.so CONFIG_JSON ENTRY
+ * Runs ENTRY with GREETING="from C" and watches it to its end.
  * Prints one line per step: "<step> <code> <body>". */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -21,12 +22,16 @@ static uint64_t done_id;
 static uint32_t done_code;
 static char done_body[65536];
 static int items;
+static char last_item[65536];
 
 static void on_emit(void *ctx, uint64_t id, uint32_t code, const uint8_t *body, size_t len) {
     (void)ctx;
     pthread_mutex_lock(&lock);
     if (code == POLYSYNC_EMIT_ITEM) {
         items++;
+        size_t n = len < sizeof(last_item) - 1 ? len : sizeof(last_item) - 1;
+        memcpy(last_item, body, n);
+        last_item[n] = 0;
     } else {
         size_t n = len < sizeof(done_body) - 1 ? len : sizeof(done_body) - 1;
         memcpy(done_body, body, n);
@@ -63,7 +68,7 @@ static void run_id_of(const char *json, char *out, size_t cap) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: host PLUGIN CONFIG\n"); return 2; }
+    if (argc != 4) { fprintf(stderr, "usage: host PLUGIN CONFIG ENTRY\n"); return 2; }
     void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (!lib) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 3; }
     PolysyncEntryFn entry = (PolysyncEntryFn)dlsym(lib, POLYSYNC_ENTRY_SYMBOL);
@@ -87,18 +92,21 @@ int main(int argc, char **argv) {
 
     uint32_t c = call(t, inst, 1, POLYSYNC_OP_DISCOVER, "{\"page_size\":2}");
     printf("discover %u %s\n", c, done_body);
-    c = call(t, inst, 2, POLYSYNC_OP_RUN,
-             "{\"external_id\":\"job-0003\",\"parameters\":{\"GREETING\":\"from C\"},\"idempotency_key\":\"c-host-1\"}");
+    char req[512];
+    snprintf(req, sizeof req,
+             "{\"external_id\":\"%s\",\"parameters\":{\"GREETING\":\"from C\"},\"idempotency_key\":\"c-host-1\"}",
+             argv[3]);
+    c = call(t, inst, 2, POLYSYNC_OP_RUN, req);
     printf("run %u %s\n", c, done_body);
     char run_id[256];
     run_id_of(done_body, run_id, sizeof run_id);
-    char req[512];
     snprintf(req, sizeof req, "{\"run_id\":\"%s\"}", run_id);
     c = call(t, inst, 3, POLYSYNC_OP_POLL, req);
     printf("poll %u %s\n", c, done_body);
     snprintf(req, sizeof req, "{\"run_ids\":[\"%s\"]}", run_id);
     c = call(t, inst, 4, POLYSYNC_OP_WATCH, req);
     printf("watch %u items=%d\n", c, items);
+    printf("last %s\n", last_item);
     c = call(t, inst, 5, 999, "{}");
     printf("unknown %u %s\n", c, done_body);
     t->destroy(inst);

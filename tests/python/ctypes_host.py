@@ -112,12 +112,12 @@ class Host:
 
 
 def main():
-    plugin, header = sys.argv[1], sys.argv[2]
+    plugin, header, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     c = header_constants(header)
     host = Host(plugin, c)
     manifest = host.manifest()
     print(json.dumps({"step": "manifest", "name": manifest["name"], "api_version": manifest["api_version"]}))
-    host.create({"namespace": "python-ctypes", "tick_ms": 10})
+    host.create(settings)
 
     code, page, _ = host.call(c["POLYSYNC_OP_DISCOVER"], {"page_size": 5})
     assert code == c["POLYSYNC_EMIT_DONE"], page
@@ -137,6 +137,10 @@ def main():
     code, _, statuses = host.call(c["POLYSYNC_OP_WATCH"], {"run_ids": [handle["run_id"]]})
     assert code == c["POLYSYNC_EMIT_DONE"]
     print(json.dumps({"step": "watch", "states": [s["state"] for s in statuses]}))
+
+    code, _, chunks = host.call(c["POLYSYNC_OP_LOGS"], {"run_id": handle["run_id"]})
+    assert code == c["POLYSYNC_EMIT_DONE"]
+    print(json.dumps({"step": "logs", "text": "".join(chunk["text"] for chunk in chunks)}))
 
     code, err, _ = host.call(c["POLYSYNC_OP_POLL"], {"run_id": "no-such-run"})
     assert code == c["POLYSYNC_EMIT_ERROR"], err

@@ -270,3 +270,17 @@ pub fn tool_dir(var: &str, what: &str) -> PathBuf {
         panic!("{var} is not set: scripts/test {what} and sets it; run the tests with bash scripts/test")
     })
 }
+
+/// Whether a benchmark runs at full size: under `cargo bench`, which passes
+/// `--bench`. Run any other way (`cargo test --benches`, as `scripts/test`
+/// does) it runs once at a tiny size, so CI proves that every benchmark
+/// still works without paying for the measurement; criterion's benchmarks
+/// follow the same rule.
+pub fn full_bench() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// `full` under `cargo bench`, else `tiny` ([`full_bench`]).
+pub fn bench_size<T>(full: T, tiny: T) -> T {
+    if full_bench() { full } else { tiny }
+}

@@ -86,6 +86,19 @@ impl Postgres {
 
     /// [`Postgres::start`], with TLS (and only TLS) when `tls` is given.
     pub fn start_with(tls: Option<&ServerTls>) -> Result<Self, ClusterError> {
+        Self::start_inner(tls, false)
+    }
+
+    /// A server as durable as polysync's SQLite catalog (WAL,
+    /// synchronous=NORMAL): fsync and full-page writes on, so a crash never
+    /// corrupts it, and synchronous_commit off, so the last commits may be
+    /// lost with the machine. For benchmarks that compare the two; tests
+    /// use [`Postgres::start`], which syncs nothing.
+    pub fn start_as_sqlite_durable() -> Result<Self, ClusterError> {
+        Self::start_inner(None, true)
+    }
+
+    fn start_inner(tls: Option<&ServerTls>, durable: bool) -> Result<Self, ClusterError> {
         let bin = bin_dir()?;
         let user = is_root().then_some("postgres");
         let dir = scratch_dir("polysync-pg-")?;
@@ -160,11 +173,11 @@ impl Postgres {
             "-c",
             &format!("unix_socket_directories={}", dir.path().display()),
             "-c",
-            "fsync=off",
+            if durable { "fsync=on" } else { "fsync=off" },
             "-c",
             "synchronous_commit=off",
             "-c",
-            "full_page_writes=off",
+            if durable { "full_page_writes=on" } else { "full_page_writes=off" },
             "-c",
             "max_connections=300",
         ]

@@ -7,13 +7,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use polysync_provider_api::abi::{EMIT_ITEM, Op};
 use polysync_provider_api::{
-    API_VERSION, CancelRequest, DiscoverRequest, ErrorKind, EventsRequest, LogRequest, PollRequest, Provider,
-    ProviderError, RunHandle, RunState, RunStatus, UrlRequest, WatchRequest,
+    API_VERSION, CancelOutcome, CancelRequest, DiscoverRequest, ErrorKind, EventsRequest, LogRequest, PollRequest,
+    Provider, ProviderError, RunHandle, RunState, RunStatus, UrlRequest, WatchRequest,
 };
 use serde_json::json;
 
-use crate::Target;
 use crate::raw::{assert_one_terminal_last, error_kind};
+use crate::{Promise, Target};
 
 /// Run one check on a fresh multi-threaded runtime.
 pub fn run(name: &str, target: &Target, check: fn(&Cx<'_>)) {
@@ -191,13 +191,20 @@ pub fn cancel_is_idempotent(cx: &Cx<'_>) {
             delete: false,
         }))
     };
-    cancel().unwrap_or_else(|e| panic!("first cancel: {e}"));
-    cancel().unwrap_or_else(|e| panic!("second cancel: {e}"));
-    match cx.block_on(cx.provider.poll(PollRequest { run_id: handle.run_id.clone() })) {
-        // A run being deleted counts as cancelled; one that finished before
-        // the cancel keeps its own terminal state.
-        Ok(s) => assert!(s.state.is_terminal(), "a cancelled run must be terminal, got {s:?}"),
-        Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "poll after cancel: {e}"),
+    // The long run cannot have ended by itself: the first cancel stops it,
+    // the second finds nothing left to stop.
+    let first = cancel().unwrap_or_else(|e| panic!("first cancel: {e}"));
+    assert_eq!(first, CancelOutcome::Cancelled, "the first cancel of a running run");
+    let second = cancel().unwrap_or_else(|e| panic!("second cancel: {e}"));
+    assert!(matches!(second, CancelOutcome::Cancelled | CancelOutcome::AlreadyDone), "the second cancel: {second:?}");
+    // Then the run is Cancelled, or gone where stopping means deleting (a
+    // Kubernetes Job): never another terminal state, and never running.
+    for _ in 0..2 {
+        match cx.block_on(cx.provider.poll(PollRequest { run_id: handle.run_id.clone() })) {
+            Ok(s) => assert_eq!(s.state, RunState::Cancelled, "a cancelled run must be Cancelled: {s:?}"),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "poll after cancel: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
     cx.block_on(
         cx.provider.cancel(CancelRequest { run_id: "polysync-conformance-never-existed".into(), ..Default::default() }),
@@ -209,9 +216,20 @@ pub fn monitor_url_answers(cx: &Cx<'_>) {
     let url = cx
         .block_on(cx.provider.monitor_url(UrlRequest::Entry { external_id: cx.target.quick_run.external_id.clone() }));
     let url = url.unwrap_or_else(|e| panic!("monitor_url: {e}"));
-    if let Some(u) = url.url {
-        assert!(u.starts_with("https://"), "a monitor URL is an https URL: {u}");
+    match (&cx.target.monitor_url, url.url) {
+        (Promise::Has(prefix), Some(u)) => {
+            assert!(u.starts_with("https://"), "a monitor URL is an https URL: {u}");
+            assert!(u.starts_with(prefix.as_str()), "the entry's monitor URL {u} does not start with {prefix}");
+        }
+        (Promise::Has(prefix), None) => panic!("no monitor URL; the target promises one starting with {prefix}"),
+        (Promise::Nothing(_), None) => {}
+        (Promise::Nothing(why), Some(u)) => panic!("a monitor URL {u}, where the target says there is none: {why}"),
+        (Promise::Undeclared, _) => undeclared("monitor_url(prefix) or no_monitor_url(why)"),
     }
+}
+
+fn undeclared(what: &str) -> ! {
+    panic!("the target does not say what to expect here: declare {what} on its Target")
 }
 
 pub fn streams_end_and_stop_when_dropped(cx: &Cx<'_>) {
@@ -222,10 +240,28 @@ pub fn streams_end_and_stop_when_dropped(cx: &Cx<'_>) {
         cx.provider.logs(LogRequest { run_id: run_id.clone(), ..Default::default() }).await.unwrap().collect().await
     });
     assert!(logs.iter().all(Result::is_ok), "logs of a finished run failed: {logs:?}");
+    let text: String = logs.into_iter().flatten().map(|chunk| chunk.text).collect();
+    match &cx.target.quick_logs {
+        Promise::Has(line) => assert!(text.contains(line.as_str()), "the quick run's logs lack {line:?}: {text:?}"),
+        Promise::Nothing(why) => assert!(text.is_empty(), "logs {text:?}, where the target says none: {why}"),
+        Promise::Undeclared => undeclared("quick_logs(text) or no_quick_logs(why)"),
+    }
     let events: Vec<_> = cx.block_on(async {
         cx.provider.events(EventsRequest { run_id: run_id.clone(), follow: false }).await.unwrap().collect().await
     });
     assert!(events.iter().all(Result::is_ok), "events of a finished run failed: {events:?}");
+    let events: Vec<_> = events.into_iter().flatten().collect();
+    match &cx.target.quick_events {
+        Promise::Has(text) => {
+            assert!(
+                events.iter().any(|e| e.phase.contains(text.as_str())
+                    || e.reason.as_deref().is_some_and(|r| r.contains(text.as_str()))),
+                "no event of the quick run has {text:?} in its phase or reason: {events:?}"
+            )
+        }
+        Promise::Nothing(why) => assert!(events.is_empty(), "events {events:?}, where the target says none: {why}"),
+        Promise::Undeclared => undeclared("quick_events(text)"),
+    }
     cx.cleanup(&handle.run_id);
 
     // A follow stream on a long run is dropped after its first item; the

@@ -18,7 +18,7 @@ pub mod compat;
 pub mod raw;
 mod target;
 
-pub use target::Target;
+pub use target::{Promise, Target};
 
 /// Expand to one test per conformance check. `$make` is an expression that
 /// yields a [`Target`]; it is evaluated once per test. `conformance_suite!(

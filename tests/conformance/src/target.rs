@@ -30,6 +30,26 @@ pub struct Target {
     pub page_size: u32,
     /// Bound for anything that waits on the platform.
     pub timeout: Duration,
+    /// The entry's monitor URL: what it starts with, or why there is none.
+    pub monitor_url: Promise,
+    /// Text some log line of the finished quick run contains.
+    pub quick_logs: Promise,
+    /// Text the phase or reason of some event of the finished quick run
+    /// contains.
+    pub quick_events: Promise,
+}
+
+/// What a target promises about one thing the provider shows, so that a
+/// check cannot pass on an empty answer: every target declares each one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Promise {
+    /// Not declared: the check fails and says what to declare.
+    #[default]
+    Undeclared,
+    /// There is one, and it has this text.
+    Has(String),
+    /// There is none, for this reason; the check asserts that.
+    Nothing(&'static str),
 }
 
 impl Target {
@@ -52,7 +72,41 @@ impl Target {
             expected_entries: None,
             page_size: 7,
             timeout: Duration::from_secs(60),
+            monitor_url: Promise::Undeclared,
+            quick_logs: Promise::Undeclared,
+            quick_events: Promise::Undeclared,
         }
+    }
+
+    /// The entry's monitor URL starts with `prefix`.
+    pub fn monitor_url(mut self, prefix: &str) -> Self {
+        self.monitor_url = Promise::Has(prefix.to_owned());
+        self
+    }
+
+    /// The provider answers no monitor URL, for reason `why`.
+    pub fn no_monitor_url(mut self, why: &'static str) -> Self {
+        self.monitor_url = Promise::Nothing(why);
+        self
+    }
+
+    /// The finished quick run logged a line containing `text`.
+    pub fn quick_logs(mut self, text: &str) -> Self {
+        self.quick_logs = Promise::Has(text.to_owned());
+        self
+    }
+
+    /// The quick run logs nothing here, for reason `why`.
+    pub fn no_quick_logs(mut self, why: &'static str) -> Self {
+        self.quick_logs = Promise::Nothing(why);
+        self
+    }
+
+    /// Some event of the finished quick run has `text` in its phase or
+    /// reason.
+    pub fn quick_events(mut self, text: &str) -> Self {
+        self.quick_events = Promise::Has(text.to_owned());
+        self
     }
 
     pub fn expect_entries(mut self, n: usize) -> Self {

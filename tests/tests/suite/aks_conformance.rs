@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use polysync_conformance::{Target, artifacts};
 use polysync_tests::Flavor;
 use polysync_tests::aks::AksWorld;
+use polysync_tests::azure_fake::{RESOURCE_GROUP, SUBSCRIPTION};
 
 fn world(flavor: Flavor) -> &'static AksWorld {
     static SANDBOX: OnceLock<AksWorld> = OnceLock::new();
@@ -26,6 +27,11 @@ fn target(flavor: Flavor, cluster: &str) -> Target {
         ("batch-00002", &[("SLEEP_SECONDS", "100000")]),
     )
     .expect_entries(21)
+    .monitor_url(&format!(
+        "https://portal.azure.com/#resource/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/{cluster}/workloads"
+    ))
+    .quick_logs("hi from batch ")
+    .quick_events("Succeeded")
 }
 
 mod kubelogin {

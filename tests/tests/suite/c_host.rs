@@ -1,6 +1,7 @@
-//! A C program built against `provider-api/include/polysync_provider.h`
-//! drives the real fake plugin: the header's layout matches the Rust
-//! definitions (checked at compile time) and is enough to write a host.
+//! Hosts in C and Go, built against `provider-api/include/polysync_provider.h`,
+//! drive the real kubernetes plugin on the sandbox: the header's layout
+//! matches the Rust definitions (checked at compile time) and is enough to
+//! write a host.
 
 use std::mem::{offset_of, size_of};
 use std::process::Command;
@@ -11,6 +12,11 @@ use polysync_tests::compile_c;
 
 #[test]
 fn a_c_host_drives_a_real_plugin_through_the_header() {
+    let cluster = polysync_tests::shared(polysync_tests::Flavor::Sandbox);
+    let ns = "c-host";
+    for name in ["c-first", "c-second", "c-third"] {
+        polysync_tests::source_job(cluster, ns, name, "echo \"hello $GREETING\"", |_| {});
+    }
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("host");
     compile_c(
@@ -23,8 +29,8 @@ fn a_c_host_drives_a_real_plugin_through_the_header() {
             &format!("-DEXPECT_FREE_BUF_OFFSET={}", offset_of!(PluginTable, free_buf)),
         ],
     );
-    let plugin = artifacts::cdylib("polysync-fake-provider");
-    let out = Command::new(&exe).arg(&plugin).arg(r#"{"namespace":"c-host","tick_ms":5}"#).output().unwrap();
+    let plugin = artifacts::cdylib("polysync-provider-kubernetes");
+    let out = Command::new(&exe).arg(&plugin).arg(cluster.settings(ns).to_string()).arg("c-second").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "C host failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let line = |step: &str| {
@@ -33,18 +39,18 @@ fn a_c_host_drives_a_real_plugin_through_the_header() {
             .find(|l| l.starts_with(&format!("{step} ")))
             .unwrap_or_else(|| panic!("no {step} line in {stdout}"))
     };
-    assert!(line("manifest").contains(r#""name":"fake""#));
+    assert!(line("manifest").contains(r#""name":"kubernetes""#));
     let discover = line("discover");
     assert!(discover.starts_with("discover 2 "), "{discover}");
     let page: serde_json::Value = serde_json::from_str(discover.splitn(3, ' ').nth(2).unwrap()).unwrap();
-    assert_eq!(page["entries"].as_array().unwrap().len(), 2);
-    assert_eq!(page["next_page_token"], "2");
-    assert!(line("run").starts_with("run 2 ") && line("run").contains(r#""run_id":"job-0003-"#));
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2, "{page}");
+    assert!(page["next_page_token"].is_string(), "a second page: {page}");
+    assert!(line("run").starts_with("run 2 ") && line("run").contains(r#""run_id":"c-second-"#));
     assert!(line("poll").starts_with("poll 2 ") && line("poll").contains(r#""state":"#));
     let watch = line("watch");
     assert!(watch.starts_with("watch 2 items="), "{watch}");
-    let items: u32 = watch.rsplit('=').next().unwrap().parse().unwrap();
-    assert!(items >= 2, "watch reports at least the first and the terminal status: {watch}");
+    let last: serde_json::Value = serde_json::from_str(line("last").trim_start_matches("last ")).unwrap();
+    assert_eq!(last["state"], "Success", "the watch ends with the run's end: {last}");
     assert!(line("unknown").starts_with("unknown 3 ") && line("unknown").contains("Unsupported"));
 }
 

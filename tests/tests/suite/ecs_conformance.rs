@@ -21,7 +21,10 @@ fn target() -> Target {
         ("long", &[("SLEEP_SECONDS", "100000")]),
     )
     // quick, long, plain, reporter, counter and 12 report families.
-    .expect_entries(17);
+    .expect_entries(17)
+    .monitor_url("https://eu-west-1.console.aws.amazon.com/ecs/v2/task-definitions/quick?region=eu-west-1")
+    .no_quick_logs("moto runs no container, so CloudWatch Logs has no stream; ecs_e2e reads streams the test writes")
+    .quick_events("STOPPED");
     // moto ignores maxResults for ECS, so pages here are one page; paging
     // itself is proven against the project's paging stub (ecs_e2e).
     target.page_size = 100;

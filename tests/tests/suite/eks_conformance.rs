@@ -29,6 +29,12 @@ fn target(flavor: Flavor) -> Target {
         ("batch-00002", &[("SLEEP_SECONDS", "100000")]),
     )
     .expect_entries(21)
+    .monitor_url(&format!(
+        "https://eu-west-1.console.aws.amazon.com/eks/home?region=eu-west-1#/clusters/{}/jobs/batch-00001?namespace=eks-conformance",
+        world.name
+    ))
+    .quick_logs("hi from batch ")
+    .quick_events("Succeeded")
 }
 
 mod sandbox {

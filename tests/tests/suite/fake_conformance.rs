@@ -13,6 +13,9 @@ fn target() -> Target {
         ("job-0002", &[("DURATION_MS", "600000")]),
     )
     .expect_entries(250)
+    .monitor_url("https://fake.invalid/entries/job-0001")
+    .quick_logs("GREETING=hi")
+    .quick_events("Succeeded")
     .panic_run("__panic__")
 }
 
