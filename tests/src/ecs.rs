@@ -10,16 +10,18 @@ pub const LOG_PREFIX: &str = "batch";
 /// A moto ECS cluster with `families` task definition families
 /// (`report-00`, `report-01`, ...) plus `quick`, `long`, `plain` (no
 /// CloudWatch logs), `reporter` (declares outputs in a docker label) and
-/// `counter` (declares `COUNT`, also an input, in a tag).
+/// `counter` (declares `COUNT`, also an input, in a tag). Each world has a
+/// moto of its own: task definition families belong to the account, not to
+/// a cluster, so two worlds in one moto would discover each other's.
 #[derive(Debug)]
 pub struct EcsWorld {
-    pub moto: &'static Moto,
+    pub moto: Moto,
     pub cluster: String,
 }
 
 impl EcsWorld {
     pub fn start(cluster: &str, families: usize) -> Self {
-        let moto = crate::moto::shared();
+        let moto = Moto::start();
         // Task states through moto's state manager: one step per
         // DescribeTasks, so a run passes RUNNING, DEACTIVATING, STOPPING
         // and DEPROVISIONING before STOPPED, as tracking would see it.

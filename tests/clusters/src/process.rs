@@ -74,7 +74,7 @@ impl Child {
     }
 
     /// Run `program` in `dir` to its end, at most `limit` (then it is
-    /// killed); its stdout and stderr go to `log`. `Ok` with what it
+    /// killed); its stdout and stderr go to a log file of its own. `Ok` with what it
     /// printed if it succeeded, else `Err` saying how it ended and what it
     /// printed.
     pub fn run_to_end(
@@ -85,9 +85,14 @@ impl Child {
         dir: &Path,
         limit: std::time::Duration,
     ) -> Result<String, String> {
-        let log = dir.join(format!("{}.log", name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
-        // Each run's own output only.
-        let _ = std::fs::remove_file(&log);
+        // Each run's own output only, in a file of its own: two runs of the
+        // same program in the same directory must not share one (and the
+        // work tree gets no stray logs).
+        let scratch = tempfile::Builder::new()
+            .prefix(&format!("polysync-{}-", name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")))
+            .tempdir()
+            .map_err(|e| format!("a log directory for {name}: {e}"))?;
+        let log = scratch.path().join("output.log");
         let mut child = Self::spawn_in(name, None, program, args, envs, Some(dir), &log).map_err(|e| e.to_string())?;
         let deadline = std::time::Instant::now() + limit;
         let status = loop {
