@@ -94,10 +94,8 @@ fn main() {
     drop(plain);
 
     // The same listing by kubectl, over HTTPS, as a reference client.
-    let kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("kubectl, the reference client (scripts/test installs it)");
+    // The kubectl scripts/test builds from the control plane's release, else PATH's.
+    let kubectl = std::env::var("POLYSYNC_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
     {
         let tls = BackgroundSandbox::start(SandboxConfig {
             cronjob_controller: false,

@@ -25,7 +25,7 @@ go_line="$(grep -m1 '^go ' "$gomod")"
   echo ")"
   echo
   echo "tool ("
-  for t in cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler; do echo "	k8s.io/kubernetes/$t"; done
+  for t in cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl; do echo "	k8s.io/kubernetes/$t"; done
   echo ")"
 } > go.mod
 go mod tidy

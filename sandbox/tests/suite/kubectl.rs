@@ -1,6 +1,7 @@
-//! The sandbox checked with the real `kubectl` (`/usr/bin/kubectl`, or
-//! Debian's `kubernetes-client`). Without kubectl these tests fail: a tier
-//! that cannot run is not a pass (`scripts/test` installs it).
+//! The sandbox checked with the real `kubectl`: the one `scripts/test`
+//! builds from the control plane's own release (`POLYSYNC_KUBECTL`), else
+//! the first on PATH. Without kubectl these tests fail: a tier that cannot
+//! run is not a pass.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -9,10 +10,11 @@ use std::time::Duration;
 use polysync_sandbox::{BackgroundSandbox, SandboxConfig, SeedConfig};
 
 fn kubectl_binary() -> Option<PathBuf> {
-    ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].iter().map(PathBuf::from).find(|p| p.exists()).or_else(|| {
-        let out = Command::new("sh").args(["-c", "command -v kubectl"]).output().ok()?;
-        out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    })
+    if let Some(path) = std::env::var_os("POLYSYNC_KUBECTL") {
+        return Some(PathBuf::from(path));
+    }
+    let out = Command::new("sh").args(["-c", "command -v kubectl"]).output().ok()?;
+    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 struct Kubectl {
