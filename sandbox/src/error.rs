@@ -71,6 +71,17 @@ impl ApiError {
             .with_details(json!({"name": name, "group": kind.group(), "kind": kind.kind(), "causes": causes}))
     }
 
+    /// 422 for query parameters of a list or watch, as the real server
+    /// words it (`ListOptions.meta.k8s.io "" is invalid: ...`).
+    pub fn invalid_list_options(causes: Vec<Cause>) -> Self {
+        let summary: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let summary = if summary.len() == 1 { summary[0].clone() } else { format!("[{}]", summary.join(", ")) };
+        let causes: Vec<Value> =
+            causes.into_iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
+        Self::new(422, "Invalid", format!("ListOptions.meta.k8s.io \"\" is invalid: {summary}"))
+            .with_details(json!({"group": "meta.k8s.io", "kind": "ListOptions", "causes": causes}))
+    }
+
     /// A JSON patch `test` operation that did not hold.
     pub fn invalid_patch_test(path: &str) -> Self {
         Self::new(

@@ -1,8 +1,10 @@
 //! Watches: newline-delimited `{"type", "object"}` events from a
 //! resourceVersion, with label/field selectors (an object that stops
 //! matching is reported DELETED, one that starts matching ADDED), BOOKMARKs
-//! on request, `timeoutSeconds`, and `410 Expired` for versions older than
-//! the kept history.
+//! on request, `timeoutSeconds`, `410 Expired` for versions older than the
+//! kept history, and streaming lists (`sendInitialEvents=true`: the
+//! objects, then a BOOKMARK marked `k8s.io/initial-events-end`), which
+//! kubectl 1.34 and later and client-go informers use.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::Server;
 use super::request::{Query, Target};
 use super::response::{self, Body, BoxError};
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::store::selector::{FieldSelector, LabelSelector};
 use crate::store::{Change, EventType};
 
@@ -135,11 +137,58 @@ pub(super) fn watch(
     };
     let timeout = query.number("timeoutSeconds")?.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
     let bookmarks = query.flag("allowWatchBookmarks");
+    let send_initial = match query.get("sendInitialEvents") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => return Err(ApiError::bad_request(format!("invalid sendInitialEvents: {other:?}"))),
+    };
+    // The real server's rules for the two, in its words.
+    let mut causes = Vec::new();
+    let rv_match = query.get("resourceVersionMatch");
+    if send_initial.is_some() && rv_match != Some("NotOlderThan") {
+        causes.push(Cause::forbidden(
+            "resourceVersionMatch",
+            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
+    if rv_match.is_some() && send_initial.is_none() {
+        causes.push(Cause::forbidden(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ));
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid_list_options(causes));
+    }
     let cut_after = server.faults.get().watch_cut_after;
     let (tx, rx) = mpsc::channel::<Result<Bytes, BoxError>>(1024);
 
     // Decide the starting point now, so a 410 is the first thing sent.
     let (initial, start_rv, receiver) = match query.get("resourceVersion") {
+        // A streaming list: the state now (never older than any version
+        // asked for), then the mark that says it is complete.
+        _ if send_initial == Some(true) => {
+            let (objects, rv, receiver) = server.store.snapshot_and_subscribe(target.kind, target.namespace.as_deref());
+            let mut lines: Vec<Bytes> =
+                objects.iter().filter(|o| filter.matches(o)).map(|o| render.event("ADDED", o)).collect();
+            if bookmarks {
+                let mark = json!({
+                    "kind": filter.kind.kind(),
+                    "apiVersion": filter.kind.api_version(),
+                    "metadata": {
+                        "resourceVersion": rv.to_string(),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                });
+                lines.push(line("BOOKMARK", &mark));
+            }
+            (lines, rv, Some(receiver))
+        }
+        None | Some("0") if send_initial == Some(false) => {
+            let (_, rv, receiver) = server.store.snapshot_and_subscribe(target.kind, target.namespace.as_deref());
+            (Vec::new(), rv, Some(receiver))
+        }
         None | Some("0") => {
             let (objects, rv, receiver) = server.store.snapshot_and_subscribe(target.kind, target.namespace.as_deref());
             let lines: Vec<Bytes> =

@@ -110,7 +110,8 @@ fn create_wait_logs_delete() {
     let pods = k.ok(&["get", "pods", "-l", "job-name=greeter", "-o", "name"]);
     assert_eq!(pods.lines().count(), 1);
     let deleted = k.ok(&["delete", "job", "greeter"]);
-    assert_eq!(deleted.trim(), "job.batch \"greeter\" deleted");
+    // kubectl 1.36 (built by scripts/test from the control plane's release) names the namespace.
+    assert_eq!(deleted.trim(), "job.batch \"greeter\" deleted from default namespace");
     for _ in 0..100 {
         if k.ok(&["get", "pods", "-l", "job-name=greeter", "-o", "name"]).trim().is_empty() {
             return;

@@ -22,7 +22,7 @@ fn kubectl(cluster: &Cluster, namespace: &str, args: &[&str]) -> (bool, String) 
         .args(args)
         .env("HOME", home.path())
         .output()
-        .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
+        .expect("kubectl (scripts/test builds it with the control plane and puts it first on PATH)");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
@@ -163,5 +163,66 @@ cluster_test!(
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("the garbage collector left a Job whose owner does not exist");
+    }
+);
+
+/// A raw GET through kubectl (`get --raw`): its output, or why it failed.
+fn raw(cluster: &Cluster, path: &str) -> (bool, String) {
+    kubectl(cluster, "default", &["get", "--raw", path])
+}
+
+cluster_test!(
+    /// kubectl (v1.34 on) and client-go informers open a watch with
+    /// `sendInitialEvents=true` (a streaming list): the current objects as
+    /// ADDED, then a BOOKMARK marked `k8s.io/initial-events-end`, then
+    /// changes. `kubectl wait` waits for that mark before it looks.
+    fn a_watch_list_sends_the_objects_then_a_marked_bookmark(cluster) {
+        let ns = "api-watchlist";
+        cluster.ensure_namespace(ns);
+        for name in ["wl-a", "wl-b"] {
+            let _ = cluster.call("POST", &format!("/apis/batch/v1/namespaces/{ns}/jobs"), Some(job(name, json!([]))));
+        }
+        let list = format!("/apis/batch/v1/namespaces/{ns}/jobs");
+        let (ok, out) = raw(
+            cluster,
+            &format!("{list}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=2"),
+        );
+        assert!(ok, "{out}");
+        let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let added: Vec<&str> = events
+            .iter()
+            .take_while(|e| e["type"] == "ADDED")
+            .map(|e| e["object"]["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(added, ["wl-a", "wl-b"], "{out}");
+        let mark = &events[2];
+        assert_eq!(mark["type"], "BOOKMARK", "{out}");
+        assert_eq!(mark["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true", "{out}");
+        let rv = |v: &Value| v.as_str().unwrap().parse::<u64>().unwrap();
+        let newest = events[..2].iter().map(|e| rv(&e["object"]["metadata"]["resourceVersion"])).max().unwrap();
+        assert!(rv(&mark["object"]["metadata"]["resourceVersion"]) >= newest, "{out}");
+        // Without allowWatchBookmarks: the objects, and no mark.
+        let (ok, out) = raw(
+            cluster,
+            &format!("{list}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"),
+        );
+        assert!(ok, "{out}");
+        let types: Vec<String> =
+            out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(types, ["ADDED", "ADDED"], "{out}");
+        // What the real server refuses.
+        for (query, says) in [
+            (
+                "sendInitialEvents=true&allowWatchBookmarks=true",
+                "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ),
+            (
+                "resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
+                "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            ),
+        ] {
+            let err = cluster.call("GET", &format!("{list}?watch=true&timeoutSeconds=1&{query}"), None).unwrap_err();
+            assert_eq!((err.code, err.message.as_str()), (422, says), "{query}");
+        }
     }
 );
