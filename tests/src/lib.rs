@@ -14,6 +14,7 @@ pub mod moto;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use polysync_sandbox::{BackgroundSandbox, SandboxConfig, SeedConfig};
 
@@ -283,4 +284,49 @@ pub fn full_bench() -> bool {
 /// `full` under `cargo bench`, else `tiny` ([`full_bench`]).
 pub fn bench_size<T>(full: T, tiny: T) -> T {
     if full_bench() { full } else { tiny }
+}
+
+/// How long one CLI command of a test may take before it is killed and the
+/// test fails naming it.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// `Command::output` with a bound: a command that hangs is killed after
+/// `limit` and the test fails naming it, instead of hanging the run.
+pub trait OutputWithin {
+    fn output_within(&mut self, limit: Duration) -> std::process::Output;
+}
+
+impl OutputWithin for Command {
+    fn output_within(&mut self, limit: Duration) -> std::process::Output {
+        use std::io::Read;
+        let what = format!("{:?} {:?}", self.get_program(), self.get_args().collect::<Vec<_>>());
+        let mut child = self
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{what}: {e}")) {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not end within {} s", limit.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::process::Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+    }
 }

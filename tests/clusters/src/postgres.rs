@@ -98,7 +98,22 @@ impl Postgres {
         Self::start_inner(None, true)
     }
 
+    /// The port is picked free and handed to postgres, which binds it a
+    /// moment later; another process may take it in between, so such a
+    /// start is tried again with a new port, up to three times.
     fn start_inner(tls: Option<&ServerTls>, durable: bool) -> Result<Self, ClusterError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(tls, durable) {
+                Err(ClusterError::Exited { log_tail, .. })
+                    if attempt < 3 && log_tail.contains("Address already in use") => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(tls: Option<&ServerTls>, durable: bool) -> Result<Self, ClusterError> {
         let bin = bin_dir()?;
         let user = is_root().then_some("postgres");
         let dir = scratch_dir("polysync-pg-")?;

@@ -11,7 +11,7 @@ use polysync_conformance::artifacts;
 use polysync_sandbox::resources::Kind;
 use polysync_sandbox::store::Key;
 use polysync_sandbox::{FaultSettings, SeedConfig, seed};
-use polysync_tests::SandboxCluster;
+use polysync_tests::{COMMAND_LIMIT, OutputWithin, SandboxCluster};
 use serde_json::{Value, json};
 
 /// A sandbox, config and catalog of one test: tests inject faults, so none
@@ -60,14 +60,14 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
+        self.command(args).output_within(COMMAND_LIMIT)
     }
 
     /// Run with another config file than the test's own.
     fn run_with_config(&self, config: &std::path::Path, args: &[&str]) -> Output {
         let mut cmd = Command::new(artifacts::executable("polysync", "polysync"));
         cmd.arg("--config").arg(config).args(args).env_remove("POLYSYNC_CONFIG").env("NO_COLOR", "1");
-        cmd.output().unwrap()
+        cmd.output_within(COMMAND_LIMIT)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -381,8 +381,11 @@ fn no_secret_reaches_the_catalog_or_the_logs() {
         vec!["runs"],
         vec!["connections"],
     ] {
-        let out =
-            env.command(&args).env("POLYSYNC_LOG", "trace").env("AWS_SECRET_ACCESS_KEY", planted).output().unwrap();
+        let out = env
+            .command(&args)
+            .env("POLYSYNC_LOG", "trace")
+            .env("AWS_SECRET_ACCESS_KEY", planted)
+            .output_within(COMMAND_LIMIT);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         outputs.push(out.stdout);
         outputs.push(out.stderr);
@@ -502,8 +505,8 @@ fn the_catalog_is_private_and_foreign_or_newer_files_are_refused_untouched() {
                     path.display().to_string()
                 ),
             ])
-            .status()
-            .unwrap();
+            .output_within(COMMAND_LIMIT)
+            .status;
         assert!(status.success());
         let before = std::fs::read(&path).unwrap();
         std::fs::write(&config, text.replace(&old, &path.display().to_string())).unwrap();
@@ -523,7 +526,7 @@ fn the_catalog_is_private_and_foreign_or_newer_files_are_refused_untouched() {
         "import sqlite3; c = sqlite3.connect({:?}); c.execute('PRAGMA user_version = 7'); c.commit()",
         ahead.display().to_string()
     );
-    assert!(Command::new("python3").args(["-c", &script]).status().unwrap().success());
+    assert!(Command::new("python3").args(["-c", &script]).output_within(COMMAND_LIMIT).status.success());
     std::fs::write(&config, text.replace(&old, &ahead.display().to_string())).unwrap();
     let out = env.run_with_config(&config, &["runs"]);
     assert_eq!(code(&out), 20, "{}", stderr(&out));
@@ -537,10 +540,10 @@ fn path_settings_expand_home_and_variables() {
     let text = std::fs::read_to_string(&env.config).unwrap();
     let old = env.dir.path().join("catalog.db").display().to_string();
     std::fs::write(&env.config, text.replace(&format!("{old:?}"), "\"$POLYSYNC_TEST_DIR/expanded.db\"")).unwrap();
-    let out = env.command(&["runs"]).env("POLYSYNC_TEST_DIR", env.dir.path()).output().unwrap();
+    let out = env.command(&["runs"]).env("POLYSYNC_TEST_DIR", env.dir.path()).output_within(COMMAND_LIMIT);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(env.dir.path().join("expanded.db").exists());
-    let out = env.command(&["runs"]).env_remove("POLYSYNC_TEST_DIR").output().unwrap();
+    let out = env.command(&["runs"]).env_remove("POLYSYNC_TEST_DIR").output_within(COMMAND_LIMIT);
     assert_eq!(code(&out), 20);
     assert!(stderr(&out).contains("POLYSYNC_TEST_DIR"), "{}", stderr(&out));
 }
@@ -585,8 +588,7 @@ fn four_discovers_and_twenty_waiting_runs_at_once_share_one_catalog() {
                 env.dir.path().join("catalog.db").display().to_string()
             ),
         ])
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "no sync is left running");
 }
 
@@ -793,8 +795,7 @@ impl Env {
             .arg("--kubeconfig")
             .arg(&self.cluster.kubeconfig)
             .args(["get", "jobs", "-n", &self.ns, "-o", "name", "-l", &format!("polysync.io/source={source}")])
-            .output()
-            .expect("kubectl runs");
+            .output_within(COMMAND_LIMIT);
         assert!(out.status.success(), "kubectl: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).count()
     }
@@ -806,7 +807,7 @@ fn the_readme_tour_runs_on_a_postgresql_catalog() {
     env.source("report", "echo \"report for $TARGET\"; sleep 2; echo done");
     env.source("long", "sleep 3000");
     // Without the password the catalog refuses, naming the variable.
-    let out = env.command(&["runs"]).env_remove(PG_PASSWORD_ENV).output().unwrap();
+    let out = env.command(&["runs"]).env_remove(PG_PASSWORD_ENV).output_within(COMMAND_LIMIT);
     assert_eq!(code(&out), 20, "{}", stderr(&out));
     assert!(stderr(&out).contains(PG_PASSWORD_ENV), "{}", stderr(&out));
     // A password in the URL itself is refused.
@@ -818,7 +819,7 @@ fn the_readme_tour_runs_on_a_postgresql_catalog() {
 
     let pw = polysync_clusters::postgres::PASSWORD;
     let ok = |args: &[&str]| {
-        let out = env.command(args).env(PG_PASSWORD_ENV, pw).output().unwrap();
+        let out = env.command(args).env(PG_PASSWORD_ENV, pw).output_within(COMMAND_LIMIT);
         assert!(out.status.success(), "polysync {args:?}: {}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -855,7 +856,7 @@ fn two_watchers_share_the_runs_and_one_takes_over_when_the_other_is_killed() {
     env.source("sleepy", "echo start; sleep 1000; echo done");
     let pw = polysync_clusters::postgres::PASSWORD;
     let run_ok = |args: &[&str]| {
-        let out = env.command(args).env(PG_PASSWORD_ENV, pw).output().unwrap();
+        let out = env.command(args).env(PG_PASSWORD_ENV, pw).output_within(COMMAND_LIMIT);
         assert!(out.status.success(), "polysync {args:?}: {}", stderr(&out));
     };
     run_ok(&["discover", "sandbox"]);
@@ -926,7 +927,8 @@ fn two_watchers_share_the_runs_and_one_takes_over_when_the_other_is_killed() {
     assert!(status, "the surviving watcher did not finish");
     eprintln!("takeover after SIGKILL: {:.2} s (lease 3 s); A held {} runs", takeover.as_secs_f64(), a_seen.len());
     assert!(takeover < Duration::from_secs(10), "takeover took {takeover:?} with a 3 s lease");
-    let out = env.command(&["-o", "json", "runs", "--limit", "1000"]).env(PG_PASSWORD_ENV, pw).output().unwrap();
+    let out =
+        env.command(&["-o", "json", "runs", "--limit", "1000"]).env(PG_PASSWORD_ENV, pw).output_within(COMMAND_LIMIT);
     let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs = runs.as_array().unwrap();
     assert_eq!(runs.len(), RUNS);

@@ -114,6 +114,29 @@ impl Server {
         assert_eq!(code, want, "{method} {path}: {text}");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
     }
+
+    /// Sync the connection and wait (at most 30 s) until the sync is over;
+    /// its final view.
+    fn sync(&self) -> Value {
+        let sync = self.json("POST", "/v1/connections/sandbox/syncs", None, 202);
+        assert_eq!(sync["status"], "running", "{sync}");
+        self.until("the sync to end", Duration::from_secs(30), || {
+            let s = self.json("GET", &format!("/v1/syncs/{}", sync["id"]), None, 200);
+            (s["status"] != "running").then_some(s)
+        })
+    }
+
+    /// The first `Some` of `probe`, asked every 50 ms for at most `limit`.
+    fn until<T>(&self, what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = probe() {
+                return v;
+            }
+            assert!(started.elapsed() < limit, "waited {} s for {what}", limit.as_secs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// A local HTTP receiver of callbacks: records each request's headers and body.
@@ -179,18 +202,9 @@ fn the_readme_tour_through_the_api() {
     assert_eq!(server.curl("GET", "/readyz", None, &[]).0, 200);
 
     // Sync; one at a time per connection.
-    let sync = server.json("POST", "/v1/connections/sandbox/syncs", None, 202);
-    let id = sync["id"].as_i64().unwrap();
-    let started = Instant::now();
-    loop {
-        let s = server.json("GET", &format!("/v1/syncs/{id}"), None, 200);
-        if s["status"] == "complete" {
-            assert!(s["seen"].as_u64().unwrap() >= 5, "{s}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the sync did not finish: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let s = server.sync();
+    assert_eq!(s["status"], "complete", "{s}");
+    assert!(s["seen"].as_u64().unwrap() >= 5, "{s}");
     let entries = server.json("GET", "/v1/entries?connection=sandbox&limit=2", None, 200);
     assert_eq!(entries["entries"].as_array().unwrap().len(), 2);
     let next = entries["next_after"].as_str().unwrap().to_owned();
@@ -292,7 +306,10 @@ fn the_readme_tour_through_the_api() {
 
     // Cancel another.
     let long = server.json("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "long"})), 201);
-    std::thread::sleep(Duration::from_millis(300));
+    server.until("the long run to run", Duration::from_secs(30), || {
+        let run = server.json("GET", &format!("/v1/runs/{}", long["id"]), None, 200);
+        (run["state"] == "Running").then_some(())
+    });
     let cancelled = server.json("POST", &format!("/v1/runs/{}/cancel", long["id"]), None, 200);
     assert_eq!(cancelled["outcome"], "Cancelled", "{cancelled}");
     assert_eq!(cancelled["run"]["state"], "Cancelled");
@@ -487,7 +504,16 @@ fn three_replicas_share_a_postgresql_catalog_and_survive_a_kill() {
     let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
     let (code, body) = http(&bases[0], "POST", "/v1/connections/sandbox/syncs", None, &[]);
     assert_eq!(code, 202, "{body}");
-    std::thread::sleep(Duration::from_secs(1));
+    let sync: Value = serde_json::from_str(&body).unwrap();
+    let started = Instant::now();
+    loop {
+        let (_, body) = http(&bases[1], "GET", &format!("/v1/syncs/{}", sync["id"]), None, &[]);
+        if serde_json::from_str::<Value>(&body).unwrap()["status"] == "complete" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the sync did not end: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     let submitted = Instant::now();
     std::thread::scope(|s| {
@@ -570,9 +596,7 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_document() {
     // No callback secret: a generated callback URL is refused, never called.
     let server = Server::start_with("serve-schemathesis", false);
     server.source("report", "echo report; sleep 1");
-    let sync = server.json("POST", "/v1/connections/sandbox/syncs", None, 202);
-    assert_eq!(sync["status"], "running");
-    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(server.sync()["status"], "complete");
     // A run to find, cancel and read.
     server.json("POST", "/v1/runs", Some(&json!({"connection": "sandbox", "entry": "report"})), 201);
     let report = tempfile::tempdir().unwrap();
@@ -609,9 +633,7 @@ fn the_status_page_renders_live_state_in_chromium() {
         .expect("headless Chromium is needed (scripts/test installs Debian's chromium)");
     let server = Server::start("serve-page");
     server.source("report", "echo \"page report for $TARGET\"; sleep 1; echo done");
-    let sync = server.json("POST", "/v1/connections/sandbox/syncs", None, 202);
-    assert_eq!(sync["status"], "running");
-    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(server.sync()["status"], "complete");
     let run = server.json(
         "POST",
         "/v1/runs",
