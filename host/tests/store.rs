@@ -9,6 +9,7 @@ use std::time::Duration;
 use polysync::config::{CatalogLocation, PasswordSource, PostgresCatalog};
 use polysync::store::{
     self, ArchivedLog, CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, NewRun, RunFilter, RunState, Store,
+    SyncStatus,
 };
 use polysync_clusters::postgres::{self, Postgres};
 use polysync_provider_api::{CatalogEntry, EntryKind, RunHandle, RunSource, RunStatus};
@@ -104,7 +105,7 @@ store_test!(syncs_count_pages_and_only_a_complete_one_marks_missing, |store: Arc
     let counts = store.upsert_page(id, &[entry("a", "1"), entry("b", "1"), entry("c", "1")], LEASE).await.unwrap();
     assert_eq!((counts.added, counts.updated, counts.unchanged), (3, 0, 0));
     let done = store.finish_sync(id, true, None).await.unwrap();
-    assert!(done.complete);
+    assert_eq!(done.status, SyncStatus::Complete);
     assert_eq!((done.seen, done.pages, done.added, done.missing), (3, 1, 3, 0));
 
     // One sync per connection at a time; another connection is free.
@@ -118,7 +119,7 @@ store_test!(syncs_count_pages_and_only_a_complete_one_marks_missing, |store: Arc
     assert_eq!((counts.added, counts.updated, counts.unchanged), (0, 1, 1));
     // Failed midway: nothing marked missing.
     let failed = store.finish_sync(second, false, Some("boom")).await.unwrap();
-    assert!(!failed.complete);
+    assert_eq!(failed.status, SyncStatus::Failed);
     assert_eq!(failed.error.as_deref(), Some("boom"));
     let missing = store.entries(&EntryFilter { state: Some(EntryState::Missing), ..Default::default() }).await.unwrap();
     assert!(missing.is_empty());
@@ -142,7 +143,7 @@ store_test!(
         let next = store.begin_sync("prod", "host-b", LEASE).await.unwrap();
         assert_ne!(next, stale);
         let old = store.sync_record(stale).await.unwrap().unwrap();
-        assert!(!old.complete);
+        assert_eq!(old.status, SyncStatus::Failed);
         assert!(old.error.unwrap().contains("interrupted"));
     }
 );
@@ -439,6 +440,31 @@ store_test!(archived_logs_come_back_whole_and_in_order, |store: Arc<dyn Store>| 
     store.archive_logs(run.id, &again).await.unwrap();
     assert_eq!(store.archived_logs(run.id).await.unwrap().unwrap()[0].text, "b2\n");
 });
+
+/// A row holding what polysync never writes (a catalog edited by hand, or
+/// by a newer polysync) is an error naming the table, row and column, on
+/// both engines: never a run read as `Unknown` and followed for ever.
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_that_names_it() {
+    let check = |err: polysync::Error| {
+        let text = err.to_string();
+        assert_eq!(err.kind(), "catalog", "{text}");
+        assert!(text.contains("runs row #1: column state holds \"Exploded\", which is not a run state"), "{text}");
+    };
+    let (sqlite, dir) = fresh("sqlite", "corrupt_rows").await;
+    sqlite.record_intent(&new_run("k", "nightly"), "host", LEASE).await.unwrap();
+    let conn = rusqlite::Connection::open(dir.as_ref().unwrap().path().join("catalog.db")).unwrap();
+    conn.execute("UPDATE runs SET state = 'Exploded' WHERE id = 1", []).unwrap();
+    check(sqlite.run(1).await.unwrap_err());
+    check(sqlite.runs(&RunFilter::default()).await.unwrap_err());
+
+    let (pg, _) = fresh("postgres", "corrupt_rows").await;
+    pg.record_intent(&new_run("k", "nightly"), "host", LEASE).await.unwrap();
+    let db = format!("t_corrupt_rows_{}", std::process::id());
+    server().psql(&db, "UPDATE runs SET state = 'Exploded' WHERE id = 1").unwrap();
+    check(pg.run(1).await.unwrap_err());
+    check(pg.runs(&RunFilter::default()).await.unwrap_err());
+}
 
 /// A catalog written by the previous schema (version 2) opens with
 /// everything in it, its finished runs marked as such.

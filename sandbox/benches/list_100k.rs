@@ -70,7 +70,7 @@ fn main() {
     let plain = BackgroundSandbox::start(SandboxConfig {
         tls: false,
         cronjob_controller: false,
-        seed: SeedConfig { namespace: "bench".into(), jobs: jobs, ..SeedConfig::default() },
+        seed: SeedConfig { namespace: "bench".into(), jobs, ..SeedConfig::default() },
         ..SandboxConfig::default()
     })
     .unwrap();
@@ -99,7 +99,7 @@ fn main() {
     {
         let tls = BackgroundSandbox::start(SandboxConfig {
             cronjob_controller: false,
-            seed: SeedConfig { namespace: "bench".into(), jobs: jobs, ..SeedConfig::default() },
+            seed: SeedConfig { namespace: "bench".into(), jobs, ..SeedConfig::default() },
             ..SandboxConfig::default()
         })
         .unwrap();

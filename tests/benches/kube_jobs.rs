@@ -433,7 +433,7 @@ fn main() {
     let jobs = jobs();
     let cluster = SandboxCluster::start_with(SandboxConfig {
         cronjob_controller: false,
-        seed: SeedConfig { namespace: "bench".into(), jobs: jobs, ..SeedConfig::default() },
+        seed: SeedConfig { namespace: "bench".into(), jobs, ..SeedConfig::default() },
         ..SandboxConfig::default()
     });
     discovery("sandbox", &cluster.kubeconfig, cluster.settings("bench"));

@@ -19,7 +19,7 @@ use super::AppState;
 use super::problem::{ApiError, Problem};
 use super::views::*;
 use crate::runs::{self, Cancelled, RunLogs, StartRun};
-use crate::store::{DeleteAfter, EntryFilter, EntryState, RunFilter, RunState, StoredRun};
+use crate::store::{DeleteAfter, EntryFilter, EntryState, RunFilter, RunState, StoredRun, SyncStatus};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -71,10 +71,10 @@ impl utoipa::Modify for Security {
         for item in openapi.paths.paths.values_mut() {
             for op in [&mut item.get, &mut item.post].into_iter().flatten() {
                 for (code, response) in op.responses.responses.iter_mut() {
-                    if let utoipa::openapi::RefOr::T(r) = response {
-                        if r.description.is_empty() {
-                            r.description = described(code).to_owned();
-                        }
+                    if let utoipa::openapi::RefOr::T(r) = response
+                        && r.description.is_empty()
+                    {
+                        r.description = described(code).to_owned();
                     }
                 }
                 op.responses

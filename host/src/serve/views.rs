@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 pub use crate::runs::{RunLinks, RunView};
 use crate::runs::{entry_path, segment};
-use crate::store::{DeleteAfter, EntryState, RunState, StoredEntry, SyncRecord};
+use crate::store::{DeleteAfter, EntryState, RunState, StoredEntry, SyncRecord, SyncStatus};
 
 /// A configured connection: its name and provider (never its settings).
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,15 +41,6 @@ pub struct ClusterView {
     /// The cloud's id for it (an ARN, an Azure resource id), when it has one.
     #[schema(required = true)]
     pub id: Option<String>,
-}
-
-/// Where a sync is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncStatus {
-    Running,
-    Complete,
-    Failed,
 }
 
 /// A discovery of one connection: its progress, then its result.
@@ -84,11 +75,7 @@ pub struct SyncLinks {
 
 impl SyncView {
     pub fn of(record: SyncRecord) -> Self {
-        let status = match record.status.as_str() {
-            "running" => SyncStatus::Running,
-            "complete" => SyncStatus::Complete,
-            _ => SyncStatus::Failed,
-        };
+        let status = record.status;
         Self {
             links: SyncLinks {
                 self_: format!("/v1/syncs/{}", record.id),

@@ -30,6 +30,7 @@ mod location;
 mod logs;
 mod model;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -42,8 +43,9 @@ pub use location::{CatalogLocation, PasswordSource, PostgresCatalog};
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
 pub use model::{
     CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, Heartbeat, NewRun, PageCounts, Recorded, RunFilter,
-    RunState, StoredEntry, StoredRun, SyncRecord, next_state, now, now_ms,
+    RunState, StoredEntry, StoredRun, SyncRecord, SyncStatus, next_state, now, now_ms,
 };
+pub use rows::RowError;
 
 use crate::error::Result;
 
@@ -177,13 +179,9 @@ pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-/// The stored word of an entry kind.
-pub(crate) fn kind_str(kind: polysync_provider_api::EntryKind) -> String {
-    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "Unknown".into())
-}
-
-pub(crate) fn parse_kind(s: String) -> polysync_provider_api::EntryKind {
-    serde_json::from_value(serde_json::Value::String(s)).unwrap_or(polysync_provider_api::EntryKind::Unknown)
+/// A row the catalog cannot read, as the host's error.
+pub(crate) fn unreadable(store: &str, e: RowError) -> crate::Error {
+    crate::Error::Catalog { store: store.to_owned(), message: e.to_string() }
 }
 
 /// The stored word of a handle's source.

@@ -128,14 +128,14 @@ impl DeleteAfter {
         }
     }
 
-    /// An unknown stored word reads as the default (kept).
-    pub fn parse(word: &str) -> Self {
-        match word {
+    pub fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "default" => Self::Default,
             "never" => Self::Never,
             "success" => Self::Success,
             "always" => Self::Always,
-            _ => Self::Default,
-        }
+            _ => return None,
+        })
     }
 
     /// Whether a run that ended in `state` is deleted.
@@ -164,8 +164,12 @@ impl EntryState {
         }
     }
 
-    pub fn parse(word: &str) -> Self {
-        if word == "missing" { Self::Missing } else { Self::Active }
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "active" => Some(Self::Active),
+            "missing" => Some(Self::Missing),
+            _ => None,
+        }
     }
 }
 
@@ -188,14 +192,49 @@ pub struct PageCounts {
     pub unchanged: usize,
 }
 
+/// Where a sync is; stored as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    /// Reading pages.
+    #[default]
+    Running,
+    /// Every page read; entries it did not see are marked missing.
+    Complete,
+    /// Stopped by an error, or its host went away; nothing marked missing.
+    Failed,
+}
+
+impl SyncStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// How a sync that read `complete`ly (or not) ends.
+    pub fn ended(complete: bool) -> Self {
+        if complete { Self::Complete } else { Self::Failed }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "running" => Some(Self::Running),
+            "complete" => Some(Self::Complete),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
 /// One sync, as recorded.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SyncRecord {
     pub id: i64,
     pub connection: String,
-    /// `running`, `complete` or `failed`.
-    pub status: String,
-    pub complete: bool,
+    pub status: SyncStatus,
     pub pages: u64,
     pub seen: u64,
     pub added: u64,

@@ -265,7 +265,7 @@ fn the_readme_tour_through_the_api() {
     assert!(sse.contains("event: status"), "{sse}");
     // A client that reconnects with the last id it got (`Last-Event-ID`)
     // is sent only what came after it: of an ended run, nothing.
-    let last_id = sse.lines().filter_map(|l| l.strip_prefix("id: ")).last().expect("events have ids");
+    let last_id = sse.lines().filter_map(|l| l.strip_prefix("id: ")).next_back().expect("events have ids");
     let (code, _, resumed) =
         server.curl_raw("GET", &format!("/v1/runs/{id}/status-stream"), None, &[&format!("Last-Event-ID: {last_id}")]);
     assert_eq!((code, resumed.contains("event: status")), (200, false), "{resumed}");

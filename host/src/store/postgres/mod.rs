@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use polysync_provider_api::{CatalogEntry, FallbackAttributes, Parameter, RunHandle, RunStatus};
-use tokio_postgres::Row;
+use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 use tokio_postgres::types::ToSql;
 
 use super::PostgresCatalog;
+use super::rows::{self, ENTRY_COLUMNS, RUN_COLUMNS, SYNC_COLUMNS, kind_str};
 use super::{
-    ArchivedLog, DeleteAfter, EntryFilter, EntryState, HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, PageCounts, Recorded,
-    RunFilter, RunState, Store, StoredEntry, StoredRun, SyncRecord, json, key_conflict, kind_str, ms, next_state, now,
-    now_ms, parse_kind, same_request, source_str,
+    ArchivedLog, EntryFilter, EntryState, HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, PageCounts, Recorded, RunFilter,
+    RunState, Store, StoredEntry, StoredRun, SyncRecord, SyncStatus, json, key_conflict, ms, next_state, now, now_ms,
+    same_request, source_str, unreadable,
 };
 use crate::error::{Error, Result};
 
@@ -85,76 +85,6 @@ const UNHELD: &str = "SELECT id FROM runs WHERE NOT finalized AND (owner IS NULL
 const LAPSED_HOLDERS: &str = "SELECT h.owner FROM hosts h WHERE h.lease_until < $1
      AND h.owner = (SELECT r.owner FROM runs r WHERE NOT r.finalized AND r.owner >= h.owner ORDER BY r.owner LIMIT 1)";
 
-const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error, started_at, exit_codes";
-
-fn row_to_run(r: &Row) -> StoredRun {
-    StoredRun {
-        id: r.get(0),
-        connection: r.get(1),
-        external_id: r.get(2),
-        idempotency_key: r.get(3),
-        parameters: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or_default(),
-        run_id: r.get(5),
-        state: RunState::parse(r.get(6)).unwrap_or(RunState::Unknown),
-        reason: r.get(7),
-        message: r.get(8),
-        source: r.get(9),
-        monitor_url: r.get(10),
-        delete_after: DeleteAfter::parse(r.get(11)),
-        created_at: r.get(12),
-        updated_at: r.get(13),
-        finished_at: r.get(14),
-        startup_timeout_ms: r.get(15),
-        owner: r.get(16),
-        finalized: r.get(17),
-        callback_url: r.get(18),
-        outputs: r.get::<_, Option<&str>>(19).and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default(),
-        output_error: r.get(20),
-        started_at: r.get(21),
-        exit_codes: r.get::<_, Option<&str>>(22).and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default(),
-    }
-}
-
-const ENTRY_COLUMNS: &str = "connection, external_id, kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state, first_seen, last_seen";
-
-fn row_to_entry(r: &Row) -> StoredEntry {
-    let parameters: Vec<Parameter> = serde_json::from_str(r.get::<_, &str>(6)).unwrap_or_default();
-    let fallback: FallbackAttributes = serde_json::from_str(r.get::<_, &str>(7)).unwrap_or_default();
-    StoredEntry {
-        connection: r.get(0),
-        entry: CatalogEntry {
-            external_id: r.get(1),
-            kind: parse_kind(r.get(2)),
-            display_name: r.get(3),
-            namespace: r.get(4),
-            cluster: r.get(5),
-            parameters,
-            fallback,
-            fingerprint: r.get(8),
-            labels: serde_json::from_str(r.get::<_, &str>(9)).unwrap_or_default(),
-        },
-        state: EntryState::parse(r.get(10)),
-        first_seen: r.get(11),
-        last_seen: r.get(12),
-    }
-}
-
-fn row_to_sync(r: &Row) -> SyncRecord {
-    SyncRecord {
-        id: r.get(0),
-        connection: r.get(1),
-        status: r.get(2),
-        complete: r.get::<_, &str>(2) == "complete",
-        pages: r.get::<_, i64>(3) as u64,
-        seen: r.get::<_, i64>(4) as u64,
-        added: r.get::<_, i64>(5) as u64,
-        updated: r.get::<_, i64>(6) as u64,
-        unchanged: r.get::<_, i64>(7) as u64,
-        missing: r.get::<_, i64>(8) as u64,
-        error: r.get(9),
-    }
-}
-
 impl PostgresStore {
     /// Connect (checking the server answers) and migrate.
     pub async fn open(location: &PostgresCatalog) -> Result<Self> {
@@ -204,7 +134,8 @@ impl PostgresStore {
     async fn query_runs(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<StoredRun>> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(sql).await.map_err(self.fail())?;
-        Ok(client.query(&stmt, params).await.map_err(self.fail())?.iter().map(row_to_run).collect())
+        let found = client.query(&stmt, params).await.map_err(self.fail())?;
+        found.iter().map(rows::run).collect::<Result<_, _>>().map_err(|e| unreadable(&self.shown, e))
     }
 
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
@@ -386,7 +317,7 @@ impl Store for PostgresStore {
         };
         tx.execute(
             "UPDATE syncs SET finished_at = $2, status = $3, missing = $4, error = $5, lease_until = NULL WHERE id = $1",
-            &[&sync_id, &now(), &if complete { "complete" } else { "failed" }, &(missing as i64), &error],
+            &[&sync_id, &now(), &SyncStatus::ended(complete).as_str(), &(missing as i64), &error],
         )
         .await
         .map_err(self.fail())?;
@@ -398,13 +329,10 @@ impl Store for PostgresStore {
     async fn sync_record(&self, sync_id: i64) -> Result<Option<SyncRecord>> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                "SELECT id, connection, status, pages, seen, added, updated, unchanged, missing, error FROM syncs WHERE id = $1",
-                &[&sync_id],
-            )
+            .query_opt(&format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE id = $1"), &[&sync_id])
             .await
             .map_err(self.fail())?;
-        Ok(row.as_ref().map(row_to_sync))
+        row.as_ref().map(rows::sync).transpose().map_err(|e| unreadable(&self.shown, e))
     }
 
     async fn entry(&self, connection: &str, external_id: &str) -> Result<Option<StoredEntry>> {
@@ -414,7 +342,7 @@ impl Store for PostgresStore {
             .await
             .map_err(self.fail())?;
         let row = client.query_opt(&stmt, &[&connection, &external_id]).await.map_err(self.fail())?;
-        Ok(row.as_ref().map(row_to_entry))
+        row.as_ref().map(rows::entry).transpose().map_err(|e| unreadable(&self.shown, e))
     }
 
     async fn entries(&self, filter: &EntryFilter) -> Result<Vec<StoredEntry>> {
@@ -435,7 +363,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(self.fail())?;
-        Ok(rows.iter().map(row_to_entry).collect())
+        rows.iter().map(rows::entry).collect::<Result<_, _>>().map_err(|e| unreadable(&self.shown, e))
     }
 
     async fn record_intent(&self, run: &NewRun, owner: &str, lease: Duration) -> Result<Recorded> {

@@ -2,40 +2,18 @@
 
 use std::time::Duration;
 
-use polysync_provider_api::{CatalogEntry, FallbackAttributes, Parameter};
+use polysync_provider_api::CatalogEntry;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
-use crate::store::{
-    EntryFilter, EntryState, PageCounts, StoredEntry, SyncRecord, json, kind_str, ms, now, now_ms, parse_kind,
-};
+use crate::store::rows::{self, ENTRY_COLUMNS, SYNC_COLUMNS, kind_str};
+use crate::store::{EntryFilter, EntryState, PageCounts, StoredEntry, SyncRecord, SyncStatus, json, ms, now, now_ms};
 
 /// The stored columns of an entry that a sync compares.
 type Row = (String, String, Option<String>, Option<String>, String, String, String, String);
 
-const ENTRY_COLUMNS: &str = "connection, external_id, kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state, first_seen, last_seen";
-
 fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
-    let parameters: Vec<Parameter> = serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default();
-    let fallback: FallbackAttributes = serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default();
-    let labels = serde_json::from_str(&row.get::<_, String>(9)?).unwrap_or_default();
-    Ok(StoredEntry {
-        connection: row.get(0)?,
-        entry: CatalogEntry {
-            external_id: row.get(1)?,
-            kind: parse_kind(row.get(2)?),
-            display_name: row.get(3)?,
-            namespace: row.get(4)?,
-            cluster: row.get(5)?,
-            parameters,
-            fallback,
-            fingerprint: row.get(8)?,
-            labels,
-        },
-        state: EntryState::parse(&row.get::<_, String>(10)?),
-        first_seen: row.get(11)?,
-        last_seen: row.get(12)?,
-    })
+    super::readable(rows::entry(row))
 }
 
 pub(super) fn begin_sync(
@@ -184,32 +162,16 @@ pub(super) fn finish_sync(
     };
     tx.execute(
         "UPDATE syncs SET finished_at = ?2, status = ?3, missing = ?4, error = ?5, lease_until = NULL WHERE id = ?1",
-        params![sync_id, now(), if complete { "complete" } else { "failed" }, missing as i64, error],
+        params![sync_id, now(), SyncStatus::ended(complete).as_str(), missing as i64, error],
     )?;
     tx.commit()?;
     sync_record(c, sync_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
 pub(super) fn sync_record(c: &Connection, sync_id: i64) -> rusqlite::Result<Option<SyncRecord>> {
-    c.query_row(
-        "SELECT id, connection, status, pages, seen, added, updated, unchanged, missing, error FROM syncs WHERE id = ?1",
-        [sync_id],
-        |r| {
-            Ok(SyncRecord {
-                id: r.get(0)?,
-                connection: r.get(1)?,
-                status: r.get(2)?,
-                complete: r.get::<_, String>(2)? == "complete",
-                pages: r.get::<_, i64>(3)? as u64,
-                seen: r.get::<_, i64>(4)? as u64,
-                added: r.get::<_, i64>(5)? as u64,
-                updated: r.get::<_, i64>(6)? as u64,
-                unchanged: r.get::<_, i64>(7)? as u64,
-                missing: r.get::<_, i64>(8)? as u64,
-                error: r.get(9)?,
-            })
-        },
-    )
+    c.query_row(&format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE id = ?1"), [sync_id], |r| {
+        super::readable(rows::sync(r))
+    })
     .optional()
 }
 

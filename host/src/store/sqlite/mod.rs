@@ -32,10 +32,21 @@ pub struct SqliteStore {
 
 /// The error of a failed statement, naming the file.
 fn err(path: &Path, source: rusqlite::Error) -> Error {
+    if let rusqlite::Error::FromSqlConversionFailure(_, _, cause) = &source
+        && let Some(row) = cause.downcast_ref::<super::RowError>()
+    {
+        return Error::Catalog { store: path.display().to_string(), message: row.to_string() };
+    }
     Error::Catalog {
         store: path.display().to_string(),
         message: format!("{source}; check the file is writable and not corrupt"),
     }
+}
+
+/// A row read by [`super::rows`], as rusqlite's result (its error carried
+/// through to [`err`], which shows it as it is).
+fn readable<T>(read: Result<T, super::RowError>) -> rusqlite::Result<T> {
+    read.map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, Box::new(e)))
 }
 
 impl SqliteStore {

@@ -6,39 +6,14 @@ use polysync_provider_api::{RunHandle, RunStatus};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::Result as HostResult;
+use crate::store::rows::{self, RUN_COLUMNS};
 use crate::store::{
-    DeleteAfter, HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, Recorded, RunFilter, RunState, StoredRun, json, key_conflict,
-    ms, next_state, now, now_ms, same_request, source_str,
+    HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, Recorded, RunFilter, RunState, StoredRun, json, key_conflict, ms,
+    next_state, now, now_ms, same_request, source_str,
 };
 
-const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error, started_at, exit_codes";
-
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
-    Ok(StoredRun {
-        id: r.get(0)?,
-        connection: r.get(1)?,
-        external_id: r.get(2)?,
-        idempotency_key: r.get(3)?,
-        parameters: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
-        run_id: r.get(5)?,
-        state: RunState::parse(&r.get::<_, String>(6)?).unwrap_or(RunState::Unknown),
-        reason: r.get(7)?,
-        message: r.get(8)?,
-        source: r.get(9)?,
-        monitor_url: r.get(10)?,
-        delete_after: DeleteAfter::parse(&r.get::<_, String>(11)?),
-        created_at: r.get(12)?,
-        updated_at: r.get(13)?,
-        finished_at: r.get(14)?,
-        startup_timeout_ms: r.get(15)?,
-        owner: r.get(16)?,
-        finalized: r.get(17)?,
-        callback_url: r.get(18)?,
-        outputs: r.get::<_, Option<String>>(19)?.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default(),
-        output_error: r.get(20)?,
-        started_at: r.get(21)?,
-        exit_codes: r.get::<_, Option<String>>(22)?.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default(),
-    })
+    super::readable(rows::run(r))
 }
 
 pub(super) fn record_intent(
