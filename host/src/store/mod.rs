@@ -179,6 +179,22 @@ pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// Whether a running sync's holder is gone, so the sync is failed
+/// ([`model::INTERRUPTED`]) instead of blocking the next: its lease lapsed
+/// (it was killed mid-way), or it is a process of this machine that ended
+/// (no need to wait out its lease).
+pub(crate) fn sync_holder_gone(holder: Option<&str>, lease_until: Option<i64>, now_ms: i64) -> bool {
+    lease_until.is_none_or(|u| u < now_ms) || holder.is_some_and(HostId::is_gone)
+}
+
+/// The refusal of a sync while another of the same connection is held.
+pub(crate) fn sync_busy(connection: &str, holder: Option<&str>, since: &str) -> crate::Error {
+    crate::Error::Conflict(format!(
+        "a sync of {connection} is already running (by {}, since {since}); wait for it to end",
+        holder.unwrap_or("an unknown host")
+    ))
+}
+
 /// A row the catalog cannot read, as the host's error.
 pub(crate) fn unreadable(store: &str, e: RowError) -> crate::Error {
     crate::Error::Catalog { store: store.to_owned(), message: e.to_string() }

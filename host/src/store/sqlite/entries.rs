@@ -7,7 +7,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 use crate::store::rows::{self, ENTRY_COLUMNS, SYNC_COLUMNS, kind_str};
-use crate::store::{EntryFilter, EntryState, PageCounts, StoredEntry, SyncRecord, SyncStatus, json, ms, now, now_ms};
+use crate::store::{
+    EntryFilter, EntryState, PageCounts, StoredEntry, SyncRecord, SyncStatus, json, ms, now, now_ms, sync_busy,
+    sync_holder_gone,
+};
 
 /// The stored columns of an entry that a sync compares.
 type Row = (String, String, Option<String>, Option<String>, String, String, String, String);
@@ -35,8 +38,7 @@ pub(super) fn begin_sync(
     })()
     .map_err(wrap)?;
     for (id, holder, until) in running {
-        let gone = until.is_none_or(|u| u < now_ms) || holder.as_deref().is_some_and(crate::store::HostId::is_gone);
-        if gone {
+        if sync_holder_gone(holder.as_deref(), until, now_ms) {
             tx.execute(
                 "UPDATE syncs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
                 params![id, now(), crate::store::model::INTERRUPTED],
@@ -44,18 +46,16 @@ pub(super) fn begin_sync(
             .map_err(wrap)?;
         }
     }
-    let busy: Option<(String, String)> = tx
+    let busy: Option<(Option<String>, String)> = tx
         .query_row(
             "SELECT owner, started_at FROM syncs WHERE status = 'running' AND connection = ?1",
             [connection],
-            |r| Ok((r.get::<_, Option<String>>(0)?.unwrap_or_default(), r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(wrap)?;
     if let Some((holder, since)) = busy {
-        return Err(Error::Conflict(format!(
-            "a sync of {connection} is already running (by {holder}, since {since}); wait for it to end"
-        )));
+        return Err(sync_busy(connection, holder.as_deref(), &since));
     }
     tx.execute(
         "INSERT INTO syncs (connection, started_at, status, pid, owner, lease_until) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
