@@ -33,8 +33,30 @@ pub enum Error {
     Catalog { store: String, message: String },
     #[error("{0}")]
     Timeout(String),
-    #[error("{0}")]
-    Io(String),
+    /// A file, socket or signal call failed; `context` says what polysync
+    /// was doing.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded sandbox cluster (`polysync demo`, `polysync sandbox`)
+    /// did not start.
+    #[error("the sandbox cluster did not start: {0}")]
+    Sandbox(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A blocking task of the host ended abnormally (it panicked or was
+    /// cancelled at shutdown).
+    #[error("{context} ended abnormally: {source}")]
+    Task {
+        context: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A completion callback that every attempt failed to deliver; the run
+    /// stays unfinished so the next follower tries again.
+    #[error("the callback of run #{run} to {url} {last} after {attempts} attempts")]
+    Callback { run: i64, url: String, last: String, attempts: u32 },
     /// The request collides with something that exists (an idempotency key
     /// already used for another request).
     #[error("{0}")]
@@ -45,6 +67,14 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O failure while doing `context`.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
+}
 
 /// A provider's error kind in the host's vocabulary (snake case, as every
 /// other kind the CLI, the API's problem documents and the metrics name).
@@ -75,7 +105,10 @@ impl Error {
             Self::Provider(e) => provider_kind(e.kind()),
             Self::Catalog { .. } => "catalog",
             Self::Timeout(_) => "timeout",
-            Self::Io(_) => "io",
+            Self::Io { .. } => "io",
+            Self::Sandbox(_) => "sandbox",
+            Self::Task { .. } => "internal",
+            Self::Callback { .. } => "callback",
             Self::Conflict(_) => "conflict",
             Self::Pending(_) => "pending",
         }
@@ -87,7 +120,9 @@ impl Error {
             Self::Timeout(_) => EXIT_TIMEOUT,
             Self::Conflict(_) => EXIT_CONFLICT,
             Self::Pending(_) => EXIT_PENDING,
-            Self::Catalog { .. } | Self::Io(_) => EXIT_FAILURE,
+            Self::Catalog { .. } | Self::Io { .. } | Self::Sandbox(_) | Self::Task { .. } | Self::Callback { .. } => {
+                EXIT_FAILURE
+            }
             Self::Provider(e) => match e.kind() {
                 ErrorKind::Unauthorized | ErrorKind::Forbidden => EXIT_AUTH,
                 ErrorKind::InvalidInput | ErrorKind::NotFound => EXIT_INVALID,

@@ -68,19 +68,17 @@ pub async fn run(out: Out, time_scale: f64, plugin_dir: std::path::PathBuf) -> R
         ..SandboxConfig::default()
     })
     .await
-    .map_err(|e| Error::Io(format!("the sandbox cluster did not start: {e}")))?;
+    .map_err(|e| Error::Sandbox(Box::new(e)))?;
     sample_jobs(&sandbox);
     // A fresh private directory (0700, unpredictable name), removed however
     // the demo ends.
     let tmp = tempfile::Builder::new()
         .prefix("polysync-demo-")
         .tempdir()
-        .map_err(|e| Error::Io(format!("cannot create a temporary directory: {e}")))?;
+        .map_err(Error::io("creating a temporary directory"))?;
     let dir = tmp.path().to_path_buf();
     let kubeconfig = dir.join("kubeconfig");
-    sandbox
-        .write_kubeconfig(&kubeconfig, NAMESPACE)
-        .map_err(|e| Error::Io(format!("cannot write the kubeconfig: {e}")))?;
+    sandbox.write_kubeconfig(&kubeconfig, NAMESPACE).map_err(Error::io("writing the kubeconfig"))?;
     let config_path = dir.join("config.toml");
     let config_text = format!(
         "plugin_dir = {plugins:?}\ncatalog = {catalog:?}\n\n[connections.sandbox]\nprovider = \"kubernetes\"\nkubeconfig = {kc:?}\nnamespace = \"{NAMESPACE}\"\n",
@@ -88,7 +86,7 @@ pub async fn run(out: Out, time_scale: f64, plugin_dir: std::path::PathBuf) -> R
         catalog = dir.join("catalog.db").display().to_string(),
         kc = kubeconfig.display().to_string(),
     );
-    std::fs::write(&config_path, &config_text).map_err(|e| Error::Io(format!("cannot write the demo config: {e}")))?;
+    std::fs::write(&config_path, &config_text).map_err(Error::io("writing the demo config"))?;
     out.say(format!(
         "polysync demo — a sandbox Kubernetes cluster is running at {} with namespace {NAMESPACE:?}\n(20 generated Jobs, 2 CronJobs and 4 sample Jobs; simulated time runs {:.0}x faster)\n\nconfig written to {}:\n{}",
         sandbox.url(),
@@ -178,11 +176,9 @@ pub async fn run(out: Out, time_scale: f64, plugin_dir: std::path::PathBuf) -> R
 }
 
 pub async fn sandbox(out: Out, args: &polysync_sandbox::SandboxArgs) -> Result<u8> {
-    let sandbox = Sandbox::start(args.config()).await.map_err(|e| Error::Io(e.to_string()))?;
+    let sandbox = Sandbox::start(args.config()).await.map_err(|e| Error::Sandbox(Box::new(e)))?;
     let (kubeconfig, namespace) = (&args.kubeconfig, args.namespace.as_str());
-    sandbox
-        .write_kubeconfig(kubeconfig, namespace)
-        .map_err(|e| Error::Io(format!("cannot write {}: {e}", kubeconfig.display())))?;
+    sandbox.write_kubeconfig(kubeconfig, namespace).map_err(Error::io(format!("writing {}", kubeconfig.display())))?;
     let kc = std::fs::canonicalize(kubeconfig).unwrap_or_else(|_| kubeconfig.to_path_buf());
     if out.json {
         out.json(&json!({"url": sandbox.url(), "kubeconfig": kc, "namespace": namespace}));
@@ -196,6 +192,6 @@ pub async fn sandbox(out: Out, args: &polysync_sandbox::SandboxArgs) -> Result<u
         );
         println!("Ctrl-C stops it.");
     }
-    tokio::signal::ctrl_c().await.map_err(|e| Error::Io(e.to_string()))?;
+    tokio::signal::ctrl_c().await.map_err(Error::io("waiting for Ctrl-C"))?;
     Ok(EXIT_OK)
 }

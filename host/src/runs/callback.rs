@@ -124,6 +124,6 @@ impl Callbacks {
                 backoff *= 2;
             }
         }
-        Err(Error::Io(format!("the callback of run #{} to {url} {last} after {ATTEMPTS} attempts", run.id)))
+        Err(Error::Callback { run: run.id, url: url.to_string(), last, attempts: ATTEMPTS })
     }
 }

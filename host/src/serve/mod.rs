@@ -221,7 +221,7 @@ pub async fn run(host: Arc<Host>, options: Options, bound: impl FnOnce(SocketAdd
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", options.listen)))?;
-    let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+    let addr = listener.local_addr().map_err(Error::io("reading the listening address"))?;
     bound(addr);
     tracing::info!(%addr, tls = tls.is_some(), "serving");
     let shutdown = async {
@@ -232,9 +232,7 @@ pub async fn run(host: Arc<Host>, options: Options, bound: impl FnOnce(SocketAdd
         }
     };
     match tls {
-        None => {
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| Error::Io(e.to_string()))?
-        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(Error::io("serving HTTP"))?,
         Some(acceptor) => serve_tls(listener, acceptor, app, shutdown).await,
     }
     let _ = stop_tx.send(true);

@@ -48,7 +48,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ),
     (
         "forbidden",
-        "The platform's RBAC or IAM does not allow polysync this action: grant it (the README lists each provider's permissions).",
+        "The platform's RBAC or IAM does not allow polysync this action: grant it (docs/configuration.md lists each provider's permissions).",
     ),
     ("not_found", "What the request names does not exist: a connection, an entry (sync first), a run, a sync, a path."),
     (
@@ -65,7 +65,12 @@ pub const KINDS: &[(&str, &str)] = &[
         "catalog",
         "polysync's catalog (SQLite or PostgreSQL) cannot be reached or failed: retry after `Retry-After` seconds; `detail` says what to check.",
     ),
-    ("io", "A local file could not be read or written on the server: `detail` names it."),
+    ("io", "A local file or socket could not be used on the server: `detail` names it and the system's reason."),
+    ("sandbox", "The embedded sandbox cluster did not start (`polysync demo`, `polysync sandbox`): `detail` says why."),
+    (
+        "callback",
+        "A run's completion callback was not delivered after every attempt; the next follower of the run tries again.",
+    ),
     (
         "pending",
         "The platform did not answer a submission: the run is recorded and pending; a replica finishes it with the same key.",
@@ -134,7 +139,10 @@ fn status_of(e: &Error) -> StatusCode {
         // A problem document is never a success: the API answers a pending
         // run with 202 and the run itself, not with this error.
         Error::Pending(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Catalog { .. } | Error::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Catalog { .. } | Error::Io { .. } | Error::Sandbox(_) | Error::Callback { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        Error::Task { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         Error::Provider(p) => match p.kind() {
             ErrorKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -249,4 +257,52 @@ pub async fn framework_errors(request: axum::extract::Request, next: axum::middl
         answer.headers_mut().insert(header::ALLOW, allow);
     }
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use polysync_provider_api::ProviderError;
+
+    use super::*;
+
+    /// Every kind an error can have (the CLI's `--output json` and the
+    /// problem documents share them) has a page under /v1/problems.
+    #[test]
+    fn every_error_kind_has_a_problem_page() {
+        let io = || std::io::Error::other("x");
+        let task = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async { tokio::spawn(async { panic!("boom") }).await.unwrap_err() });
+        let mut errors = vec![
+            Error::Config("x".into()),
+            Error::InvalidInput("x".into()),
+            Error::NotFound("x".into()),
+            Error::Catalog { store: "s".into(), message: "x".into() },
+            Error::Timeout("x".into()),
+            Error::Io { context: "x".into(), source: io() },
+            Error::Sandbox(Box::new(io())),
+            Error::Task { context: "x", source: task },
+            Error::Callback { run: 1, url: "u".into(), last: "x".into(), attempts: 1 },
+            Error::Conflict("x".into()),
+            Error::Pending("x".into()),
+        ];
+        for kind in [
+            ErrorKind::InvalidInput,
+            ErrorKind::Unauthorized,
+            ErrorKind::Forbidden,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::Throttled,
+            ErrorKind::Unavailable,
+            ErrorKind::Timeout,
+            ErrorKind::Cancelled,
+            ErrorKind::Unsupported,
+            ErrorKind::Internal,
+        ] {
+            errors.push(Error::Provider(ProviderError::new(kind, "x")));
+        }
+        for e in errors {
+            assert!(KINDS.iter().any(|(k, _)| *k == e.kind()), "no problem page for {:?} ({e})", e.kind());
+        }
+    }
 }

@@ -45,14 +45,14 @@ pub fn bounded(text: &str) -> (String, bool) {
 
 pub(crate) fn compress(text: &str) -> Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(text.as_bytes()).map_err(|e| Error::Io(format!("compressing a log: {e}")))?;
-    gz.finish().map_err(|e| Error::Io(format!("compressing a log: {e}")))
+    gz.write_all(text.as_bytes()).map_err(Error::io("compressing a log"))?;
+    gz.finish().map_err(Error::io("compressing a log"))
 }
 
 pub(crate) fn decompress(unit: &str, container: &str, data: &[u8]) -> Result<String> {
     let mut text = String::new();
     flate2::read::GzDecoder::new(data)
         .read_to_string(&mut text)
-        .map_err(|e| Error::Io(format!("the archived log of {unit}/{container} is damaged: {e}")))?;
+        .map_err(Error::io(format!("reading the archived log of {unit}/{container} (damaged)")))?;
     Ok(text)
 }

@@ -6,7 +6,7 @@ use polysync_provider_api::CatalogEntry;
 use tokio_postgres::types::ToSql;
 
 use super::PostgresStore;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::rows::{self, ENTRY_COLUMNS, SYNC_COLUMNS, kind_str};
 use crate::store::{
     EntryFilter, EntryState, PageCounts, StoredEntry, SyncRecord, SyncStatus, json, ms, now, now_ms, sync_busy,
@@ -184,7 +184,7 @@ pub(super) async fn finish_sync(
     .map_err(store.fail())?;
     tx.commit().await.map_err(store.fail())?;
     drop(client);
-    sync_record(store, sync_id).await?.ok_or_else(|| Error::Io(format!("sync {sync_id} vanished")))
+    sync_record(store, sync_id).await?.ok_or_else(|| store.vanished(format!("sync {sync_id}")))
 }
 
 pub(super) async fn sync_record(store: &PostgresStore, sync_id: i64) -> Result<Option<SyncRecord>> {

@@ -74,6 +74,15 @@ pub(super) fn err(shown: &str, e: tokio_postgres::Error) -> Error {
 }
 
 impl PostgresStore {
+    /// `what` was there a statement ago and is not now: another process
+    /// deleted it (polysync never deletes runs or syncs).
+    fn vanished(&self, what: String) -> Error {
+        Error::Catalog {
+            store: self.shown.clone(),
+            message: format!("{what} vanished from the catalog; something other than polysync deletes its rows"),
+        }
+    }
+
     /// Connect (checking the server answers) and migrate.
     pub async fn open(location: &PostgresCatalog) -> Result<Self> {
         let (url, settings) = tls::split(&location.url)?;

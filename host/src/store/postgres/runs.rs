@@ -6,7 +6,7 @@ use polysync_provider_api::{RunHandle, RunStatus};
 use tokio_postgres::types::ToSql;
 
 use super::PostgresStore;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::rows::RUN_COLUMNS;
 use crate::store::{
     HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, Recorded, RunFilter, RunState, StoredRun, json, key_conflict, ms,
@@ -57,9 +57,9 @@ pub(super) async fn record_intent(
     if let Some(run) = inserted {
         return Ok(Recorded { run, created: true });
     }
-    let stored = run_by_key(store, &run.idempotency_key)
-        .await?
-        .ok_or_else(|| Error::Io("the run vanished right after it was recorded".into()))?;
+    let stored = run_by_key(store, &run.idempotency_key).await?.ok_or_else(|| {
+        store.vanished(format!("the run of key {:?}, right after it was recorded,", run.idempotency_key))
+    })?;
     if !same_request(&stored, run) {
         return Err(key_conflict(&run.idempotency_key, &stored));
     }
@@ -75,7 +75,7 @@ pub(super) async fn record_submitted(store: &PostgresStore, id: i64, handle: &Ru
     )
     .await?
     .pop()
-    .ok_or_else(|| Error::Io(format!("run #{id} vanished from the catalog")))
+    .ok_or_else(|| store.vanished(format!("run #{id}")))
 }
 
 pub(super) async fn record_submit_failed(store: &PostgresStore, id: i64, message: &str) -> Result<()> {

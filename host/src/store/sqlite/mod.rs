@@ -57,7 +57,7 @@ impl SqliteStore {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || Self::open_blocking(&path))
             .await
-            .map_err(|e| Error::Io(format!("opening the catalog: {e}")))?
+            .map_err(|source| Error::Task { context: "opening the catalog", source })?
     }
 
     /// [`SqliteStore::open`] on the calling thread.
@@ -68,7 +68,7 @@ impl SqliteStore {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| Error::Io(format!("cannot create the catalog directory {}: {e}", dir.display())))?;
+                .map_err(Error::io(format!("creating the catalog directory {}", dir.display())))?;
         }
         if !path.exists() {
             // The catalog holds parameter defaults: the owner's alone. SQLite
@@ -78,7 +78,7 @@ impl SqliteStore {
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| Error::Io(format!("cannot create the catalog {}: {e}", path.display())))?;
+                .map_err(Error::io(format!("creating the catalog {}", path.display())))?;
         }
         let mut conn = Connection::open(path).map_err(|e| err(path, e))?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(|e| err(path, e))?;
@@ -113,7 +113,7 @@ impl SqliteStore {
             f(&mut conn)
         })
         .await
-        .map_err(|e| Error::Io(format!("a catalog call ended abnormally: {e}")))?
+        .map_err(|source| Error::Task { context: "a catalog call", source })?
     }
 
     fn wrap(&self) -> impl Fn(rusqlite::Error) -> Error + Send + 'static {
