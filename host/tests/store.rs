@@ -155,7 +155,7 @@ store_test!(an_idempotency_key_returns_the_same_run_and_refuses_another_request,
     assert_eq!(first.state, RunState::Submitting);
     assert_eq!(first.delete_after, DeleteAfter::Success);
     assert_eq!(first.startup_timeout_ms, Some(60_000));
-    assert_eq!(first.owner.as_deref(), Some("host-a"));
+    assert_eq!(first.owner.as_ref().map(|o| o.as_str()), Some("host-a"));
     let again = store.record_intent(&new_run("k1", "nightly"), "host-b", LEASE).await.unwrap();
     assert!(!again.created, "the same key names the run recorded before");
     assert_eq!(again.run.id, first.id);
@@ -336,7 +336,7 @@ store_test!(hosts_claiming_at_once_never_share_a_run_and_take_over_lapsed_leases
     // learns on renewal which of its runs are no longer its own.
     let owner_of = |id: i64| {
         let store = store.clone();
-        async move { store.run(id).await.unwrap().unwrap().owner.unwrap() }
+        async move { store.run(id).await.unwrap().unwrap().owner.unwrap().as_str().to_owned() }
     };
     let first = all[0];
     let holder = owner_of(first).await;

@@ -10,7 +10,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::{DeleteAfter, RunState, StoredRun};
+use crate::store::{DeleteAfter, RunState, SpecSource, StoredRun};
 
 /// What stays as it is in a path segment: RFC 3986's unreserved characters.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -47,9 +47,11 @@ pub struct RunView {
     /// The platform's words about it.
     #[schema(required = true)]
     pub message: Option<String>,
-    /// The platform object it was made from (`cronjob/nightly`).
+    /// Where its spec came from: the source object as it is now, or the
+    /// attributes the catalog kept when the source was gone. Null until
+    /// submitted.
     #[schema(required = true)]
-    pub source: Option<String>,
+    pub source: Option<SpecSource>,
     pub delete_after: DeleteAfter,
     /// Fail it if it has not started this long after submission.
     #[schema(required = true)]

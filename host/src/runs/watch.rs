@@ -160,7 +160,7 @@ async fn run_loop(
             // still its own): followed from the next tick, as recorded.
             let mut by_connection: BTreeMap<String, Vec<StoredRun>> = BTreeMap::new();
             while let Ok(run) = s.adopt.try_recv() {
-                if !run.finalized && !leases.holds(run.id) && run.owner.as_deref() == Some(host.id().as_str()) {
+                if !run.finalized && !leases.holds(run.id) && run.owner.as_ref() == Some(host.id()) {
                     by_connection.entry(run.connection.clone()).or_default().push(run);
                 }
             }

@@ -19,7 +19,7 @@ use super::AppState;
 use super::problem::{ApiError, Problem};
 use super::views::*;
 use crate::runs::{self, Cancelled, RunLogs, StartRun};
-use crate::store::{DeleteAfter, EntryFilter, EntryState, RunFilter, RunState, StoredRun, SyncStatus};
+use crate::store::{DeleteAfter, EntryFilter, EntryState, RunFilter, RunState, SpecSource, StoredRun, SyncStatus};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -33,7 +33,7 @@ type ApiResult<T> = Result<T, ApiError>;
     ),
     components(schemas(
         Problem, ConnectionView, TestView, ClusterView, SyncView, SyncStatus, SyncLinks, EntryView, EntryLinks,
-        ParameterView, EntryList, EntryState, CreateRun, RunView, RunLinks, RunState, DeleteAfter, RunList,
+        ParameterView, EntryList, EntryState, CreateRun, RunView, RunLinks, RunState, SpecSource, DeleteAfter, RunList,
         CancelView, CancelResult, EventView, ContainerView, ServerSentEvent
     )),
     modifiers(&Security),

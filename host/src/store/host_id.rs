@@ -7,7 +7,8 @@
 /// `HOSTNAME/PID/RANDOM`, unique per process, so a restarted process never
 /// mistakes its predecessor's leases for its own. `POLYSYNC_HOST_NAME`
 /// replaces the machine's name (a pod name, where hostnames repeat).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct HostId(String);
 
 impl HostId {
@@ -15,6 +16,11 @@ impl HostId {
         let host = machine_name();
         let tag = uuid::Uuid::new_v4().simple().to_string();
         Self(format!("{host}/{}/{}", std::process::id(), &tag[..8]))
+    }
+
+    /// An owner as the catalog recorded it (any host's).
+    pub(crate) fn stored(owner: String) -> Self {
+        Self(owner)
     }
 
     pub fn as_str(&self) -> &str {

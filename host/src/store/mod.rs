@@ -43,7 +43,7 @@ pub use location::{CatalogLocation, PasswordSource, PostgresCatalog};
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
 pub use model::{
     CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, Heartbeat, NewRun, PageCounts, Recorded, RunFilter,
-    RunState, StoredEntry, StoredRun, SyncRecord, SyncStatus, next_state, now, now_ms,
+    RunState, SpecSource, StoredEntry, StoredRun, SyncRecord, SyncStatus, next_state, now, now_ms,
 };
 pub use rows::RowError;
 
@@ -201,8 +201,8 @@ pub(crate) fn unreadable(store: &str, e: RowError) -> crate::Error {
 }
 
 /// The stored word of a handle's source.
-pub(crate) fn source_str(handle: &RunHandle) -> Option<String> {
-    serde_json::to_value(handle.source).ok().and_then(|v| v.as_str().map(str::to_owned))
+pub(crate) fn source_str(handle: &RunHandle) -> Option<&'static str> {
+    SpecSource::of(handle.source).map(SpecSource::as_str)
 }
 
 /// A heartbeat lapsed this long ago, of a host that holds no open run, is

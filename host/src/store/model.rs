@@ -192,6 +192,42 @@ pub struct PageCounts {
     pub unchanged: usize,
 }
 
+/// Where a run's spec came from.
+// Stored as its name (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum SpecSource {
+    /// The source object as the platform has it now.
+    Live,
+    /// The attributes the catalog kept: the source object was gone.
+    Fallback,
+}
+
+impl SpecSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "Live",
+            Self::Fallback => "Fallback",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "Live" => Some(Self::Live),
+            "Fallback" => Some(Self::Fallback),
+            _ => None,
+        }
+    }
+
+    /// What a plugin said; a source this host does not know is not stored.
+    pub fn of(source: polysync_provider_api::RunSource) -> Option<Self> {
+        match source {
+            polysync_provider_api::RunSource::Live => Some(Self::Live),
+            polysync_provider_api::RunSource::Fallback => Some(Self::Fallback),
+            _ => None,
+        }
+    }
+}
+
 /// Where a sync is; stored as its lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -272,7 +308,7 @@ pub struct StoredRun {
     pub state: RunState,
     pub reason: Option<String>,
     pub message: Option<String>,
-    pub source: Option<String>,
+    pub source: Option<SpecSource>,
     pub monitor_url: Option<String>,
     pub delete_after: DeleteAfter,
     pub created_at: String,
@@ -294,7 +330,8 @@ pub struct StoredRun {
     pub callback_url: Option<String>,
     /// The host that follows the run while its lease lasts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub owner: Option<super::HostId>,
     /// What the run reported as outputs (API 1.3 providers), once final.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use polysync_provider_api::{CatalogEntry, EntryKind, FallbackAttributes, Parameter};
 
-use super::model::{DeleteAfter, EntryState, RunState, StoredEntry, StoredRun, SyncRecord, SyncStatus};
+use super::model::{DeleteAfter, EntryState, RunState, SpecSource, StoredEntry, StoredRun, SyncRecord, SyncStatus};
 
 pub(crate) const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error, started_at, exit_codes";
 
@@ -115,14 +115,17 @@ pub(crate) fn run(row: &impl Columns) -> Result<StoredRun, RowError> {
         state: r.word(6, "state", "a run state", RunState::parse)?,
         reason: r.opt_text(7, "reason")?,
         message: r.opt_text(8, "message")?,
-        source: r.opt_text(9, "source")?,
+        source: match r.opt_text(9, "source")? {
+            None => None,
+            Some(word) => Some(SpecSource::parse(&word).ok_or_else(|| r.corrupt("source", word, "Live or Fallback"))?),
+        },
         monitor_url: r.opt_text(10, "monitor_url")?,
         delete_after: r.word(11, "delete_after", "default, never, success or always", DeleteAfter::parse)?,
         created_at: r.text(12, "created_at")?,
         updated_at: r.text(13, "updated_at")?,
         finished_at: r.opt_text(14, "finished_at")?,
         startup_timeout_ms: r.wrap("startup_timeout_ms", row.opt_int(15))?,
-        owner: r.opt_text(16, "owner")?,
+        owner: r.opt_text(16, "owner")?.map(super::HostId::stored),
         finalized: r.wrap("finalized", row.flag(17))?,
         callback_url: r.opt_text(18, "callback_url")?,
         outputs: r.json(19, "outputs", "a JSON object of strings")?,
