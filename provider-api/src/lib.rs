@@ -15,6 +15,7 @@
 //! This crate does no I/O of its own.
 
 pub mod abi;
+pub mod backoff;
 pub mod clusters;
 pub mod entry;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod provider;
 pub mod run;
 pub mod stream;
 
+pub use backoff::Backoff;
 pub use clusters::{ClusterInfo, ClustersPage, ClustersRequest};
 pub use entry::{
     CatalogEntry, DataType, Direction, DiscoverPage, DiscoverRequest, EntryKind, FallbackAttributes, Parameter,

@@ -87,7 +87,7 @@ impl<R: Columns> Reader<'_, R> {
         parse(&word).ok_or_else(|| self.corrupt(column, word, expected))
     }
 
-    /// A JSON column (`NULL` reads as the empty value where `nullable`).
+    /// A JSON column (`NULL` reads as the empty value).
     fn json<T: serde::de::DeserializeOwned + Default>(
         &self,
         i: usize,

@@ -14,7 +14,7 @@ use aws_sdk_ecs::types::{
     NetworkConfiguration, Tag, TaskOverride,
 };
 use polysync_aws::from_sdk;
-use polysync_provider_api::{ErrorKind, ProviderError, Result};
+use polysync_provider_api::{Backoff, ErrorKind, ProviderError, Result};
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 
@@ -25,8 +25,10 @@ use crate::status::TaskView;
 /// DescribeTasks takes at most this many tasks.
 pub const BATCH: usize = 100;
 
-/// Throttled rounds retried before watch gives up.
-pub(crate) const THROTTLE_RETRIES: u32 = 8;
+/// How throttled calls are tried again (the plugins' one [`Backoff`]):
+/// nine attempts in all, from 200 ms to at most 20 s apart.
+pub(crate) const THROTTLED: Backoff =
+    Backoff { attempts: 9, base: Duration::from_millis(200), cap: Duration::from_secs(20) };
 
 /// What one DescribeTasks round saw of a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +70,8 @@ pub async fn describe(ecs: &Ecs, arns: &[String]) -> Result<HashMap<String, (See
     Ok(out)
 }
 
-/// Retry a call while it is throttled: jittered exponential backoff from
-/// 200 ms, capped at 20 s, honouring a server's retry-after.
+/// Retry a call while it is throttled ([`THROTTLED`]), never sooner than
+/// the service asked.
 pub async fn with_backoff<T, F, Fut>(mut call: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -77,13 +79,12 @@ where
 {
     let mut attempt = 0;
     loop {
+        attempt += 1;
         match call().await {
-            Err(e) if e.kind() == ErrorKind::Throttled && attempt < THROTTLE_RETRIES => {
-                let base = Duration::from_millis(200).saturating_mul(1 << attempt).min(Duration::from_secs(20));
-                let wait = e.retry_after().unwrap_or(base).mul_f64(rand::rng().random_range(0.5..1.5));
+            Err(e) if e.kind() == ErrorKind::Throttled && THROTTLED.again(attempt) => {
+                let wait = THROTTLED.wait(attempt, e.retry_after(), rand::rng().random_range(0.5..=1.0));
                 tracing::debug!("{}; retrying in {wait:?}", e.message());
                 tokio::time::sleep(wait).await;
-                attempt += 1;
             }
             other => return other,
         }

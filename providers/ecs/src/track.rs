@@ -129,7 +129,7 @@ mod tests {
     use polysync_provider_api::RunState;
 
     use super::*;
-    use crate::client::{THROTTLE_RETRIES, with_backoff};
+    use crate::client::{THROTTLED, with_backoff};
     use crate::status::TaskView;
     use polysync_provider_api::ErrorKind;
 
@@ -186,6 +186,6 @@ mod tests {
         })
         .await;
         assert_eq!(err.unwrap_err().kind(), ErrorKind::Throttled);
-        assert_eq!(calls, THROTTLE_RETRIES + 1);
+        assert_eq!(calls, THROTTLED.attempts);
     }
 }

@@ -5,17 +5,16 @@
 use std::future::Future;
 use std::time::Duration;
 
-use polysync_provider_api::ProviderError;
+use polysync_provider_api::{Backoff, ProviderError};
 use rand::RngExt;
 
 use crate::error::{CallError, from_call, from_kube, is_transient};
 
-/// How often and how long to retry, and how long one request may take.
+/// How often and how long to retry (the plugins' one [`Backoff`]), and
+/// how long one request may take.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    pub attempts: u32,
-    pub base: Duration,
-    pub cap: Duration,
+    pub backoff: Backoff,
     /// One request (not a watch or a followed log) gets no answer in this
     /// long: it fails at once, naming `endpoint`, instead of hanging. A
     /// server that accepts connections and never answers is not retried.
@@ -27,9 +26,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            attempts: 6,
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(5),
+            backoff: Backoff { attempts: 6, base: Duration::from_millis(100), cap: Duration::from_secs(5) },
             timeout: Some(Duration::from_secs(30)),
             endpoint: "the API server".into(),
         }
@@ -55,12 +52,9 @@ impl RetryPolicy {
                 None => call().await,
             };
             match answer {
-                Err(e) if is_transient(&e) && attempt < self.attempts => {
+                Err(e) if is_transient(&e) && self.backoff.again(attempt) => {
                     let mapped = from_kube(e, what);
-                    let exp = self.base.saturating_mul(1 << (attempt - 1).min(16)).min(self.cap);
-                    // Full jitter, but never sooner than the server asked.
-                    let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
-                    let wait = mapped.retry_after().map_or(jittered, |after| after.min(self.cap).max(jittered));
+                    let wait = self.backoff.wait(attempt, mapped.retry_after(), rand::rng().random_range(0.5..=1.0));
                     tracing::debug!(attempt, ?wait, "retrying: {}", mapped.message());
                     tokio::time::sleep(wait).await;
                 }
@@ -98,7 +92,7 @@ mod tests {
                 Err(api_error(503))
             })
             .await;
-        assert_eq!(calls.load(Ordering::Relaxed), policy.attempts);
+        assert_eq!(calls.load(Ordering::Relaxed), policy.backoff.attempts);
         assert_eq!(result.unwrap_err().kind(), polysync_provider_api::ErrorKind::Unavailable);
     }
 
