@@ -106,6 +106,21 @@ impl JobFacts {
         self.conditions.is_empty() && !self.deleting && self.active == 0 && self.ended == 0
     }
 
+    /// Whether `units` already hold the last state of every pod that ended
+    /// (all of them Succeeded or Failed, at least as many as the Job
+    /// counts) and nothing in them can be an output (none declared, no
+    /// termination message, which may hold some or be malformed): the
+    /// final status needs nothing more from the API server.
+    pub fn settled_by(&self, units: &[UnitStatus]) -> bool {
+        let ended = units.iter().filter(|u| matches!(u.phase.as_str(), "Succeeded" | "Failed")).count();
+        let outputs = !self.outputs.is_empty()
+            || units
+                .iter()
+                .flat_map(|u| &u.containers)
+                .any(|c| c.state == "terminated" && c.message.as_deref().is_some_and(|m| !m.is_empty()));
+        !units.is_empty() && ended == units.len() && ended as i64 >= i64::from(self.ended) && !outputs
+    }
+
     /// The state, reason and message.
     pub fn state(&self) -> (RunState, Option<String>, Option<String>) {
         let find = |types: &[&str]| self.conditions.iter().find(|c| types.contains(&c.type_.as_str()));
@@ -468,5 +483,26 @@ mod tests {
         let s = run_status("j", &failed, &[oom]);
         assert_eq!(s.reason.as_deref(), Some("FailedReason"), "the Job's own reason stays");
         assert!(s.message.unwrap().contains("container main of pod j-abcde was OOMKilled (exit 137)"));
+    }
+
+    #[test]
+    fn a_final_status_needs_no_read_only_when_the_cache_has_every_ended_pod_and_no_output() {
+        let done = JobFacts::from(&job(json!({"conditions": [cond("SuccessCriteriaMet", "True")], "succeeded": 1})));
+        let terminated = |message: &str| {
+            pod(json!({"phase": "Succeeded", "containerStatuses": [{"name": "main", "image": "x", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "message": message}}}]}))
+        };
+        let running = pod(json!({"phase": "Running"}));
+        assert!(done.settled_by(&[unit(&terminated(""))]));
+        assert!(!done.settled_by(&[]), "no pod seen yet");
+        assert!(!done.settled_by(&[unit(&running)]), "the pod's last state has not come");
+        assert!(!done.settled_by(&[unit(&terminated("ROWS=42"))]), "a termination message may hold outputs");
+        assert!(!done.settled_by(&[unit(&terminated("a log tail"))]), "or be malformed, which is said");
+        let two = JobFacts::from(&job(json!({"conditions": [cond("Complete", "True")], "succeeded": 2})));
+        assert!(!two.settled_by(&[unit(&terminated(""))]), "one of two ended pods seen");
+        let mut declared = done.clone();
+        declared.outputs = vec!["ROWS".into()];
+        assert!(!declared.settled_by(&[unit(&terminated(""))]), "declared outputs are read");
     }
 }

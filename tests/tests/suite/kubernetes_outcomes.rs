@@ -91,7 +91,16 @@ cluster_test!(
         });
         let (run_id, all) = run_to_end(cluster, "outcomes-bpi", "per-index");
         assert_eq!(last(&all), (RunState::Failed, Some("MaxFailedIndexesExceeded")), "{all:?}");
-        let job = cluster.job("outcomes-bpi", &run_id).expect("the Job stays");
+        // The run ends at FailureTarget; the job controller writes Failed
+        // once the pods are gone.
+        let mut job = cluster.job("outcomes-bpi", &run_id).expect("the Job stays");
+        for _ in 0..600 {
+            if job["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Failed")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            job = cluster.job("outcomes-bpi", &run_id).expect("the Job stays");
+        }
         assert_eq!(job["status"]["failedIndexes"], "1", "{job}");
         let failed = job["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Failed").cloned();
         assert_eq!(failed.map(|c| c["reason"].clone()), Some(json!("MaxFailedIndexesExceeded")), "{job}");
