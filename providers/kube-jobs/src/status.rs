@@ -106,19 +106,22 @@ impl JobFacts {
         self.conditions.is_empty() && !self.deleting && self.active == 0 && self.ended == 0
     }
 
-    /// Whether `units` already hold the last state of every pod that ended
-    /// (all of them Succeeded or Failed, at least as many as the Job
-    /// counts) and nothing in them can be an output (none declared, no
-    /// termination message, which may hold some or be malformed): the
-    /// final status needs nothing more from the API server.
-    pub fn settled_by(&self, units: &[UnitStatus]) -> bool {
+    /// Whether `units` hold the last state of every pod that ended: all of
+    /// them Succeeded or Failed, at least as many as the Job counts.
+    pub fn pods_final(&self, units: &[UnitStatus]) -> bool {
         let ended = units.iter().filter(|u| matches!(u.phase.as_str(), "Succeeded" | "Failed")).count();
-        let outputs = !self.outputs.is_empty()
+        !units.is_empty() && ended == units.len() && ended as i64 >= i64::from(self.ended)
+    }
+
+    /// Whether the pods may hold outputs, which need the whole pods (and
+    /// perhaps their logs): some are declared, or a container left a
+    /// termination message (which may hold some, or be malformed).
+    pub fn outputs_to_read(&self, units: &[UnitStatus]) -> bool {
+        !self.outputs.is_empty()
             || units
                 .iter()
                 .flat_map(|u| &u.containers)
-                .any(|c| c.state == "terminated" && c.message.as_deref().is_some_and(|m| !m.is_empty()));
-        !units.is_empty() && ended == units.len() && ended as i64 >= i64::from(self.ended) && !outputs
+                .any(|c| c.state == "terminated" && c.message.as_deref().is_some_and(|m| !m.is_empty()))
     }
 
     /// The state, reason and message.
@@ -483,6 +486,12 @@ mod tests {
         let s = run_status("j", &failed, &[oom]);
         assert_eq!(s.reason.as_deref(), Some("FailedReason"), "the Job's own reason stays");
         assert!(s.message.unwrap().contains("container main of pod j-abcde was OOMKilled (exit 137)"));
+    }
+
+    impl JobFacts {
+        fn settled_by(&self, units: &[UnitStatus]) -> bool {
+            self.pods_final(units) && !self.outputs_to_read(units)
+        }
     }
 
     #[test]
