@@ -181,148 +181,155 @@ fn fragile(cluster: &Cluster, ns: &str, name: &str, tweak: impl FnOnce(&mut Valu
     });
 }
 
-/// Only a real API server has these: ResourceQuota, PodSecurity and
-/// LimitRange admission, the Eviction API, other Nodes and pod GC.
-fn real() -> &'static Cluster {
-    shared(Flavor::Real)
-}
+/// Only a real API server has these; `real` in their names lets
+/// `scripts/test --fast` leave them out with the rest of the real tier.
+mod real {
+    //! Only a real API server has these: ResourceQuota, PodSecurity and
+    //! LimitRange admission, the Eviction API, other Nodes and pod GC.
 
-#[test]
-fn a_resource_quota_refusal_is_failed_create() {
-    let cluster = real();
-    let env = Env::new(cluster, "fail-quota");
-    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}});
-    let _ = cluster.call("POST", "/api/v1/namespaces/fail-quota/resourcequotas", Some(quota));
-    // Admission reads the usage the quota controller computed.
-    env.wait_until("the quota controller to compute the quota", || {
-        cluster.call("GET", "/api/v1/namespaces/fail-quota/resourcequotas/no-pods", None).unwrap()["status"]["hard"]
-            .is_object()
-    });
-    source_job(cluster, &env.ns, "over-quota", "echo hi", |_| {});
-    fails_to_start_with(&env, "over-quota", "FailedCreate", &["exceeded quota: no-pods"]);
-}
+    use super::*;
 
-#[test]
-fn a_pod_security_refusal_is_failed_create() {
-    let cluster = real();
-    let env = Env::new(cluster, "fail-restricted");
-    cluster
-        .call(
-            "PATCH",
-            "/api/v1/namespaces/fail-restricted",
-            Some(json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})),
-        )
-        .unwrap();
-    source_job(cluster, &env.ns, "privileged", "echo hi", |j| {
-        j["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
-    });
-    fails_to_start_with(
-        &env,
-        "privileged",
-        "FailedCreate",
-        &["violates PodSecurity \"restricted:latest\"", "privileged"],
-    );
-}
-
-#[test]
-fn a_limit_range_refusal_is_failed_create() {
-    let cluster = real();
-    let env = Env::new(cluster, "fail-limits");
-    let range = json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "small"},
-        "spec": {"limits": [{"type": "Container", "max": {"cpu": "100m"}}]}});
-    let _ = cluster.call("POST", "/api/v1/namespaces/fail-limits/limitranges", Some(range));
-    source_job(cluster, &env.ns, "greedy", "echo hi", |j| {
-        j["spec"]["template"]["spec"]["containers"][0]["resources"] =
-            json!({"requests": {"cpu": "1"}, "limits": {"cpu": "1"}});
-    });
-    fails_to_start_with(&env, "greedy", "FailedCreate", &["maximum cpu usage per Container is 100m"]);
-}
-
-/// A Node with no kubelet behind it, labelled `polysync.io/pool=<name>`,
-/// ready (allocatable) and tainted with `taint`, which keeps the pods of
-/// every other test off it.
-fn extra_node(cluster: &Cluster, name: &str, taint: Value) {
-    let node = json!({"apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "polysync.io/pool": name}}});
-    match cluster.call("POST", "/api/v1/nodes", Some(node)) {
-        Ok(_) => {}
-        Err(e) if e.code == 409 => {}
-        Err(e) => panic!("creating Node {name}: {e}"),
+    fn real_cluster() -> &'static Cluster {
+        shared(Flavor::Real)
     }
-    let taints = json!([taint]);
-    cluster.call("PATCH", &format!("/api/v1/nodes/{name}"), Some(json!({"spec": {"taints": taints}}))).unwrap();
-    let room = json!({"cpu": "8", "memory": "32Gi", "pods": "110"});
-    let status = json!({"status": {"capacity": room, "allocatable": room,
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready"}]}});
-    cluster.call("PATCH", &format!("/api/v1/nodes/{name}/status"), Some(status)).unwrap();
-}
 
-#[test]
-fn a_taint_without_toleration_is_unschedulable() {
-    let cluster = real();
-    let taint = json!({"key": "polysync.io/dedicated", "value": "gpu", "effect": "NoSchedule"});
-    extra_node(cluster, "tainted-node", taint);
-    let env = Env::new(cluster, "fail-taint");
-    source_job(cluster, &env.ns, "intolerant", "echo hi", |j| {
-        j["spec"]["template"]["spec"]["nodeSelector"] = json!({"polysync.io/pool": "tainted-node"});
-    });
-    fails_to_start_with(&env, "intolerant", "Unschedulable", &["1 node(s) had untolerated taint"]);
-}
+    #[test]
+    fn a_resource_quota_refusal_is_failed_create() {
+        let cluster = real_cluster();
+        let env = Env::new(cluster, "fail-quota");
+        let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}});
+        let _ = cluster.call("POST", "/api/v1/namespaces/fail-quota/resourcequotas", Some(quota));
+        // Admission reads the usage the quota controller computed.
+        env.wait_until("the quota controller to compute the quota", || {
+            cluster.call("GET", "/api/v1/namespaces/fail-quota/resourcequotas/no-pods", None).unwrap()["status"]["hard"]
+                .is_object()
+        });
+        source_job(cluster, &env.ns, "over-quota", "echo hi", |_| {});
+        fails_to_start_with(&env, "over-quota", "FailedCreate", &["exceeded quota: no-pods"]);
+    }
 
-#[test]
-fn an_evicted_pod_fails_the_run_and_is_named() {
-    let cluster = real();
-    let ns = "fail-evict";
-    fragile(cluster, ns, "evictable", |_| {});
-    let all = run_and_disrupt(cluster, ns, "evictable", |pod| {
-        let eviction =
-            json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": ns}});
-        cluster.call("POST", &format!("/api/v1/namespaces/{ns}/pods/{pod}/eviction"), Some(eviction)).unwrap();
-    });
-    let last = all.last().unwrap();
-    assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("BackoffLimitExceeded")), "{all:?}");
-    let disrupted = all.iter().flat_map(|s| &s.units).find(|u| u.reason.as_deref() == Some("EvictionByEvictionAPI"));
-    assert!(disrupted.is_some_and(|u| u.message.is_some()), "no status named the eviction: {all:?}");
-}
+    #[test]
+    fn a_pod_security_refusal_is_failed_create() {
+        let cluster = real_cluster();
+        let env = Env::new(cluster, "fail-restricted");
+        cluster
+            .call(
+                "PATCH",
+                "/api/v1/namespaces/fail-restricted",
+                Some(json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})),
+            )
+            .unwrap();
+        source_job(cluster, &env.ns, "privileged", "echo hi", |j| {
+            j["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+        });
+        fails_to_start_with(
+            &env,
+            "privileged",
+            "FailedCreate",
+            &["violates PodSecurity \"restricted:latest\"", "privileged"],
+        );
+    }
 
-#[test]
-fn a_pod_whose_node_is_deleted_is_garbage_collected_and_the_run_fails() {
-    let cluster = real();
-    // Tainted, so that no other test's pod (they share this cluster) lands
-    // on a Node that will never run it.
-    let taint = json!({"key": "polysync.io/dedicated", "value": "doomed", "effect": "NoSchedule"});
-    extra_node(cluster, "doomed-node", taint);
-    let ns = "fail-node-gone";
-    // Bound to a Node with no kubelet: scheduled, never running.
-    fragile(cluster, ns, "stranded", |j| {
-        let spec = &mut j["spec"]["template"]["spec"];
-        spec["nodeSelector"] = json!({"polysync.io/pool": "doomed-node"});
-        spec["tolerations"] =
-            json!([{"key": "polysync.io/dedicated", "operator": "Equal", "value": "doomed", "effect": "NoSchedule"}]);
-    });
-    let p = provider(cluster, ns);
-    let rt = rt();
-    let run = rt.block_on(p.run(polysync_tests::run_request("stranded", "k", &[]))).unwrap();
-    let stream = rt.block_on(p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] })).unwrap();
-    let all = rt.spawn(async move {
-        tokio::time::timeout(Duration::from_secs(240), stream.map(|s| s.unwrap()).collect::<Vec<_>>()).await
-    });
-    for _ in 0..1200 {
-        let pods = cluster.pods(ns, &format!("polysync.io/run={}", run.run_id));
-        if pods.iter().any(|p| p["spec"]["nodeName"] == "doomed-node") {
-            break;
+    #[test]
+    fn a_limit_range_refusal_is_failed_create() {
+        let cluster = real_cluster();
+        let env = Env::new(cluster, "fail-limits");
+        let range = json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "small"},
+            "spec": {"limits": [{"type": "Container", "max": {"cpu": "100m"}}]}});
+        let _ = cluster.call("POST", "/api/v1/namespaces/fail-limits/limitranges", Some(range));
+        source_job(cluster, &env.ns, "greedy", "echo hi", |j| {
+            j["spec"]["template"]["spec"]["containers"][0]["resources"] =
+                json!({"requests": {"cpu": "1"}, "limits": {"cpu": "1"}});
+        });
+        fails_to_start_with(&env, "greedy", "FailedCreate", &["maximum cpu usage per Container is 100m"]);
+    }
+
+    /// A Node with no kubelet behind it, labelled `polysync.io/pool=<name>`,
+    /// ready (allocatable) and tainted with `taint`, which keeps the pods of
+    /// every other test off it.
+    fn extra_node(cluster: &Cluster, name: &str, taint: Value) {
+        let node = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "polysync.io/pool": name}}});
+        match cluster.call("POST", "/api/v1/nodes", Some(node)) {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => panic!("creating Node {name}: {e}"),
         }
-        std::thread::sleep(Duration::from_millis(50));
+        let taints = json!([taint]);
+        cluster.call("PATCH", &format!("/api/v1/nodes/{name}"), Some(json!({"spec": {"taints": taints}}))).unwrap();
+        let room = json!({"cpu": "8", "memory": "32Gi", "pods": "110"});
+        let status = json!({"status": {"capacity": room, "allocatable": room,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready"}]}});
+        cluster.call("PATCH", &format!("/api/v1/nodes/{name}/status"), Some(status)).unwrap();
     }
-    let bound = rt.block_on(p.poll(PollRequest { run_id: run.run_id.clone() })).unwrap();
-    assert_eq!(bound.state, RunState::Starting, "bound, no container started: {bound:?}");
-    cluster.call("DELETE", "/api/v1/nodes/doomed-node", None).unwrap();
-    // Pod GC deletes pods of a missing Node after a 40 s quarantine.
-    let all = rt.block_on(all).unwrap().expect("the run ends");
-    let last = all.last().unwrap();
-    assert_eq!(last.state, RunState::Failed, "{all:?}");
-    let collected = all.iter().flat_map(|s| &s.units).find(|u| u.reason.as_deref() == Some("DeletionByPodGC"));
-    assert!(collected.is_some(), "no status named the pod GC: {all:?}");
+
+    #[test]
+    fn a_taint_without_toleration_is_unschedulable() {
+        let cluster = real_cluster();
+        let taint = json!({"key": "polysync.io/dedicated", "value": "gpu", "effect": "NoSchedule"});
+        extra_node(cluster, "tainted-node", taint);
+        let env = Env::new(cluster, "fail-taint");
+        source_job(cluster, &env.ns, "intolerant", "echo hi", |j| {
+            j["spec"]["template"]["spec"]["nodeSelector"] = json!({"polysync.io/pool": "tainted-node"});
+        });
+        fails_to_start_with(&env, "intolerant", "Unschedulable", &["1 node(s) had untolerated taint"]);
+    }
+
+    #[test]
+    fn an_evicted_pod_fails_the_run_and_is_named() {
+        let cluster = real_cluster();
+        let ns = "fail-evict";
+        fragile(cluster, ns, "evictable", |_| {});
+        let all = run_and_disrupt(cluster, ns, "evictable", |pod| {
+            let eviction =
+                json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": ns}});
+            cluster.call("POST", &format!("/api/v1/namespaces/{ns}/pods/{pod}/eviction"), Some(eviction)).unwrap();
+        });
+        let last = all.last().unwrap();
+        assert_eq!((last.state, last.reason.as_deref()), (RunState::Failed, Some("BackoffLimitExceeded")), "{all:?}");
+        let disrupted =
+            all.iter().flat_map(|s| &s.units).find(|u| u.reason.as_deref() == Some("EvictionByEvictionAPI"));
+        assert!(disrupted.is_some_and(|u| u.message.is_some()), "no status named the eviction: {all:?}");
+    }
+
+    #[test]
+    fn a_pod_whose_node_is_deleted_is_garbage_collected_and_the_run_fails() {
+        let cluster = real_cluster();
+        // Tainted, so that no other test's pod (they share this cluster) lands
+        // on a Node that will never run it.
+        let taint = json!({"key": "polysync.io/dedicated", "value": "doomed", "effect": "NoSchedule"});
+        extra_node(cluster, "doomed-node", taint);
+        let ns = "fail-node-gone";
+        // Bound to a Node with no kubelet: scheduled, never running.
+        fragile(cluster, ns, "stranded", |j| {
+            let spec = &mut j["spec"]["template"]["spec"];
+            spec["nodeSelector"] = json!({"polysync.io/pool": "doomed-node"});
+            spec["tolerations"] = json!([{"key": "polysync.io/dedicated", "operator": "Equal", "value": "doomed", "effect": "NoSchedule"}]);
+        });
+        let p = provider(cluster, ns);
+        let rt = rt();
+        let run = rt.block_on(p.run(polysync_tests::run_request("stranded", "k", &[]))).unwrap();
+        let stream = rt.block_on(p.watch(WatchRequest { run_ids: vec![run.run_id.clone()] })).unwrap();
+        let all = rt.spawn(async move {
+            tokio::time::timeout(Duration::from_secs(240), stream.map(|s| s.unwrap()).collect::<Vec<_>>()).await
+        });
+        for _ in 0..1200 {
+            let pods = cluster.pods(ns, &format!("polysync.io/run={}", run.run_id));
+            if pods.iter().any(|p| p["spec"]["nodeName"] == "doomed-node") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let bound = rt.block_on(p.poll(PollRequest { run_id: run.run_id.clone() })).unwrap();
+        assert_eq!(bound.state, RunState::Starting, "bound, no container started: {bound:?}");
+        cluster.call("DELETE", "/api/v1/nodes/doomed-node", None).unwrap();
+        // Pod GC deletes pods of a missing Node after a 40 s quarantine.
+        let all = rt.block_on(all).unwrap().expect("the run ends");
+        let last = all.last().unwrap();
+        assert_eq!(last.state, RunState::Failed, "{all:?}");
+        let collected = all.iter().flat_map(|s| &s.units).find(|u| u.reason.as_deref() == Some("DeletionByPodGC"));
+        assert!(collected.is_some(), "no status named the pod GC: {all:?}");
+    }
 }
 
 /// `polysync serve` on a shared cluster's namespace, driven over HTTP.
