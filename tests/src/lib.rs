@@ -106,6 +106,24 @@ pub fn seed_once(cluster: &'static Cluster, namespace: &str, jobs: usize, cronjo
     seeded.push(key);
 }
 
+/// The conformance target of a Kubernetes-based `plugin` on a namespace
+/// seeded by [`polysync_clusters::seed`] (`entries` Jobs and CronJobs):
+/// the quick run is `batch-00001` greeting "hi", which its log says and
+/// whose Job ends Succeeded; the long one sleeps. Each caller adds the
+/// monitor URL its plugin answers.
+pub fn seeded_target(plugin: &str, settings: serde_json::Value, entries: usize) -> polysync_conformance::Target {
+    polysync_conformance::Target::new(
+        plugin,
+        polysync_conformance::artifacts::cdylib(&format!("polysync-provider-{plugin}")),
+        settings,
+        ("batch-00001", &[("GREETING", "hi")]),
+        ("batch-00002", &[("SLEEP_SECONDS", "100000")]),
+    )
+    .expect_entries(entries)
+    .quick_logs("hi from batch ")
+    .quick_events("Succeeded")
+}
+
 /// Create the source Job `name` in `namespace` (suspended, as
 /// [`polysync_clusters::seed::source_job`]) running `script`, after `tweak`.
 pub fn source_job(

@@ -56,9 +56,18 @@ pub async fn sdk_config(settings: &AwsSettings) -> Result<SdkConfig, ProviderErr
         // This file alone: no environment keys, no ~/.aws, no instance
         // metadata behind it, so a wrong file fails instead of quietly
         // using whatever identity the host has.
-        if !std::path::Path::new(path).is_file() {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ProviderError::invalid_input(format!("setting `credentials_file`: {path} is not a readable file: {e}"))
+        })?;
+        // Its profiles are `[name]` lines; a profile it lacks would read as
+        // "no credentials", which names the wrong thing.
+        let profile = settings.profile.as_deref().unwrap_or("default");
+        let profiles: Vec<&str> =
+            text.lines().filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']')).map(str::trim).collect();
+        if !profiles.contains(&profile) {
             return Err(ProviderError::invalid_input(format!(
-                "setting `credentials_file`: {path} is not a readable file"
+                "setting `profile`: {path} has no profile {profile:?} (it has {}); set `profile` to one of them",
+                if profiles.is_empty() { "none".to_owned() } else { profiles.join(", ") }
             )));
         }
         let files = EnvConfigFiles::builder()

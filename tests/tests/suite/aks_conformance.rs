@@ -6,10 +6,10 @@
 
 use std::sync::OnceLock;
 
-use polysync_conformance::{Target, artifacts};
-use polysync_tests::Flavor;
+use polysync_conformance::Target;
 use polysync_tests::aks::AksWorld;
 use polysync_tests::azure_fake::{RESOURCE_GROUP, SUBSCRIPTION};
+use polysync_tests::{Flavor, seeded_target};
 
 fn world(flavor: Flavor) -> &'static AksWorld {
     static SANDBOX: OnceLock<AksWorld> = OnceLock::new();
@@ -19,19 +19,9 @@ fn world(flavor: Flavor) -> &'static AksWorld {
 }
 
 fn target(flavor: Flavor, cluster: &str) -> Target {
-    Target::new(
-        "aks",
-        artifacts::cdylib("polysync-provider-aks"),
-        world(flavor).settings(cluster),
-        ("batch-00001", &[("GREETING", "hi")]),
-        ("batch-00002", &[("SLEEP_SECONDS", "100000")]),
-    )
-    .expect_entries(21)
-    .monitor_url(&format!(
+    seeded_target("aks", world(flavor).settings(cluster), 21).monitor_url(&format!(
         "https://portal.azure.com/#resource/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/{cluster}/workloads"
     ))
-    .quick_logs("hi from batch ")
-    .quick_events("Succeeded")
 }
 
 mod kubelogin {

@@ -5,9 +5,9 @@
 
 use std::sync::OnceLock;
 
-use polysync_conformance::{Target, artifacts};
-use polysync_tests::Flavor;
+use polysync_conformance::Target;
 use polysync_tests::eks::EksWorld;
+use polysync_tests::{Flavor, seeded_target};
 
 fn world(flavor: Flavor) -> &'static EksWorld {
     static SANDBOX: OnceLock<EksWorld> = OnceLock::new();
@@ -21,20 +21,10 @@ fn world(flavor: Flavor) -> &'static EksWorld {
 
 fn target(flavor: Flavor) -> Target {
     let world = world(flavor);
-    Target::new(
-        "eks",
-        artifacts::cdylib("polysync-provider-eks"),
-        world.settings("eks-conformance"),
-        ("batch-00001", &[("GREETING", "hi")]),
-        ("batch-00002", &[("SLEEP_SECONDS", "100000")]),
-    )
-    .expect_entries(21)
-    .monitor_url(&format!(
+    seeded_target("eks", world.settings("eks-conformance"), 21).monitor_url(&format!(
         "https://eu-west-1.console.aws.amazon.com/eks/home?region=eu-west-1#/clusters/{}/jobs/batch-00001?namespace=eks-conformance",
         world.name
     ))
-    .quick_logs("hi from batch ")
-    .quick_events("Succeeded")
 }
 
 mod sandbox {

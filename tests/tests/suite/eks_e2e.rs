@@ -213,3 +213,19 @@ fn the_standard_chain_reads_the_environment_and_without_keys_the_cli_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no AWS credentials"), "{stderr}");
 }
+
+/// A `credentials_file` is used alone: a file that is not there, or one
+/// without the connection's `profile`, is named (InvalidInput), never
+/// read as "no credentials" or replaced by the host's own identity.
+#[test]
+fn a_credentials_file_without_the_profile_or_missing_is_named() {
+    let mut settings = world().settings(NS);
+    settings["profile"] = json!("nope");
+    let err = discover(&connect(settings.clone())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.message().contains("has no profile \"nope\" (it has polysync-test)"), "{err}");
+    settings["credentials_file"] = json!("/nonexistent/credentials");
+    let err = discover(&connect(settings)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.message().contains("/nonexistent/credentials is not a readable file"), "{err}");
+}

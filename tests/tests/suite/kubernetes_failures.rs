@@ -181,11 +181,11 @@ fn fragile(cluster: &Cluster, ns: &str, name: &str, tweak: impl FnOnce(&mut Valu
     });
 }
 
-/// Only a real API server has these; `real` in their names lets
-/// `scripts/test --fast` leave them out with the rest of the real tier.
+/// Only a real API server has these: ResourceQuota, PodSecurity and
+/// LimitRange admission, the Eviction API, other Nodes and pod GC. `real`
+/// in their names lets `scripts/test --fast` leave them out with the rest
+/// of the real tier.
 mod real {
-    //! Only a real API server has these: ResourceQuota, PodSecurity and
-    //! LimitRange admission, the Eviction API, other Nodes and pod GC.
 
     use super::*;
 
