@@ -222,7 +222,7 @@ store_test!(a_run_keeps_when_it_started_and_its_exit_codes_in_order, |store: Arc
     let mut failed = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Failed);
     failed.units = vec![exited("nightly-abc-1", 1), exited("nightly-abc-2", 3)];
     let ended = store.record_status(run.id, &failed).await.unwrap().unwrap();
-    assert_eq!(ended.started_at.as_deref(), Some(started.as_str()));
+    assert_eq!(ended.started_at, Some(started));
     let codes: Vec<(&str, i32)> = ended.exit_codes.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     assert_eq!(codes, [("nightly-abc-1/main", 1), ("nightly-abc-2/main", 3)]);
     assert_eq!(store.run(run.id).await.unwrap().unwrap().exit_codes, ended.exit_codes, "as stored");
@@ -446,24 +446,30 @@ store_test!(archived_logs_come_back_whole_and_in_order, |store: Arc<dyn Store>| 
 /// both engines: never a run read as `Unknown` and followed for ever.
 #[tokio::test]
 async fn a_corrupt_row_is_an_error_that_names_it() {
-    let check = |err: polysync::Error| {
+    const STATE: &str = "UPDATE runs SET state = 'Exploded' WHERE id = 1";
+    const TIME: &str = "UPDATE runs SET state = 'Submitting', finished_at = 'soon' WHERE id = 1";
+    let check = |err: polysync::Error, what: &str| {
         let text = err.to_string();
         assert_eq!(err.kind(), "catalog", "{text}");
-        assert!(text.contains("runs row #1: column state holds \"Exploded\", which is not a run state"), "{text}");
+        assert!(text.contains(&format!("runs row #1: column {what}")), "{text}");
     };
     let (sqlite, dir) = fresh("sqlite", "corrupt_rows").await;
     sqlite.record_intent(&new_run("k", "nightly"), "host", LEASE).await.unwrap();
     let conn = rusqlite::Connection::open(dir.as_ref().unwrap().path().join("catalog.db")).unwrap();
-    conn.execute("UPDATE runs SET state = 'Exploded' WHERE id = 1", []).unwrap();
-    check(sqlite.run(1).await.unwrap_err());
-    check(sqlite.runs(&RunFilter::default()).await.unwrap_err());
+    conn.execute(STATE, []).unwrap();
+    check(sqlite.run(1).await.unwrap_err(), "state holds \"Exploded\", which is not a run state");
+    check(sqlite.runs(&RunFilter::default()).await.unwrap_err(), "state holds");
+    conn.execute(TIME, []).unwrap();
+    check(sqlite.run(1).await.unwrap_err(), "finished_at holds \"soon\", which is not a time");
 
     let (pg, _) = fresh("postgres", "corrupt_rows").await;
     pg.record_intent(&new_run("k", "nightly"), "host", LEASE).await.unwrap();
     let db = format!("t_corrupt_rows_{}", std::process::id());
-    server().psql(&db, "UPDATE runs SET state = 'Exploded' WHERE id = 1").unwrap();
-    check(pg.run(1).await.unwrap_err());
-    check(pg.runs(&RunFilter::default()).await.unwrap_err());
+    server().psql(&db, STATE).unwrap();
+    check(pg.run(1).await.unwrap_err(), "state holds \"Exploded\", which is not a run state");
+    check(pg.runs(&RunFilter::default()).await.unwrap_err(), "state holds");
+    server().psql(&db, TIME).unwrap();
+    check(pg.run(1).await.unwrap_err(), "finished_at holds \"soon\", which is not a time");
 }
 
 /// A catalog written by the previous schema (version 2) opens with

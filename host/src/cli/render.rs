@@ -57,7 +57,7 @@ pub fn runs(out: Out, names: &SecretNames, runs: Vec<StoredRun>, outputs: bool) 
                 r.run_id.clone().unwrap_or_else(|| "-".into()),
                 out.state(r.state.as_str()),
                 r.reason.clone().unwrap_or_default(),
-                r.created_at.clone(),
+                r.created_at.to_string(),
             ];
             if outputs {
                 row.push(outputs_cell(r));

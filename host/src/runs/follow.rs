@@ -16,8 +16,7 @@ use crate::store::{DeleteAfter, Store, StoredRun};
 /// When a run's startup deadline passes, if it has one.
 fn startup_deadline(run: &StoredRun) -> Option<jiff::Timestamp> {
     let ms = run.startup_timeout_ms?;
-    let created: jiff::Timestamp = run.created_at.parse().ok()?;
-    created.checked_add(jiff::SignedDuration::from_millis(ms)).ok()
+    Some(run.created_at.after_ms(ms))
 }
 
 /// Follow `runs` (all of one connection) through the provider's watch

@@ -10,7 +10,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::{DeleteAfter, RunState, SpecSource, StoredRun};
+use crate::store::{DeleteAfter, RunState, SpecSource, Stamp, StoredRun};
 
 /// What stays as it is in a path segment: RFC 3986's unreserved characters.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -56,15 +56,15 @@ pub struct RunView {
     /// Fail it if it has not started this long after submission.
     #[schema(required = true)]
     pub startup_timeout_ms: Option<i64>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Stamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Stamp,
     /// When it was first seen running.
-    #[schema(required = true, format = DateTime)]
-    pub started_at: Option<String>,
-    #[schema(required = true, format = DateTime)]
-    pub finished_at: Option<String>,
+    #[schema(required = true, value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Stamp>,
+    #[schema(required = true, value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Stamp>,
     /// Once final: 0 when it succeeded, else the first non-zero exit code
     /// of its containers; null when none exited (it never started, or was
     /// stopped from outside).

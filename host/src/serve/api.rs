@@ -621,7 +621,7 @@ pub async fn run_status_stream(
 }
 
 /// A reconnecting client's `Last-Event-ID`.
-fn resume_point(headers: &HeaderMap) -> Option<(i64, String)> {
+fn resume_point(headers: &HeaderMap) -> Option<(i64, crate::store::Stamp)> {
     super::sse::resume_point(headers.get("last-event-id").and_then(|v| v.to_str().ok()))
 }
 

@@ -39,7 +39,7 @@ fn row(run: &StoredRun, token_q: &str) -> String {
         rid = esc(run.run_id.as_deref().unwrap_or("-")),
         s = run.state.as_str(),
         r = esc(run.reason.as_deref().unwrap_or("")),
-        at = esc(&run.created_at),
+        at = run.created_at,
     )
 }
 
@@ -105,8 +105,8 @@ pub async fn run(
         s = run.state.as_str(),
         r = esc(run.reason.as_deref().unwrap_or("")),
         m = esc(run.message.as_deref().unwrap_or("")),
-        at = esc(&run.created_at),
-        f = esc(run.finished_at.as_deref().unwrap_or("")),
+        at = run.created_at,
+        f = run.finished_at.map(|t| t.to_string()).unwrap_or_default(),
     );
     for (k, v) in &run.parameters {
         let _ = write!(body, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));

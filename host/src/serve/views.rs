@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 pub use crate::runs::{RunLinks, RunView};
 use crate::runs::{entry_path, segment};
-use crate::store::{DeleteAfter, EntryState, RunState, StoredEntry, SyncRecord, SyncStatus};
+use crate::store::{DeleteAfter, EntryState, RunState, Stamp, StoredEntry, SyncRecord, SyncStatus};
 
 /// A configured connection: its name and provider (never its settings).
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,10 +128,10 @@ pub struct EntryView {
     pub parameters: Vec<ParameterView>,
     pub labels: BTreeMap<String, String>,
     pub state: EntryState,
-    #[schema(format = DateTime)]
-    pub first_seen: String,
-    #[schema(format = DateTime)]
-    pub last_seen: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub first_seen: Stamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen: Stamp,
     pub links: EntryLinks,
 }
 

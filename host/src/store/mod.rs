@@ -31,7 +31,9 @@ mod logs;
 mod model;
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
+mod stamp;
 
 use std::time::Duration;
 
@@ -43,9 +45,10 @@ pub use location::{CatalogLocation, PasswordSource, PostgresCatalog};
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
 pub use model::{
     CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, Heartbeat, NewRun, PageCounts, Recorded, RunFilter,
-    RunState, SpecSource, StoredEntry, StoredRun, SyncRecord, SyncStatus, next_state, now, now_ms,
+    RunState, SpecSource, StoredEntry, StoredRun, SyncRecord, SyncStatus, next_state, now_ms,
 };
 pub use rows::RowError;
+pub use stamp::Stamp;
 
 use crate::error::Result;
 
@@ -99,9 +102,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The newest run with this platform id.
     async fn run_by_platform_id(&self, run_id: &str) -> Result<Option<StoredRun>>;
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<StoredRun>>;
-    /// Runs changed at or after `since` (the stores' timestamp text), oldest
-    /// change first: what status streams poll, on any host.
-    async fn runs_changed(&self, since: &str, run: Option<i64>, limit: usize) -> Result<Vec<StoredRun>>;
+    /// Runs changed at or after `since`, oldest change first: what status
+    /// streams poll, on any host.
+    async fn runs_changed(&self, since: Stamp, run: Option<i64>, limit: usize) -> Result<Vec<StoredRun>>;
     /// How many runs are in each state.
     async fn count_by_state(&self) -> Result<Vec<(RunState, u64)>>;
 
@@ -198,11 +201,6 @@ pub(crate) fn sync_busy(connection: &str, holder: Option<&str>, since: &str) -> 
 /// A row the catalog cannot read, as the host's error.
 pub(crate) fn unreadable(store: &str, e: RowError) -> crate::Error {
     crate::Error::Catalog { store: store.to_owned(), message: e.to_string() }
-}
-
-/// The stored word of a handle's source.
-pub(crate) fn source_str(handle: &RunHandle) -> Option<&'static str> {
-    SpecSource::of(handle.source).map(SpecSource::as_str)
 }
 
 /// A heartbeat lapsed this long ago, of a host that holds no open run, is

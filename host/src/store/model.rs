@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use polysync_provider_api::{CatalogEntry, RunStatus};
 use serde::{Deserialize, Serialize};
 
+use super::stamp::Stamp;
+
 /// The state of a run as the host keeps it: the provider's normalized
 /// states plus the host's own (before submission, and after the platform
 /// lost the run). Adding a state means a variant here, its word in
@@ -180,8 +182,8 @@ pub struct StoredEntry {
     #[serde(flatten)]
     pub entry: CatalogEntry,
     pub state: EntryState,
-    pub first_seen: String,
-    pub last_seen: String,
+    pub first_seen: Stamp,
+    pub last_seen: Stamp,
 }
 
 /// What one page did to the catalog.
@@ -311,13 +313,17 @@ pub struct StoredRun {
     pub source: Option<SpecSource>,
     pub monitor_url: Option<String>,
     pub delete_after: DeleteAfter,
-    pub created_at: String,
-    pub updated_at: String,
-    pub finished_at: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Stamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Stamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Stamp>,
     /// When it was first seen running (or, for a run that ended before it
     /// was seen running, when the platform says it started).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Stamp>,
     /// The exit code of each container that ended, by `unit/container`
     /// (pod or task, then container).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -400,11 +406,14 @@ pub struct EntryFilter {
     pub limit: Option<usize>,
 }
 
+/// The reason of a vanished run begins so; the state last seen follows.
+pub(crate) const VANISHED_AFTER: &str = "Vanished after ";
+
 /// The state a status moves a run to, and its reason: a vanished run
 /// becomes `Lost`, keeping the state last seen.
 pub fn next_state(current: RunState, status: &RunStatus) -> (RunState, Option<String>, bool) {
     if vanished(status) {
-        (RunState::Lost, Some(format!("Vanished after {current}")), true)
+        (RunState::Lost, Some(format!("{VANISHED_AFTER}{current}")), true)
     } else {
         let state = RunState::from_api(status.state);
         (state, status.reason.clone(), state.is_final())
@@ -418,15 +427,14 @@ pub(crate) const INTERRUPTED: &str =
 /// The reason of a run polysync cancelled (see `Store::mark_cancelling`).
 pub const CANCELLED_BY_USER: &str = "CancelledByUser";
 
+/// The reason of a run withdrawn before it reached the platform (see
+/// `Store::withdraw`).
+pub const WITHDRAWN_BY_USER: &str = "WithdrawnByUser";
+
 /// The platform no longer has the run (its Job or task is gone).
 pub fn vanished(status: &RunStatus) -> bool {
     status.state == polysync_provider_api::RunState::Unknown
         && status.reason.as_deref() == Some(polysync_provider_api::REASON_VANISHED)
-}
-
-/// Now, as the stores write it (UTC, milliseconds; sorts as text).
-pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// Now in milliseconds since the epoch (lease expiries).
@@ -435,30 +443,28 @@ pub fn now_ms() -> i64 {
 }
 
 /// When a status says the run started, for a run not yet known to have:
-/// the first time it is seen running, or, for a run seen only once it had
-/// ended, the platform's start time (a container that exited did run).
-pub(crate) fn started_at(status: &RunStatus, at: &str) -> Option<String> {
+/// the first time it is seen running (`at`), or, for a run seen only once
+/// it had ended, the platform's start time (a container that exited did
+/// run).
+pub(crate) fn started_at(status: &RunStatus, at: Stamp) -> Option<Stamp> {
     let ran = status.units.iter().flat_map(|u| &u.containers).any(|c| c.exit_code.is_some() && !c.init);
     match status.state {
-        polysync_provider_api::RunState::Running => Some(at.to_owned()),
-        s if s.is_terminal() && ran => Some(status.started_at.as_deref().map_or_else(|| at.to_owned(), stamp)),
+        polysync_provider_api::RunState::Running => Some(at),
+        s if s.is_terminal() && ran => Some(platform_time(status.started_at.as_deref(), at)),
         _ => None,
     }
 }
 
-/// When a final status says the run ended: the platform's time, else now.
-pub(crate) fn finished_at(status: &RunStatus, at: &str) -> String {
-    status.finished_at.as_deref().map_or_else(|| at.to_owned(), stamp)
+/// When a final status says the run ended: the platform's time, else `at`.
+pub(crate) fn finished_at(status: &RunStatus, at: Stamp) -> Stamp {
+    platform_time(status.finished_at.as_deref(), at)
 }
 
-/// A platform's RFC 3339 time as the stores write theirs (UTC,
-/// milliseconds), so the two compare as text; kept as it is if it is not
-/// one. (The stores also keep a platform time, often whole seconds, from
-/// going before the run's own creation: see `record_status`.)
-fn stamp(text: &str) -> String {
-    text.parse::<jiff::Timestamp>()
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_else(|_| text.to_owned())
+/// A platform's RFC 3339 time, or `at` when it gave none or one that is
+/// not a time. (The stores also keep a platform time, often whole seconds,
+/// from going before the run's own creation: see `record_status`.)
+fn platform_time(text: Option<&str>, at: Stamp) -> Stamp {
+    text.and_then(Stamp::parse).unwrap_or(at)
 }
 
 /// The exit codes of a status's containers (`unit/container` → code), as

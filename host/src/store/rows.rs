@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use polysync_provider_api::{CatalogEntry, EntryKind, FallbackAttributes, Parameter};
 
 use super::model::{DeleteAfter, EntryState, RunState, SpecSource, StoredEntry, StoredRun, SyncRecord, SyncStatus};
+use super::stamp::Stamp;
 
 pub(crate) const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error, started_at, exit_codes";
 
@@ -87,6 +88,19 @@ impl<R: Columns> Reader<'_, R> {
         parse(&word).ok_or_else(|| self.corrupt(column, word, expected))
     }
 
+    /// A stored time.
+    fn stamp(&self, i: usize, column: &'static str) -> Result<Stamp, RowError> {
+        self.word(i, column, "a time (RFC 3339)", Stamp::parse)
+    }
+
+    /// A stored time, or `NULL`.
+    fn opt_stamp(&self, i: usize, column: &'static str) -> Result<Option<Stamp>, RowError> {
+        match self.opt_text(i, column)? {
+            None => Ok(None),
+            Some(text) => Stamp::parse(&text).map(Some).ok_or_else(|| self.corrupt(column, text, "a time (RFC 3339)")),
+        }
+    }
+
     /// A JSON column (`NULL` reads as the empty value).
     fn json<T: serde::de::DeserializeOwned + Default>(
         &self,
@@ -121,16 +135,16 @@ pub(crate) fn run(row: &impl Columns) -> Result<StoredRun, RowError> {
         },
         monitor_url: r.opt_text(10, "monitor_url")?,
         delete_after: r.word(11, "delete_after", "default, never, success or always", DeleteAfter::parse)?,
-        created_at: r.text(12, "created_at")?,
-        updated_at: r.text(13, "updated_at")?,
-        finished_at: r.opt_text(14, "finished_at")?,
+        created_at: r.stamp(12, "created_at")?,
+        updated_at: r.stamp(13, "updated_at")?,
+        finished_at: r.opt_stamp(14, "finished_at")?,
         startup_timeout_ms: r.wrap("startup_timeout_ms", row.opt_int(15))?,
         owner: r.opt_text(16, "owner")?.map(super::HostId::stored),
         finalized: r.wrap("finalized", row.flag(17))?,
         callback_url: r.opt_text(18, "callback_url")?,
         outputs: r.json(19, "outputs", "a JSON object of strings")?,
         output_error: r.opt_text(20, "output_error")?,
-        started_at: r.opt_text(21, "started_at")?,
+        started_at: r.opt_stamp(21, "started_at")?,
         exit_codes: r.json(22, "exit_codes", "a JSON object of exit codes")?,
     })
 }
@@ -157,8 +171,8 @@ pub(crate) fn entry(row: &impl Columns) -> Result<StoredEntry, RowError> {
             labels: r.json(9, "labels", "a JSON object of strings")?,
         },
         state: r.word(10, "state", "active or missing", EntryState::parse)?,
-        first_seen: r.text(11, "first_seen")?,
-        last_seen: r.text(12, "last_seen")?,
+        first_seen: r.stamp(11, "first_seen")?,
+        last_seen: r.stamp(12, "last_seen")?,
         connection,
     })
 }

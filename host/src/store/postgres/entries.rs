@@ -9,7 +9,7 @@ use super::PostgresStore;
 use crate::error::Result;
 use crate::store::rows::{self, ENTRY_COLUMNS, SYNC_COLUMNS, kind_str};
 use crate::store::{
-    EntryFilter, EntryState, PageCounts, StoredEntry, SyncRecord, SyncStatus, json, ms, now, now_ms, sync_busy,
+    EntryFilter, EntryState, PageCounts, Stamp, StoredEntry, SyncRecord, SyncStatus, json, ms, now_ms, sync_busy,
     sync_holder_gone, unreadable,
 };
 
@@ -22,15 +22,18 @@ pub(super) async fn begin_sync(store: &PostgresStore, connection: &str, owner: &
         .map_err(store.fail())?;
     let now_ms = now_ms();
     let running = tx
-        .query("SELECT id, owner, lease_until FROM syncs WHERE status = 'running' AND connection = $1", &[&connection])
+        .query(
+            "SELECT id, owner, lease_until FROM syncs WHERE status = $2 AND connection = $1",
+            &[&connection, &SyncStatus::Running],
+        )
         .await
         .map_err(store.fail())?;
     for row in running {
         let (id, holder, until): (i64, Option<String>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
         if sync_holder_gone(holder.as_deref(), until, now_ms) {
             tx.execute(
-                "UPDATE syncs SET status = 'failed', finished_at = $2, error = $3 WHERE id = $1",
-                &[&id, &now(), &crate::store::model::INTERRUPTED],
+                "UPDATE syncs SET status = $4, finished_at = $2, error = $3 WHERE id = $1",
+                &[&id, &Stamp::now(), &crate::store::model::INTERRUPTED, &SyncStatus::Failed],
             )
             .await
             .map_err(store.fail())?;
@@ -42,8 +45,8 @@ pub(super) async fn begin_sync(store: &PostgresStore, connection: &str, owner: &
     }
     let id: i64 = tx
         .query_one(
-            "INSERT INTO syncs (connection, started_at, status, pid, owner, lease_until) VALUES ($1, $2, 'running', $3, $4, $5) RETURNING id",
-            &[&connection, &now(), &i64::from(std::process::id()), &owner, &(now_ms + ms(lease))],
+            "INSERT INTO syncs (connection, started_at, status, pid, owner, lease_until) VALUES ($1, $2, $6, $3, $4, $5) RETURNING id",
+            &[&connection, &Stamp::now(), &i64::from(std::process::id()), &owner, &(now_ms + ms(lease)), &SyncStatus::Running],
         )
         .await
         .map_err(store.fail())?
@@ -58,7 +61,7 @@ pub(super) async fn upsert_page(
     entries: &[CatalogEntry],
     lease: Duration,
 ) -> Result<PageCounts> {
-    let at = now();
+    let at = Stamp::now();
     let mut client = store.client().await?;
     let tx = client.transaction().await.map_err(store.fail())?;
     let connection: String =
@@ -79,11 +82,11 @@ pub(super) async fn upsert_page(
     let upsert = tx
         .prepare_cached(
             "INSERT INTO entries (connection, external_id, kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state, first_seen, last_seen, last_sync)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11, $12)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $11, $11, $12)
              ON CONFLICT (connection, external_id) DO UPDATE SET
                 kind = excluded.kind, display_name = excluded.display_name, namespace = excluded.namespace,
                 cluster = excluded.cluster, parameters = excluded.parameters, fallback = excluded.fallback,
-                fingerprint = excluded.fingerprint, labels = excluded.labels, state = 'active',
+                fingerprint = excluded.fingerprint, labels = excluded.labels, state = $13,
                 last_seen = excluded.last_seen, last_sync = excluded.last_sync",
         )
         .await
@@ -107,12 +110,14 @@ pub(super) async fn upsert_page(
     for (e, row) in entries.iter().zip(&rows) {
         match before.get(&e.external_id) {
             None => counts.added += 1,
-            Some((stored, state)) if stored.as_slice() == row.as_slice() && state == "active" => counts.unchanged += 1,
+            Some((stored, state)) if stored.as_slice() == row.as_slice() && state == EntryState::Active.as_str() => {
+                counts.unchanged += 1
+            }
             Some(_) => counts.updated += 1,
         }
     }
     // Pipelined: every upsert of the page in flight at once.
-    let params: Vec<[&(dyn ToSql + Sync); 12]> = entries
+    let params: Vec<[&(dyn ToSql + Sync); 13]> = entries
         .iter()
         .zip(&rows)
         .map(|(e, row)| {
@@ -129,6 +134,7 @@ pub(super) async fn upsert_page(
                 &row[7],
                 &at,
                 &sync_id,
+                &EntryState::Active,
             ]
         })
         .collect();
@@ -168,8 +174,8 @@ pub(super) async fn finish_sync(
     let tx = client.transaction().await.map_err(store.fail())?;
     let missing = if complete {
         tx.execute(
-            "UPDATE entries SET state = 'missing' WHERE connection = (SELECT connection FROM syncs WHERE id = $1) AND last_sync != $1 AND state = 'active'",
-            &[&sync_id],
+            "UPDATE entries SET state = $2 WHERE connection = (SELECT connection FROM syncs WHERE id = $1) AND last_sync != $1 AND state = $3",
+            &[&sync_id, &EntryState::Missing, &EntryState::Active],
         )
         .await
         .map_err(store.fail())?
@@ -178,7 +184,7 @@ pub(super) async fn finish_sync(
     };
     tx.execute(
         "UPDATE syncs SET finished_at = $2, status = $3, missing = $4, error = $5, lease_until = NULL WHERE id = $1",
-        &[&sync_id, &now(), &SyncStatus::ended(complete).as_str(), &(missing as i64), &error],
+        &[&sync_id, &Stamp::now(), &SyncStatus::ended(complete), &(missing as i64), &error],
     )
     .await
     .map_err(store.fail())?;
@@ -216,7 +222,7 @@ pub(super) async fn entries(store: &PostgresStore, filter: &EntryFilter) -> Resu
             ),
             &[
                 &filter.connection,
-                &filter.state.map(EntryState::as_str),
+                &filter.state,
                 &filter.after.as_ref().map(|a| a.0.as_str()),
                 &filter.after.as_ref().map(|a| a.1.as_str()),
                 &filter.limit.map(|l| l as i64),

@@ -19,7 +19,7 @@ use tokio_postgres::types::ToSql;
 use super::PostgresCatalog;
 use super::rows;
 use super::{
-    ArchivedLog, EntryFilter, Heartbeat, NewRun, PageCounts, Recorded, RunFilter, RunState, Store, StoredEntry,
+    ArchivedLog, EntryFilter, Heartbeat, NewRun, PageCounts, Recorded, RunFilter, RunState, Stamp, Store, StoredEntry,
     StoredRun, SyncRecord, unreadable,
 };
 use crate::error::{Error, Result};
@@ -220,7 +220,7 @@ impl Store for PostgresStore {
         runs::runs(self, filter).await
     }
 
-    async fn runs_changed(&self, since: &str, run: Option<i64>, limit: usize) -> Result<Vec<StoredRun>> {
+    async fn runs_changed(&self, since: Stamp, run: Option<i64>, limit: usize) -> Result<Vec<StoredRun>> {
         runs::runs_changed(self, since, run, limit).await
     }
 

@@ -9,8 +9,8 @@ use super::PostgresStore;
 use crate::error::Result;
 use crate::store::rows::RUN_COLUMNS;
 use crate::store::{
-    HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, Recorded, RunFilter, RunState, StoredRun, json, key_conflict, ms,
-    next_state, now, now_ms, same_request, source_str,
+    HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, Recorded, RunFilter, RunState, SpecSource, Stamp, StoredRun, json,
+    key_conflict, ms, next_state, now_ms, same_request,
 };
 
 /// Runs unowned or on a lease of their own: the claimable ones while no
@@ -32,7 +32,7 @@ pub(super) async fn record_intent(
     owner: &str,
     lease: Duration,
 ) -> Result<Recorded> {
-    let at = now();
+    let at = Stamp::now();
     let timeout_ms = run.startup_timeout.map(ms);
     // One round trip for a new run: the insert returns it.
     let inserted = store.query_runs(
@@ -43,8 +43,8 @@ pub(super) async fn record_intent(
             &run.external_id,
             &run.idempotency_key,
             &json(&run.parameters),
-            &RunState::Submitting.as_str(),
-            &run.delete_after.as_str(),
+            &RunState::Submitting,
+            &run.delete_after,
             &at,
             &timeout_ms,
             &owner,
@@ -69,9 +69,17 @@ pub(super) async fn record_intent(
 pub(super) async fn record_submitted(store: &PostgresStore, id: i64, handle: &RunHandle) -> Result<StoredRun> {
     store.query_runs(
         &format!(
-            "UPDATE runs SET run_id = $2, state = CASE WHEN state = 'Submitting' THEN 'Starting' ELSE state END, source = $3, monitor_url = $4, updated_at = $5 WHERE id = $1 RETURNING {RUN_COLUMNS}"
+            "UPDATE runs SET run_id = $2, state = CASE WHEN state = $6 THEN $7 ELSE state END, source = $3, monitor_url = $4, updated_at = $5 WHERE id = $1 RETURNING {RUN_COLUMNS}"
         ),
-        &[&id, &handle.run_id, &source_str(handle), &handle.monitor_url, &now()],
+        &[
+            &id,
+            &handle.run_id,
+            &SpecSource::of(handle.source),
+            &handle.monitor_url,
+            &Stamp::now(),
+            &RunState::Submitting,
+            &RunState::Starting,
+        ],
     )
     .await?
     .pop()
@@ -80,8 +88,8 @@ pub(super) async fn record_submitted(store: &PostgresStore, id: i64, handle: &Ru
 
 pub(super) async fn record_submit_failed(store: &PostgresStore, id: i64, message: &str) -> Result<()> {
     store.execute(
-        "UPDATE runs SET state = 'SubmitFailed', message = $2, updated_at = $3, finished_at = $3, finalized = true, owner = NULL, lease_until = NULL WHERE id = $1",
-        &[&id, &message, &now()],
+        "UPDATE runs SET state = $4, message = $2, updated_at = $3, finished_at = $3, finalized = true, owner = NULL, lease_until = NULL WHERE id = $1",
+        &[&id, &message, &Stamp::now(), &RunState::SubmitFailed],
     )
     .await
     .map(drop)
@@ -90,9 +98,9 @@ pub(super) async fn record_submit_failed(store: &PostgresStore, id: i64, message
 pub(super) async fn withdraw(store: &PostgresStore, id: i64) -> Result<bool> {
     let n = store
         .execute(
-            "UPDATE runs SET state = 'Withdrawn', reason = 'WithdrawnByUser', updated_at = $2, finished_at = $2, finalized = true, owner = NULL, lease_until = NULL
-             WHERE id = $1 AND state = 'Submitting' AND run_id IS NULL",
-            &[&id, &now()],
+            "UPDATE runs SET state = $3, reason = $4, updated_at = $2, finished_at = $2, finalized = true, owner = NULL, lease_until = NULL
+             WHERE id = $1 AND state = $5 AND run_id IS NULL",
+            &[&id, &Stamp::now(), &RunState::Withdrawn, &crate::store::model::WITHDRAWN_BY_USER, &RunState::Submitting],
         )
         .await?;
     Ok(n == 1)
@@ -103,16 +111,16 @@ pub(super) async fn record_status(store: &PostgresStore, id: i64, status: &RunSt
     // and writes: a status costs one round trip, not four (a transaction
     // around SELECT … FOR UPDATE). Only the reason of a vanished run
     // depends on the stored state; SET reads the row as it was.
-    let at = now();
+    let at = Stamp::now();
     let (state, reason, final_now) = next_state(RunState::Unknown, status);
-    let finished = final_now.then(|| crate::store::model::finished_at(status, &at));
+    let finished = final_now.then(|| crate::store::model::finished_at(status, at));
     let finals: Vec<&str> = RunState::finals().collect();
     let written = store
         .query_runs(
             &format!(
                 "UPDATE runs SET state = $2,
-                     reason = CASE WHEN $9 THEN 'Vanished after ' || state WHEN $2 = 'Cancelled' AND cancelling THEN $11 ELSE $3 END,
-                     message = CASE WHEN $2 = 'Cancelled' AND cancelling THEN NULL ELSE $4 END, updated_at = $5,
+                     reason = CASE WHEN $9 THEN $14::text || state WHEN $2 = $15::text AND cancelling THEN $11 ELSE $3 END,
+                     message = CASE WHEN $2 = $15::text AND cancelling THEN NULL ELSE $4 END, updated_at = $5,
                      finished_at = COALESCE(finished_at, CASE WHEN $6::text IS NULL THEN NULL ELSE GREATEST($6, started_at, $12, created_at) END),
                      outputs = COALESCE($7, outputs), output_error = COALESCE($8, output_error),
                      started_at = COALESCE(started_at, CASE WHEN $12::text IS NULL THEN NULL ELSE GREATEST($12, created_at) END), exit_codes = COALESCE($13, exit_codes)
@@ -120,7 +128,7 @@ pub(super) async fn record_status(store: &PostgresStore, id: i64, status: &RunSt
             ),
             &[
                 &id,
-                &state.as_str(),
+                &state,
                 &reason,
                 &status.message,
                 &at,
@@ -130,8 +138,10 @@ pub(super) async fn record_status(store: &PostgresStore, id: i64, status: &RunSt
                 &crate::store::model::vanished(status),
                 &finals,
                 &crate::store::model::CANCELLED_BY_USER,
-                &crate::store::model::started_at(status, &at),
+                &crate::store::model::started_at(status, at),
                 &crate::store::model::exit_codes_json(status),
+                &crate::store::model::VANISHED_AFTER,
+                &RunState::Cancelled,
             ],
         )
         .await?
@@ -176,14 +186,14 @@ pub(super) async fn runs(store: &PostgresStore, filter: &RunFilter) -> Result<Ve
             "SELECT {RUN_COLUMNS} FROM runs WHERE ($1::text IS NULL OR connection = $1) AND ($2::text IS NULL OR external_id = $2)
              AND ($3::text IS NULL OR state = $3) AND ($4::bigint IS NULL OR id < $4) AND (NOT $6 OR NOT finalized) ORDER BY id DESC LIMIT $5"
         ),
-        &[&filter.connection, &filter.external_id, &filter.state.map(RunState::as_str), &filter.before, &limit, &filter.open],
+        &[&filter.connection, &filter.external_id, &filter.state, &filter.before, &limit, &filter.open],
     )
     .await
 }
 
 pub(super) async fn runs_changed(
     store: &PostgresStore,
-    since: &str,
+    since: Stamp,
     run: Option<i64>,
     limit: usize,
 ) -> Result<Vec<StoredRun>> {

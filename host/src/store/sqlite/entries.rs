@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::error::{Error, Result};
 use crate::store::rows::{self, ENTRY_COLUMNS, SYNC_COLUMNS, kind_str};
 use crate::store::{
-    EntryFilter, EntryState, PageCounts, StoredEntry, SyncRecord, SyncStatus, json, ms, now, now_ms, sync_busy,
+    EntryFilter, EntryState, PageCounts, Stamp, StoredEntry, SyncRecord, SyncStatus, json, ms, now_ms, sync_busy,
     sync_holder_gone,
 };
 
@@ -32,24 +32,24 @@ pub(super) fn begin_sync(
     // none stays `running` forever; so are those of a process on this
     // machine that is gone (no need to wait out its lease).
     let running: Vec<(i64, Option<String>, Option<i64>)> = (|| {
-        let mut stmt = tx.prepare("SELECT id, owner, lease_until FROM syncs WHERE status = 'running'")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let mut stmt = tx.prepare("SELECT id, owner, lease_until FROM syncs WHERE status = ?1")?;
+        let rows = stmt.query_map([SyncStatus::Running], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
     })()
     .map_err(wrap)?;
     for (id, holder, until) in running {
         if sync_holder_gone(holder.as_deref(), until, now_ms) {
             tx.execute(
-                "UPDATE syncs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
-                params![id, now(), crate::store::model::INTERRUPTED],
+                "UPDATE syncs SET status = ?4, finished_at = ?2, error = ?3 WHERE id = ?1",
+                params![id, Stamp::now(), crate::store::model::INTERRUPTED, SyncStatus::Failed],
             )
             .map_err(wrap)?;
         }
     }
     let busy: Option<(Option<String>, String)> = tx
         .query_row(
-            "SELECT owner, started_at FROM syncs WHERE status = 'running' AND connection = ?1",
-            [connection],
+            "SELECT owner, started_at FROM syncs WHERE status = ?2 AND connection = ?1",
+            params![connection, SyncStatus::Running],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
@@ -58,8 +58,8 @@ pub(super) fn begin_sync(
         return Err(sync_busy(connection, holder.as_deref(), &since));
     }
     tx.execute(
-        "INSERT INTO syncs (connection, started_at, status, pid, owner, lease_until) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
-        params![connection, now(), std::process::id(), owner, now_ms + ms(lease)],
+        "INSERT INTO syncs (connection, started_at, status, pid, owner, lease_until) VALUES (?1, ?2, ?6, ?3, ?4, ?5)",
+        params![connection, Stamp::now(), std::process::id(), owner, now_ms + ms(lease), SyncStatus::Running],
     )
     .map_err(wrap)?;
     let id = tx.last_insert_rowid();
@@ -73,7 +73,7 @@ pub(super) fn upsert_page(
     entries: &[CatalogEntry],
     lease: Duration,
 ) -> rusqlite::Result<PageCounts> {
-    let at = now();
+    let at = Stamp::now();
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let connection: String = tx.query_row("SELECT connection FROM syncs WHERE id = ?1", [sync_id], |r| r.get(0))?;
     let mut counts = PageCounts::default();
@@ -83,11 +83,11 @@ pub(super) fn upsert_page(
         )?;
         let mut upsert = tx.prepare_cached(
             "INSERT INTO entries (connection, external_id, kind, display_name, namespace, cluster, parameters, fallback, fingerprint, labels, state, first_seen, last_seen, last_sync)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'active', ?11, ?11, ?12)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?13, ?11, ?11, ?12)
              ON CONFLICT (connection, external_id) DO UPDATE SET
                 kind = excluded.kind, display_name = excluded.display_name, namespace = excluded.namespace,
                 cluster = excluded.cluster, parameters = excluded.parameters, fallback = excluded.fallback,
-                fingerprint = excluded.fingerprint, labels = excluded.labels, state = 'active',
+                fingerprint = excluded.fingerprint, labels = excluded.labels, state = ?13,
                 last_seen = excluded.last_seen, last_sync = excluded.last_sync",
         )?;
         for e in entries {
@@ -111,7 +111,7 @@ pub(super) fn upsert_page(
                 .optional()?;
             match before {
                 None => counts.added += 1,
-                Some((stored, state)) if stored == row && state == "active" => counts.unchanged += 1,
+                Some((stored, state)) if stored == row && state == EntryState::Active.as_str() => counts.unchanged += 1,
                 Some(_) => counts.updated += 1,
             }
             upsert.execute(params![
@@ -126,7 +126,8 @@ pub(super) fn upsert_page(
                 row.6,
                 row.7,
                 at,
-                sync_id
+                sync_id,
+                EntryState::Active
             ])?;
         }
     }
@@ -154,15 +155,15 @@ pub(super) fn finish_sync(
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let missing = if complete {
         tx.execute(
-            "UPDATE entries SET state = 'missing' WHERE connection = (SELECT connection FROM syncs WHERE id = ?1) AND last_sync != ?1 AND state = 'active'",
-            [sync_id],
+            "UPDATE entries SET state = ?2 WHERE connection = (SELECT connection FROM syncs WHERE id = ?1) AND last_sync != ?1 AND state = ?3",
+            params![sync_id, EntryState::Missing, EntryState::Active],
         )?
     } else {
         0
     };
     tx.execute(
         "UPDATE syncs SET finished_at = ?2, status = ?3, missing = ?4, error = ?5, lease_until = NULL WHERE id = ?1",
-        params![sync_id, now(), SyncStatus::ended(complete).as_str(), missing as i64, error],
+        params![sync_id, Stamp::now(), SyncStatus::ended(complete), missing as i64, error],
     )?;
     tx.commit()?;
     sync_record(c, sync_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
@@ -192,7 +193,7 @@ pub(super) fn entries(c: &Connection, filter: &EntryFilter) -> rusqlite::Result<
     let (after_c, after_e) = filter.after.clone().unzip();
     let limit = filter.limit.map_or(-1, |l| l as i64);
     let rows = stmt.query_map(
-        params![filter.connection, filter.state.map(EntryState::as_str), after_c, after_e, limit],
+        params![filter.connection, filter.state, after_c, after_e, limit],
         row_to_entry,
     )?;
     rows.collect()

@@ -18,7 +18,7 @@ use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 use rusqlite::Connection;
 
 use super::{
-    ArchivedLog, EntryFilter, Heartbeat, NewRun, PageCounts, Recorded, RunFilter, Store, StoredEntry, StoredRun,
+    ArchivedLog, EntryFilter, Heartbeat, NewRun, PageCounts, Recorded, RunFilter, Stamp, Store, StoredEntry, StoredRun,
     SyncRecord,
 };
 use crate::error::{Error, Result};
@@ -224,9 +224,8 @@ impl Store for SqliteStore {
         self.call(move |c| runs::list(c, &filter)).await
     }
 
-    async fn runs_changed(&self, since: &str, run: Option<i64>, limit: usize) -> Result<Vec<StoredRun>> {
-        let since = since.to_owned();
-        self.call(move |c| runs::changed(c, &since, run, limit)).await
+    async fn runs_changed(&self, since: Stamp, run: Option<i64>, limit: usize) -> Result<Vec<StoredRun>> {
+        self.call(move |c| runs::changed(c, since, run, limit)).await
     }
 
     async fn count_by_state(&self) -> Result<Vec<(super::RunState, u64)>> {

@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::error::Result as HostResult;
 use crate::store::rows::{self, RUN_COLUMNS};
 use crate::store::{
-    HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, Recorded, RunFilter, RunState, StoredRun, json, key_conflict, ms,
-    next_state, now, now_ms, same_request, source_str,
+    HOSTS_FORGOTTEN_MS, Heartbeat, NewRun, Recorded, RunFilter, RunState, SpecSource, Stamp, StoredRun, json,
+    key_conflict, ms, next_state, now_ms, same_request,
 };
 
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
@@ -22,7 +22,7 @@ pub(super) fn record_intent(
     owner: &str,
     lease: Duration,
 ) -> rusqlite::Result<HostResult<Recorded>> {
-    let at = now();
+    let at = Stamp::now();
     let timeout_ms = run.startup_timeout.map(ms);
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let inserted = tx.execute(
@@ -33,8 +33,8 @@ pub(super) fn record_intent(
             run.external_id,
             run.idempotency_key,
             json(&run.parameters),
-            RunState::Submitting.as_str(),
-            run.delete_after.as_str(),
+            RunState::Submitting,
+            run.delete_after,
             at,
             timeout_ms,
             owner,
@@ -55,28 +55,36 @@ pub(super) fn record_intent(
 pub(super) fn record_submitted(c: &mut Connection, id: i64, handle: &RunHandle) -> rusqlite::Result<StoredRun> {
     c.query_row(
         &format!(
-            "UPDATE runs SET run_id = ?2, state = CASE WHEN state = 'Submitting' THEN 'Starting' ELSE state END, source = ?3, monitor_url = ?4, updated_at = ?5 WHERE id = ?1 RETURNING {RUN_COLUMNS}"
+            "UPDATE runs SET run_id = ?2, state = CASE WHEN state = ?6 THEN ?7 ELSE state END, source = ?3, monitor_url = ?4, updated_at = ?5 WHERE id = ?1 RETURNING {RUN_COLUMNS}"
         ),
-        params![id, handle.run_id, source_str(handle), handle.monitor_url, now()],
+        params![
+            id,
+            handle.run_id,
+            SpecSource::of(handle.source),
+            handle.monitor_url,
+            Stamp::now(),
+            RunState::Submitting,
+            RunState::Starting
+        ],
         row_to_run,
     )
 }
 
 pub(super) fn record_submit_failed(c: &mut Connection, id: i64, message: &str) -> rusqlite::Result<()> {
-    let at = now();
+    let at = Stamp::now();
     c.execute(
-        "UPDATE runs SET state = 'SubmitFailed', message = ?2, updated_at = ?3, finished_at = ?3, finalized = 1, owner = NULL, lease_until = NULL WHERE id = ?1",
-        params![id, message, at],
+        "UPDATE runs SET state = ?4, message = ?2, updated_at = ?3, finished_at = ?3, finalized = 1, owner = NULL, lease_until = NULL WHERE id = ?1",
+        params![id, message, at, RunState::SubmitFailed],
     )
     .map(drop)
 }
 
 pub(super) fn withdraw(c: &mut Connection, id: i64) -> rusqlite::Result<bool> {
-    let at = now();
+    let at = Stamp::now();
     let n = c.execute(
-        "UPDATE runs SET state = 'Withdrawn', reason = 'WithdrawnByUser', updated_at = ?2, finished_at = ?2, finalized = 1, owner = NULL, lease_until = NULL
-         WHERE id = ?1 AND state = 'Submitting' AND run_id IS NULL",
-        params![id, at],
+        "UPDATE runs SET state = ?3, reason = ?4, updated_at = ?2, finished_at = ?2, finalized = 1, owner = NULL, lease_until = NULL
+         WHERE id = ?1 AND state = ?5 AND run_id IS NULL",
+        params![id, at, RunState::Withdrawn, crate::store::model::WITHDRAWN_BY_USER, RunState::Submitting],
     )?;
     Ok(n == 1)
 }
@@ -85,20 +93,20 @@ pub(super) fn record_status(c: &mut Connection, id: i64, status: &RunStatus) -> 
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let Some(current) = by_id(&tx, id)? else { return Ok(None) };
     if !current.is_final() {
-        let at = now();
+        let at = Stamp::now();
         let (state, reason, final_now) = next_state(current.state, status);
-        let finished = final_now.then(|| crate::store::model::finished_at(status, &at));
+        let finished = final_now.then(|| crate::store::model::finished_at(status, at));
         tx.execute(
             "UPDATE runs SET state = ?2,
-                 reason = CASE WHEN ?2 = 'Cancelled' AND cancelling = 1 THEN ?9 ELSE ?3 END,
-                 message = CASE WHEN ?2 = 'Cancelled' AND cancelling = 1 THEN NULL ELSE ?4 END,
+                 reason = CASE WHEN ?2 = ?12 AND cancelling = 1 THEN ?9 ELSE ?3 END,
+                 message = CASE WHEN ?2 = ?12 AND cancelling = 1 THEN NULL ELSE ?4 END,
                  updated_at = ?5,
                  finished_at = COALESCE(finished_at, MAX(?6, COALESCE(started_at, MAX(?10, created_at), created_at))),
                  outputs = COALESCE(?7, outputs), output_error = COALESCE(?8, output_error),
                  started_at = COALESCE(started_at, MAX(?10, created_at)), exit_codes = COALESCE(?11, exit_codes) WHERE id = ?1",
             params![
                 id,
-                state.as_str(),
+                state,
                 reason,
                 status.message,
                 at,
@@ -106,8 +114,9 @@ pub(super) fn record_status(c: &mut Connection, id: i64, status: &RunStatus) -> 
                 crate::store::model::outputs_json(status),
                 status.output_error,
                 crate::store::model::CANCELLED_BY_USER,
-                crate::store::model::started_at(status, &at),
-                crate::store::model::exit_codes_json(status)
+                crate::store::model::started_at(status, at),
+                crate::store::model::exit_codes_json(status),
+                RunState::Cancelled
             ],
         )?;
     }
@@ -143,7 +152,7 @@ pub(super) fn list(c: &Connection, filter: &RunFilter) -> rusqlite::Result<Vec<S
         params![
             filter.connection,
             filter.external_id,
-            filter.state.map(RunState::as_str),
+            filter.state,
             filter.before,
             limit,
             filter.open
@@ -238,7 +247,12 @@ pub(super) fn renew(c: &mut Connection, owner: &str, ids: &[i64], lease: Duratio
     Ok(kept)
 }
 
-pub(super) fn changed(c: &Connection, since: &str, run: Option<i64>, limit: usize) -> rusqlite::Result<Vec<StoredRun>> {
+pub(super) fn changed(
+    c: &Connection,
+    since: Stamp,
+    run: Option<i64>,
+    limit: usize,
+) -> rusqlite::Result<Vec<StoredRun>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM runs WHERE updated_at >= ?1 AND (?2 IS NULL OR id = ?2) ORDER BY updated_at, id LIMIT ?3"
     ))?;
