@@ -282,6 +282,8 @@ store_test!(a_run_moves_through_its_states_and_never_leaves_a_final_one, |store:
     let pending = store.record_intent(&new_run("k3", "nightly"), "host-a", LEASE).await.unwrap().run;
     assert!(!store.withdraw(run.id).await.unwrap());
     assert!(store.withdraw(pending.id).await.unwrap());
+    let withdrawn = store.run(pending.id).await.unwrap().unwrap();
+    assert_eq!((withdrawn.reason.as_deref(), withdrawn.finished_at.is_some()), (Some("WithdrawnByUser"), true));
     let refused = store.record_intent(&new_run("k4", "nightly"), "host-a", LEASE).await.unwrap().run;
     store.record_submit_failed(refused.id, "forbidden").await.unwrap();
     let states: Vec<RunState> = store.runs(&RunFilter::default()).await.unwrap().iter().map(|r| r.state).collect();
