@@ -410,6 +410,8 @@ mod tests {
         calls: Mutex<Vec<Vec<String>>>,
         streams: Mutex<Vec<Sender>>,
         gone: Mutex<HashSet<String>>,
+        /// How many streams the follow has read to their end.
+        ended: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     #[async_trait]
@@ -438,7 +440,18 @@ mod tests {
             }
             let (tx, rx) = mpsc::unbounded_channel();
             self.streams.lock().unwrap().push(tx);
-            Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|s| (s, rx)) }).boxed())
+            let ended = self.ended.clone();
+            Ok(futures::stream::unfold(rx, move |mut rx| {
+                let ended = ended.clone();
+                async move {
+                    let next = rx.recv().await;
+                    if next.is_none() {
+                        ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    next.map(|s| (s, rx))
+                }
+            })
+            .boxed())
         }
         async fn cancel(&self, _: CancelRequest) -> polysync_provider_api::Result<CancelOutcome> {
             Err(ProviderError::unsupported("cancel"))
@@ -543,8 +556,11 @@ mod tests {
             more_tx.send(vec![runs[10].clone()]).unwrap();
             until("r10's watch opens", || calls().len() == 11).await;
             provider.streams.lock().unwrap().pop();
+            until("the follow reads r10's watch to its end", || {
+                provider.ended.load(std::sync::atomic::Ordering::SeqCst) == 1
+            })
+            .await;
             // While it rests, the other watches' statuses go on at once.
-            tokio::time::sleep(Duration::from_millis(50)).await;
             provider.streams.lock().unwrap()[8].send(Ok(RunStatus::new("r00", RunState::Running))).unwrap();
             until("r10's watch reopens", || calls().len() == 12).await;
             assert_eq!(*running_at.lock().unwrap(), Some(11), "a status waited for the rest to end");

@@ -192,9 +192,6 @@ pub(super) fn entries(c: &Connection, filter: &EntryFilter) -> rusqlite::Result<
     ))?;
     let (after_c, after_e) = filter.after.clone().unzip();
     let limit = filter.limit.map_or(-1, |l| l as i64);
-    let rows = stmt.query_map(
-        params![filter.connection, filter.state, after_c, after_e, limit],
-        row_to_entry,
-    )?;
+    let rows = stmt.query_map(params![filter.connection, filter.state, after_c, after_e, limit], row_to_entry)?;
     rows.collect()
 }

@@ -149,14 +149,7 @@ pub(super) fn list(c: &Connection, filter: &RunFilter) -> rusqlite::Result<Vec<S
     ))?;
     let limit = filter.limit.map_or(-1, |l| l as i64);
     let rows = stmt.query_map(
-        params![
-            filter.connection,
-            filter.external_id,
-            filter.state,
-            filter.before,
-            limit,
-            filter.open
-        ],
+        params![filter.connection, filter.external_id, filter.state, filter.before, limit, filter.open],
         row_to_run,
     )?;
     rows.collect()
