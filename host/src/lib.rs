@@ -66,13 +66,6 @@ impl Host {
         }
     }
 
-    /// A host over an already open store.
-    pub fn with_store(config: config::Config, store: Arc<dyn Store>) -> Self {
-        let host = Self::new(config);
-        let _ = host.store.set(store);
-        host
-    }
-
     /// The catalog, opened (and migrated) on first use.
     pub async fn store(&self) -> Result<&Arc<dyn Store>> {
         self.store.get_or_try_init(|| store::open(&self.config.catalog)).await

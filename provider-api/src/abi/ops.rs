@@ -48,9 +48,4 @@ impl Op {
             Op::ListClusters => "list_clusters",
         }
     }
-
-    /// Whether the call reports items before its terminal.
-    pub fn is_stream(self) -> bool {
-        matches!(self, Op::Watch | Op::Logs | Op::Events)
-    }
 }
