@@ -216,7 +216,7 @@ store_test!(a_run_keeps_when_it_started_and_its_exit_codes_in_order, |store: Arc
     assert_eq!(store.record_status(run.id, &starting).await.unwrap().unwrap().started_at, None);
     let running = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Running);
     let seen = store.record_status(run.id, &running).await.unwrap().unwrap();
-    let started = seen.started_at.clone().expect("started when seen running");
+    let started = seen.started_at.expect("started when seen running");
     assert!(started >= seen.created_at, "{seen:?}");
     // Its attempts' exit codes, by unit and container; the start stays.
     let mut failed = RunStatus::new("nightly-abc", polysync_provider_api::RunState::Failed);
@@ -237,7 +237,7 @@ store_test!(a_run_keeps_when_it_started_and_its_exit_codes_in_order, |store: Arc
     done.finished_at = Some("2000-01-01T00:00:01Z".into());
     done.units = vec![exited("nightly-def-1", 0)];
     let done = store.record_status(quick.id, &done).await.unwrap().unwrap();
-    let (s, f) = (done.started_at.clone().unwrap(), done.finished_at.clone().unwrap());
+    let (s, f) = (done.started_at.unwrap(), done.finished_at.unwrap());
     assert!(done.created_at <= s && s <= f, "{done:?}");
     // A run that never ran has no start.
     let never = store.record_intent(&new_run("k3", "nightly"), "host-a", LEASE).await.unwrap().run;
