@@ -21,6 +21,7 @@ mod kubernetes_e2e;
 mod kubernetes_failures;
 mod kubernetes_outcomes;
 mod kubernetes_real;
+mod layout;
 mod plugin_loading;
 mod python_ctypes;
 mod reruns_e2e;
