@@ -436,7 +436,14 @@ cluster_test!(
             assert_eq!(cancelled["run"]["state"], "Cancelled", "cancel {i}: {cancelled}");
             assert_eq!(cancelled["run"]["reason"], "CancelledByUser", "cancel {i}: {cancelled}");
             assert!(cancelled["run"]["started_at"].is_string(), "it ran before the cancel: {cancelled}");
-            std::thread::sleep(Duration::from_millis(300));
+            // Once the platform has the Job deleted (or deleting), the
+            // stored reason is still the user's.
+            let job = cancelled["run"]["platform_id"].as_str().expect("a submitted run has a Job").to_owned();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while cluster.job(ns, &job).is_some_and(|j| j["metadata"]["deletionTimestamp"].is_null()) {
+                assert!(std::time::Instant::now() < deadline, "cancel {i}: Job {job} was never deleted");
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let after = server.json("GET", &path, None, 200);
             assert_eq!(after["reason"], "CancelledByUser", "cancel {i}, after the platform's deletion: {after}");
         }

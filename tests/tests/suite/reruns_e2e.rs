@@ -30,7 +30,11 @@ cluster_test!(
             }
             false
         });
-        std::thread::sleep(Duration::from_millis(500));
+        // Queued, as polysync reports it, before it is admitted.
+        env.wait_until("polysync to report the rerun queued", || {
+            let out = env.run(&["-o", "json", "status", &name]);
+            out.status.success() && json_of(&out)["reason"] == "Queued"
+        });
         cluster.patch_job(&env.ns, &name, json!({"spec": {"suspend": false}}));
         let out = finish(child, &["run", "queued", "--wait"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
