@@ -28,9 +28,16 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Provider(#[from] ProviderError),
-    /// The catalog store failed; `message` says what to check.
+    /// The catalog store failed; `message` says what to check, and
+    /// `source` is the engine's own error (a statement's, the pool's, or a
+    /// row polysync cannot read), when there is one.
     #[error("the catalog {store} failed: {message}")]
-    Catalog { store: String, message: String },
+    Catalog {
+        store: String,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("{0}")]
     Timeout(String),
     /// A file, socket or signal call failed; `context` says what polysync

@@ -454,6 +454,8 @@ async fn a_corrupt_row_is_an_error_that_names_it() {
         let text = err.to_string();
         assert_eq!(err.kind(), "catalog", "{text}");
         assert!(text.contains(&format!("runs row #1: column {what}")), "{text}");
+        let cause = std::error::Error::source(&err).and_then(|c| c.downcast_ref::<polysync::store::RowError>());
+        assert!(matches!(cause, Some(polysync::store::RowError::Corrupt { table: "runs", .. })), "{err:?}");
     };
     let (sqlite, dir) = fresh("sqlite", "corrupt_rows").await;
     sqlite.record_intent(&new_run("k", "nightly"), "host", LEASE).await.unwrap();

@@ -277,7 +277,7 @@ mod tests {
             Error::Config("x".into()),
             Error::InvalidInput("x".into()),
             Error::NotFound("x".into()),
-            Error::Catalog { store: "s".into(), message: "x".into() },
+            Error::Catalog { store: "s".into(), message: "x".into(), source: None },
             Error::Timeout("x".into()),
             Error::Io { context: "x".into(), source: io() },
             Error::Sandbox(Box::new(io())),

@@ -200,7 +200,7 @@ pub(crate) fn sync_busy(connection: &str, holder: Option<&str>, since: &str) -> 
 
 /// A row the catalog cannot read, as the host's error.
 pub(crate) fn unreadable(store: &str, e: RowError) -> crate::Error {
-    crate::Error::Catalog { store: store.to_owned(), message: e.to_string() }
+    crate::Error::Catalog { store: store.to_owned(), message: e.to_string(), source: Some(Box::new(e)) }
 }
 
 /// A heartbeat lapsed this long ago, of a host that holds no open run, is

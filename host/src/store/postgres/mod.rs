@@ -70,7 +70,7 @@ pub(super) fn err(shown: &str, e: tokio_postgres::Error) -> Error {
     } else {
         format!("{detail}; check the server is reachable and the role may create and write tables there")
     };
-    Error::Catalog { store: shown.to_owned(), message }
+    Error::Catalog { store: shown.to_owned(), message, source: Some(Box::new(e)) }
 }
 
 impl PostgresStore {
@@ -80,6 +80,7 @@ impl PostgresStore {
         Error::Catalog {
             store: self.shown.clone(),
             message: format!("{what} vanished from the catalog; something other than polysync deletes its rows"),
+            source: None,
         }
     }
 
@@ -118,9 +119,11 @@ impl PostgresStore {
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => err(&self.shown, e),
-            other => {
-                Error::Catalog { store: self.shown.clone(), message: format!("{other}; check the server is reachable") }
-            }
+            other => Error::Catalog {
+                store: self.shown.clone(),
+                message: format!("{other}; check the server is reachable"),
+                source: Some(Box::new(other)),
+            },
         })
     }
 

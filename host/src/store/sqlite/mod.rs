@@ -32,15 +32,15 @@ pub struct SqliteStore {
 
 /// The error of a failed statement, naming the file.
 fn err(path: &Path, source: rusqlite::Error) -> Error {
-    if let rusqlite::Error::FromSqlConversionFailure(_, _, cause) = &source
-        && let Some(row) = cause.downcast_ref::<super::RowError>()
-    {
-        return Error::Catalog { store: path.display().to_string(), message: row.to_string() };
+    let store = path.display().to_string();
+    let message = format!("{source}; check the file is writable and not corrupt");
+    if let rusqlite::Error::FromSqlConversionFailure(_, _, cause) = source {
+        return match cause.downcast::<super::RowError>() {
+            Ok(row) => Error::Catalog { store, message: row.to_string(), source: Some(row) },
+            Err(cause) => Error::Catalog { store, message, source: Some(cause) },
+        };
     }
-    Error::Catalog {
-        store: path.display().to_string(),
-        message: format!("{source}; check the file is writable and not corrupt"),
-    }
+    Error::Catalog { store, message, source: Some(Box::new(source)) }
 }
 
 /// A row read by [`super::rows`], as rusqlite's result (its error carried
