@@ -33,11 +33,6 @@ impl Stamp {
         text.parse::<jiff::Timestamp>().ok().map(Self::of)
     }
 
-    /// The time itself.
-    pub fn time(self) -> jiff::Timestamp {
-        self.0
-    }
-
     /// `ms` milliseconds later (saturating at the end of representable time).
     pub fn after_ms(self, ms: i64) -> jiff::Timestamp {
         self.0.checked_add(jiff::SignedDuration::from_millis(ms)).unwrap_or(jiff::Timestamp::MAX)
