@@ -108,11 +108,6 @@ impl Direction {
     pub fn is_input(self) -> bool {
         !matches!(self, Self::Output)
     }
-
-    /// Whether a run reports a value for this parameter.
-    pub fn is_output(self) -> bool {
-        matches!(self, Self::Output | Self::InputOutput)
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
