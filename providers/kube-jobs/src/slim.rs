@@ -32,6 +32,7 @@ pub struct Slim<S, T> {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SlimJobSpec {
+    suspend: Option<bool>,
     managed_by: Option<String>,
     completion_mode: Option<String>,
     completions: Option<i32>,
@@ -51,6 +52,7 @@ impl SlimJob {
     /// As a k8s-openapi Job, with only the decoded fields set.
     pub fn into_job(self) -> Job {
         let spec = self.spec.map(|s| JobSpec {
+            suspend: s.suspend,
             managed_by: s.managed_by,
             completion_mode: s.completion_mode,
             completions: s.completions,

@@ -6,6 +6,8 @@
 //! will resume the Job (it is in a Kueue queue, or `spec.managedBy` names
 //! another controller), else Cancelled with reason `Suspended` (a person
 //! paused it; polysync keeps following it, so a resume is seen). A Job
+//! created suspended for such a resumer is `Queued` from the start: the
+//! spec says so before the job controller adds the condition. A Job
 //! being deleted is Cancelled.
 //!
 //! Otherwise the run is Running only once a container has started (a pod's
@@ -50,6 +52,9 @@ pub struct JobFacts {
     /// The Kueue queue it waits in, if any.
     queue: Option<String>,
     managed_by: Option<String>,
+    /// `spec.suspend`: asked to wait, whether or not the job controller
+    /// has said so in a condition yet.
+    suspend: bool,
     deleting: bool,
     active: i32,
     /// Pods succeeded + failed.
@@ -80,6 +85,7 @@ impl From<&Job> for JobFacts {
                 .collect(),
             queue: crate::labels::kueue_queue(&job.metadata).map(|q| q.to_string()),
             managed_by: spec.and_then(|s| s.managed_by.clone()),
+            suspend: spec.and_then(|s| s.suspend).unwrap_or(false),
             deleting: job.metadata.deletion_timestamp.is_some(),
             active: status.and_then(|s| s.active).unwrap_or(0),
             ended: status.map_or(0, |s| s.succeeded.unwrap_or(0) + s.failed.unwrap_or(0)),
@@ -103,7 +109,18 @@ impl JobFacts {
     /// condition (not suspended, not ended), not being deleted, no pod
     /// active or ended. Its `FailedCreate` events say why.
     pub fn awaits_pods(&self) -> bool {
-        self.conditions.is_empty() && !self.deleting && self.active == 0 && self.ended == 0
+        self.conditions.is_empty() && !self.suspend && !self.deleting && self.active == 0 && self.ended == 0
+    }
+
+    /// Who will resume the Job while it is suspended, as the message of a
+    /// `Queued` run: its Kueue queue, or the other controller that
+    /// manages it. `None`: only a person would.
+    fn resumer(&self) -> Option<String> {
+        if let Some(queue) = &self.queue {
+            return Some(format!("suspended until Kueue admits it from queue {queue}"));
+        }
+        let controller = self.managed_by.as_deref().filter(|m| *m != "kubernetes.io/job-controller")?;
+        Some(format!("suspended until {controller}, which manages it, resumes it"))
     }
 
     /// Whether `units` hold the last state of every pod that ended: all of
@@ -137,16 +154,21 @@ impl JobFacts {
             return (RunState::Success, r, m);
         }
         if let Some(c) = find(&["Suspended"]) {
-            if let Some(queue) = &self.queue {
-                let message = format!("suspended until Kueue admits it from queue {queue}");
-                return (RunState::Starting, Some("Queued".into()), Some(message));
-            }
-            if let Some(controller) = self.managed_by.as_deref().filter(|m| *m != "kubernetes.io/job-controller") {
-                let message = format!("suspended until {controller}, which manages it, resumes it");
+            if let Some(message) = self.resumer() {
                 return (RunState::Starting, Some("Queued".into()), Some(message));
             }
             let (_, m) = detail(c);
             return (RunState::Cancelled, Some("Suspended".into()), m);
+        }
+        // Created suspended, before the job controller's condition.
+        if self.suspend
+            && self.conditions.is_empty()
+            && !self.deleting
+            && self.active == 0
+            && self.ended == 0
+            && let Some(message) = self.resumer()
+        {
+            return (RunState::Starting, Some("Queued".into()), Some(message));
         }
         if self.deleting {
             return (RunState::Cancelled, Some("Deleted".into()), Some("the Job is being deleted".into()));
@@ -394,6 +416,25 @@ mod tests {
         assert_eq!(job_state(&j).0, RunState::Starting);
         j.spec.as_mut().unwrap().managed_by = Some("kubernetes.io/job-controller".into());
         assert_eq!(job_state(&j).0, RunState::Cancelled);
+    }
+
+    #[test]
+    fn a_job_created_suspended_for_a_queue_is_queued_before_its_condition() {
+        let mut j = job(json!({}));
+        j.spec.as_mut().unwrap().suspend = Some(true);
+        j.metadata.labels = Some([(crate::labels::KUEUE_QUEUE.to_owned(), "team-a".to_owned())].into());
+        let (state, reason, message) = job_state(&j);
+        assert_eq!((state, reason.as_deref()), (RunState::Starting, Some("Queued")));
+        assert!(message.unwrap().contains("queue team-a"));
+        assert!(!JobFacts::from(&j).awaits_pods(), "no FailedCreate is looked for: it is not meant to have pods");
+        // Admitted (suspend off) before the controller caught up: Starting,
+        // as any Job without pods yet.
+        j.spec.as_mut().unwrap().suspend = Some(false);
+        assert_eq!(job_state(&j), (RunState::Starting, None, None));
+        // Suspended with no one to resume it, no condition yet: not queued.
+        let mut j = job(json!({}));
+        j.spec.as_mut().unwrap().suspend = Some(true);
+        assert_eq!(job_state(&j).1, None);
     }
 
     #[test]
