@@ -24,8 +24,9 @@ pub enum Error {
     Config(String),
     #[error("{0}")]
     InvalidInput(String),
-    #[error("{0}")]
-    NotFound(String),
+    /// Something the request names is not in the catalog.
+    #[error(transparent)]
+    NotFound(#[from] Missing),
     #[error("{0}")]
     Provider(#[from] ProviderError),
     /// The catalog store failed; `message` says what to check, and
@@ -38,8 +39,11 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    #[error("{0}")]
-    Timeout(String),
+    /// `run --wait --timeout` gave up waiting; the run goes on.
+    #[error(
+        "run #{run} ({platform_id}) did not finish within {limit:?}; it goes on — follow it with `polysync watch` or stop it with `polysync cancel {run}`"
+    )]
+    Timeout { run: i64, platform_id: String, limit: std::time::Duration },
     /// A file, socket or signal call failed; `context` says what polysync
     /// was doing.
     #[error("{context}: {source}")]
@@ -64,13 +68,65 @@ pub enum Error {
     /// stays unfinished so the next follower tries again.
     #[error("the callback of run #{run} to {url} {last} after {attempts} attempts")]
     Callback { run: i64, url: String, last: String, attempts: u32 },
-    /// The request collides with something that exists (an idempotency key
-    /// already used for another request).
-    #[error("{0}")]
-    Conflict(String),
+    /// The request collides with something that exists.
+    #[error(transparent)]
+    Conflict(#[from] Clash),
     /// A submission whose outcome is unknown; see [`EXIT_PENDING`].
-    #[error("{0}")]
-    Pending(String),
+    #[error(transparent)]
+    Pending(#[from] Unanswered),
+}
+
+/// What a request named that the catalog does not hold. Each message says
+/// how to get it.
+#[derive(Debug, thiserror::Error)]
+pub enum Missing {
+    #[error("no entry {entry:?} in the catalog of {connection}; run `polysync discover {connection}` first")]
+    Entry { connection: String, entry: String },
+    /// `reference` as given: a catalog number (`12`, `#12`) or a platform id.
+    #[error("no run {reference:?} in the catalog; list them with `polysync runs`")]
+    Run { reference: String },
+    /// The platform dropped the run's logs and none were archived; `why`
+    /// is what the platform said.
+    #[error(
+        "the logs of run #{run} are gone from the platform and were not archived (the run ended before polysync followed it); {why}"
+    )]
+    Logs { run: i64, why: String },
+}
+
+/// A request that collides with something that exists.
+#[derive(Debug, thiserror::Error)]
+pub enum Clash {
+    /// The idempotency key belongs to a run of another request (another
+    /// entry or other parameter names).
+    #[error(
+        "idempotency key {key:?} already belongs to run #{run} ({connection} {entry} with {}); use a new key for a different request",
+        names_or_none(.parameters)
+    )]
+    KeyReused { key: String, run: i64, connection: String, entry: String, parameters: Vec<String> },
+    /// A sync of the connection is held by a live host (one sync per
+    /// connection at a time); `holder` is its host id when recorded.
+    #[error(
+        "a sync of {connection} is already running (by {}, since {since}); wait for it to end",
+        .holder.as_deref().unwrap_or("an unknown host")
+    )]
+    SyncRunning { connection: String, holder: Option<String>, since: String },
+}
+
+/// The parameter names of a run, or "no parameters".
+fn names_or_none(names: &[String]) -> String {
+    if names.is_empty() { "no parameters".to_owned() } else { names.join(", ") }
+}
+
+/// A submission the platform did not answer: run `run` is recorded and
+/// may or may not exist there.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "run #{run} is pending: the platform did not answer ({platform_said}); it may or may not have been created. `polysync watch` finishes it with the same idempotency key (adopting the Job if it exists, never creating a second), or `polysync cancel {run}` withdraws it"
+)]
+pub struct Unanswered {
+    pub run: i64,
+    /// The provider's message for the failed call.
+    pub platform_said: String,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -111,7 +167,7 @@ impl Error {
             Self::NotFound(_) => "not_found",
             Self::Provider(e) => provider_kind(e.kind()),
             Self::Catalog { .. } => "catalog",
-            Self::Timeout(_) => "timeout",
+            Self::Timeout { .. } => "timeout",
             Self::Io { .. } => "io",
             Self::Sandbox(_) => "sandbox",
             Self::Task { .. } => "internal",
@@ -124,7 +180,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::InvalidInput(_) | Self::NotFound(_) => EXIT_INVALID,
-            Self::Timeout(_) => EXIT_TIMEOUT,
+            Self::Timeout { .. } => EXIT_TIMEOUT,
             Self::Conflict(_) => EXIT_CONFLICT,
             Self::Pending(_) => EXIT_PENDING,
             Self::Catalog { .. } | Self::Io { .. } | Self::Sandbox(_) | Self::Task { .. } | Self::Callback { .. } => {

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use polysync_provider_api::{ErrorKind, Provider};
 
-pub use error::{Error, Result};
+pub use error::{Clash, Error, Missing, Result, Unanswered};
 pub use runs::HostId;
 pub use store::Store;
 

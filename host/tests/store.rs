@@ -11,6 +11,7 @@ use polysync::store::{
     self, ArchivedLog, CANCELLED_BY_USER, DeleteAfter, EntryFilter, EntryState, NewRun, RunFilter, RunState, Store,
     SyncStatus,
 };
+use polysync::{Clash, Error};
 use polysync_clusters::postgres::{self, Postgres};
 use polysync_provider_api::{CatalogEntry, EntryKind, RunHandle, RunSource, RunStatus};
 
@@ -112,6 +113,12 @@ store_test!(syncs_count_pages_and_only_a_complete_one_marks_missing, |store: Arc
     let second = store.begin_sync("prod", "host-a", LEASE).await.unwrap();
     let busy = store.begin_sync("prod", "host-b", LEASE).await.unwrap_err();
     assert_eq!(busy.kind(), "conflict", "{busy}");
+    match &busy {
+        Error::Conflict(Clash::SyncRunning { connection, holder, .. }) => {
+            assert_eq!((connection.as_str(), holder.as_deref()), ("prod", Some("host-a")));
+        }
+        other => panic!("a busy sync is SyncRunning, not {other:?}"),
+    }
     assert!(busy.to_string().contains("host-a"), "{busy}");
     store.begin_sync("other", "host-b", LEASE).await.unwrap();
 
@@ -163,6 +170,13 @@ store_test!(an_idempotency_key_returns_the_same_run_and_refuses_another_request,
     other.parameters.insert("DATE".into(), "2026-12-01".into());
     let err = store.record_intent(&other, "host-a", LEASE).await.unwrap_err();
     assert_eq!(err.kind(), "conflict");
+    match &err {
+        Error::Conflict(Clash::KeyReused { key, run, entry, parameters, .. }) => {
+            assert_eq!((key.as_str(), *run, entry.as_str()), ("k1", first.id, "nightly"));
+            assert_eq!(parameters, &["DATE"], "the names of the stored run's parameters, never their values");
+        }
+        other => panic!("a reused key is KeyReused, not {other:?}"),
+    }
     assert!(err.to_string().contains(&format!("run #{}", first.id)), "{err}");
     assert_eq!(store.runs(&RunFilter::default()).await.unwrap().len(), 1);
 });

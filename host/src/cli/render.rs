@@ -268,11 +268,10 @@ pub async fn wait(host: &polysync::Host, out: Out, run: &StoredRun, args: Wait) 
         }
     });
     let followed = match args.timeout {
-        Some(limit) => tokio::time::timeout(limit, follow).await.map_err(|_| {
-            Error::Timeout(format!(
-                "run #{} ({run_id}) did not finish within {limit:?}; it goes on — follow it with `polysync watch` or stop it with `polysync cancel {}`",
-                run.id, run.id
-            ))
+        Some(limit) => tokio::time::timeout(limit, follow).await.map_err(|_| Error::Timeout {
+            run: run.id,
+            platform_id: run_id.to_string(),
+            limit,
         })?,
         None => follow.await,
     };

@@ -168,10 +168,7 @@ pub async fn archived_or_gone(
 ) -> Result<RunLogs> {
     match store.archived_logs(run.id).await? {
         Some(logs) => Ok(RunLogs::Archived(logs)),
-        None => Err(crate::Error::NotFound(format!(
-            "the logs of run #{} are gone from the platform and were not archived (the run ended before polysync followed it); {why}",
-            run.id
-        ))),
+        None => Err(crate::error::Missing::Logs { run: run.id, why: why.to_owned() }.into()),
     }
 }
 

@@ -29,7 +29,7 @@ pub use view::{RunLinks, RunView, entry_path, segment};
 pub use watch::{Service, WatchEvent, WatchReport, serve, watch};
 
 use crate::Host;
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result};
 pub use crate::store::HostId;
 use crate::store::{Store, StoredEntry, StoredRun};
 
@@ -201,11 +201,11 @@ pub fn check_parameters(entry: &StoredEntry, parameters: &BTreeMap<String, Strin
 
 /// The entry a run needs, or an error that says how to get it.
 pub async fn find_entry(host: &Host, connection: &str, external_id: &str) -> Result<StoredEntry> {
-    host.store().await?.entry(connection, external_id).await?.ok_or_else(|| {
-        Error::NotFound(format!(
-            "no entry {external_id:?} in the catalog of {connection}; run `polysync discover {connection}` first"
-        ))
-    })
+    host.store()
+        .await?
+        .entry(connection, external_id)
+        .await?
+        .ok_or_else(|| Error::from(Missing::Entry { connection: connection.to_owned(), entry: external_id.to_owned() }))
 }
 
 /// A run by the catalog's number (`12` or `#12`) or the platform's run id.
@@ -216,10 +216,7 @@ pub async fn find_run(host: &Host, reference: &str) -> Result<StoredRun> {
     {
         return Ok(run);
     }
-    store
-        .run_by_platform_id(reference)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no run {reference:?} in the catalog; list them with `polysync runs`")))
+    store.run_by_platform_id(reference).await?.ok_or_else(|| Missing::Run { reference: reference.to_owned() }.into())
 }
 
 /// The platform id of a submitted run, or why there is none.

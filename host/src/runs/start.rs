@@ -10,7 +10,7 @@ use polysync_provider_api::{ErrorKind, Provider, RunRequest, RunStatus};
 
 use super::{Leases, LiveLogs, check_parameters, find_entry, finish};
 use crate::Host;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unanswered};
 use crate::store::{DeleteAfter, NewRun, Recorded, Store, StoredEntry, StoredRun};
 
 /// A run to start.
@@ -38,7 +38,7 @@ pub struct Started {
     /// The platform did not answer the submission: the run is recorded
     /// and may or may not exist there; a watching host finishes it with
     /// the same idempotency key. Says so, and how to withdraw it.
-    pub pending: Option<String>,
+    pub pending: Option<Unanswered>,
 }
 
 /// Record the run, then ask the provider for it. A platform that does not
@@ -70,11 +70,7 @@ pub async fn start_run(host: &Host, request: StartRun) -> Result<Started> {
         Ok(run) => Ok(Started { run, created, pending: None }),
         // The platform did not answer: the run may or may not exist there.
         Err(Error::Provider(e)) if e.is_retryable() && !e.was_not_applied() => Ok(Started {
-            pending: Some(format!(
-                "run #{id} is pending: the platform did not answer ({msg}); it may or may not have been created. `polysync watch` finishes it with the same idempotency key (adopting the Job if it exists, never creating a second), or `polysync cancel {id}` withdraws it",
-                id = recorded.id,
-                msg = e.message()
-            )),
+            pending: Some(Unanswered { run: recorded.id, platform_said: e.message().to_owned() }),
             run: recorded,
             created,
         }),

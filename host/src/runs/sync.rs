@@ -9,7 +9,7 @@ use std::time::Duration;
 use polysync_provider_api::{DiscoverRequest, ProviderError};
 
 use crate::Host;
-use crate::error::{Error, Result};
+use crate::error::{Clash, Error, Result};
 use crate::store::SyncRecord;
 
 /// How long a sync may go without finishing a page before another host
@@ -27,7 +27,7 @@ pub async fn sync_connection(
     let sync_id = loop {
         match start_sync(host, connection).await {
             Ok(id) => break id,
-            Err(Error::Conflict(why)) => {
+            Err(Error::Conflict(why @ Clash::SyncRunning { .. })) => {
                 tracing::info!("{why}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -135,7 +135,7 @@ fn status_of(e: &Error) -> StatusCode {
         Error::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         // A problem document is never a success: the API answers a pending
         // run with 202 and the run itself, not with this error.
         Error::Pending(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -276,15 +276,19 @@ mod tests {
         let mut errors = vec![
             Error::Config("x".into()),
             Error::InvalidInput("x".into()),
-            Error::NotFound("x".into()),
+            Error::NotFound(crate::error::Missing::Run { reference: "x".into() }),
             Error::Catalog { store: "s".into(), message: "x".into(), source: None },
-            Error::Timeout("x".into()),
+            Error::Timeout { run: 1, platform_id: "x".into(), limit: std::time::Duration::from_secs(1) },
             Error::Io { context: "x".into(), source: io() },
             Error::Sandbox(Box::new(io())),
             Error::Task { context: "x", source: task },
             Error::Callback { run: 1, url: "u".into(), last: "x".into(), attempts: 1 },
-            Error::Conflict("x".into()),
-            Error::Pending("x".into()),
+            Error::Conflict(crate::error::Clash::SyncRunning {
+                connection: "x".into(),
+                holder: None,
+                since: "x".into(),
+            }),
+            Error::Pending(crate::error::Unanswered { run: 1, platform_said: "x".into() }),
         ];
         for kind in [
             ErrorKind::InvalidInput,

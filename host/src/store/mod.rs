@@ -159,17 +159,14 @@ pub async fn open(location: &CatalogLocation) -> Result<std::sync::Arc<dyn Store
 
 /// The message of a key reused for another request.
 pub(crate) fn key_conflict(key: &str, run: &StoredRun) -> crate::Error {
-    crate::Error::Conflict(format!(
-        "idempotency key {key:?} already belongs to run #{} ({} {} with {}); use a new key for a different request",
-        run.id,
-        run.connection,
-        run.external_id,
-        if run.parameters.is_empty() {
-            "no parameters".to_owned()
-        } else {
-            run.parameters.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-        }
-    ))
+    crate::error::Clash::KeyReused {
+        key: key.to_owned(),
+        run: run.id,
+        connection: run.connection.clone(),
+        entry: run.external_id.clone(),
+        parameters: run.parameters.keys().cloned().collect(),
+    }
+    .into()
 }
 
 /// Whether `run` was recorded for the same request as `new`.
@@ -192,10 +189,12 @@ pub(crate) fn sync_holder_gone(holder: Option<&str>, lease_until: Option<i64>, n
 
 /// The refusal of a sync while another of the same connection is held.
 pub(crate) fn sync_busy(connection: &str, holder: Option<&str>, since: &str) -> crate::Error {
-    crate::Error::Conflict(format!(
-        "a sync of {connection} is already running (by {}, since {since}); wait for it to end",
-        holder.unwrap_or("an unknown host")
-    ))
+    crate::error::Clash::SyncRunning {
+        connection: connection.to_owned(),
+        holder: holder.map(str::to_owned),
+        since: since.to_owned(),
+    }
+    .into()
 }
 
 /// A row the catalog cannot read, as the host's error.
