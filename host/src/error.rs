@@ -109,7 +109,7 @@ pub enum Clash {
         "a sync of {connection} is already running (by {}, since {since}); wait for it to end",
         .holder.as_deref().unwrap_or("an unknown host")
     )]
-    SyncRunning { connection: String, holder: Option<String>, since: String },
+    SyncRunning { connection: String, holder: Option<String>, since: crate::stamp::Stamp },
 }
 
 /// The parameter names of a run, or "no parameters".

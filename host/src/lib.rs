@@ -16,6 +16,7 @@ pub mod plugins;
 pub mod runs;
 pub mod secrets;
 pub mod serve;
+mod stamp;
 pub mod store;
 mod tls;
 mod trim;

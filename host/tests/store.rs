@@ -110,12 +110,17 @@ store_test!(syncs_count_pages_and_only_a_complete_one_marks_missing, |store: Arc
     assert_eq!((done.seen, done.pages, done.added, done.missing), (3, 1, 3, 0));
 
     // One sync per connection at a time; another connection is free.
+    let before = polysync::store::Stamp::now();
     let second = store.begin_sync("prod", "host-a", LEASE).await.unwrap();
     let busy = store.begin_sync("prod", "host-b", LEASE).await.unwrap_err();
     assert_eq!(busy.kind(), "conflict", "{busy}");
     match &busy {
-        Error::Conflict(Clash::SyncRunning { connection, holder, .. }) => {
+        Error::Conflict(Clash::SyncRunning { connection, holder, since }) => {
             assert_eq!((connection.as_str(), holder.as_deref()), ("prod", Some("host-a")));
+            assert!(
+                *since >= before && *since <= polysync::store::Stamp::now(),
+                "the sync's start, read back: {since}"
+            );
         }
         other => panic!("a busy sync is SyncRunning, not {other:?}"),
     }

@@ -286,7 +286,7 @@ mod tests {
             Error::Conflict(crate::error::Clash::SyncRunning {
                 connection: "x".into(),
                 holder: None,
-                since: "x".into(),
+                since: crate::store::Stamp::now(),
             }),
             Error::Pending(crate::error::Unanswered { run: 1, platform_said: "x".into() }),
         ];

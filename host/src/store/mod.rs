@@ -33,13 +33,13 @@ pub mod postgres;
 mod rows;
 mod sql;
 pub mod sqlite;
-mod stamp;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use polysync_provider_api::{CatalogEntry, RunHandle, RunStatus};
 
+pub use crate::stamp::Stamp;
 pub use host_id::HostId;
 pub use location::{CatalogLocation, PasswordSource, PostgresCatalog};
 pub use logs::{ARCHIVE_LIMIT, ArchivedLog, bounded};
@@ -48,7 +48,6 @@ pub use model::{
     RunState, SpecSource, StoredEntry, StoredRun, SyncRecord, SyncStatus, next_state, now_ms,
 };
 pub use rows::RowError;
-pub use stamp::Stamp;
 
 use crate::error::Result;
 
@@ -157,7 +156,7 @@ pub async fn open(location: &CatalogLocation) -> Result<std::sync::Arc<dyn Store
     })
 }
 
-/// The message of a key reused for another request.
+/// The refusal of a key reused for another request.
 pub(crate) fn key_conflict(key: &str, run: &StoredRun) -> crate::Error {
     crate::error::Clash::KeyReused {
         key: key.to_owned(),
@@ -188,13 +187,9 @@ pub(crate) fn sync_holder_gone(holder: Option<&str>, lease_until: Option<i64>, n
 }
 
 /// The refusal of a sync while another of the same connection is held.
-pub(crate) fn sync_busy(connection: &str, holder: Option<&str>, since: &str) -> crate::Error {
-    crate::error::Clash::SyncRunning {
-        connection: connection.to_owned(),
-        holder: holder.map(str::to_owned),
-        since: since.to_owned(),
-    }
-    .into()
+pub(crate) fn sync_busy(connection: &str, holder: Option<&str>, since: Stamp) -> crate::Error {
+    crate::error::Clash::SyncRunning { connection: connection.to_owned(), holder: holder.map(str::to_owned), since }
+        .into()
 }
 
 /// A row the catalog cannot read, as the host's error.

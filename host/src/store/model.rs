@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use polysync_provider_api::{CatalogEntry, RunStatus};
 use serde::{Deserialize, Serialize};
 
-use super::stamp::Stamp;
+use crate::stamp::Stamp;
 
 /// The state of a run as the host keeps it: the provider's normalized
 /// states plus the host's own (before submission, and after the platform

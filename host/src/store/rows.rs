@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use polysync_provider_api::{CatalogEntry, EntryKind, FallbackAttributes, Parameter};
 
 use super::model::{DeleteAfter, EntryState, RunState, SpecSource, StoredEntry, StoredRun, SyncRecord, SyncStatus};
-use super::stamp::Stamp;
+use crate::stamp::Stamp;
 
 pub(crate) const RUN_COLUMNS: &str = "id, connection, external_id, idempotency_key, parameters, run_id, state, reason, message, source, monitor_url, delete_after, created_at, updated_at, finished_at, startup_timeout_ms, owner, finalized, callback_url, outputs, output_error, started_at, exit_codes";
 
@@ -193,6 +193,14 @@ pub(crate) fn sync(row: &impl Columns) -> Result<SyncRecord, RowError> {
         missing: r.count(8, "missing")?,
         error: r.opt_text(9, "error")?,
     })
+}
+
+/// Who holds a running sync and since when: a row of `syncs` read with
+/// `id, owner, started_at`.
+pub(crate) fn sync_holder(row: &impl Columns) -> Result<(Option<String>, Stamp), RowError> {
+    let id = row.int(0).map_err(|message| RowError::Engine { table: "syncs", column: "id", message })?;
+    let r = Reader { row, table: "syncs", key: format!("#{id}") };
+    Ok((r.opt_text(1, "owner")?, r.stamp(2, "started_at")?))
 }
 
 /// The stored word of an entry kind.

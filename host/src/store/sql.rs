@@ -9,7 +9,7 @@
 //! history, and must do what they did when they were written.)
 
 use super::model::{DeleteAfter, EntryState, RunState, SpecSource, SyncStatus};
-use super::stamp::Stamp;
+use crate::stamp::Stamp;
 
 /// `ToSql` for both engines, as the text `$text` gives.
 macro_rules! bind_as_text {

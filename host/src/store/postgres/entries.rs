@@ -38,9 +38,12 @@ pub(super) async fn begin_sync(store: &PostgresStore, connection: &str, owner: &
             .await
             .map_err(store.fail())?;
         } else {
-            let since: String =
-                tx.query_one("SELECT started_at FROM syncs WHERE id = $1", &[&id]).await.map_err(store.fail())?.get(0);
-            return Err(sync_busy(connection, holder.as_deref(), &since));
+            let row = tx
+                .query_one("SELECT id, owner, started_at FROM syncs WHERE id = $1", &[&id])
+                .await
+                .map_err(store.fail())?;
+            let (holder, since) = rows::sync_holder(&row).map_err(|e| unreadable(&store.shown, e))?;
+            return Err(sync_busy(connection, holder.as_deref(), since));
         }
     }
     let id: i64 = tx

@@ -46,16 +46,16 @@ pub(super) fn begin_sync(
             .map_err(wrap)?;
         }
     }
-    let busy: Option<(Option<String>, String)> = tx
+    let busy = tx
         .query_row(
-            "SELECT owner, started_at FROM syncs WHERE status = ?2 AND connection = ?1",
+            "SELECT id, owner, started_at FROM syncs WHERE status = ?2 AND connection = ?1",
             params![connection, SyncStatus::Running],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| super::readable(rows::sync_holder(r)),
         )
         .optional()
         .map_err(wrap)?;
     if let Some((holder, since)) = busy {
-        return Err(sync_busy(connection, holder.as_deref(), &since));
+        return Err(sync_busy(connection, holder.as_deref(), since));
     }
     tx.execute(
         "INSERT INTO syncs (connection, started_at, status, pid, owner, lease_until) VALUES (?1, ?2, ?6, ?3, ?4, ?5)",
